@@ -1,0 +1,280 @@
+// commands.ts — the verbs of `tailor`: info, tokenize, generate, perplexity, score, demo.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
+import { Model, engineInfo, type LoadOptions } from '../engine/engine.js';
+import { EngineError } from '../engine/errors.js';
+import { generateText } from '../text/generate.js';
+import { perplexity } from '../text/perplexity.js';
+import { formatDuration, type StageProgress } from '../text/progress.js';
+import { packageRoot } from './version.js';
+
+export interface CommandContext {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  signal: AbortSignal;
+  out: (s: string) => void;
+  err: (s: string) => void;
+  usageError: (message: string) => Error;
+}
+
+interface Command {
+  summary: string;
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run: (ctx: CommandContext) => Promise<void>;
+}
+
+const common = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  threads: { type: 'string' },
+  'no-blas': { type: 'boolean' },
+} as const;
+
+// ---- argument helpers ------------------------------------------------------------------------------
+
+function str(ctx: CommandContext, name: string, required = false): string | undefined {
+  const v = ctx.values[name];
+  if (v === undefined) {
+    if (required) throw ctx.usageError(`--${name} is required`);
+    return undefined;
+  }
+  return String(v);
+}
+
+function num(ctx: CommandContext, name: string, dflt: number, check: { int?: boolean; min?: number; max?: number } = {}): number {
+  const v = ctx.values[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (check.int && !Number.isInteger(n)) || (check.min !== undefined && n < check.min) || (check.max !== undefined && n > check.max)) {
+    const range = [check.min !== undefined ? `≥ ${check.min}` : '', check.max !== undefined ? `≤ ${check.max}` : ''].filter(Boolean).join(' and ');
+    throw ctx.usageError(`--${name} must be ${check.int ? 'an integer' : 'a number'}${range ? ' ' + range : ''} (got "${String(v)}")`);
+  }
+  return n;
+}
+
+function modelArg(ctx: CommandContext): string {
+  const p = ctx.positionals[0];
+  if (!p) throw ctx.usageError('MODEL (a model folder or file) is required');
+  if (ctx.positionals.length > 1) throw ctx.usageError(`unexpected argument "${ctx.positionals[1]}"`);
+  return p;
+}
+
+function loadOpts(ctx: CommandContext): LoadOptions {
+  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'] };
+}
+
+function progressPrinter(ctx: CommandContext, label: string): ((p: StageProgress) => void) | undefined {
+  if (ctx.values.json && !process.stderr.isTTY) return undefined;
+  if (!process.stderr.isTTY && !ctx.values.progress) return undefined;
+  let last = 0;
+  return (p) => {
+    const now = performance.now();
+    if (now - last < 100 && p.done < p.total) return;
+    last = now;
+    const line = `${label} ${(p.fraction * 100).toFixed(1).padStart(5)}%  ${p.done}/${p.total}  ETA ${formatDuration(p.etaSec)}`;
+    ctx.err(process.stderr.isTTY ? `\r${line}${p.done >= p.total ? '\n' : ''}` : line + '\n');
+  };
+}
+
+function json(ctx: CommandContext, v: unknown): void {
+  ctx.out(JSON.stringify(v, null, 2) + '\n');
+}
+
+function fmtInt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+// ---- verbs -----------------------------------------------------------------------------------------
+
+async function runInfo(ctx: CommandContext): Promise<void> {
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const i = m.info;
+    if (ctx.values.json) return json(ctx, { ...i, engine: engineInfo() });
+    const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
+    const lines = [
+      `model         ${i.path}`,
+      `format        ${i.format} (${i.sourceDtype}), architecture ${i.architecture}`,
+      `parameters    ${fmtInt(i.nParams)}`,
+      `hidden size   ${i.dim}, ${i.nLayers} layers, head dim ${i.headDim}`,
+      `vocabulary    ${fmtInt(i.vocabSize)} (${i.tokenizer ?? 'no tokenizer'}; BOS ${i.bosId}, EOS ${i.eosId})`,
+      `context       ${fmtInt(i.contextLength)} tokens`,
+      `rope          theta ${i.ropeTheta}, ${i.ropeLayout}${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
+      `norm eps      ${i.normEps}`,
+      `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
+      `backend       ${i.backend}, ${i.threads} threads`,
+      uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
+    ];
+    if (!uniform) {
+      lines.push('  layer  heads  kv  ffn');
+      i.layers.forEach((l, k) => lines.push(`  ${String(k).padStart(5)}  ${String(l.nHead).padStart(5)}  ${String(l.nKvHead).padStart(2)}  ${l.ffn}`));
+    }
+    ctx.out(lines.join('\n') + '\n');
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runTokenize(ctx: CommandContext): Promise<void> {
+  const text = str(ctx, 'text', true)!;
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const tok = m.requireTokenizer();
+    const ids = tok.encode(text, { bos: !!ctx.values.bos });
+    if (ctx.values.json) return json(ctx, { ids, pieces: ids.map((id) => tok.idToPiece(id)) });
+    ctx.out(ids.join(' ') + '\n');
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runGenerate(ctx: CommandContext): Promise<void> {
+  const prompt = str(ctx, 'prompt', true)!;
+  const opts = {
+    maxTokens: num(ctx, 'max-tokens', 128, { int: true, min: 0 }),
+    temperature: num(ctx, 'temperature', 0, { min: 0 }),
+    topK: num(ctx, 'top-k', 0, { int: true, min: 0 }),
+    topP: num(ctx, 'top-p', 1, { min: Number.MIN_VALUE, max: 1 }),
+    seed: num(ctx, 'seed', 0, { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    stop: (ctx.values.stop as string[] | undefined) ?? [],
+  };
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const streaming = !ctx.values.json;
+    if (streaming) ctx.out(prompt);
+    const r = await generateText(m, prompt, { ...opts, signal: ctx.signal, onText: streaming ? (d) => ctx.out(d) : undefined });
+    if (ctx.values.json) {
+      return json(ctx, { prompt, text: r.text, ids: r.ids, prompt_ids: r.promptIds, stop_reason: r.stopReason, tokens_per_sec: r.tokensPerSec, prompt_tokens_per_sec: r.promptTokensPerSec });
+    }
+    ctx.out('\n');
+    ctx.err(`[${r.ids.length} tokens, ${r.tokensPerSec.toFixed(1)} tokens/s, stopped: ${r.stopReason}]\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runPerplexity(ctx: CommandContext): Promise<void> {
+  const file = str(ctx, 'text', true)!;
+  const seqLen = num(ctx, 'seq-len', 128, { int: true, min: 2 });
+  const maxWindows = ctx.values['max-windows'] !== undefined ? num(ctx, 'max-windows', 0, { int: true, min: 1 }) : undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new EngineError('E_IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const r = await perplexity(m, text, { seqLen, maxWindows, signal: ctx.signal, onProgress: progressPrinter(ctx, 'perplexity') });
+    if (ctx.values.json) return json(ctx, r);
+    ctx.out(`perplexity ${r.ppl.toFixed(4)}  (mean NLL ${r.mean_nll.toFixed(6)} nats over ${fmtInt(r.predicted_tokens)} predicted tokens, ${fmtInt(r.windows)} windows of ${r.seq_len})\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runScore(ctx: CommandContext): Promise<void> {
+  const raw = str(ctx, 'ids', true)!;
+  const ids = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw ctx.usageError('--ids must be comma-separated non-negative integers, e.g. 1,403,407');
+  const m = await Model.load(modelArg(ctx), { ...loadOpts(ctx), noTokenizer: true });
+  try {
+    const [s] = await m.score([ids], { lastLogits: true, signal: ctx.signal });
+    const mean = ids.length > 1 ? s.nllSum / (ids.length - 1) : Number.NaN;
+    const result = { argmax: Array.from(s.argmax), last_logits: Array.from(s.lastLogits!), mean_nll: ids.length > 1 ? mean : null };
+    if (ctx.values.json) return json(ctx, result);
+    const top = Array.from(s.lastLogits!.entries()).sort((a, b) => b[1] - a[1]).slice(0, 5);
+    ctx.out(`argmax     ${result.argmax.join(' ')}\nmean_nll   ${ids.length > 1 ? mean.toFixed(6) : '(needs ≥ 2 ids)'}\ntop-5 last ${top.map(([i, v]) => `${i}:${v.toFixed(4)}`).join('  ')}\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+export function demoModelPath(): string {
+  return path.join(packageRoot(), 'resources', 'models', 'stories260K');
+}
+
+async function runDemo(ctx: CommandContext): Promise<void> {
+  const root = packageRoot();
+  const modelPath = str(ctx, 'model') ?? demoModelPath();
+  const textPath = path.join(root, 'resources', 'data', 'tinystories-validation-head.txt');
+  const m = await Model.load(modelPath, loadOpts(ctx));
+  try {
+    ctx.out(`Tailor demo — model ${path.relative(process.cwd(), modelPath) || modelPath} (${fmtInt(m.info.nParams)} parameters, ${m.info.backend})\n\n`);
+    const prompt = 'Once upon a time';
+    ctx.out(prompt);
+    const g = await generateText(m, prompt, { maxTokens: 120, signal: ctx.signal, onText: (d) => ctx.out(d) });
+    ctx.out(`\n\n[greedy, ${g.ids.length} tokens at ${g.tokensPerSec.toFixed(0)} tokens/s]\n\n`);
+    const text = fs.readFileSync(textPath, 'utf8');
+    const r = await perplexity(m, text, { seqLen: 128, signal: ctx.signal, onProgress: progressPrinter(ctx, 'perplexity on TinyStories') });
+    ctx.out(`TinyStories perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.mean_nll.toFixed(4)} nats, ${fmtInt(r.windows)} windows × ${r.seq_len} tokens)\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+export const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'architecture, parameters and per-layer shapes of a model',
+    help: 'tailor info MODEL [--json] [--threads N] [--no-blas]',
+    options: { ...common },
+    run: runInfo,
+  },
+  tokenize: {
+    summary: 'token ids of a text',
+    help: 'tailor tokenize MODEL --text T [--bos] [--json]',
+    options: { ...common, text: { type: 'string' }, bos: { type: 'boolean' } },
+    run: runTokenize,
+  },
+  generate: {
+    summary: 'continue a prompt',
+    help: 'tailor generate MODEL --prompt T [--max-tokens N] [--temperature X] [--top-k K] [--top-p P] [--seed S] [--stop S]... [--json]',
+    options: {
+      ...common,
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      stop: { type: 'string', multiple: true },
+    },
+    run: runGenerate,
+  },
+  perplexity: {
+    summary: 'perplexity over a text file (LLM-Pruner windows)',
+    help: 'tailor perplexity MODEL --text FILE [--seq-len 128] [--max-windows N] [--json] [--progress]',
+    options: { ...common, text: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' }, progress: { type: 'boolean' } },
+    run: runPerplexity,
+  },
+  score: {
+    summary: 'one forward pass over token ids: argmax per position, last logits, mean NLL',
+    help: 'tailor score MODEL --ids 1,403,407 [--json]',
+    options: { ...common, ids: { type: 'string' } },
+    run: runScore,
+  },
+  demo: {
+    summary: 'generate a story and measure perplexity with the bundled stories260K',
+    help: 'tailor demo [--model PATH]',
+    options: { ...common, model: { type: 'string' }, progress: { type: 'boolean' } },
+    run: runDemo,
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'Tailor — prune, tune and evaluate LLaMA models on your own machine.',
+    '',
+    'Usage: tailor <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`),
+    '',
+    'MODEL is a Hugging Face folder (config.json + safetensors), a GGUF file or a llama2.c .bin.',
+    'Run "tailor <command> --help" for a command\'s options.',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,182 @@
+// engine.ts — the typed TypeScript face of the native engine: load a model (any supported format) with
+// its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
+// threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
+// failure is an EngineError with a code.
+import { addon, type RawAddonModel, type RawGenerateResult, type RawModelInfo } from './native.js';
+import { EngineError, toEngineError, wrap } from './errors.js';
+import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
+
+export { EngineError } from './errors.js';
+export type { EngineErrorCode } from './errors.js';
+
+export interface LoadOptions {
+  /** engine threads (default: all cores) */
+  threads?: number;
+  /** use the BLAS library for matrix products when the build has one (default true) */
+  blas?: boolean;
+  /** skip looking for a tokenizer (score/generate by ids only) */
+  noTokenizer?: boolean;
+}
+
+export interface ModelInfo extends RawModelInfo {
+  path: string;
+  tokenizer: string | null;
+}
+
+export interface SeqScore {
+  /** log p(ids[t+1] | ids[..t]) for t = 0..n-2 (natural log) */
+  logprob: Float32Array;
+  /** argmax of the logits at each of the n positions */
+  argmax: Int32Array;
+  /** logits at the last position, when asked for */
+  lastLogits?: Float32Array;
+  /** −Σ logprob */
+  nllSum: number;
+}
+
+export interface ScoreOptions {
+  lastLogits?: boolean;
+  maxBatchTokens?: number;
+  signal?: AbortSignal;
+  onProgress?: (tokensDone: number, tokensTotal: number) => void;
+}
+
+export interface GenerateIdsOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** stop when the model emits EOS (default true) */
+  stopAtEos?: boolean;
+  /** the context to allocate (default: the model's) */
+  nCtx?: number;
+  signal?: AbortSignal;
+  /** called for every token as it is produced, in order */
+  onToken?: (id: number, index: number) => void;
+  /** return early (without error) when this returns true; checked after each token */
+  shouldStop?: () => boolean;
+}
+
+export type GenerateIdsResult = RawGenerateResult;
+
+/** A cancel flag the engine threads read: element 0 becomes nonzero on abort (1) or early stop (2). */
+function cancelFlag(signal?: AbortSignal): { flag: Int32Array; done: () => void } {
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  if (!signal) return { flag, done: () => {} };
+  if (signal.aborted) throw new EngineError('E_CANCELLED', 'cancelled');
+  const onAbort = () => Atomics.store(flag, 0, 1);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { flag, done: () => signal.removeEventListener('abort', onAbort) };
+}
+
+export function engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean } {
+  return addon().engineInfo();
+}
+
+export class Model {
+  private raw: RawAddonModel | null;
+  readonly info: ModelInfo;
+  readonly tokenizer: Tokenizer | null;
+
+  private constructor(raw: RawAddonModel, info: ModelInfo, tokenizer: Tokenizer | null) {
+    this.raw = raw;
+    this.info = info;
+    this.tokenizer = tokenizer;
+  }
+
+  /** Loads a Hugging Face folder, a GGUF file or a llama2.c checkpoint, and the tokenizer that goes with it. */
+  static async load(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
+    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true }));
+    try {
+      const rawInfo = raw.info();
+      let tokenizer: Tokenizer | null = null;
+      if (!opts.noTokenizer) {
+        const meta = rawInfo.format === 'gguf' ? raw.metadata() : undefined;
+        tokenizer = await loadTokenizerFor(modelPath, { vocabSize: rawInfo.vocabSize, ggufMetadata: meta }).catch((e: unknown) => {
+          throw new EngineError('E_NO_TOKENIZER', (e as Error).message, { cause: e });
+        });
+      }
+      return new Model(raw, { ...rawInfo, path: modelPath, tokenizer: tokenizer ? tokenizer.kind : null }, tokenizer);
+    } catch (e) {
+      raw.dispose();
+      throw toEngineError(e);
+    }
+  }
+
+  private handle(): RawAddonModel {
+    if (!this.raw) throw new EngineError('E_ARG', 'the model has been disposed');
+    return this.raw;
+  }
+
+  /** The tokenizer, or an E_NO_TOKENIZER error saying how to get one. */
+  requireTokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new EngineError('E_NO_TOKENIZER', `no tokenizer was loaded for ${this.info.path}`);
+    return this.tokenizer;
+  }
+
+  /** The file's metadata (GGUF key/values; empty for other formats). */
+  metadata(): Record<string, unknown> {
+    return this.handle().metadata();
+  }
+
+  /** Scores each sequence from position 0: per-position log-probabilities of the next id and argmax. */
+  async score(seqs: ReadonlyArray<ReadonlyArray<number>>, opts: ScoreOptions = {}): Promise<SeqScore[]> {
+    const raw = this.handle();
+    const { flag, done } = cancelFlag(opts.signal);
+    try {
+      return await wrap(() =>
+        raw.score(seqs.map((s) => Int32Array.from(s)), {
+          lastLogits: opts.lastLogits ?? false,
+          maxBatchTokens: opts.maxBatchTokens,
+          cancel: flag,
+          onProgress: opts.onProgress,
+        }),
+      );
+    } finally {
+      done();
+    }
+  }
+
+  /** Generates up to maxTokens ids after the prompt ids (streamed through onToken). */
+  async generateIds(prompt: ReadonlyArray<number>, opts: GenerateIdsOptions = {}): Promise<GenerateIdsResult> {
+    const raw = this.handle();
+    const { flag, done } = cancelFlag(opts.signal);
+    let delivered = 0;
+    const deliver = (id: number, index: number) => {
+      if (index !== delivered) return; // late duplicates after the promise settled are ignored
+      delivered++;
+      opts.onToken?.(id, index);
+      if (opts.shouldStop?.()) Atomics.store(flag, 0, 2);
+    };
+    try {
+      const stopIds = opts.stopAtEos === false || this.info.eosId < 0 ? [] : [this.info.eosId];
+      const res = await wrap(() =>
+        raw.generate(Int32Array.from(prompt), {
+          maxTokens: opts.maxTokens ?? 128,
+          nCtx: opts.nCtx,
+          temperature: opts.temperature ?? 0,
+          topK: opts.topK ?? 0,
+          topP: opts.topP ?? 1,
+          seed: opts.seed ?? 0,
+          stopIds,
+          cancel: flag,
+          onToken: deliver,
+        }),
+      );
+      // tokens whose callbacks had not arrived yet when the promise settled
+      for (let i = delivered; i < res.tokens.length; i++) deliver(res.tokens[i], i);
+      if (opts.signal?.aborted) throw new EngineError('E_CANCELLED', 'cancelled');
+      return res;
+    } finally {
+      done();
+    }
+  }
+
+  dispose(): void {
+    if (this.raw) {
+      this.raw.dispose();
+      this.raw = null;
+    }
+  }
+}

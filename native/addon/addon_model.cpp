@@ -1,0 +1,387 @@
+// addon_model.cpp — AddonModel's methods and the workers behind them (load, score, generate).
+#include "addon_model.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "loader.h"
+#include "runtime.h"
+#include "worker.h"
+
+namespace tailor_addon {
+
+using namespace tailor;
+
+Napi::FunctionReference* AddonModel::constructor = nullptr;
+
+namespace {
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int32_t opt_int(const Napi::Object& o, const char* k, int32_t dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 2147483647.0) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be an integer");
+  return int32_t(d);
+}
+
+double opt_num(const Napi::Object& o, const char* k, double dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be a finite number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool opt_bool(const Napi::Object& o, const char* k, bool dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsBoolean()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<int> to_ids(Napi::Env env, const Napi::Value& v, const char* what) {
+  std::vector<int> ids;
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array a = v.As<Napi::Int32Array>();
+    ids.assign(a.Data(), a.Data() + a.ElementLength());
+  } else if (v.IsArray()) {
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value e = a.Get(i);
+      if (!e.IsNumber()) throw make_error(env, "E_ARG", std::string(what) + " must hold integer token ids");
+      ids.push_back(e.As<Napi::Number>().Int32Value());
+    }
+  } else {
+    throw make_error(env, "E_ARG", std::string(what) + " must be an array of token ids");
+  }
+  return ids;
+}
+
+Napi::Value meta_to_js(Napi::Env env, const MetaValue& v) {
+  switch (v.type) {
+    case MetaValue::Int:
+      return std::llabs(v.i) <= (1ll << 53) ? Napi::Value(Napi::Number::New(env, double(v.i))) : Napi::Value(Napi::BigInt::New(env, int64_t(v.i)));
+    case MetaValue::UInt:
+      return v.u <= (1ull << 53) ? Napi::Value(Napi::Number::New(env, double(v.u))) : Napi::Value(Napi::BigInt::New(env, uint64_t(v.u)));
+    case MetaValue::Float: return Napi::Number::New(env, v.f);
+    case MetaValue::Bool: return Napi::Boolean::New(env, v.b);
+    case MetaValue::String: return Napi::String::New(env, v.s);
+    case MetaValue::Array: {
+      Napi::Array a = Napi::Array::New(env, v.arr.size());
+      for (size_t i = 0; i < v.arr.size(); i++) a.Set(uint32_t(i), meta_to_js(env, v.arr[i]));
+      return a;
+    }
+  }
+  return env.Undefined();
+}
+
+template <typename T, typename A>
+A typed_copy(Napi::Env env, const std::vector<T>& v) {
+  A a = A::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+// Keeps the JS model object alive and marks it busy while a worker uses it.
+class ModelJob : public EngineWorker {
+ public:
+  ModelJob(Napi::Env env, AddonModel* m, const Napi::Object& self) : EngineWorker(env), m_(m) {
+    self_ = Napi::Persistent(self);
+    m_->busy++;
+  }
+
+ protected:
+  void Done() override {
+    m_->busy--;
+    self_.Reset();
+    cancel_.reset();
+  }
+  AddonModel* m_;
+  Napi::ObjectReference self_;
+  CancelFlag cancel_;
+};
+
+// ---- load -------------------------------------------------------------------------------------------
+class LoadWorker : public EngineWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, BackendOptions bo) : EngineWorker(env), path_(std::move(path)), bo_(bo) {}
+  void Run() override {
+    model_ = std::shared_ptr<Model>(load_model(path_).release());
+    backend_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object obj = AddonModel::constructor->New({});
+    AddonModel* am = AddonModel::Unwrap(obj);
+    am->model = model_;
+    am->backend = backend_;
+    return obj;
+  }
+
+ private:
+  std::string path_;
+  BackendOptions bo_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<Backend> backend_;
+};
+
+// ---- score ------------------------------------------------------------------------------------------
+class ScoreWorker : public ModelJob {
+ public:
+  ScoreWorker(Napi::Env env, AddonModel* m, const Napi::Object& self, std::vector<std::vector<int>> seqs, ScoreOptions so,
+              const Napi::Object& opts)
+      : ModelJob(env, m, self), seqs_(std::move(seqs)), so_(so) {
+    cancel_.bind(opts.Get("cancel"));
+    Napi::Value cb = opts.Get("onProgress");
+    if (cb.IsFunction()) {
+      progress_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "tailor.score.progress", 0, 1);
+      has_progress_ = true;
+    }
+  }
+  void Run() override {
+    Progress pr;
+    if (has_progress_) {
+      pr = [this](int64_t done, int64_t total) {
+        auto* d = new std::pair<double, double>(double(done), double(total));
+        progress_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<double, double>* p) {
+          fn.Call({Napi::Number::New(env, p->first), Napi::Number::New(env, p->second)});
+          delete p;
+        });
+      };
+    }
+    res_ = score_sequences(*m_->model, *m_->backend, seqs_, so_, CancelToken{cancel_.ptr()}, pr);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, res_.size());
+    for (size_t i = 0; i < res_.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("logprob", typed_copy<float, Napi::Float32Array>(env, res_[i].logprob));
+      o.Set("argmax", typed_copy<int, Napi::Int32Array>(env, res_[i].argmax));
+      if (so_.last_logits) o.Set("lastLogits", typed_copy<float, Napi::Float32Array>(env, res_[i].last_logits));
+      o.Set("nllSum", Napi::Number::New(env, res_[i].nll_sum));
+      out.Set(uint32_t(i), o);
+    }
+    return out;
+  }
+  void Done() override {
+    if (has_progress_) progress_.Release();
+    ModelJob::Done();
+  }
+
+ private:
+  std::vector<std::vector<int>> seqs_;
+  ScoreOptions so_;
+  std::vector<SeqScore> res_;
+  Napi::ThreadSafeFunction progress_;
+  bool has_progress_ = false;
+};
+
+// ---- generate ---------------------------------------------------------------------------------------
+class GenerateWorker : public ModelJob {
+ public:
+  GenerateWorker(Napi::Env env, AddonModel* m, const Napi::Object& self, std::vector<int> prompt, const Napi::Object& opts)
+      : ModelJob(env, m, self), prompt_(std::move(prompt)) {
+    max_tokens_ = opt_int(opts, "maxTokens", 128);
+    n_ctx_ = opt_int(opts, "nCtx", 0);
+    n_batch_ = opt_int(opts, "nBatch", 512);
+    sp_.temperature = float(opt_num(opts, "temperature", 0.0));
+    sp_.top_k = opt_int(opts, "topK", 0);
+    sp_.top_p = float(opt_num(opts, "topP", 1.0));
+    sp_.seed = uint64_t(opt_num(opts, "seed", 0));
+    if (max_tokens_ < 0 || n_batch_ <= 0 || sp_.temperature < 0 || sp_.top_k < 0 || !(sp_.top_p > 0 && sp_.top_p <= 1))
+      throw make_error(env, "E_ARG", "generate: maxTokens ≥ 0, nBatch > 0, temperature ≥ 0, topK ≥ 0 and 0 < topP ≤ 1 are required");
+    Napi::Value stop = opts.Get("stopIds");
+    if (!stop.IsUndefined()) stop_ids_ = to_ids(env, stop, "stopIds");
+    cancel_.bind(opts.Get("cancel"));
+    Napi::Value cb = opts.Get("onToken");
+    if (cb.IsFunction()) {
+      tokens_cb_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "tailor.generate.token", 0, 1);
+      has_cb_ = true;
+    }
+  }
+  void Run() override {
+    Session s(*m_->model, *m_->backend, n_ctx_);
+    Sampler sampler(sp_);
+    CancelToken ct{cancel_.ptr()};
+    double t0 = now_ms();
+    const std::vector<float>* logits = &s.eval(prompt_, ct, n_batch_);
+    prompt_ms_ = now_ms() - t0;
+    double t1 = now_ms();
+    stop_reason_ = "length";
+    for (int i = 0; i < max_tokens_; i++) {
+      int tok = sampler.sample(*logits);
+      out_.push_back(tok);
+      if (has_cb_) {
+        auto* d = new std::pair<int, int>(i, tok);
+        tokens_cb_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<int, int>* p) {
+          fn.Call({Napi::Number::New(env, p->second), Napi::Number::New(env, p->first)});
+          delete p;
+        });
+      }
+      bool stop = false;
+      for (int sid : stop_ids_) stop |= sid == tok;
+      if (stop) { stop_reason_ = "eos"; break; }
+      if (ct.cancelled()) { stop_reason_ = "stopped"; break; }
+      if (i + 1 == max_tokens_) break;
+      if (s.n_past() >= s.n_ctx()) { stop_reason_ = "context"; break; }
+      logits = &s.eval({tok}, ct);
+    }
+    gen_ms_ = now_ms() - t1;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array toks = Napi::Array::New(env, out_.size());
+    for (size_t i = 0; i < out_.size(); i++) toks.Set(uint32_t(i), Napi::Number::New(env, out_[i]));
+    o.Set("tokens", toks);
+    o.Set("promptTokens", Napi::Number::New(env, double(prompt_.size())));
+    o.Set("promptMs", Napi::Number::New(env, prompt_ms_));
+    o.Set("generateMs", Napi::Number::New(env, gen_ms_));
+    o.Set("stopReason", Napi::String::New(env, stop_reason_));
+    return o;
+  }
+  void Done() override {
+    if (has_cb_) tokens_cb_.Release();
+    ModelJob::Done();
+  }
+
+ private:
+  std::vector<int> prompt_, stop_ids_, out_;
+  int max_tokens_, n_ctx_, n_batch_;
+  SampleParams sp_;
+  Napi::ThreadSafeFunction tokens_cb_;
+  bool has_cb_ = false;
+  double prompt_ms_ = 0, gen_ms_ = 0;
+  std::string stop_reason_;
+};
+
+}  // namespace
+
+// ---- AddonModel -------------------------------------------------------------------------------------
+
+Napi::Function AddonModel::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "AddonModel",
+                                 {StaticMethod("load", &AddonModel::Load), InstanceMethod("info", &AddonModel::Info),
+                                  InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
+                                  InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose)});
+  constructor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+AddonModel::AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModel>(info) {}
+
+void AddonModel::require_loaded(Napi::Env env) {
+  if (!model) throw make_error(env, "E_ARG", "the model has been disposed");
+}
+
+Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw make_error(env, "E_ARG", "load(path, options?): path must be a string");
+  BackendOptions bo;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    bo.threads = opt_int(o, "threads", 0);
+    bo.blas = opt_bool(o, "blas", true);
+    if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
+  }
+  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  const Config& c = model->cfg;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("format", c.format);
+  o.Set("architecture", c.architecture);
+  o.Set("sourceDtype", c.source_dtype);
+  o.Set("dim", c.dim);
+  o.Set("nLayers", c.n_layers);
+  o.Set("headDim", c.head_dim);
+  o.Set("vocabSize", c.vocab_size);
+  o.Set("contextLength", c.context_length);
+  o.Set("normEps", c.norm_eps);
+  o.Set("ropeTheta", c.rope_theta);
+  o.Set("ropeLayout", c.rope_interleaved ? "interleaved" : "rotate_half");
+  const char* rs = c.rope_scaling.type == RopeScalingType::Linear ? "linear" : c.rope_scaling.type == RopeScalingType::Llama3 ? "llama3" : "none";
+  Napi::Object scaling = Napi::Object::New(env);
+  scaling.Set("type", rs);
+  scaling.Set("factor", c.rope_scaling.factor);
+  if (c.rope_scaling.type == RopeScalingType::Llama3) {
+    scaling.Set("lowFreqFactor", c.rope_scaling.low_freq_factor);
+    scaling.Set("highFreqFactor", c.rope_scaling.high_freq_factor);
+    scaling.Set("originalMaxPositionEmbeddings", c.rope_scaling.original_max_position);
+  }
+  o.Set("ropeScaling", scaling);
+  o.Set("ropeFreqFactors", !c.rope_freq_factors.empty());
+  o.Set("tiedEmbeddings", c.tied);
+  o.Set("bosId", c.bos_id);
+  o.Set("eosId", c.eos_id);
+  Napi::Array layers = Napi::Array::New(env, c.layers.size());
+  for (size_t l = 0; l < c.layers.size(); l++) {
+    Napi::Object lo = Napi::Object::New(env);
+    lo.Set("nHead", c.layers[l].n_head);
+    lo.Set("nKvHead", c.layers[l].n_kv_head);
+    lo.Set("ffn", c.layers[l].ffn);
+    layers.Set(uint32_t(l), lo);
+  }
+  o.Set("layers", layers);
+  o.Set("nParams", double(model->param_count()));
+  o.Set("backend", backend->name());
+  o.Set("threads", backend->threads());
+  return o;
+}
+
+Napi::Value AddonModel::Metadata(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  Napi::Object o = Napi::Object::New(env);
+  for (auto& kv : model->metadata) o.Set(kv.first, meta_to_js(env, kv.second));
+  return o;
+}
+
+Napi::Value AddonModel::Score(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  if (info.Length() < 1 || !info[0].IsArray()) throw make_error(env, "E_ARG", "score(sequences, options?): sequences must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::vector<int>> seqs;
+  for (uint32_t i = 0; i < a.Length(); i++) seqs.push_back(to_ids(env, a.Get(i), "each sequence"));
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  ScoreOptions so;
+  so.last_logits = opt_bool(opts, "lastLogits", false);
+  so.max_batch_tokens = opt_int(opts, "maxBatchTokens", 2048);
+  if (so.max_batch_tokens <= 0) throw make_error(env, "E_ARG", "maxBatchTokens must be positive");
+  auto* w = new ScoreWorker(env, this, info.This().As<Napi::Object>(), std::move(seqs), so, opts);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonModel::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  if (info.Length() < 1) throw make_error(env, "E_ARG", "generate(promptIds, options?)");
+  std::vector<int> prompt = to_ids(env, info[0], "promptIds");
+  if (prompt.empty()) throw make_error(env, "E_ARG", "generate needs at least one prompt token (usually BOS)");
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), std::move(prompt), opts);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (busy.load() > 0) throw make_error(env, "E_ARG", "the model is busy; cancel or await its jobs before disposing it");
+  model.reset();
+  backend.reset();
+  return env.Undefined();
+}
+
+}  // namespace tailor_addon

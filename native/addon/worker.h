@@ -1,0 +1,78 @@
+// worker.h — the addon's one path from engine work to a JS promise: EngineWorker runs Execute() on a
+// libuv worker thread, and turns an EngineError into a rejected promise whose error carries `code`
+// (E_FORMAT, E_CANCELLED, …), which the TypeScript wrapper rethrows as EngineError.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "errors.h"
+
+namespace tailor_addon {
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+
+class EngineWorker : public Napi::AsyncWorker {
+ public:
+  explicit EngineWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void Run() = 0;                            // worker thread: engine work only, no N-API
+  virtual Napi::Value Result(Napi::Env env) = 0;     // main thread: convert the result
+  virtual void Done() {}                             // main thread: release references (both outcomes)
+
+ private:
+  void Execute() override {
+    try {
+      Run();
+    } catch (const tailor::EngineError& e) {
+      code_ = tailor::error_code_name(e.code());
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "E_OOM";
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      code_ = "E_INTERNAL";
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    Napi::Value v;
+    try {
+      v = Result(Env());
+    } catch (const Napi::Error& e) {
+      Done();
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Done();
+    deferred_.Resolve(v);
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::HandleScope scope(Env());
+    Done();
+    deferred_.Reject(make_error(Env(), code_, e.Message()).Value());
+  }
+
+  Napi::Promise::Deferred deferred_;
+  std::string code_ = "E_INTERNAL";
+};
+
+// A cancel flag shared with JS: an Int32Array whose element 0 JS sets to nonzero to stop the job.
+// The reference keeps its buffer alive while the worker reads it.
+class CancelFlag {
+ public:
+  void bind(const Napi::Value& v);
+  const int32_t* ptr() const { return ptr_; }
+  void reset() { if (!ref_.IsEmpty()) ref_.Reset(); }
+
+ private:
+  Napi::Reference<Napi::Value> ref_;
+  const int32_t* ptr_ = nullptr;
+};
+
+}  // namespace tailor_addon

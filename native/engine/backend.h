@@ -1,0 +1,72 @@
+// backend.h — the seam between the model code and the hardware. The forward pass (forward.cpp) is
+// written once against this interface; the CPU backend (cpu_backend.cpp) is the reference, and the CUDA
+// backend implements the same ops on device memory. Tensors are raw float buffers the backend allocated.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "threadpool.h"
+
+namespace tailor {
+
+struct CancelToken {
+  const int32_t* flag = nullptr;  // shared with the caller; nonzero = stop
+  bool cancelled() const { return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0; }
+  void check() const;             // throws E_CANCELLED
+};
+
+// RoPE frequencies of one model: inv_freq[j] for pair j (scaling and GGUF rope_freqs already applied),
+// and the position scale (1/factor for linear scaling).
+struct RopeTable {
+  int head_dim = 0;
+  bool interleaved = false;
+  double pos_scale = 1.0;
+  std::vector<double> inv_freq;  // [head_dim/2]
+};
+
+// A view of one layer's KV cache: k/v[slot][position][n_kv*hd].
+struct KvView {
+  float* k;
+  float* v;
+  int n_ctx;      // positions per slot
+  int kv_stride;  // floats per position (n_kv*hd of this layer)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual int threads() const = 0;
+
+  // y[T, out] = x[T, in] · W[out, in]ᵀ   (accumulate: y += ...)
+  virtual void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) = 0;
+  // y[T, dim] = x / rms(x) * w
+  virtual void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) = 0;
+  // x[T, n_heads*hd] rotated in place by position pos[t]
+  virtual void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) = 0;
+  // stores k/v rows [T, n_kv*hd] into the cache at (slot[t], pos[t])
+  virtual void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) = 0;
+  // out[T, n_head*hd] = causal softmax(q kᵀ / √hd) v, each token attending to positions 0..pos[t] of its slot
+  virtual void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T,
+                                 int n_head, int n_kv, int hd) = 0;
+  // h[n] = silu(g) * u
+  virtual void swiglu_forward(float* h, const float* g, const float* u, int64_t n) = 0;
+  // per row r of logits[R, V]: argmax[r], and logprob[r] = log softmax(row)[target[r]] (float64
+  // normaliser; rows with target < 0 get no logprob)
+  virtual void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) = 0;
+  // y[n] += x[n]
+  virtual void add_inplace(float* y, const float* x, int64_t n) = 0;
+};
+
+struct BackendOptions {
+  int threads = 0;    // 0 = all cores
+  bool blas = true;   // use the BLAS library for matmul when the build has one
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
+bool cpu_has_blas();  // whether this build links a BLAS
+std::string cpu_blas_name();
+
+}  // namespace tailor

@@ -1,0 +1,76 @@
+// bytes.h — read-only file mapping and a bounds-checked little-endian cursor over untrusted bytes.
+// Every read from a model file goes through ByteReader, which throws E_FORMAT instead of reading past the end.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "errors.h"
+
+namespace tailor {
+
+// A whole file mapped read-only (mmap). Empty files map to size 0 with data == nullptr.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+bool utf8_valid(const uint8_t* s, size_t n);
+
+// checked arithmetic on sizes: throws E_FORMAT on overflow
+uint64_t checked_mul(uint64_t a, uint64_t b, const char* what);
+uint64_t checked_add(uint64_t a, uint64_t b, const char* what);
+
+class ByteReader {
+ public:
+  ByteReader(const uint8_t* data, size_t size, std::string what) : p_(data), n_(size), what_(std::move(what)) {}
+  size_t pos() const { return pos_; }
+  size_t remaining() const { return n_ - pos_; }
+  void need(uint64_t k, const char* field) const {
+    if (k > n_ - pos_) {
+      fail(ErrorCode::FORMAT, what_ + ": truncated while reading " + field + " at byte " + std::to_string(pos_) +
+                                  " (needs " + std::to_string(k) + " bytes, " + std::to_string(n_ - pos_) + " left)");
+    }
+  }
+  template <typename T>
+  T read(const char* field) {
+    need(sizeof(T), field);
+    T v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  const uint8_t* bytes(uint64_t k, const char* field) {
+    need(k, field);
+    const uint8_t* r = p_ + pos_;
+    pos_ += k;
+    return r;
+  }
+  // a string of k bytes that must be valid UTF-8
+  std::string utf8(uint64_t k, const char* field) {
+    const uint8_t* b = bytes(k, field);
+    if (!utf8_valid(b, k)) fail(ErrorCode::FORMAT, what_ + ": " + field + " is not valid UTF-8");
+    return std::string(reinterpret_cast<const char*>(b), k);
+  }
+  const std::string& what() const { return what_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t pos_ = 0;
+  std::string what_;
+};
+
+}  // namespace tailor

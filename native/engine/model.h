@@ -1,0 +1,89 @@
+// model.h — a LLaMA model in memory: its configuration (with per-layer shapes, since a pruned model has
+// its own number of heads, KV heads and FFN channels in each layer) and its weights in one F32 arena.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "meta.h"
+
+namespace tailor {
+
+struct LayerShape {
+  int n_head = 0;     // query heads (0 = attention pruned away)
+  int n_kv_head = 0;  // key/value heads; n_head is a multiple of it
+  int ffn = 0;        // SwiGLU channels (0 = MLP pruned away)
+};
+
+enum class RopeScalingType { None, Linear, Llama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::None;
+  float factor = 1.f;
+  float low_freq_factor = 1.f;
+  float high_freq_factor = 4.f;
+  int original_max_position = 8192;
+};
+
+struct Config {
+  std::string format;        // "hf" | "gguf" | "llama2c"
+  std::string architecture;  // "llama" | "deci"
+  std::string source_dtype;  // dtype(s) of the file's weights, e.g. "F32", "F16+F32"
+  int dim = 0;
+  int n_layers = 0;
+  int head_dim = 0;
+  int vocab_size = 0;
+  int context_length = 0;
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.f;
+  bool rope_interleaved = false;  // true: pairs (2j, 2j+1) (GGUF, llama2.c); false: HF rotate-half (j, j+hd/2)
+  RopeScaling rope_scaling;
+  std::vector<float> rope_freq_factors;  // GGUF rope_freqs: divides each pair's frequency; empty = none
+  bool tied = true;                      // lm_head shares token embeddings
+  int bos_id = 1;
+  int eos_id = 2;
+  std::vector<LayerShape> layers;
+
+  int max_heads() const;
+  int max_kv_heads() const;
+  int max_ffn() const;
+};
+
+struct LayerWeights {
+  float* attn_norm;  // [dim]
+  float* wq;         // [n_head*hd, dim]
+  float* wk;         // [n_kv*hd, dim]
+  float* wv;         // [n_kv*hd, dim]
+  float* wo;         // [dim, n_head*hd]
+  float* ffn_norm;   // [dim]
+  float* w_gate;     // [ffn, dim]
+  float* w_up;       // [ffn, dim]
+  float* w_down;     // [dim, ffn]
+};
+
+// Which tensor of the model a file tensor is. Layer tensors carry their layer index.
+enum class TensorKind { TokEmb, OutNorm, LmHead, AttnNorm, Wq, Wk, Wv, Wo, FfnNorm, WGate, WUp, WDown, RopeFreqs };
+
+struct Model {
+  Config cfg;
+  std::vector<float> arena;  // every weight, one allocation
+  float* tok_emb = nullptr;  // [vocab, dim]
+  float* out_norm = nullptr; // [dim]
+  float* lm_head = nullptr;  // [vocab, dim] (== tok_emb when tied)
+  std::vector<LayerWeights> layers;
+  Metadata metadata;         // format metadata (GGUF key/values: the embedded tokenizer lives here)
+
+  // expected row-major shape of a tensor given the config (empty if the tensor does not exist)
+  std::vector<int64_t> expected_shape(TensorKind kind, int layer) const;
+  float* tensor_ptr(TensorKind kind, int layer);
+  uint64_t param_count() const;  // parameters, tied embeddings counted once
+};
+
+// Sizes the arena from cfg (validated first) and sets all tensor pointers. Weights are left zeroed.
+void model_allocate(Model& m);
+// Checks a config for internal consistency; throws E_SHAPE / E_FORMAT with a message saying what is wrong.
+void config_validate(const Config& c);
+const char* tensor_kind_name(TensorKind k);
+
+}  // namespace tailor

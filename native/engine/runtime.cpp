@@ -1,0 +1,174 @@
+// runtime.cpp — sequence scoring, KV-cache sessions and sampling (see runtime.h).
+#include "runtime.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "errors.h"
+
+namespace tailor {
+
+int argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; i++)
+    if (x[i] > x[best]) best = i;
+  return int(best);
+}
+
+std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::vector<std::vector<int>>& seqs,
+                                      const ScoreOptions& opt, const CancelToken& cancel, const Progress& progress) {
+  const int64_t V = m.cfg.vocab_size, D = m.cfg.dim;
+  std::vector<SeqScore> res(seqs.size());
+  int64_t total = 0;
+  for (auto& s : seqs) {
+    if (s.empty()) fail(ErrorCode::ARG, "cannot score an empty sequence");
+    if (int64_t(s.size()) > m.cfg.context_length)
+      fail(ErrorCode::ARG, "a sequence of " + std::to_string(s.size()) + " tokens exceeds the model's context of " + std::to_string(m.cfg.context_length));
+    total += int64_t(s.size());
+  }
+  RopeTable rope = make_rope_table(m.cfg);
+  Workspace ws;
+  KvCache kv;
+  std::vector<float> h, logits;
+  int64_t done = 0;
+  size_t i = 0;
+  while (i < seqs.size()) {
+    // pack sequences [i, j) into one batch
+    size_t j = i;
+    int64_t tokens = 0;
+    int max_len = 0;
+    while (j < seqs.size() && (j == i || tokens + int64_t(seqs[j].size()) <= opt.max_batch_tokens)) {
+      tokens += int64_t(seqs[j].size());
+      max_len = std::max(max_len, int(seqs[j].size()));
+      j++;
+    }
+    Batch b;
+    for (size_t s = i; s < j; s++)
+      for (size_t p = 0; p < seqs[s].size(); p++) {
+        b.tokens.push_back(seqs[s][p]);
+        b.pos.push_back(int(p));
+        b.slot.push_back(int(s - i));
+      }
+    if (kv.n_slots < int(j - i) || kv.n_ctx < max_len) kv.init(m.cfg, std::max(kv.n_slots, int(j - i)), std::max(kv.n_ctx, max_len));
+    model_forward(m, be, rope, kv, b, ws, h, cancel);
+    // logits in row blocks; float64 log-softmax per row
+    const int64_t RB = 256;
+    int64_t row = 0;
+    for (size_t s = i; s < j; s++) {
+      const std::vector<int>& ids = seqs[s];
+      SeqScore& r = res[s];
+      int64_t n = int64_t(ids.size());
+      r.logprob.resize(size_t(n - 1));
+      r.argmax.resize(size_t(n));
+      for (int64_t p0 = 0; p0 < n; p0 += RB) {
+        int64_t rows = std::min(RB, n - p0);
+        logits.resize(size_t(rows * V));
+        logits_forward(m, be, h.data() + (row + p0) * D, rows, logits.data());
+        std::vector<int> target(static_cast<size_t>(rows), -1), am(static_cast<size_t>(rows));
+        std::vector<double> lp(static_cast<size_t>(rows), 0.0);
+        for (int64_t p = p0; p < p0 + rows; p++)
+          if (p + 1 < n) target[p - p0] = ids[p + 1];
+        be.logprob_forward(logits.data(), rows, V, target.data(), lp.data(), am.data());
+        for (int64_t p = p0; p < p0 + rows; p++) {
+          r.argmax[p] = am[p - p0];
+          if (p + 1 < n) {
+            r.logprob[p] = float(lp[p - p0]);
+            r.nll_sum -= lp[p - p0];
+          } else if (opt.last_logits) {
+            const float* lg = logits.data() + (p - p0) * V;
+            r.last_logits.assign(lg, lg + V);
+          }
+        }
+      }
+      row += n;
+    }
+    done += tokens;
+    if (progress) progress(done, total);
+    i = j;
+  }
+  return res;
+}
+
+Session::Session(const Model& m, Backend& be, int n_ctx) : m_(m), be_(be), rope_(make_rope_table(m.cfg)) {
+  if (n_ctx <= 0 || n_ctx > m.cfg.context_length) n_ctx = m.cfg.context_length;
+  kv_.init(m.cfg, 1, n_ctx);
+}
+
+const std::vector<float>& Session::eval(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch) {
+  if (tokens.empty()) fail(ErrorCode::ARG, "nothing to evaluate");
+  if (n_past_ + int64_t(tokens.size()) > kv_.n_ctx)
+    fail(ErrorCode::ARG, "the context is full (" + std::to_string(kv_.n_ctx) + " tokens)");
+  for (size_t i = 0; i < tokens.size(); i += size_t(n_batch)) {
+    Batch b;
+    size_t e = std::min(tokens.size(), i + size_t(n_batch));
+    for (size_t k = i; k < e; k++) {
+      b.tokens.push_back(tokens[k]);
+      b.pos.push_back(n_past_ + int(k - i));
+      b.slot.push_back(0);
+    }
+    model_forward(m_, be_, rope_, kv_, b, ws_, h_, cancel);
+    n_past_ += int(e - i);
+    if (e == tokens.size()) {
+      logits_.resize(size_t(m_.cfg.vocab_size));
+      logits_forward(m_, be_, h_.data() + (b.size() - 1) * m_.cfg.dim, 1, logits_.data());
+    }
+  }
+  return logits_;
+}
+
+static uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+Sampler::Sampler(const SampleParams& p) : p_(p) {
+  uint64_t x = p.seed;
+  for (auto& s : s_) s = splitmix64(x);
+}
+
+double Sampler::uniform() {
+  auto rotl = [](uint64_t v, int k) { return (v << k) | (v >> (64 - k)); };
+  uint64_t r = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return double(r >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+}
+
+int Sampler::sample(const std::vector<float>& logits) {
+  const int n = int(logits.size());
+  if (p_.temperature <= 0.f) return argmax(logits.data(), n);
+  cand_.resize(size_t(n));
+  for (int i = 0; i < n; i++) cand_[i] = {logits[i] / p_.temperature, i};
+  auto by_logit = [](const std::pair<float, int>& a, const std::pair<float, int>& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  int k = (p_.top_k > 0 && p_.top_k < n) ? p_.top_k : n;
+  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), by_logit);
+  cand_.resize(size_t(k));
+  double mx = cand_[0].first, sum = 0;
+  std::vector<double> pr(static_cast<size_t>(k));
+  for (int i = 0; i < k; i++) sum += (pr[i] = std::exp(double(cand_[i].first) - mx));
+  for (auto& v : pr) v /= sum;
+  int keep = k;
+  if (p_.top_p < 1.f) {  // smallest prefix whose mass reaches top_p
+    double cum = 0;
+    for (int i = 0; i < k; i++) {
+      cum += pr[i];
+      if (cum >= p_.top_p) { keep = i + 1; break; }
+    }
+  }
+  double mass = 0;
+  for (int i = 0; i < keep; i++) mass += pr[i];
+  double u = uniform() * mass, cum = 0;
+  for (int i = 0; i < keep; i++) {
+    cum += pr[i];
+    if (u < cum) return cand_[i].second;
+  }
+  return cand_[keep - 1].second;
+}
+
+}  // namespace tailor

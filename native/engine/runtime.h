@@ -1,0 +1,75 @@
+// runtime.h — what callers do with a loaded model: score sequences (log-likelihoods, argmax, logits),
+// and generate text token by token with a KV-cache session and a seeded sampler.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "backend.h"
+#include "forward.h"
+#include "model.h"
+
+namespace tailor {
+
+struct SeqScore {
+  std::vector<float> logprob;      // [n-1] log p(ids[t+1] | ids[0..t]), float64 log-softmax
+  std::vector<int> argmax;         // [n] argmax of the logits at every position
+  std::vector<float> last_logits;  // [vocab] logits at the last position (when asked)
+  double nll_sum = 0;              // -Σ logprob
+};
+
+struct ScoreOptions {
+  bool last_logits = false;
+  int64_t max_batch_tokens = 2048;  // sequences are packed into batches of up to this many tokens
+};
+
+using Progress = std::function<void(int64_t done, int64_t total)>;
+
+// Scores every sequence independently (each from position 0). Sequences may differ in length.
+std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::vector<std::vector<int>>& seqs,
+                                      const ScoreOptions& opt, const CancelToken& cancel, const Progress& progress);
+
+// A KV-cache session for one sequence.
+class Session {
+ public:
+  Session(const Model& m, Backend& be, int n_ctx);
+  // appends tokens at position n_past (in chunks of n_batch) and returns the logits of the last one
+  const std::vector<float>& eval(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch = 512);
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return kv_.n_ctx; }
+  void reset() { n_past_ = 0; }
+
+ private:
+  const Model& m_;
+  Backend& be_;
+  RopeTable rope_;
+  KvCache kv_;
+  Workspace ws_;
+  std::vector<float> h_, logits_;
+  int n_past_ = 0;
+};
+
+struct SampleParams {
+  float temperature = 0.f;  // 0 = greedy
+  int top_k = 0;            // 0 = off
+  float top_p = 1.f;        // 1 = off
+  uint64_t seed = 0;
+};
+
+// Deterministic on every platform: xoshiro256** seeded through splitmix64, own uniform mapping.
+class Sampler {
+ public:
+  explicit Sampler(const SampleParams& p);
+  int sample(const std::vector<float>& logits);
+
+ private:
+  double uniform();
+  SampleParams p_;
+  uint64_t s_[4];
+  std::vector<std::pair<float, int>> cand_;
+};
+
+int argmax(const float* x, int64_t n);
+
+}  // namespace tailor
