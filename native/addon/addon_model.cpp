@@ -89,9 +89,13 @@ A typed_copy(Napi::Env env, const std::vector<T>& v) {
 // Keeps the JS model object alive and marks it busy while a worker uses it.
 class ModelJob : public EngineWorker {
  public:
-  ModelJob(Napi::Env env, AddonModel* m, const Napi::Object& self) : EngineWorker(env), m_(m) {
-    self_ = Napi::Persistent(self);
+  ModelJob(Napi::Env env, AddonModel* m, const Napi::Object& self) : EngineWorker(env), m_(m) { self_ = Napi::Persistent(self); }
+  // marks the model busy and queues the work (after the constructor validated the arguments)
+  Napi::Promise Start() {
     m_->busy++;
+    Napi::Promise p = promise();
+    Queue();
+    return p;
   }
 
  protected:
@@ -227,7 +231,13 @@ class GenerateWorker : public ModelJob {
       if (ct.cancelled()) { stop_reason_ = "stopped"; break; }
       if (i + 1 == max_tokens_) break;
       if (s.n_past() >= s.n_ctx()) { stop_reason_ = "context"; break; }
-      logits = &s.eval({tok}, ct);
+      try {
+        logits = &s.eval({tok}, ct);
+      } catch (const EngineError& e) {
+        // a caller's "finish early" (flag 2, e.g. a stop string) that lands mid-step is not an error
+        if (e.code() == ErrorCode::CANCELLED && ct.value() == 2) { stop_reason_ = "stopped"; break; }
+        throw;
+      }
     }
     gen_ms_ = now_ms() - t1;
   }
@@ -357,10 +367,7 @@ Napi::Value AddonModel::Score(const Napi::CallbackInfo& info) {
   so.last_logits = opt_bool(opts, "lastLogits", false);
   so.max_batch_tokens = opt_int(opts, "maxBatchTokens", 2048);
   if (so.max_batch_tokens <= 0) throw make_error(env, "E_ARG", "maxBatchTokens must be positive");
-  auto* w = new ScoreWorker(env, this, info.This().As<Napi::Object>(), std::move(seqs), so, opts);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return (new ScoreWorker(env, this, info.This().As<Napi::Object>(), std::move(seqs), so, opts))->Start();
 }
 
 Napi::Value AddonModel::Generate(const Napi::CallbackInfo& info) {
@@ -370,10 +377,7 @@ Napi::Value AddonModel::Generate(const Napi::CallbackInfo& info) {
   std::vector<int> prompt = to_ids(env, info[0], "promptIds");
   if (prompt.empty()) throw make_error(env, "E_ARG", "generate needs at least one prompt token (usually BOS)");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto* w = new GenerateWorker(env, this, info.This().As<Napi::Object>(), std::move(prompt), opts);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return (new GenerateWorker(env, this, info.This().As<Napi::Object>(), std::move(prompt), opts))->Start();
 }
 
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {

@@ -12,7 +12,8 @@
 namespace tailor {
 
 struct CancelToken {
-  const int32_t* flag = nullptr;  // shared with the caller; nonzero = stop
+  const int32_t* flag = nullptr;  // shared with the caller; nonzero = stop (1 = cancel, 2 = finish early)
+  int32_t value() const { return flag ? __atomic_load_n(flag, __ATOMIC_RELAXED) : 0; }
   bool cancelled() const { return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0; }
   void check() const;             // throws E_CANCELLED
 };

@@ -21,6 +21,10 @@ std::unique_ptr<Model> load_llama2c(const std::string& path) {
     if (v <= 0) fail(ErrorCode::FORMAT, path + ": llama2.c header field " + names[i] + " = " + std::to_string(h[i]) + " must be positive (is this a llama2.c .bin checkpoint?)");
   }
   int64_t dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], seq = h[6];
+  // the sizes must describe the file before they can disagree with each other
+  if (dim > (1 << 24) || hidden > (1 << 26) || L > 4096 || vocab > (1 << 24) || nh > 65536 || seq > (1 << 22))
+    fail(ErrorCode::FORMAT, path + ": llama2.c header sizes are out of range (dim " + std::to_string(dim) + ", hidden " + std::to_string(hidden) +
+                                ", layers " + std::to_string(L) + ", vocab " + std::to_string(vocab) + ") — not a llama2.c checkpoint?");
   if (dim % nh != 0) fail(ErrorCode::SHAPE, path + ": dim " + std::to_string(dim) + " is not a multiple of n_heads " + std::to_string(nh));
   if (nh % nkv != 0) fail(ErrorCode::SHAPE, path + ": n_heads " + std::to_string(nh) + " is not a multiple of n_kv_heads " + std::to_string(nkv));
   int64_t hd = dim / nh;
@@ -43,7 +47,6 @@ std::unique_ptr<Model> load_llama2c(const std::string& path) {
   if (bytes != f.size())
     fail(ErrorCode::FORMAT, path + ": llama2.c checkpoint should be " + std::to_string(bytes) + " bytes for its header, but the file has " + std::to_string(f.size()) +
                                 (f.size() < bytes ? " (truncated?)" : " (not a v0 llama2.c checkpoint?)"));
-  if (dim > (1 << 24) || L > 4096 || vocab > (1 << 24)) fail(ErrorCode::FORMAT, path + ": header sizes are out of range");
 
   auto m = std::make_unique<Model>();
   Config& c = m->cfg;

@@ -49,6 +49,9 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
   auto need = [&](TensorKind k, int l) {
     std::vector<int64_t> s = m.expected_shape(k, l < 0 ? 0 : l);
     if (s.empty() || shape_numel(s) == 0) return;
+    // a sublayer pruned away entirely needs no norm weights (pruned-model exports omit them)
+    if (k == TensorKind::AttnNorm && m.cfg.layers[l].n_head == 0) return;
+    if (k == TensorKind::FfnNorm && m.cfg.layers[l].ffn == 0) return;
     if (!seen.count({int(k), l}))
       fail(ErrorCode::SHAPE, what + ": missing tensor: " + tensor_kind_name(k) + (l >= 0 ? " of layer " + std::to_string(l) : std::string()));
   };

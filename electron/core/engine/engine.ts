@@ -49,6 +49,8 @@ export interface GenerateIdsOptions {
   seed?: number;
   /** stop when the model emits EOS (default true) */
   stopAtEos?: boolean;
+  /** further token ids that end generation like EOS (the stop token is included in the result) */
+  stopIds?: number[];
   /** the context to allocate (default: the model's) */
   nCtx?: number;
   signal?: AbortSignal;
@@ -150,7 +152,7 @@ export class Model {
       if (opts.shouldStop?.()) Atomics.store(flag, 0, 2);
     };
     try {
-      const stopIds = opts.stopAtEos === false || this.info.eosId < 0 ? [] : [this.info.eosId];
+      const stopIds = [...(opts.stopAtEos === false || this.info.eosId < 0 ? [] : [this.info.eosId]), ...(opts.stopIds ?? [])];
       const res = await wrap(() =>
         raw.generate(Int32Array.from(prompt), {
           maxTokens: opts.maxTokens ?? 128,

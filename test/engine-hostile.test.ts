@@ -1,0 +1,109 @@
+// Malformed and hostile model files: each gets its typed EngineError from the loader — never a crash or
+// an out-of-bounds read. The same files then go through the parsers built with AddressSanitizer and
+// UndefinedBehaviorSanitizer (tailor_probe), which must report nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Model, EngineError } from '../electron/core/engine/engine.js';
+import { hostileCases, validCases } from './helpers/hostile.js';
+import { REPO_ROOT, tempDir } from './helpers/paths.js';
+
+const dir = tempDir('tailor-hostile-');
+const cases = hostileCases().map((c) => ({ ...c, path: c.make(path.join(dir, c.name)) }));
+const valid = validCases().map((c) => ({ ...c, path: c.make(path.join(dir, c.name)) }));
+
+test('the uncorrupted base files load (the control for every hostile case)', async () => {
+  for (const v of valid) {
+    const m = await Model.load(v.path, { noTokenizer: true });
+    assert.ok(m.info.nParams > 0, v.name);
+    m.dispose();
+  }
+});
+
+test(`every hostile file (${cases.length}) is refused with its typed error`, async () => {
+  assert.ok(cases.length >= 40);
+  const wrong: string[] = [];
+  for (const c of cases) {
+    try {
+      const m = await Model.load(c.path, { noTokenizer: true });
+      m.dispose();
+      wrong.push(`${c.name}: loaded without error`);
+    } catch (e) {
+      assert.ok(e instanceof EngineError, `${c.name}: ${String(e)} is not an EngineError`);
+      if (e.code !== c.expectCode) wrong.push(`${c.name}: ${e.code} (${e.message}), expected ${c.expectCode}`);
+      assert.ok(e.message.length > 10, `${c.name}: the message says what is wrong`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+/** Seeded random mutations of the valid files: flipped bytes in the headers and random truncations. */
+function mutants(count: number): string[] {
+  let x = 0x9e3779b9;
+  const rnd = (n: number) => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x % n;
+  };
+  const out: string[] = [];
+  const mdir = path.join(dir, 'mutants');
+  fs.mkdirSync(mdir, { recursive: true });
+  const sources = valid.filter((v) => v.format !== 'hf').map((v) => v.path);
+  const hf = valid.find((v) => v.name === 'valid-hf')!.path;
+  for (let i = 0; i < count; i++) {
+    const isHf = i % 3 === 2;
+    const src = isHf ? path.join(hf, 'model.safetensors') : sources[i % sources.length];
+    const bytes = new Uint8Array(fs.readFileSync(src));
+    const headerEnd = Math.min(bytes.length, 4096);
+    let data: Uint8Array = bytes;
+    if (rnd(4) === 0) data = bytes.subarray(0, rnd(bytes.length));
+    else for (let k = 0, n = 1 + rnd(8); k < n; k++) data[rnd(headerEnd)] = rnd(256);
+    if (isHf) {
+      const d = path.join(mdir, `hf${i}`);
+      fs.mkdirSync(d);
+      fs.copyFileSync(path.join(hf, 'config.json'), path.join(d, 'config.json'));
+      fs.writeFileSync(path.join(d, 'model.safetensors'), data);
+      out.push(d);
+    } else {
+      const f = path.join(mdir, `m${i}${path.extname(src)}`);
+      fs.writeFileSync(f, data);
+      out.push(f);
+    }
+  }
+  return out;
+}
+
+test('hostile and valid files under AddressSanitizer + UBSan: no report, same verdicts', { timeout: 600_000 }, () => {
+  const build = path.join(REPO_ROOT, 'native', 'build-asan');
+  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
+  execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
+  const probe = path.join(build, 'tailor_probe');
+  assert.ok(fs.existsSync(probe));
+  const paths = [...valid.map((v) => v.path), ...cases.map((c) => c.path)];
+  const r = spawnSync(probe, ['load', ...paths], {
+    encoding: 'utf8',
+    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+    maxBuffer: 1 << 26,
+  });
+  assert.equal(r.stderr.includes('Sanitizer'), false, r.stderr.slice(0, 4000));
+  assert.equal(r.status, 0, r.stderr.slice(0, 4000));
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, paths.length);
+  valid.forEach((v, i) => assert.match(lines[i], /^OK /, v.name));
+  cases.forEach((c, i) => assert.ok(lines[valid.length + i].startsWith(`ERROR ${c.expectCode} `), `${c.name}: ${lines[valid.length + i]}`));
+
+  // 300 seeded mutations: any verdict is fine, a sanitizer report or a crash is not
+  const muts = mutants(300);
+  const f = spawnSync(probe, ['load', ...muts], {
+    encoding: 'utf8',
+    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+    maxBuffer: 1 << 26,
+  });
+  assert.equal(f.stderr.includes('Sanitizer'), false, f.stderr.slice(0, 4000));
+  assert.equal(f.status, 0, f.stderr.slice(0, 4000));
+  const verdicts = f.stdout.trim().split('\n');
+  assert.equal(verdicts.length, muts.length);
+  for (const v of verdicts) assert.match(v, /^(OK \S+ \d+|ERROR E_(FORMAT|UNSUPPORTED|SHAPE|IO) .+)$/);
+  assert.ok(verdicts.filter((v) => v.startsWith('ERROR')).length > 100, 'most mutants are refused');
+});
