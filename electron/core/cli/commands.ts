@@ -102,7 +102,7 @@ async function runInfo(ctx: CommandContext): Promise<void> {
       `vocabulary    ${fmtInt(i.vocabSize)} (${i.tokenizer ?? 'no tokenizer'}; BOS ${i.bosId}, EOS ${i.eosId})`,
       `context       ${fmtInt(i.contextLength)} tokens`,
       `rope          theta ${i.ropeTheta}, ${i.ropeLayout}${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
-      `norm eps      ${i.normEps}`,
+      `norm eps      ${Number(i.normEps.toPrecision(6))}`,
       `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
       `backend       ${i.backend}, ${i.threads} threads`,
       uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
