@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon_model.h"
+#include "addon_trainer.h"
 #include "backend.h"
 #include "worker.h"
 
@@ -36,6 +37,8 @@ static Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AddonModel", AddonModel::Init(env));
+  exports.Set("AddonTrainer", AddonTrainer::Init(env));
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer));
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));
   return exports;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "loader.h"
+#include "lora.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -275,7 +276,8 @@ Napi::Function AddonModel::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "AddonModel",
                                  {StaticMethod("load", &AddonModel::Load), InstanceMethod("info", &AddonModel::Info),
                                   InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
-                                  InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose)});
+                                  InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose),
+                                  InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora)});
   constructor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -378,6 +380,74 @@ Napi::Value AddonModel::Generate(const Napi::CallbackInfo& info) {
   if (prompt.empty()) throw make_error(env, "E_ARG", "generate needs at least one prompt token (usually BOS)");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   return (new GenerateWorker(env, this, info.This().As<Napi::Object>(), std::move(prompt), opts))->Start();
+}
+
+// copies of every weight tensor (for writers: merge, export)
+Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  Model& m = *model;
+  auto copy = [&](TensorKind k, int l) -> Napi::Value {
+    std::vector<int64_t> sh = m.expected_shape(k, l);
+    if (sh.empty()) return env.Null();
+    size_t n = 1;
+    for (auto d : sh) n *= size_t(d);
+    Napi::Float32Array a = Napi::Float32Array::New(env, n);
+    if (n) std::memcpy(a.Data(), m.tensor_ptr(k, l), n * 4);
+    return a;
+  };
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tokEmb", copy(TensorKind::TokEmb, 0));
+  o.Set("outNorm", copy(TensorKind::OutNorm, 0));
+  o.Set("lmHead", m.cfg.tied ? env.Null() : copy(TensorKind::LmHead, 0));
+  Napi::Array layers = Napi::Array::New(env, size_t(m.cfg.n_layers));
+  for (int l = 0; l < m.cfg.n_layers; l++) {
+    Napi::Object lo = Napi::Object::New(env);
+    lo.Set("attnNorm", copy(TensorKind::AttnNorm, l));
+    lo.Set("wq", copy(TensorKind::Wq, l));
+    lo.Set("wk", copy(TensorKind::Wk, l));
+    lo.Set("wv", copy(TensorKind::Wv, l));
+    lo.Set("wo", copy(TensorKind::Wo, l));
+    lo.Set("ffnNorm", copy(TensorKind::FfnNorm, l));
+    lo.Set("wGate", copy(TensorKind::WGate, l));
+    lo.Set("wUp", copy(TensorKind::WUp, l));
+    lo.Set("wDown", copy(TensorKind::WDown, l));
+    layers.Set(uint32_t(l), lo);
+  }
+  o.Set("layers", layers);
+  if (!m.cfg.rope_freq_factors.empty()) {
+    Napi::Float32Array f = Napi::Float32Array::New(env, m.cfg.rope_freq_factors.size());
+    std::memcpy(f.Data(), m.cfg.rope_freq_factors.data(), m.cfg.rope_freq_factors.size() * 4);
+    o.Set("ropeFreqFactors", f);
+  }
+  return o;
+}
+
+// mergeLora({rank, alpha, rslora, targets}, params): W += s·B·A for the LoRA arena `params`
+Napi::Value AddonModel::MergeLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  if (busy.load() > 0) throw make_error(env, "E_ARG", "the model is busy");
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw make_error(env, "E_ARG", "mergeLora(config, params: Float32Array)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  LoraConfig lc;
+  lc.rank = opt_int(o, "rank", 8);
+  lc.alpha = float(opt_num(o, "alpha", 16));
+  lc.rslora = opt_bool(o, "rslora", false);
+  lc.targets = uint32_t(opt_int(o, "targets", (1 << kNumTargets) - 1));
+  LoraLayout lay;
+  try {
+    lay.build(model->cfg, lc);
+  } catch (const EngineError& e) {
+    throw make_error(env, error_code_name(e.code()), e.what());
+  }
+  Napi::Float32Array p = info[1].As<Napi::Float32Array>();
+  if (int64_t(p.ElementLength()) != lay.size)
+    throw make_error(env, "E_SHAPE", "the adapter has " + std::to_string(p.ElementLength()) + " LoRA values; this model with rank " + std::to_string(lc.rank) +
+                                         " on these targets needs " + std::to_string(lay.size) + " (was it trained on another base?)");
+  lora_merge(*model, lay, p.Data());
+  return env.Undefined();
 }
 
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {

@@ -30,6 +30,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value Score(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Tensors(const Napi::CallbackInfo& info);
+  Napi::Value MergeLora(const Napi::CallbackInfo& info);
   void require_loaded(Napi::Env env);
 };
 

@@ -3,6 +3,7 @@
 // backend implements the same ops on device memory. Tensors are raw float buffers the backend allocated.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,10 @@ class Backend {
   // per row r of logits[R, V]: argmax[r], and logprob[r] = log softmax(row)[target[r]] (float64
   // normaliser; rows with target < 0 get no logprob)
   virtual void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) = 0;
+  // dx[T, in] += dy · W;  dW[out, in] += dyᵀ · x   (either output may be null)
+  virtual void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) = 0;
+  // runs fn over [0, n) in chunks on the backend's threads
+  virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
   // y[n] += x[n]
   virtual void add_inplace(float* y, const float* x, int64_t n) = 0;
 };

@@ -94,6 +94,58 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
+    if (T == 0 || in == 0 || out == 0) return;
+#if defined(TAILOR_HAVE_CBLAS)
+    if (blas_) {
+      const int64_t work = T * in * out;
+      if (dx) {  // split dx's columns: dx[:, i0:i1] += dy · W[:, i0:i1]
+        int64_t slices = work < (int64_t(1) << 18) ? 1 : std::min<int64_t>(pool_.size(), (in + 63) / 64);
+        pool_.parallel_for(slices, 1, [&](int64_t s0, int64_t s1, int) {
+          int64_t per = ((in + slices - 1) / slices + 15) / 16 * 16;
+          for (int64_t s = s0; s < s1; s++) {
+            int64_t i0 = s * per, i1 = std::min(in, i0 + per);
+            if (i0 < i1)
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(i1 - i0), int(out), 1.f, dy, int(out), w + i0, int(in), 1.f, dx + i0, int(in));
+          }
+        });
+      }
+      if (dw) {  // split dW's rows: dW[o0:o1, :] += dy[:, o0:o1]ᵀ · x
+        int64_t slices = work < (int64_t(1) << 18) ? 1 : std::min<int64_t>(pool_.size(), (out + 63) / 64);
+        pool_.parallel_for(slices, 1, [&](int64_t s0, int64_t s1, int) {
+          int64_t per = ((out + slices - 1) / slices + 15) / 16 * 16;
+          for (int64_t s = s0; s < s1; s++) {
+            int64_t o0 = s * per, o1 = std::min(out, o0 + per);
+            if (o0 < o1)
+              cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(o1 - o0), int(in), int(T), 1.f, dy + o0, int(out), x, int(in), 1.f, dw + o0 * in, int(in));
+          }
+        });
+      }
+      return;
+    }
+#endif
+    if (dx)
+      pool_.parallel_for(T, std::max<int64_t>(1, 65536 / (in * out + 1)), [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; t++)
+          for (int64_t o = 0; o < out; o++) {
+            float g = dy[t * out + o];
+            if (g != 0.f) axpy(dx + t * in, g, w + o * in, in);
+          }
+      });
+    if (dw)
+      pool_.parallel_for(out, std::max<int64_t>(1, 65536 / (in * T + 1)), [&](int64_t o0, int64_t o1, int) {
+        for (int64_t o = o0; o < o1; o++)
+          for (int64_t t = 0; t < T; t++) {
+            float g = dy[t * out + o];
+            if (g != 0.f) axpy(dw + o * in, g, x + t * in, in);
+          }
+      });
+  }
+
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+    pool_.parallel_for(n, 1, [&](int64_t a, int64_t b, int) { fn(a, b); });
+  }
+
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) override {
     pool_.parallel_for(T, std::max<int64_t>(1, 16384 / dim), [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; t++) {

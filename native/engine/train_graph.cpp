@@ -61,6 +61,31 @@ struct Graph {
   const TrainOptions& opt;
   int64_t N;
   std::vector<int> pos;
+  Backend* be = nullptr;
+
+  void mm(T* y, const T* x, const T* wt, int64_t n, int64_t in, int64_t out, bool acc = false) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (be) return be->matmul_forward(y, x, wt, n, in, out, acc);
+    }
+    ops::matmul_forward(y, x, wt, n, in, out, acc);
+  }
+  void mmb(T* dx, T* dw, const T* dy, const T* x, const T* wt, int64_t n, int64_t in, int64_t out) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (be) return be->matmul_backward(dx, dw, dy, x, wt, n, in, out);
+    }
+    ops::matmul_backward(dx, dw, dy, x, wt, n, in, out);
+  }
+  void attn_fwd(T* o, T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
+    int64_t tasks = int64_t(batch.B) * nkv;
+    if (be) return be->parallel_for(tasks, [&](int64_t a, int64_t b) { ops::attention_forward(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd, a, b); });
+    ops::attention_forward(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
+  }
+  void attn_bwd(T* dq, T* dk, T* dv, const T* dout, const T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
+    int64_t tasks = int64_t(batch.B) * nkv;
+    if (be)
+      return be->parallel_for(tasks, [&](int64_t a, int64_t b) { ops::attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd, a, b); });
+    ops::attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
+  }
 
   bool adapted(int l, int t) const { return lay && lp && lay->at(l, t).a >= 0; }
   T scale() const { return T(lay->cfg.scale()); }
@@ -79,23 +104,23 @@ struct Graph {
 
   // y[N, out] = x·Wᵀ (+ s·dropout(x)·Aᵀ·Bᵀ)
   void linear_forward(T* y, const T* x, int l, int t, int64_t in, int64_t out, Vec<T>* xa) {
-    ops::matmul_forward(y, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
+    mm(y, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
     Vec<T> xd;
     dropped(xd, x, l, t, in);
     xa->assign(size_t(N * r), T(0));
-    ops::matmul_forward(xa->data(), xd.data(), lp + s.a, N, in, r);
+    mm(xa->data(), xd.data(), lp + s.a, N, in, r);
     Vec<T> xs(xa->begin(), xa->end());
     for (auto& v : xs) v *= scale();
-    ops::matmul_forward(y, xs.data(), lp + s.b, N, r, out, true);
+    mm(y, xs.data(), lp + s.b, N, r, out, true);
   }
 
   // dx += ∂/∂x; LoRA and base gradients accumulated
   void linear_backward(T* dx, const T* dy, const T* x, int l, int t, int64_t in, int64_t out, const Vec<T>* xa) {
     T* dW = bg ? gptr<T>(bg->layers[size_t(l)], t) : nullptr;
-    ops::matmul_backward(dx, dW, dy, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
+    mmb(dx, dW, dy, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
@@ -103,13 +128,13 @@ struct Graph {
     Vec<T> xs(xa->begin(), xa->end());
     for (auto& v : xs) v *= scale();
     Vec<T> dxa(size_t(N * r), T(0));
-    ops::matmul_backward(dxa.data(), lg ? lg + s.b : nullptr, dy, xs.data(), lp + s.b, N, r, out);
+    mmb(dxa.data(), lg ? lg + s.b : nullptr, dy, xs.data(), lp + s.b, N, r, out);
     for (auto& v : dxa) v *= scale();
     // xa = xd·Aᵀ: dA += dxaᵀ·xd; dxd = dxa·A → dx through the dropout mask
     Vec<T> xd;
     dropped(xd, x, l, t, in);
     Vec<T> dxd(size_t(N * in), T(0));
-    ops::matmul_backward(dxd.data(), lg ? lg + s.a : nullptr, dxa.data(), xd.data(), lp + s.a, N, in, r);
+    mmb(dxd.data(), lg ? lg + s.a : nullptr, dxa.data(), xd.data(), lp + s.a, N, in, r);
     if (dropping()) {
       const double p = lay->cfg.dropout;
       const T inv = T(1.0 / (1.0 - p));
@@ -139,7 +164,7 @@ struct Graph {
       ops::rope_apply(a.k.data(), pos.data(), N, s.n_kv_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, 1);
       a.att.resize(size_t(batch.B) * s.n_head * batch.Tn * batch.Tn);
       a.ao.resize(size_t(N * qd));
-      ops::attention_forward(a.ao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), batch.B, batch.Tn, s.n_head, s.n_kv_head, int(hd));
+      attn_fwd(a.ao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), s.n_head, s.n_kv_head, int(hd));
       Vec<T> o(size_t(N * D));
       linear_forward(o.data(), a.ao.data(), l, kO, qd, D, &a.xa[kO]);
       for (int64_t i = 0; i < N * D; i++) a.xm[size_t(i)] += o[size_t(i)];
@@ -186,8 +211,7 @@ struct Graph {
     if (s.n_head > 0) {
       Vec<T> dao(size_t(N * qd), T(0)), dq(size_t(N * qd), T(0)), dk(size_t(N * kvd), T(0)), dv(size_t(N * kvd), T(0)), dxn1(size_t(N * D), T(0));
       linear_backward(dao.data(), dx.data(), a.ao.data(), l, kO, qd, D, &a.xa[kO]);
-      ops::attention_backward(dq.data(), dk.data(), dv.data(), dao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), batch.B, batch.Tn,
-                              s.n_head, s.n_kv_head, int(hd));
+      attn_bwd(dq.data(), dk.data(), dv.data(), dao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), s.n_head, s.n_kv_head, int(hd));
       ops::rope_apply(dq.data(), pos.data(), N, s.n_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, -1);
       ops::rope_apply(dk.data(), pos.data(), N, s.n_kv_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, -1);
       linear_backward(dxn1.data(), dq.data(), a.xn1.data(), l, kQ, D, qd, &a.xa[kQ]);
@@ -204,6 +228,7 @@ struct Graph {
     Vec<T> x(size_t(N * D));
     ops::embedding_forward(x.data(), w.tok_emb, batch.ids.data(), N, D);
     for (int l = 0; l < c.n_layers; l++) {
+      opt.cancel.check();
       LayerActs<T>& a = acts[size_t(l)];
       a.x = x;
       layer_forward(l, a);
@@ -217,19 +242,22 @@ struct Graph {
     // head
     Vec<T> rstd(static_cast<size_t>(N)), xn(static_cast<size_t>(N * D)), logits(static_cast<size_t>(N * V));
     ops::rmsnorm_forward(xn.data(), rstd.data(), x.data(), w.out_norm, N, D, c.norm_eps);
-    ops::matmul_forward(logits.data(), xn.data(), w.lm_head, N, D, V);
+    mm(logits.data(), xn.data(), w.lm_head, N, D, V);
     Vec<T> dlogits(backward ? size_t(N * V) : 0);
     double loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
     if (!backward) return loss;
+    if (opt.loss_scale != 1.0)
+      for (auto& d : dlogits) d *= T(opt.loss_scale);
     logits.clear();
     logits.shrink_to_fit();
     Vec<T> dxn(size_t(N * D), T(0)), dx(size_t(N * D), T(0));
     T* dhead = bg ? (c.tied ? bg->tok_emb : bg->lm_head) : nullptr;
-    ops::matmul_backward(dxn.data(), dhead, dlogits.data(), xn.data(), w.lm_head, N, D, V);
+    mmb(dxn.data(), dhead, dlogits.data(), xn.data(), w.lm_head, N, D, V);
     dlogits.clear();
     dlogits.shrink_to_fit();
     ops::rmsnorm_backward(dx.data(), bg ? bg->out_norm : nullptr, dxn.data(), x.data(), w.out_norm, rstd.data(), N, D);
     for (int l = c.n_layers - 1; l >= 0; l--) {
+      opt.cancel.check();
       LayerActs<T>& a = acts[size_t(l)];
       if (opt.checkpoint) {  // recompute the layer from its saved input
         layer_forward(l, a);
@@ -251,7 +279,7 @@ struct Graph {
 template <typename T>
 double train_forward_backward(const Config& c, const WeightsT<T>& w, const RopeTable& rope, const LoraLayout* lay, const T* lora_params,
                               T* lora_grads, GradsT<T>* base_grads, const LayerGradHook<T>& hook, const TrainBatch& batch,
-                              const TrainOptions& opt) {
+                              const TrainOptions& opt, Backend* be) {
   const int64_t N = int64_t(batch.B) * batch.Tn;
   if (batch.B <= 0 || batch.Tn <= 0 || int64_t(batch.ids.size()) != N || int64_t(batch.targets.size()) != N || int64_t(batch.weight.size()) != N)
     fail(ErrorCode::ARG, "training batch: ids, targets and weights must each hold B×T entries");
@@ -261,16 +289,17 @@ double train_forward_backward(const Config& c, const WeightsT<T>& w, const RopeT
       fail(ErrorCode::ARG, "training batch: token id outside the vocabulary");
     if (!(batch.weight[size_t(i)] >= 0)) fail(ErrorCode::ARG, "training batch: loss weights must be ≥ 0");
   }
-  Graph<T> g{c, w, rope, lay, lora_params, lora_grads, base_grads, batch, opt, N, {}};
+  Graph<T> g{c, w, rope, lay, lora_params, lora_grads, base_grads, batch, opt, N, {}, nullptr};
+  if constexpr (std::is_same_v<T, float>) g.be = be;
   g.pos.resize(size_t(N));
   for (int64_t i = 0; i < N; i++) g.pos[size_t(i)] = int(i % batch.Tn);
   return g.run(hook);
 }
 
 template double train_forward_backward<float>(const Config&, const WeightsT<float>&, const RopeTable&, const LoraLayout*, const float*, float*,
-                                              GradsT<float>*, const LayerGradHook<float>&, const TrainBatch&, const TrainOptions&);
+                                              GradsT<float>*, const LayerGradHook<float>&, const TrainBatch&, const TrainOptions&, Backend*);
 template double train_forward_backward<double>(const Config&, const WeightsT<double>&, const RopeTable&, const LoraLayout*, const double*,
-                                               double*, GradsT<double>*, const LayerGradHook<double>&, const TrainBatch&, const TrainOptions&);
+                                               double*, GradsT<double>*, const LayerGradHook<double>&, const TrainBatch&, const TrainOptions&, Backend*);
 
 WeightsT<float> weights_view(const Model& m) {
   WeightsT<float> w;

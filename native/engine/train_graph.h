@@ -48,18 +48,21 @@ struct TrainOptions {
   uint64_t dropout_seed = 0;   // LoRA dropout draws (with step)
   uint64_t step = 0;
   bool training = true;        // false: no dropout (evaluation loss)
+  double loss_scale = 1.0;     // multiplies the gradient (micro-batch share of a larger batch)
+  CancelToken cancel;          // checked at every layer
 };
 
 // Called after layer l's base-weight gradients are complete (layer = -1: embeddings, final norm, head).
 template <typename T>
 using LayerGradHook = std::function<void(int layer, const GradsT<T>& grads)>;
 
-// Forward + backward. Returns the loss. lora_params may be null (no LoRA); lora_grads null = no LoRA
+// Forward + backward. Returns the loss. With a backend (float only) matrix products and attention run
+// on its threads/BLAS; without, the scalar reference ops run (the float64 checks). lora_params may be null (no LoRA); lora_grads null = no LoRA
 // gradients; base_grads null = no base gradients. Backward is skipped when all are null.
 template <typename T>
 double train_forward_backward(const Config& c, const WeightsT<T>& w, const RopeTable& rope, const LoraLayout* lay, const T* lora_params,
                               T* lora_grads, GradsT<T>* base_grads, const LayerGradHook<T>& hook, const TrainBatch& batch,
-                              const TrainOptions& opt);
+                              const TrainOptions& opt, Backend* be = nullptr);
 
 WeightsT<float> weights_view(const Model& m);
 // a float64 copy of the model's weights (for gradient checks); storage holds the values

@@ -122,14 +122,18 @@ void rope_apply(T* x, const int* pos, int64_t N, int nh, int hd, const double* i
 // ---- causal attention with GQA over B padded sequences of length Tn -------------------------------
 // q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd] → out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] keeps the softmax
 // probabilities (row t uses columns 0..t) for the backward.
+// Work splits into B·nkv independent tasks (a sequence × a KV head with its query heads): the
+// [task0, task1) overloads let a caller run tasks in parallel without two writing the same dk/dv rows.
 template <typename T>
-void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int B, int Tn, int nh, int nkv, int hd) {
+void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int B, int Tn, int nh, int nkv, int hd, int64_t task0 = 0,
+                       int64_t task1 = -1) {
   const int group = nh / nkv;
   const T scale = T(1.0 / std::sqrt(double(hd)));
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < nh; h++) {
-      const int g = h / group;
+  if (task1 < 0) task1 = int64_t(B) * nkv;
+  for (int64_t task = task0; task < task1; task++)
+    for (int h = int(task % nkv) * group; h < int(task % nkv + 1) * group; h++) {
+      const int b = int(task / nkv), g = h / group;
       for (int t = 0; t < Tn; t++) {
         const T* qr = q + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
         T* ar = att + ((int64_t(b) * nh + h) * Tn + t) * Tn;
@@ -161,14 +165,15 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int B
 // dq, dk, dv += ... given dout and the saved probabilities
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* att, const T* q, const T* k, const T* v, int B, int Tn, int nh,
-                        int nkv, int hd) {
+                        int nkv, int hd, int64_t task0 = 0, int64_t task1 = -1) {
   const int group = nh / nkv;
   const T scale = T(1.0 / std::sqrt(double(hd)));
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
   std::vector<T> dp(static_cast<size_t>(Tn));
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < nh; h++) {
-      const int g = h / group;
+  if (task1 < 0) task1 = int64_t(B) * nkv;
+  for (int64_t task = task0; task < task1; task++)
+    for (int h = int(task % nkv) * group; h < int(task % nkv + 1) * group; h++) {
+      const int b = int(task / nkv), g = h / group;
       for (int t = 0; t < Tn; t++) {
         const T* ar = att + ((int64_t(b) * nh + h) * Tn + t) * Tn;
         const T* go = dout + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;

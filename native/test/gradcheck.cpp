@@ -251,6 +251,19 @@ int main(int argc, char** argv) {
     }
     report("float path vs float64: loss", std::fabs(lossf - loss) / std::fabs(loss), 1e-5);
     report("float path vs float64: LoRA gradients (max abs / max |g|)", dmax / gmax, 1e-4);
+    // the fast float path (backend matmuls through BLAS or the built-in kernel, threaded attention)
+    for (bool blas : {true, false}) {
+      BackendOptions bo;
+      bo.threads = 2;
+      bo.blas = blas;
+      auto be = make_cpu_backend(bo);
+      std::vector<float> lgb(lp.size(), 0.f);
+      double lossb = train_forward_backward<float>(c, wf, rope, &lay, lpf.data(), lgb.data(), nullptr, nullptr, batch, opt, be.get());
+      double db = 0;
+      for (size_t i = 0; i < lgb.size(); i++) db = std::max(db, std::fabs(double(lgb[i]) - lgr[i]));
+      report(std::string("backend path (") + be->name() + ") vs float64: loss", std::fabs(lossb - loss) / std::fabs(loss), 1e-5);
+      report(std::string("backend path (") + be->name() + ") vs float64: LoRA gradients", db / gmax, 1e-4);
+    }
   } catch (const EngineError& e) {
     std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
     return 1;

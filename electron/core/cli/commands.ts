@@ -8,6 +8,11 @@ import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
 import { formatDuration, type StageProgress } from '../text/progress.js';
 import { packageRoot } from './version.js';
+import { applyAdapter, DEFAULT_TRAIN, finetune, type TrainSettings } from '../train/trainer.js';
+import { parseTargets } from '../train/lora.js';
+import { promptCompletionExamples, readPromptCompletionJsonl, readTextFile, textExamples } from '../train/data.js';
+import { writeHfFolder } from '../formats/safetensors-write.js';
+import { atomicWriteDir } from '../train/atomic.js';
 
 export interface CommandContext {
   values: Record<string, string | boolean | string[] | undefined>;
@@ -63,6 +68,21 @@ function modelArg(ctx: CommandContext): string {
 
 function loadOpts(ctx: CommandContext): LoadOptions {
   return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'] };
+}
+
+/** Loads MODEL and, with --adapter DIR, merges that PEFT adapter into it (base + adapter). */
+async function loadWithAdapter(ctx: CommandContext, opts: LoadOptions): Promise<Model> {
+  const m = await Model.load(modelArg(ctx), opts);
+  const adapter = str(ctx, 'adapter');
+  if (adapter) {
+    try {
+      applyAdapter(m, adapter);
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+  }
+  return m;
 }
 
 function progressPrinter(ctx: CommandContext, label: string): ((p: StageProgress) => void) | undefined {
@@ -140,7 +160,7 @@ async function runGenerate(ctx: CommandContext): Promise<void> {
     seed: num(ctx, 'seed', 0, { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
     stop: (ctx.values.stop as string[] | undefined) ?? [],
   };
-  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  const m = await loadWithAdapter(ctx, loadOpts(ctx));
   try {
     const streaming = !ctx.values.json;
     if (streaming) ctx.out(prompt);
@@ -165,7 +185,7 @@ async function runPerplexity(ctx: CommandContext): Promise<void> {
   } catch (e) {
     throw new EngineError('E_IO', `cannot read ${file}: ${(e as Error).message}`);
   }
-  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  const m = await loadWithAdapter(ctx, loadOpts(ctx));
   try {
     const r = await perplexity(m, text, { seqLen, maxWindows, signal: ctx.signal, onProgress: progressPrinter(ctx, 'perplexity') });
     if (ctx.values.json) return json(ctx, r);
@@ -179,7 +199,7 @@ async function runScore(ctx: CommandContext): Promise<void> {
   const raw = str(ctx, 'ids', true)!;
   const ids = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
   if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw ctx.usageError('--ids must be comma-separated non-negative integers, e.g. 1,403,407');
-  const m = await Model.load(modelArg(ctx), { ...loadOpts(ctx), noTokenizer: true });
+  const m = await loadWithAdapter(ctx, { ...loadOpts(ctx), noTokenizer: true });
   try {
     const [s] = await m.score([ids], { lastLogits: true, signal: ctx.signal });
     const mean = ids.length > 1 ? s.nllSum / (ids.length - 1) : Number.NaN;
@@ -187,6 +207,99 @@ async function runScore(ctx: CommandContext): Promise<void> {
     if (ctx.values.json) return json(ctx, result);
     const top = Array.from(s.lastLogits!.entries()).sort((a, b) => b[1] - a[1]).slice(0, 5);
     ctx.out(`argmax     ${result.argmax.join(' ')}\nmean_nll   ${ids.length > 1 ? mean.toFixed(6) : '(needs ≥ 2 ids)'}\ntop-5 last ${top.map(([i, v]) => `${i}:${v.toFixed(4)}`).join('  ')}\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runFinetune(ctx: CommandContext): Promise<void> {
+  const out = str(ctx, 'out', true)!;
+  const dataFile = str(ctx, 'data');
+  const textFile = str(ctx, 'text');
+  if (!dataFile === !textFile) throw ctx.usageError('give exactly one of --data FILE.jsonl (prompt/completion) or --text FILE (plain text)');
+  const d = DEFAULT_TRAIN;
+  const settings: TrainSettings = {
+    lora: {
+      rank: num(ctx, 'rank', d.lora.rank, { int: true, min: 1, max: 4096 }),
+      alpha: num(ctx, 'alpha', d.lora.alpha, { min: Number.MIN_VALUE }),
+      rslora: !!ctx.values.rslora,
+      dropout: num(ctx, 'dropout', d.lora.dropout, { min: 0, max: 0.99 }),
+      targets: ctx.values.targets !== undefined ? parseTargets(String(ctx.values.targets)) : d.lora.targets,
+    },
+    optim: {
+      ...d.optim,
+      lr: num(ctx, 'lr', d.optim.lr, { min: Number.MIN_VALUE }),
+      weightDecay: num(ctx, 'weight-decay', d.optim.weightDecay, { min: 0 }),
+      warmupSteps: num(ctx, 'warmup', d.optim.warmupSteps, { int: true, min: 0 }),
+      clip: num(ctx, 'clip', d.optim.clip, { min: 0 }),
+      schedule: ((): 'cosine' | 'constant' => {
+        const v = str(ctx, 'schedule') ?? d.optim.schedule;
+        if (v !== 'cosine' && v !== 'constant') throw ctx.usageError('--schedule must be cosine or constant');
+        return v;
+      })(),
+    },
+    epochs: num(ctx, 'epochs', d.epochs, { int: true, min: 1 }),
+    batch: num(ctx, 'batch', d.batch, { int: true, min: 1 }),
+    microBatch: num(ctx, 'micro-batch', num(ctx, 'batch', d.batch, { int: true, min: 1 }), { int: true, min: 1 }),
+    maxLen: num(ctx, 'max-len', d.maxLen, { int: true, min: 2 }),
+    seed: num(ctx, 'seed', d.seed, { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    checkpointActivations: !!ctx.values['checkpoint-activations'],
+  };
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const tok = m.requireTokenizer();
+    settings.maxLen = Math.min(settings.maxLen, m.info.contextLength);
+    const examples = dataFile
+      ? promptCompletionExamples(tok, readPromptCompletionJsonl(dataFile), { eos: !ctx.values['no-eos'], maxLen: settings.maxLen })
+      : textExamples(tok, readTextFile(textFile!), settings.maxLen);
+    const evalFile = str(ctx, 'eval-data');
+    const evalExamples = evalFile
+      ? (evalFile.endsWith('.jsonl') ? promptCompletionExamples(tok, readPromptCompletionJsonl(evalFile), { eos: !ctx.values['no-eos'], maxLen: settings.maxLen }) : textExamples(tok, readTextFile(evalFile), settings.maxLen))
+      : undefined;
+    const show = !ctx.values.json && (process.stderr.isTTY || !!ctx.values.progress);
+    let last = 0;
+    const r = await finetune(m, {
+      settings, examples, evalExamples, outDir: out, resume: !!ctx.values.resume, force: !!ctx.values.force,
+      checkpointEvery: num(ctx, 'checkpoint-every', 50, { int: true, min: 1 }), signal: ctx.signal,
+      onProgress: show ? (p) => {
+        const now = performance.now();
+        if (now - last < 100 && p.step < p.totalSteps) return;
+        last = now;
+        const line = `step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${p.tokensPerSec.toFixed(0)} tok/s  ETA ${formatDuration(p.etaSec)}`;
+        ctx.err(process.stderr.isTTY ? `\r${line}   ${p.step >= p.totalSteps ? '\n' : ''}` : line + '\n');
+      } : undefined,
+    });
+    const summary = { adapter: r.adapterDir, steps: r.steps, final_loss: r.losses.at(-1)?.loss ?? null, first_loss: r.losses[0]?.loss ?? null,
+      eval_loss_before: r.evalLossBefore ?? null, eval_loss_after: r.evalLossAfter ?? null, seconds: r.seconds, resumed_from: r.resumedFrom ?? null };
+    if (ctx.values.json) return json(ctx, summary);
+    ctx.out(`adapter written to ${r.adapterDir} (${r.steps} steps, loss ${summary.first_loss?.toFixed(4)} → ${summary.final_loss?.toFixed(4)}` +
+      (r.evalLossAfter !== undefined ? `, held-out loss ${r.evalLossBefore?.toFixed(4) ?? '?'} → ${r.evalLossAfter.toFixed(4)}` : '') + `, ${r.seconds.toFixed(1)} s)\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
+async function runMerge(ctx: CommandContext): Promise<void> {
+  const out = str(ctx, 'out', true)!;
+  const adapter = str(ctx, 'adapter', true)!;
+  const src = modelArg(ctx);
+  const m = await loadWithAdapter(ctx, loadOpts(ctx));
+  try {
+    const tensors = m.tensors();
+    // the tokenizer travels with the merged model when it is a file beside the source
+    const srcDir = fs.statSync(src).isDirectory() ? src : path.dirname(src);
+    const tokFiles = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json']
+      .map((f) => path.join(srcDir, f)).filter((f) => fs.existsSync(f));
+    if (!fs.statSync(src).isDirectory() && tokFiles.length === 0) {
+      const tokModel = fs.readdirSync(srcDir).find((f) => /^tok.*\.model$/.test(f));
+      if (tokModel) tokFiles.push(path.join(srcDir, tokModel));
+    }
+    atomicWriteDir(out, !!ctx.values.force, (tmp) => {
+      writeHfFolder(tmp, tensors, {});
+      for (const f of tokFiles) fs.copyFileSync(f, path.join(tmp, /^tok.*\.model$/.test(path.basename(f)) ? 'tokenizer.model' : path.basename(f)));
+    });
+    if (ctx.values.json) return json(ctx, { out, params: m.info.nParams });
+    ctx.out(`merged model written to ${out} (${fmtInt(m.info.nParams)} parameters, Hugging Face safetensors)\n`);
   } finally {
     m.dispose();
   }
@@ -230,9 +343,10 @@ export const COMMANDS: Record<string, Command> = {
   },
   generate: {
     summary: 'continue a prompt',
-    help: 'tailor generate MODEL --prompt T [--max-tokens N] [--temperature X] [--top-k K] [--top-p P] [--seed S] [--stop S]... [--json]',
+    help: 'tailor generate MODEL --prompt T [--max-tokens N] [--temperature X] [--top-k K] [--top-p P] [--seed S] [--stop S]... [--adapter DIR] [--json]',
     options: {
       ...common,
+      adapter: { type: 'string' },
       prompt: { type: 'string' },
       'max-tokens': { type: 'string' },
       temperature: { type: 'string' },
@@ -245,15 +359,34 @@ export const COMMANDS: Record<string, Command> = {
   },
   perplexity: {
     summary: 'perplexity over a text file (LLM-Pruner windows)',
-    help: 'tailor perplexity MODEL --text FILE [--seq-len 128] [--max-windows N] [--json] [--progress]',
-    options: { ...common, text: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' }, progress: { type: 'boolean' } },
+    help: 'tailor perplexity MODEL --text FILE [--seq-len 128] [--max-windows N] [--adapter DIR] [--json] [--progress]',
+    options: { ...common, adapter: { type: 'string' }, text: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' }, progress: { type: 'boolean' } },
     run: runPerplexity,
   },
   score: {
     summary: 'one forward pass over token ids: argmax per position, last logits, mean NLL',
-    help: 'tailor score MODEL --ids 1,403,407 [--json]',
-    options: { ...common, ids: { type: 'string' } },
+    help: 'tailor score MODEL --ids 1,403,407 [--adapter DIR] [--json]',
+    options: { ...common, ids: { type: 'string' }, adapter: { type: 'string' } },
     run: runScore,
+  },
+  finetune: {
+    summary: 'LoRA fine-tuning on prompt/completion records or plain text; writes a PEFT adapter',
+    help: 'tailor finetune MODEL --data FILE.jsonl | --text FILE --out DIR [--rank 8] [--alpha 16] [--rslora] [--dropout 0.05] [--targets q,k,v,o,gate,up,down] [--lr 2e-4] [--schedule cosine|constant] [--warmup N] [--weight-decay X] [--clip 1] [--epochs 1] [--batch 8] [--micro-batch N] [--max-len 256] [--seed S] [--checkpoint-every 50] [--checkpoint-activations] [--eval-data FILE] [--no-eos] [--resume] [--force] [--json] [--progress]',
+    options: {
+      ...common, data: { type: 'string' }, text: { type: 'string' }, out: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
+      rslora: { type: 'boolean' }, dropout: { type: 'string' }, targets: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
+      warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, clip: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
+      'micro-batch': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
+      'checkpoint-activations': { type: 'boolean' }, 'eval-data': { type: 'string' }, 'no-eos': { type: 'boolean' }, resume: { type: 'boolean' },
+      force: { type: 'boolean' }, progress: { type: 'boolean' },
+    },
+    run: runFinetune,
+  },
+  merge: {
+    summary: 'merge a PEFT LoRA adapter into its base model and write a Hugging Face folder',
+    help: 'tailor merge MODEL --adapter DIR --out DIR [--force] [--json]',
+    options: { ...common, adapter: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
+    run: runMerge,
   },
   demo: {
     summary: 'generate a story and measure perplexity with the bundled stories260K',

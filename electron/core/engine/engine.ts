@@ -2,7 +2,8 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type RawAddonModel, type RawGenerateResult, type RawModelInfo } from './native.js';
+import { addon, type RawAddonModel, type RawGenerateResult, type RawModelInfo, type RawTensors } from './native.js';
+import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 
@@ -70,6 +71,10 @@ function cancelFlag(signal?: AbortSignal): { flag: Int32Array; done: () => void 
   const onAbort = () => Atomics.store(flag, 0, 1);
   signal.addEventListener('abort', onAbort, { once: true });
   return { flag, done: () => signal.removeEventListener('abort', onAbort) };
+}
+
+export function cancelFlagFor(signal?: AbortSignal): { flag: Int32Array; done: () => void } {
+  return cancelFlag(signal);
 }
 
 export function engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean } {
@@ -172,6 +177,37 @@ export class Model {
       return res;
     } finally {
       done();
+    }
+  }
+
+  /** The raw addon handle (for the training layer in electron/core/train). */
+  rawHandle(): RawAddonModel {
+    return this.handle();
+  }
+
+  /** A copy of every weight as the neutral in-memory model the writers take. */
+  tensors(): ModelTensors {
+    const t: RawTensors = this.handle().tensors();
+    const i = this.info;
+    const s = i.ropeScaling;
+    return {
+      dim: i.dim, headDim: i.headDim, vocabSize: i.vocabSize, contextLength: i.contextLength,
+      normEps: i.normEps, ropeTheta: i.ropeTheta, ropeLayout: i.ropeLayout,
+      ropeScaling: s.type === 'linear' ? { type: 'linear', factor: s.factor }
+        : s.type === 'llama3' ? { type: 'llama3', factor: s.factor, lowFreqFactor: s.lowFreqFactor!, highFreqFactor: s.highFreqFactor!, originalMaxPositionEmbeddings: s.originalMaxPositionEmbeddings! }
+        : undefined,
+      bosId: i.bosId, eosId: i.eosId,
+      tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
+      layers: t.layers.map((l, k) => ({ ...i.layers[k], ...l })),
+    };
+  }
+
+  /** W += s·B·A for a LoRA arena in Tailor's slot order (see train/lora.ts); irreversible for this object. */
+  mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void {
+    try {
+      this.handle().mergeLora(cfg, params);
+    } catch (e) {
+      throw toEngineError(e);
     }
   }
 

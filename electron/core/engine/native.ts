@@ -29,10 +29,38 @@ export interface RawAddonModel {
   score(seqs: Array<Int32Array | number[]>, opts: { lastLogits?: boolean; maxBatchTokens?: number; cancel?: Int32Array; onProgress?: (done: number, total: number) => void }): Promise<RawSeqScore[]>;
   generate(prompt: Int32Array | number[], opts: { maxTokens?: number; nCtx?: number; nBatch?: number; temperature?: number; topK?: number; topP?: number; seed?: number; stopIds?: number[]; cancel?: Int32Array; onToken?: (id: number, index: number) => void }): Promise<RawGenerateResult>;
   dispose(): void;
+  tensors(): RawTensors;
+  mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
+}
+export interface RawTensors {
+  tokEmb: Float32Array; outNorm: Float32Array; lmHead: Float32Array | null;
+  layers: Array<{ attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array; ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array }>;
+  ropeFreqFactors?: Float32Array;
+}
+export interface RawTrainConfig {
+  rank?: number; alpha?: number; rslora?: boolean; dropout?: number; targets?: number;
+  lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; warmupSteps?: number; cosine?: boolean; minLrRatio?: number; clip?: number;
+  epochs?: number; batch?: number; microBatch?: number; maxLen?: number; seed?: number; checkpointActivations?: boolean;
+}
+export interface RawExample { ids: Int32Array; weight: Float32Array }
+export interface RawStepStats { step: number; loss: number; lr: number; gradNorm: number; tokens: number }
+export interface RawLoraSlot { layer: number; target: string; module: string; a: number; b: number; in: number; out: number }
+export interface RawTrainerState { params: Float32Array; m?: Float32Array; v?: Float32Array; step?: number }
+export interface RawAddonTrainer {
+  info(): { totalSteps: number; step: number; nParams: number; rank: number; alpha: number; scale: number; slots: RawLoraSlot[] };
+  run(opts: { maxSteps?: number; cancel?: Int32Array; onStep?: (s: RawStepStats) => void }): Promise<{ steps: number; step: number; done: boolean }>;
+  evalLoss(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<number>;
+  getState(): Required<RawTrainerState>;
+  setState(s: RawTrainerState): void;
+  mergeInto(): void;
+  dispose(): void;
+  tensors(): RawTensors;
+  mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
 }
 export interface RawAddon {
   AddonModel: { load(path: string, opts?: { threads?: number; blas?: boolean }): Promise<RawAddonModel> };
   engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean };
+  createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;
 }
 
 function findAddon(): string {

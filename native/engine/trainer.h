@@ -1,0 +1,87 @@
+// trainer.h — LoRA fine-tuning: examples (token ids with a per-token loss weight) in seeded epoch order,
+// micro-batches of right-padded sequences accumulated into one optimizer step, global-norm gradient
+// clipping, AdamW with linear warm-up then a constant or cosine schedule. Deterministic on the CPU:
+// the same seed gives the same loss curve bit for bit, and a run restored from a checkpoint (LoRA
+// weights, AdamW moments, step) continues exactly as the uninterrupted run — the data order and the
+// dropout masks are functions of (seed, step), not state.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend.h"
+#include "forward.h"
+#include "lora.h"
+#include "model.h"
+#include "train_graph.h"
+
+namespace tailor {
+
+struct OptimConfig {
+  float lr = 2e-4f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float weight_decay = 0.f;
+  int warmup_steps = 0;
+  bool cosine = true;        // false: constant after warm-up
+  float min_lr_ratio = 0.f;  // cosine floor as a share of lr
+  float clip = 1.f;          // global gradient-norm clip (0 = off)
+};
+
+struct Example {
+  std::vector<int> ids;        // the whole sequence (BOS + prompt + completion)
+  std::vector<float> weight;   // [ids.size()-1]: loss weight of predicting ids[t+1] (0 = prompt token)
+};
+
+struct TrainConfig {
+  LoraConfig lora;
+  OptimConfig optim;
+  int epochs = 1;
+  int batch = 8;          // sequences per optimizer step
+  int micro_batch = 8;    // sequences per forward/backward (gradient accumulation when < batch)
+  int max_len = 256;      // longer examples are truncated
+  uint64_t seed = 0;
+  bool checkpoint_activations = false;
+};
+
+struct StepStats {
+  int64_t step;       // optimizer steps done after this one
+  double loss;        // mean loss over the step's weighted tokens
+  double lr;
+  double grad_norm;   // before clipping
+  int64_t tokens;     // tokens processed (including prompt tokens)
+};
+
+class Trainer {
+ public:
+  Trainer(const Model& m, Backend& be, const TrainConfig& cfg, std::vector<Example> data);
+  int64_t total_steps() const { return total_steps_; }
+  int64_t step() const { return step_; }
+  bool done() const { return step_ >= total_steps_; }
+  // one optimizer step; throws E_CANCELLED leaving the state at the last completed step
+  StepStats train_step(const CancelToken& cancel);
+  // mean loss of `data` under the current weights (no dropout)
+  double eval_loss(const std::vector<Example>& data, const CancelToken& cancel);
+
+  const LoraLayout& layout() const { return lay_; }
+  std::vector<float>& params() { return p_; }
+  std::vector<float>& adam_m() { return am_; }
+  std::vector<float>& adam_v() { return av_; }
+  void set_step(int64_t s) { step_ = s; }
+  const TrainConfig& config() const { return cfg_; }
+  double lr_at(int64_t step) const;
+
+ private:
+  std::vector<int> epoch_order(int64_t epoch) const;
+  TrainBatch make_batch(const std::vector<const Example*>& ex) const;
+
+  const Model& m_;
+  Backend& be_;
+  TrainConfig cfg_;
+  std::vector<Example> data_;
+  LoraLayout lay_;
+  RopeTable rope_;
+  WeightsT<float> w_;
+  std::vector<float> p_, g_, am_, av_;  // LoRA params, grads, AdamW moments
+  int64_t step_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;
+};
+
+}  // namespace tailor
