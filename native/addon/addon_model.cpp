@@ -87,28 +87,7 @@ A typed_copy(Napi::Env env, const std::vector<T>& v) {
   return a;
 }
 
-// Keeps the JS model object alive and marks it busy while a worker uses it.
-class ModelJob : public EngineWorker {
- public:
-  ModelJob(Napi::Env env, AddonModel* m, const Napi::Object& self) : EngineWorker(env), m_(m) { self_ = Napi::Persistent(self); }
-  // marks the model busy and queues the work (after the constructor validated the arguments)
-  Napi::Promise Start() {
-    m_->busy++;
-    Napi::Promise p = promise();
-    Queue();
-    return p;
-  }
-
- protected:
-  void Done() override {
-    m_->busy--;
-    self_.Reset();
-    cancel_.reset();
-  }
-  AddonModel* m_;
-  Napi::ObjectReference self_;
-  CancelFlag cancel_;
-};
+using ModelJob = OwnedJob<AddonModel>;
 
 // ---- load -------------------------------------------------------------------------------------------
 class LoadWorker : public EngineWorker {
@@ -157,7 +136,7 @@ class ScoreWorker : public ModelJob {
         });
       };
     }
-    res_ = score_sequences(*m_->model, *m_->backend, seqs_, so_, CancelToken{cancel_.ptr()}, pr);
+    res_ = score_sequences(*owner_->model, *owner_->backend, seqs_, so_, CancelToken{cancel_.ptr()}, pr);
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Array out = Napi::Array::New(env, res_.size());
@@ -208,7 +187,7 @@ class GenerateWorker : public ModelJob {
     }
   }
   void Run() override {
-    Session s(*m_->model, *m_->backend, n_ctx_);
+    Session s(*owner_->model, *owner_->backend, n_ctx_);
     Sampler sampler(sp_);
     CancelToken ct{cancel_.ptr()};
     double t0 = now_ms();

@@ -64,26 +64,7 @@ Napi::Object stats_to_js(Napi::Env env, const StepStats& s) {
   return o;
 }
 
-class TrainerJob : public EngineWorker {
- public:
-  TrainerJob(Napi::Env env, AddonTrainer* t, const Napi::Object& self) : EngineWorker(env), t_(t) { self_ = Napi::Persistent(self); }
-  Napi::Promise Start() {
-    t_->busy++;
-    Napi::Promise p = promise();
-    Queue();
-    return p;
-  }
-
- protected:
-  void Done() override {
-    t_->busy--;
-    self_.Reset();
-    cancel_.reset();
-  }
-  AddonTrainer* t_;
-  Napi::ObjectReference self_;
-  CancelFlag cancel_;
-};
+using TrainerJob = OwnedJob<AddonTrainer>;
 
 class RunWorker : public TrainerJob {
  public:
@@ -98,8 +79,8 @@ class RunWorker : public TrainerJob {
   }
   void Run() override {
     CancelToken ct{cancel_.ptr()};
-    for (int64_t i = 0; i < max_steps_ && !t_->trainer->done(); i++) {
-      StepStats s = t_->trainer->train_step(ct);
+    for (int64_t i = 0; i < max_steps_ && !owner_->trainer->done(); i++) {
+      StepStats s = owner_->trainer->train_step(ct);
       steps_++;
       if (has_cb_) {
         auto* d = new StepStats(s);
@@ -113,8 +94,8 @@ class RunWorker : public TrainerJob {
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("steps", double(steps_));
-    o.Set("step", double(t_->trainer->step()));
-    o.Set("done", t_->trainer->done());
+    o.Set("step", double(owner_->trainer->step()));
+    o.Set("done", owner_->trainer->done());
     return o;
   }
   void Done() override {
@@ -134,7 +115,7 @@ class EvalWorker : public TrainerJob {
       : TrainerJob(env, t, self), ex_(std::move(ex)) {
     cancel_.bind(opts.Get("cancel"));
   }
-  void Run() override { loss_ = t_->trainer->eval_loss(ex_, CancelToken{cancel_.ptr()}); }
+  void Run() override { loss_ = owner_->trainer->eval_loss(ex_, CancelToken{cancel_.ptr()}); }
   Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, loss_); }
 
  private:

@@ -62,6 +62,13 @@ class EngineWorker : public Napi::AsyncWorker {
   std::string code_ = "E_INTERNAL";
 };
 
+class CancelFlag;
+
+// A job on an addon object (a model, a trainer): the JS object stays alive and counted busy while the
+// job runs, so it cannot be disposed under the worker.
+template <typename Owner>
+class OwnedJob;
+
 // A cancel flag shared with JS: an Int32Array whose element 0 JS sets to nonzero to stop the job.
 // The reference keeps its buffer alive while the worker reads it.
 class CancelFlag {
@@ -73,6 +80,29 @@ class CancelFlag {
  private:
   Napi::Reference<Napi::Value> ref_;
   const int32_t* ptr_ = nullptr;
+};
+
+template <typename Owner>
+class OwnedJob : public EngineWorker {
+ public:
+  OwnedJob(Napi::Env env, Owner* owner, const Napi::Object& self) : EngineWorker(env), owner_(owner) { self_ = Napi::Persistent(self); }
+  // marks the owner busy and queues the work (after the constructor validated the arguments)
+  Napi::Promise Start() {
+    owner_->busy++;
+    Napi::Promise p = promise();
+    Queue();
+    return p;
+  }
+
+ protected:
+  void Done() override {
+    owner_->busy--;
+    self_.Reset();
+    cancel_.reset();
+  }
+  Owner* owner_;
+  Napi::ObjectReference self_;
+  CancelFlag cancel_;
 };
 
 }  // namespace tailor_addon

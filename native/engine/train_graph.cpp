@@ -22,29 +22,17 @@ struct LayerActs {
   Vec<T> xa[kNumTargets];  // LoRA: dropout(input)·Aᵀ, [N, r]
 };
 
-template <typename T>
-const T* wptr(const typename WeightsT<T>::Layer& L, int t) {
+// projection t of a layer's weights or gradients (both structs name their members alike)
+template <typename L>
+auto proj(L& layer, int t) {
   switch (t) {
-    case kQ: return L.wq;
-    case kK: return L.wk;
-    case kV: return L.wv;
-    case kO: return L.wo;
-    case kGate: return L.w_gate;
-    case kUp: return L.w_up;
-    default: return L.w_down;
-  }
-}
-
-template <typename T>
-T* gptr(typename GradsT<T>::Layer& L, int t) {
-  switch (t) {
-    case kQ: return L.wq;
-    case kK: return L.wk;
-    case kV: return L.wv;
-    case kO: return L.wo;
-    case kGate: return L.w_gate;
-    case kUp: return L.w_up;
-    default: return L.w_down;
+    case kQ: return layer.wq;
+    case kK: return layer.wk;
+    case kV: return layer.wv;
+    case kO: return layer.wo;
+    case kGate: return layer.w_gate;
+    case kUp: return layer.w_up;
+    default: return layer.w_down;
   }
 }
 
@@ -104,7 +92,7 @@ struct Graph {
 
   // y[N, out] = x·Wᵀ (+ s·dropout(x)·Aᵀ·Bᵀ)
   void linear_forward(T* y, const T* x, int l, int t, int64_t in, int64_t out, Vec<T>* xa) {
-    mm(y, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
+    mm(y, x, proj(w.layers[size_t(l)], t), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
@@ -119,8 +107,8 @@ struct Graph {
 
   // dx += ∂/∂x; LoRA and base gradients accumulated
   void linear_backward(T* dx, const T* dy, const T* x, int l, int t, int64_t in, int64_t out, const Vec<T>* xa) {
-    T* dW = bg ? gptr<T>(bg->layers[size_t(l)], t) : nullptr;
-    mmb(dx, dW, dy, x, wptr<T>(w.layers[size_t(l)], t), N, in, out);
+    T* dW = bg ? proj(bg->layers[size_t(l)], t) : nullptr;
+    mmb(dx, dW, dy, x, proj(w.layers[size_t(l)], t), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;

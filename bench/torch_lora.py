@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""torch_lora.py - the PyTorch side of Tailor's training benchmark (bench/train-bench.ts).
+
+A self-contained plain-PyTorch LLaMA (RMSNorm, HF rotate-half RoPE, GQA attention, SwiGLU MLP, tied or
+untied head) that loads a HF folder (config.json + model.safetensors, header parsed here: no
+transformers / peft / safetensors packages), freezes the base weights, adds LoRA A/B on all seven
+projections (q, k, v, o, gate, up, down), and times AdamW steps on the batches the benchmark wrote.
+
+Usage: torch_lora.py --dir HF_DIR --data IDS.bin --n N --len L --batch B --steps S --threads K
+          [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0]
+IDS.bin holds N x L little-endian int32 token ids (L = T + 1); batch k (k = 0 is the untimed warm-up)
+is rows [k*B, (k+1)*B). Prints one JSON line on stdout.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ST_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    (hlen,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + hlen].decode("utf-8"))
+    base = 8 + hlen
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dt = ST_DTYPES[info["dtype"]]
+        start, end = info["data_offsets"]
+        n = 1
+        for s in info["shape"]:
+            n *= s
+        t = torch.frombuffer(data, dtype=dt, count=n, offset=base + start).view(*info["shape"])
+        out[name] = t.float() if dt != torch.float32 else t
+    return out
+
+
+class LoraLinear(nn.Module):
+    """y = x W^T + scale * (x A^T) B^T; W frozen (a buffer-like plain tensor), A kaiming-uniform, B = 0."""
+
+    def __init__(self, w, r, alpha):
+        super().__init__()
+        self.w = w  # not a Parameter: frozen
+        out_f, in_f = w.shape
+        self.A = nn.Parameter(torch.empty(r, in_f))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.B = nn.Parameter(torch.zeros(out_f, r))
+        self.scale = alpha / r
+
+    def forward(self, x):
+        return F.linear(x, self.w) + F.linear(F.linear(x, self.A), self.B) * self.scale
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+class Layer(nn.Module):
+    def __init__(self, sd, i, cfg, r, alpha):
+        super().__init__()
+        p = f"model.layers.{i}."
+        self.ln1 = sd[p + "input_layernorm.weight"]
+        self.ln2 = sd[p + "post_attention_layernorm.weight"]
+        self.q = LoraLinear(sd[p + "self_attn.q_proj.weight"], r, alpha)
+        self.k = LoraLinear(sd[p + "self_attn.k_proj.weight"], r, alpha)
+        self.v = LoraLinear(sd[p + "self_attn.v_proj.weight"], r, alpha)
+        self.o = LoraLinear(sd[p + "self_attn.o_proj.weight"], r, alpha)
+        self.gate = LoraLinear(sd[p + "mlp.gate_proj.weight"], r, alpha)
+        self.up = LoraLinear(sd[p + "mlp.up_proj.weight"], r, alpha)
+        self.down = LoraLinear(sd[p + "mlp.down_proj.weight"], r, alpha)
+        self.nh = cfg["num_attention_heads"]
+        self.nkv = cfg.get("num_key_value_heads") or self.nh
+        self.hd = cfg.get("head_dim") or cfg["hidden_size"] // self.nh
+        self.eps = cfg.get("rms_norm_eps", 1e-5)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, _ = x.shape
+        h = rms_norm(x, self.ln1, self.eps)
+        q = self.q(h).view(B, T, self.nh, self.hd).transpose(1, 2)
+        k = self.k(h).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        v = self.v(h).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if self.nkv != self.nh:
+            rep = self.nh // self.nkv
+            k = k.repeat_interleave(rep, dim=1)
+            v = v.repeat_interleave(rep, dim=1)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.hd) + mask
+        att = torch.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, self.nh * self.hd)
+        x = x + self.o(y)
+        h = rms_norm(x, self.ln2, self.eps)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Llama(nn.Module):
+    def __init__(self, sd, cfg, r, alpha):
+        super().__init__()
+        self.emb = sd["model.embed_tokens.weight"]
+        self.head = sd.get("lm_head.weight", self.emb)
+        self.norm = sd["model.norm.weight"]
+        self.eps = cfg.get("rms_norm_eps", 1e-5)
+        self.layers = nn.ModuleList([Layer(sd, i, cfg, r, alpha) for i in range(cfg["num_hidden_layers"])])
+        hd = self.layers[0].hd
+        theta = cfg.get("rope_theta", 10000.0)
+        self.inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+
+    def forward(self, ids):
+        B, T = ids.shape
+        x = F.embedding(ids, self.emb)
+        t = torch.arange(T, dtype=torch.float32)
+        freqs = torch.outer(t, self.inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        mask = torch.full((T, T), float("-inf")).triu(1)
+        for l in self.layers:
+            x = l(x, cos, sin, mask)
+        return F.linear(rms_norm(x, self.norm, self.eps), self.head)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--len", type=int, required=True)
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--alpha", type=float, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--clip", type=float, default=1.0)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    torch.manual_seed(0)
+    cfg = json.load(open(os.path.join(a.dir, "config.json")))
+    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"))
+    model = Llama(sd, cfg, a.rank, a.alpha)
+    params = [p for p in model.parameters()]
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    with open(a.data, "rb") as f:
+        ids = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).view(a.n, a.len).long()
+    if a.n < (a.steps + 1) * a.batch:
+        sys.exit("not enough rows for the steps")
+
+    def step(k):
+        rows = ids[k * a.batch : (k + 1) * a.batch]
+        inp, tgt = rows[:, :-1], rows[:, 1:]
+        logits = model(inp)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, a.clip)
+        opt.step()
+        return float(loss.detach()), inp.numel()
+
+    loss0, _ = step(0)  # warm-up (untimed); its loss is the base model's (B = 0)
+    losses = []
+    tokens = 0
+    t0 = time.perf_counter()
+    for k in range(1, a.steps + 1):
+        l, n = step(k)
+        losses.append(l)
+        tokens += n
+    dt = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "engine": "pytorch",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "tokens_per_sec": tokens / dt,
+                "seconds": dt,
+                "steps": a.steps,
+                "tokens": tokens,
+                "loss0": loss0,
+                "losses": losses,
+                "lora_params": sum(p.numel() for p in params),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
