@@ -230,7 +230,10 @@ async function main(): Promise<void> {
       const pr = spawnSync(python, [torchScript, ...common, '--rank', String(RANK), '--alpha', String(ALPHA), '--lr', String(LR), '--clip', String(CLIP)], {
         encoding: 'utf8',
         maxBuffer: 64 << 20,
-        env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+        // Debian's torch mixes libgomp (its elementwise ops) with OpenBLAS's pthreads (its matmuls); with the
+        // default OMP_WAIT_POLICY the spinning OpenMP workers starve OpenBLAS's and a step runs ~20× slower
+        // (measured on stories260K). PASSIVE is the fair baseline; --torch-untuned keeps the default.
+        env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), ...(a.has('torch-untuned') ? {} : { OMP_WAIT_POLICY: 'PASSIVE' }) },
       });
       if (pr.status !== 0) log(`  PyTorch failed (${pr.status}):\n${pr.stderr}`);
       else {
@@ -255,7 +258,7 @@ async function main(): Promise<void> {
   out.push('');
   out.push(`LoRA r=${RANK}, alpha=${ALPHA}, dropout 0, on q,k,v,o,gate,up,down; AdamW lr ${LR}, clip ${CLIP}; F32; ${threads} threads; ` +
     `1 untimed warm-up step, then the timed steps; peak RSS = the child process's max RSS (weights + activations + optimizer).` +
-    (haveTorch ? ` PyTorch ${torchVer.stdout.trim()} (plain nn.Module LLaMA in bench/torch_lora.py).` : ' PyTorch: not available.'));
+    (haveTorch ? ` PyTorch ${torchVer.stdout.trim()} (plain nn.Module LLaMA in bench/torch_lora.py, OMP_WAIT_POLICY=${a.has('torch-untuned') ? 'default' : 'PASSIVE'}).` : ' PyTorch: not available.'));
   out.push('');
   out.push('Sanity check — base-model loss on the first batch (same weights, same ids; LoRA B = 0 so both equal the base loss):');
   for (const { m, tailor, torch } of rows) {

@@ -208,3 +208,36 @@ test('tailor finetune on a JSONL file writes an adapter; bad data files get clea
   assert.match(e.stderr, /\[E_FORMAT\].*bad\.jsonl:2: each line needs string fields "prompt" and "completion"/);
   assert.equal(fs.existsSync(path.join(dir, 'bad-out', 'adapter')), false);
 });
+
+test('the importance pass (base-weight gradients, one layer at a time) gives Σ|w·g| consistent with the loss', async () => {
+  const m = await Model.load(HF);
+  try {
+    const text = fs.readFileSync(shared('datasets', 'tinystories', 'validation_head.txt'), 'utf8');
+    const calib = textExamples(m.requireTokenizer(), text.slice(0, 4000), 64).slice(0, 10);
+    const st = await m.taylorStats(calib);
+    assert.equal(st.layers.length, 5);
+    // the loss equals the engine's inference NLL over the same tokens
+    const scores = await m.score(calib.map((e) => Array.from(e.ids)));
+    const n = calib.reduce((a, e) => a + e.weight.length, 0);
+    const nll = scores.reduce((a, s) => a + s.nllSum, 0) / n;
+    assert.ok(Math.abs(st.loss - nll) < 1e-4, `${st.loss} vs ${nll}`);
+    for (const l of st.layers) for (const t of Object.values(l)) {
+      assert.ok(t.sumAbsWG > 0 && t.gradSq > 0 && Math.abs(t.sumWG) <= t.sumAbsWG);
+    }
+    // a first-order check of Σ w·g: scaling layer 2's down_proj by (1+ε) changes the loss by ≈ ε·Σ w·g
+    const eps = 1e-3;
+    const tensors = m.tensors();
+    const w = tensors.layers[2].wDown;
+    for (let i = 0; i < w.length; i++) w[i] *= 1 + eps;
+    const dir2 = path.join(dir, 'scaled');
+    (await import('../electron/core/formats/safetensors-write.js')).writeHfFolder(dir2, tensors);
+    const scaled = await Model.load(dir2, { noTokenizer: true });
+    const s2 = await scaled.score(calib.map((e) => Array.from(e.ids)));
+    scaled.dispose();
+    const nll2 = s2.reduce((a, s) => a + s.nllSum, 0) / n;
+    const predicted = eps * st.layers[2].wDown.sumWG;
+    assert.ok(Math.abs(nll2 - nll - predicted) < 0.05 * Math.abs(predicted) + 1e-6, `Δloss ${nll2 - nll} vs ε·Σw·g ${predicted}`);
+  } finally {
+    m.dispose();
+  }
+});

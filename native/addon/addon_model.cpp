@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "addon_trainer.h"
+#include "grad_pass.h"
 #include "loader.h"
 #include "lora.h"
 #include "runtime.h"
@@ -247,6 +249,65 @@ class GenerateWorker : public ModelJob {
   std::string stop_reason_;
 };
 
+// ---- Taylor statistics: one full-gradient pass, reduced per tensor --------------------------------
+class TaylorWorker : public ModelJob {
+ public:
+  TaylorWorker(Napi::Env env, AddonModel* m, const Napi::Object& self, std::vector<Example> ex, const Napi::Object& opts)
+      : ModelJob(env, m, self), ex_(std::move(ex)) {
+    cancel_.bind(opts.Get("cancel"));
+    if (ex_.empty()) throw make_error(env, "E_ARG", "no calibration examples");
+  }
+  void Run() override {
+    // all calibration samples in one batch: the gradient of the mean loss over every token
+    TrainBatch b;
+    b.B = int(ex_.size());
+    for (auto& e : ex_) b.Tn = std::max(b.Tn, int(e.ids.size()) - 1);
+    b.ids.assign(size_t(b.B) * b.Tn, 0);
+    b.targets.assign(size_t(b.B) * b.Tn, 0);
+    b.weight.assign(size_t(b.B) * b.Tn, 0.f);
+    for (int s = 0; s < b.B; s++) {
+      const Example& e = ex_[size_t(s)];
+      for (size_t t = 0; t + 1 < e.ids.size(); t++) {
+        b.ids[size_t(s) * b.Tn + t] = e.ids[t];
+        b.targets[size_t(s) * b.Tn + t] = e.ids[t + 1];
+        b.weight[size_t(s) * b.Tn + t] = e.weight[t];
+      }
+    }
+    double t0 = now_ms();
+    st_ = taylor_tensor_stats(*owner_->model, *owner_->backend, b, CancelToken{cancel_.ptr()});
+    ms_ = now_ms() - t0;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    auto tt = [&](const TensorTaylor& t) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("sumAbsWG", t.sum_abs_wg);
+      o.Set("sumWG", t.sum_wg);
+      o.Set("gradSq", t.grad_sq);
+      return o;
+    };
+    static const char* names[9] = {"attnNorm", "wq", "wk", "wv", "wo", "ffnNorm", "wGate", "wUp", "wDown"};
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", st_.loss);
+    o.Set("ms", ms_);
+    Napi::Array layers = Napi::Array::New(env, st_.layers.size());
+    for (size_t l = 0; l < st_.layers.size(); l++) {
+      Napi::Object lo = Napi::Object::New(env);
+      for (int k = 0; k < 9; k++) lo.Set(names[k], tt(st_.layers[l][size_t(k)]));
+      layers.Set(uint32_t(l), lo);
+    }
+    o.Set("layers", layers);
+    o.Set("tokEmb", tt(st_.head[0]));
+    o.Set("outNorm", tt(st_.head[1]));
+    o.Set("lmHead", tt(st_.head[2]));
+    return o;
+  }
+
+ private:
+  std::vector<Example> ex_;
+  tailor::TaylorStats st_;
+  double ms_ = 0;
+};
+
 }  // namespace
 
 // ---- AddonModel -------------------------------------------------------------------------------------
@@ -256,7 +317,8 @@ Napi::Function AddonModel::Init(Napi::Env env) {
                                  {StaticMethod("load", &AddonModel::Load), InstanceMethod("info", &AddonModel::Info),
                                   InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
                                   InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose),
-                                  InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora)});
+                                  InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora),
+                                  InstanceMethod("taylorStats", &AddonModel::TaylorStats)});
   constructor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -427,6 +489,15 @@ Napi::Value AddonModel::MergeLora(const Napi::CallbackInfo& info) {
                                          " on these targets needs " + std::to_string(lay.size) + " (was it trained on another base?)");
   lora_merge(*model, lay, p.Data());
   return env.Undefined();
+}
+
+// taylorStats(examples, {cancel}): one full-gradient pass (one layer of gradients held at a time)
+Napi::Value AddonModel::TaylorStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  std::vector<Example> ex = to_examples(env, info.Length() > 0 ? info[0] : env.Undefined());
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  return (new TaylorWorker(env, this, info.This().As<Napi::Object>(), std::move(ex), opts))->Start();
 }
 
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {

@@ -12,6 +12,7 @@
 
 #include "errors.h"
 #include "forward.h"
+#include "grad_pass.h"
 #include "loader.h"
 #include "lora.h"
 #include "train_graph.h"
@@ -263,6 +264,39 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < lgb.size(); i++) db = std::max(db, std::fabs(double(lgb[i]) - lgr[i]));
       report(std::string("backend path (") + be->name() + ") vs float64: loss", std::fabs(lossb - loss) / std::fabs(loss), 1e-5);
       report(std::string("backend path (") + be->name() + ") vs float64: LoRA gradients", db / gmax, 1e-4);
+    }
+    // the importance pass (one layer of gradients at a time, float, backend) against the float64
+    // full gradients: Σ|w·g| per tensor
+    {
+      std::vector<double> g0(st.size(), 0.0);
+      auto g0map = [&](const double* p) { return p ? g0.data() + (p - st.data()) : nullptr; };
+      GradsT<double> full;
+      full.tok_emb = g0map(w.tok_emb);
+      full.out_norm = g0map(w.out_norm);
+      full.lm_head = c.tied ? nullptr : g0map(w.lm_head);
+      for (auto& Lw : w.layers)
+        full.layers.push_back({g0map(Lw.attn_norm), g0map(Lw.wq), g0map(Lw.wk), g0map(Lw.wv), g0map(Lw.wo), g0map(Lw.ffn_norm), g0map(Lw.w_gate), g0map(Lw.w_up), g0map(Lw.w_down)});
+      TrainOptions eo;
+      eo.training = false;
+      train_forward_backward<double>(c, w, rope, nullptr, nullptr, nullptr, &full, nullptr, batch, eo);
+      auto be = make_cpu_backend(BackendOptions{});
+      TaylorStats ts = taylor_tensor_stats(*m, *be, batch, CancelToken{});
+      double worst_rel = 0;
+      for (int l = 0; l < c.n_layers; l++) {
+        const auto& Lw = w.layers[size_t(l)];
+        const double* ws[9] = {Lw.attn_norm, Lw.wq, Lw.wk, Lw.wv, Lw.wo, Lw.ffn_norm, Lw.w_gate, Lw.w_up, Lw.w_down};
+        const TensorKind kinds[9] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
+                                     TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
+        for (int k = 0; k < 9; k++) {
+          int64_t n = 1;
+          for (auto d : m->expected_shape(kinds[k], l)) n *= d;
+          if (n == 0 || !ws[k]) continue;
+          double ref = 0;
+          for (int64_t i = 0; i < n; i++) ref += std::fabs(ws[k][i] * g0[size_t(ws[k] - st.data()) + size_t(i)]);
+          worst_rel = std::max(worst_rel, std::fabs(ts.layers[size_t(l)][size_t(k)].sum_abs_wg - ref) / std::max(ref, 1e-30));
+        }
+      }
+      report("importance pass (one layer at a time) vs float64: Σ|w·g| per tensor", worst_rel, 1e-3);
     }
   } catch (const EngineError& e) {
     std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());

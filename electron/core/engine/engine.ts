@@ -2,7 +2,7 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type RawAddonModel, type RawGenerateResult, type RawModelInfo, type RawTensors } from './native.js';
+import { addon, type RawAddonModel, type RawExample, type RawGenerateResult, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
@@ -200,6 +200,21 @@ export class Model {
       tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
       layers: t.layers.map((l, k) => ({ ...i.layers[k], ...l })),
     };
+  }
+
+  /**
+   * One full-gradient pass over the base weights for the calibration examples (all in one batch: the
+   * gradient of the weighted mean next-token loss), holding one layer's gradients at a time; returns
+   * per-tensor Σ|w·g|, Σ w·g and Σ g² (the element-wise first-order Taylor terms) and the pass's time.
+   */
+  async taylorStats(examples: RawExample[], signal?: AbortSignal): Promise<RawTaylorStats> {
+    const raw = this.handle();
+    const { flag, done } = cancelFlag(signal);
+    try {
+      return await wrap(() => raw.taylorStats(examples, { cancel: flag }));
+    } finally {
+      done();
+    }
   }
 
   /** W += s·B·A for a LoRA arena in Tailor's slot order (see train/lora.ts); irreversible for this object. */

@@ -31,6 +31,7 @@ export interface RawAddonModel {
   dispose(): void;
   tensors(): RawTensors;
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
+  taylorStats(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<RawTaylorStats>;
 }
 export interface RawTensors {
   tokEmb: Float32Array; outNorm: Float32Array; lmHead: Float32Array | null;
@@ -54,9 +55,10 @@ export interface RawAddonTrainer {
   setState(s: RawTrainerState): void;
   mergeInto(): void;
   dispose(): void;
-  tensors(): RawTensors;
-  mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
 }
+export interface RawTensorTaylor { sumAbsWG: number; sumWG: number; gradSq: number }
+export type RawLayerTaylor = Record<'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'ffnNorm' | 'wGate' | 'wUp' | 'wDown', RawTensorTaylor>;
+export interface RawTaylorStats { loss: number; ms: number; layers: RawLayerTaylor[]; tokEmb: RawTensorTaylor; outNorm: RawTensorTaylor; lmHead: RawTensorTaylor }
 export interface RawAddon {
   AddonModel: { load(path: string, opts?: { threads?: number; blas?: boolean }): Promise<RawAddonModel> };
   engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean };
