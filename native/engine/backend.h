@@ -60,6 +60,10 @@ class Backend {
   virtual void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) = 0;
   // dx[T, in] += dy · W;  dW[out, in] += dyᵀ · x   (either output may be null)
   virtual void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) = 0;
+  // weighted mean cross-entropy over rows of logits[N, V] (weight 0 = ignored), and dlogits = scale ·
+  // ∂loss/∂logits (dlogits may be null). Returns the loss.
+  virtual double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
+                                               double scale) = 0;
   // runs fn over [0, n) in chunks on the backend's threads
   virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
   // y[n] += x[n]

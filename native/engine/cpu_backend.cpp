@@ -142,6 +142,42 @@ class CpuBackend final : public Backend {
       });
   }
 
+  double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
+                                       double scale) override {
+    double wsum = 0;
+    for (int64_t n = 0; n < N; n++) wsum += weight[n];
+    std::vector<double> part(size_t(pool_.size()), 0.0);
+    pool_.parallel_for(N, std::max<int64_t>(1, 65536 / V), [&](int64_t n0, int64_t n1, int th) {
+      double loss = 0;
+      for (int64_t n = n0; n < n1; n++) {
+        const float* lr = logits + n * V;
+        float* d = dlogits ? dlogits + n * V : nullptr;
+        if (weight[n] == 0.f || wsum == 0) {
+          if (d) std::memset(d, 0, sizeof(float) * V);
+          continue;
+        }
+        float mx = lr[0];
+        for (int64_t v = 1; v < V; v++) mx = std::max(mx, lr[v]);
+        double wn = double(weight[n]) / wsum;
+        if (d) {
+          std::memcpy(d, lr, sizeof(float) * V);
+          double sum = exp_shift_sum(d, V, mx);  // d = exp(l - mx)
+          float k = float(wn * scale / sum);
+          for (int64_t v = 0; v < V; v++) d[v] *= k;
+          d[target[n]] -= float(wn * scale);
+          loss += wn * (double(mx) + std::log(sum) - double(lr[target[n]]));
+        } else {
+          double sum = exp_shift_sum_const(lr, V, mx);
+          loss += wn * (double(mx) + std::log(sum) - double(lr[target[n]]));
+        }
+      }
+      part[size_t(th)] += loss;
+    });
+    double loss = 0;
+    for (double p : part) loss += p;
+    return loss;
+  }
+
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
     pool_.parallel_for(n, 1, [&](int64_t a, int64_t b, int) { fn(a, b); });
   }

@@ -232,9 +232,20 @@ struct Graph {
     ops::rmsnorm_forward(xn.data(), rstd.data(), x.data(), w.out_norm, N, D, c.norm_eps);
     mm(logits.data(), xn.data(), w.lm_head, N, D, V);
     Vec<T> dlogits(backward ? size_t(N * V) : 0);
-    double loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
+    double loss;
+    bool scaled = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (be) {
+        loss = be->crossentropy_forward_backward(backward ? dlogits.data() : nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V, opt.loss_scale);
+        scaled = true;
+      } else {
+        loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
+      }
+    } else {
+      loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
+    }
     if (!backward) return loss;
-    if (opt.loss_scale != 1.0)
+    if (!scaled && opt.loss_scale != 1.0)
       for (auto& d : dlogits) d *= T(opt.loss_scale);
     logits.clear();
     logits.shrink_to_fit();
