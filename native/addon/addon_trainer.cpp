@@ -80,8 +80,16 @@ class RunWorker : public TrainerJob {
   void Run() override {
     CancelToken ct{cancel_.ptr()};
     for (int64_t i = 0; i < max_steps_ && !owner_->trainer->done(); i++) {
-      StepStats s = owner_->trainer->train_step(ct);
+      StepStats s;
+      try {
+        s = owner_->trainer->train_step(ct);
+      } catch (const EngineError& e) {
+        if (e.code() != ErrorCode::CANCELLED) throw;
+        cancelled_ = true;  // resolved, not rejected: the steps done so far travel with the result
+        break;
+      }
       steps_++;
+      stats_.push_back(s);
       if (has_cb_) {
         auto* d = new StepStats(s);
         tsfn_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, StepStats* p) {
@@ -96,6 +104,10 @@ class RunWorker : public TrainerJob {
     o.Set("steps", double(steps_));
     o.Set("step", double(owner_->trainer->step()));
     o.Set("done", owner_->trainer->done());
+    o.Set("cancelled", cancelled_);
+    Napi::Array all = Napi::Array::New(env, stats_.size());
+    for (size_t i = 0; i < stats_.size(); i++) all.Set(uint32_t(i), stats_to_js(env, stats_[i]));
+    o.Set("stats", all);
     return o;
   }
   void Done() override {
@@ -105,6 +117,8 @@ class RunWorker : public TrainerJob {
 
  private:
   int64_t max_steps_, steps_ = 0;
+  bool cancelled_ = false;
+  std::vector<StepStats> stats_;
   Napi::ThreadSafeFunction tsfn_;
   bool has_cb_ = false;
 };

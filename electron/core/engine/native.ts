@@ -49,7 +49,7 @@ export interface RawLoraSlot { layer: number; target: string; module: string; a:
 export interface RawTrainerState { params: Float32Array; m?: Float32Array; v?: Float32Array; step?: number }
 export interface RawAddonTrainer {
   info(): { totalSteps: number; step: number; nParams: number; rank: number; alpha: number; scale: number; slots: RawLoraSlot[] };
-  run(opts: { maxSteps?: number; cancel?: Int32Array; onStep?: (s: RawStepStats) => void }): Promise<{ steps: number; step: number; done: boolean }>;
+  run(opts: { maxSteps?: number; cancel?: Int32Array; onStep?: (s: RawStepStats) => void }): Promise<{ steps: number; step: number; done: boolean; cancelled: boolean; stats: RawStepStats[] }>;
   evalLoss(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<number>;
   getState(): Required<RawTrainerState>;
   setState(s: RawTrainerState): void;

@@ -58,13 +58,25 @@ export class Trainer {
    *  leaving the state at the last completed step. */
   async run(opts: { maxSteps?: number; signal?: AbortSignal; onStep?: (s: RawStepStats) => void } = {}) {
     const { flag, done } = cancelFlagFor(opts.signal);
+    // steps are reported live; the result carries them all again, so none is lost or repeated however
+    // the thread-safe callbacks and the promise interleave
+    let last = this.step;
+    const deliver = (s: RawStepStats) => {
+      if (s.step <= last) return;
+      last = s.step;
+      opts.onStep?.(s);
+    };
+    let r;
     try {
-      return await this.h().run({ maxSteps: opts.maxSteps, cancel: flag, onStep: opts.onStep });
+      r = await this.h().run({ maxSteps: opts.maxSteps, cancel: flag, onStep: deliver });
     } catch (e) {
       throw toEngineError(e);
     } finally {
       done();
     }
+    for (const s of r.stats) deliver(s);
+    if (r.cancelled) throw new EngineError('E_CANCELLED', `cancelled after step ${r.step}`);
+    return { steps: r.steps, step: r.step, done: r.done };
   }
   async evalLoss(examples: RawExample[], signal?: AbortSignal): Promise<number> {
     const { flag, done } = cancelFlagFor(signal);
