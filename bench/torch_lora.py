@@ -10,6 +10,12 @@ Usage: torch_lora.py --dir HF_DIR --data IDS.bin --n N --len L --batch B --steps
           [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0]
 IDS.bin holds N x L little-endian int32 token ids (L = T + 1); batch k (k = 0 is the untimed warm-up)
 is rows [k*B, (k+1)*B). Prints one JSON line on stdout.
+
+       torch_lora.py --importance --dir HF_DIR --data IDS.bin --n N --len L --threads K [--repeats 3]
+One importance (full-gradient) pass, as LLM-Pruner's Taylor importance needs: the same model without
+LoRA, requires_grad on every base weight, forward + backward of the mean next-token loss over all N
+rows (one batch), then sum |w*g| over every weight. One untimed warm-up pass, then the best of
+--repeats timed passes. Prints one JSON line {ms, ms_fwd_bwd, loss, peak_rss_mb, sum_abs_wg_total, ...}.
 """
 import argparse
 import json
@@ -53,6 +59,9 @@ class LoraLinear(nn.Module):
     def __init__(self, w, r, alpha):
         super().__init__()
         self.w = w  # not a Parameter: frozen
+        self.r = r
+        if r == 0:  # no LoRA (the importance pass): y = x W^T
+            return
         out_f, in_f = w.shape
         self.A = nn.Parameter(torch.empty(r, in_f))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
@@ -60,6 +69,8 @@ class LoraLinear(nn.Module):
         self.scale = alpha / r
 
     def forward(self, x):
+        if self.r == 0:
+            return F.linear(x, self.w)
         return F.linear(x, self.w) + F.linear(F.linear(x, self.A), self.B) * self.scale
 
 
@@ -135,19 +146,68 @@ class Llama(nn.Module):
         return F.linear(rms_norm(x, self.norm, self.eps), self.head)
 
 
+def importance(a):
+    """One full-gradient pass over all base weights (no LoRA); see the module docstring."""
+    cfg = json.load(open(os.path.join(a.dir, "config.json")))
+    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"))
+    model = Llama(sd, cfg, 0, 1.0)
+    # every base weight once (a tied head is the embedding tensor itself: its gradient sums both uses)
+    weights = list({id(t): t for t in sd.values()}.values())
+    for t in weights:
+        t.requires_grad_(True)
+    with open(a.data, "rb") as f:
+        ids = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).view(a.n, a.len).long()
+    inp, tgt = ids[:, :-1], ids[:, 1:]
+
+    def one():
+        for t in weights:
+            t.grad = None
+        t0 = time.perf_counter()
+        logits = model(inp)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        loss.backward()
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            s = sum(float((t * t.grad).abs().sum(dtype=torch.float64)) for t in weights)
+        t2 = time.perf_counter()
+        return (t2 - t0) * 1000.0, (t1 - t0) * 1000.0, float(loss.detach()), s
+
+    one()  # warm-up (untimed)
+    runs = [one() for _ in range(a.repeats)]
+    best = min(runs, key=lambda r: r[0])
+    print(
+        json.dumps(
+            {
+                "engine": "pytorch",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "ms": best[0],
+                "ms_fwd_bwd": best[1],
+                "all_ms": [r[0] for r in runs],
+                "loss": best[2],
+                "sum_abs_wg_total": best[3],
+                "params": sum(t.numel() for t in weights),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            }
+        )
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--len", type=int, required=True)
-    ap.add_argument("--batch", type=int, required=True)
-    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--importance", action="store_true", help="time one full-gradient pass instead of LoRA steps")
+    ap.add_argument("--repeats", type=int, default=3, help="--importance: timed passes (best taken)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -156,6 +216,10 @@ def main():
     except RuntimeError:
         pass
     torch.manual_seed(0)
+    if a.importance:
+        return importance(a)
+    if a.batch < 1 or a.steps < 1:
+        sys.exit("--batch and --steps are required for LoRA training")
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
     sd = load_safetensors(os.path.join(a.dir, "model.safetensors"))
     model = Llama(sd, cfg, a.rank, a.alpha)

@@ -20,7 +20,8 @@ function gradcheck(model: string, ...args: string[]): string {
   assert.match(r.stdout, /all gradient checks passed/);
   // every op and every model-level check was run
   for (const k of ['rmsnorm_backward dx', 'matmul_backward dW', 'rope backward (interleaved)', 'rope backward (rotate-half)', 'attention_backward dk',
-    'swiglu_backward dgate', 'crossentropy backward', 'LoRA parameter gradients', 'base weight gradients', 'float path vs float64: LoRA'])
+    'swiglu_backward dgate', 'crossentropy backward', 'LoRA parameter gradients', 'base weight gradients', 'float path vs float64: LoRA',
+    'importance pass (one layer at a time)', 'pruning group importance (taylor)', 'pruning group importance (taylor-vector)', 'pruning group importance (magnitude)'])
     assert.ok(r.stdout.includes(k), `${k} checked`);
   return r.stdout;
 }

@@ -7,6 +7,7 @@
 #include "addon_trainer.h"
 #include "grad_pass.h"
 #include "loader.h"
+#include "prune.h"
 #include "lora.h"
 #include "runtime.h"
 #include "worker.h"
@@ -308,6 +309,46 @@ class TaylorWorker : public ModelJob {
   double ms_ = 0;
 };
 
+// ---- pruning: per-group importance ------------------------------------------------------------------
+class ImportanceWorker : public ModelJob {
+ public:
+  ImportanceWorker(Napi::Env env, AddonModel* m, const Napi::Object& self, std::vector<Example> ex, ImportanceMethod method, GroupAgg agg,
+                   uint64_t seed, const Napi::Object& opts)
+      : ModelJob(env, m, self), ex_(std::move(ex)), method_(method), agg_(agg), seed_(seed) {
+    cancel_.bind(opts.Get("cancel"));
+  }
+  void Run() override {
+    double t0 = now_ms();
+    gs_ = group_importance(*owner_->model, *owner_->backend, ex_, method_, agg_, seed_, CancelToken{cancel_.ptr()});
+    ms_ = now_ms() - t0;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    auto arr = [&](const std::vector<std::vector<double>>& v) {
+      Napi::Array a = Napi::Array::New(env, v.size());
+      for (size_t l = 0; l < v.size(); l++) {
+        Napi::Float64Array f = Napi::Float64Array::New(env, v[l].size());
+        if (!v[l].empty()) std::memcpy(f.Data(), v[l].data(), v[l].size() * 8);
+        a.Set(uint32_t(l), f);
+      }
+      return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("attn", arr(gs_.attn));
+    o.Set("mlp", arr(gs_.mlp));
+    o.Set("loss", gs_.loss);
+    o.Set("ms", ms_);
+    return o;
+  }
+
+ private:
+  std::vector<Example> ex_;
+  ImportanceMethod method_;
+  GroupAgg agg_;
+  uint64_t seed_;
+  GroupScores gs_;
+  double ms_ = 0;
+};
+
 }  // namespace
 
 // ---- AddonModel -------------------------------------------------------------------------------------
@@ -318,7 +359,8 @@ Napi::Function AddonModel::Init(Napi::Env env) {
                                   InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
                                   InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose),
                                   InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora),
-                                  InstanceMethod("taylorStats", &AddonModel::TaylorStats)});
+                                  InstanceMethod("taylorStats", &AddonModel::TaylorStats),
+                                  InstanceMethod("groupImportance", &AddonModel::GroupImportance)});
   constructor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -498,6 +540,25 @@ Napi::Value AddonModel::TaylorStats(const Napi::CallbackInfo& info) {
   std::vector<Example> ex = to_examples(env, info.Length() > 0 ? info[0] : env.Undefined());
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   return (new TaylorWorker(env, this, info.This().As<Napi::Object>(), std::move(ex), opts))->Start();
+}
+
+// groupImportance(examples, {method, agg, seed, cancel}) → {attn: Float64Array[layer], mlp: Float64Array[layer], loss, ms}
+Napi::Value AddonModel::GroupImportance(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  std::vector<Example> ex = to_examples(env, info.Length() > 0 ? info[0] : env.Undefined());
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  auto s = [&](const char* k, const char* d) { Napi::Value v = opts.Get(k); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(d); };
+  ImportanceMethod method;
+  GroupAgg agg;
+  try {
+    method = parse_importance_method(s("method", "taylor"));
+    agg = parse_group_agg(s("agg", "sum"));
+  } catch (const EngineError& e) {
+    throw make_error(env, error_code_name(e.code()), e.what());
+  }
+  uint64_t seed = uint64_t(opt_num(opts, "seed", 0));
+  return (new ImportanceWorker(env, this, info.This().As<Napi::Object>(), std::move(ex), method, agg, seed, opts))->Start();
 }
 
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {

@@ -33,6 +33,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value Tensors(const Napi::CallbackInfo& info);
   Napi::Value MergeLora(const Napi::CallbackInfo& info);
   Napi::Value TaylorStats(const Napi::CallbackInfo& info);
+  Napi::Value GroupImportance(const Napi::CallbackInfo& info);
   void require_loaded(Napi::Env env);
 };
 

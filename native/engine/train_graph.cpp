@@ -220,6 +220,13 @@ struct Graph {
       LayerActs<T>& a = acts[size_t(l)];
       a.x = x;
       layer_forward(l, a);
+      if constexpr (std::is_same_v<T, float>) {
+        if (opt.on_layer_forward) {
+          const LayerShape& ls = c.layers[size_t(l)];
+          opt.on_layer_forward(l, ls.n_head ? a.xn1.data() : nullptr, ls.n_head ? a.ao.data() : nullptr, ls.ffn ? a.xn2.data() : nullptr,
+                               ls.ffn ? a.h.data() : nullptr, N);
+        }
+      }
       layer_output(l, a, x);
       if (opt.checkpoint && backward) {  // keep only the layer input
         Vec<T> keep = std::move(a.x);

@@ -50,6 +50,9 @@ struct TrainOptions {
   bool training = true;        // false: no dropout (evaluation loss)
   double loss_scale = 1.0;     // multiplies the gradient (micro-batch share of a larger batch)
   CancelToken cancel;          // checked at every layer
+  // float forward only: called after layer l's forward with its sublayer inputs (rows = B·Tn):
+  // xn1 [N, dim], ao [N, n_head·hd], xn2 [N, dim], h [N, ffn] (null where the sublayer is pruned away)
+  std::function<void(int layer, const float* xn1, const float* ao, const float* xn2, const float* h, int64_t N)> on_layer_forward;
 };
 
 // Called after layer l's base-weight gradients are complete (layer = -1: embeddings, final norm, head).

@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "forward.h"
 #include "grad_pass.h"
+#include "prune.h"
 #include "loader.h"
 #include "lora.h"
 #include "train_graph.h"
@@ -297,6 +298,77 @@ int main(int argc, char** argv) {
         }
       }
       report("importance pass (one layer at a time) vs float64: Σ|w·g| per tensor", worst_rel, 1e-3);
+    }
+    // pruning group importance vs the formula evaluated directly on float64 gradients (themselves
+    // checked against finite differences above): taylor, taylor-vector, magnitude
+    {
+      std::vector<Example> calib(2);
+      std::uniform_int_distribution<int> ud(3, c.vocab_size - 1);
+      for (int s2 = 0; s2 < 2; s2++) {
+        calib[size_t(s2)].ids.push_back(1);
+        for (int t = 0; t < 7 - 2 * s2; t++) calib[size_t(s2)].ids.push_back(ud(rng));
+        calib[size_t(s2)].weight.assign(calib[size_t(s2)].ids.size() - 1, 1.f);
+      }
+      TrainBatch cb;
+      cb.B = 2;
+      cb.Tn = 7;
+      for (auto& e : calib)
+        for (int t = 0; t < 7; t++) {
+          bool real = size_t(t + 1) < e.ids.size();
+          cb.ids.push_back(real ? e.ids[size_t(t)] : e.ids[0]);
+          cb.targets.push_back(real ? e.ids[size_t(t + 1)] : 0);
+          cb.weight.push_back(real ? 1.f : 0.f);
+        }
+      std::vector<double> g1(st.size(), 0.0);
+      auto g1map = [&](const double* p) { return p ? g1.data() + (p - st.data()) : nullptr; };
+      GradsT<double> full;
+      full.tok_emb = g1map(w.tok_emb);
+      full.out_norm = g1map(w.out_norm);
+      full.lm_head = c.tied ? nullptr : g1map(w.lm_head);
+      for (auto& Lw : w.layers)
+        full.layers.push_back({g1map(Lw.attn_norm), g1map(Lw.wq), g1map(Lw.wk), g1map(Lw.wv), g1map(Lw.wo), g1map(Lw.ffn_norm), g1map(Lw.w_gate), g1map(Lw.w_up), g1map(Lw.w_down)});
+      TrainOptions eo;
+      eo.training = false;
+      train_forward_backward<double>(c, w, rope, nullptr, nullptr, nullptr, &full, nullptr, cb, eo);
+      auto be = make_cpu_backend(BackendOptions{});
+      for (auto method : {ImportanceMethod::Taylor, ImportanceMethod::TaylorVector, ImportanceMethod::MagnitudeL1}) {
+        GroupScores gs = group_importance(*m, *be, calib, method, GroupAgg::Sum, 0, CancelToken{});
+        double worst_g = 0;
+        for (int l = 0; l < c.n_layers; l++) {
+          const LayerShape& ls = c.layers[size_t(l)];
+          const auto& Lw = w.layers[size_t(l)];
+          const int64_t D = c.dim, hd = c.head_dim;
+          auto gof = [&](const double* p, int64_t i) { return g1[size_t(p - st.data()) + size_t(i)]; };
+          auto share = [&](const double* p, int64_t i, double& acc) {
+            double wg = p[i] * gof(p, i);
+            acc += method == ImportanceMethod::Taylor ? std::fabs(wg) : method == ImportanceMethod::TaylorVector ? wg : std::fabs(p[i]);
+          };
+          auto fin = [&](double v) { return method == ImportanceMethod::TaylorVector ? std::fabs(v) : v; };
+          if (ls.n_kv_head > 0) {
+            const int64_t grp = ls.n_head / ls.n_kv_head, qd = int64_t(ls.n_head) * hd;
+            for (int64_t g = 0; g < ls.n_kv_head; g++) {
+              double sq = 0, sk = 0, sv = 0, so = 0;
+              for (int64_t r = g * grp * hd; r < (g + 1) * grp * hd; r++)
+                for (int64_t j = 0; j < D; j++) share(Lw.wq, r * D + j, sq);
+              for (int64_t r = g * hd; r < (g + 1) * hd; r++)
+                for (int64_t j = 0; j < D; j++) { share(Lw.wk, r * D + j, sk); share(Lw.wv, r * D + j, sv); }
+              for (int64_t r = 0; r < D; r++)
+                for (int64_t j = g * grp * hd; j < (g + 1) * grp * hd; j++) share(Lw.wo, r * qd + j, so);
+              double ref = fin(sq) + fin(sk) + fin(sv) + fin(so);
+              worst_g = std::max(worst_g, std::fabs(gs.attn[size_t(l)][size_t(g)] - ref) / std::max(std::fabs(ref), 1e-30));
+            }
+          }
+          for (int64_t ch = 0; ch < ls.ffn; ch++) {
+            double sg = 0, su = 0, sd = 0;
+            for (int64_t j = 0; j < D; j++) { share(Lw.w_gate, ch * D + j, sg); share(Lw.w_up, ch * D + j, su); }
+            for (int64_t r = 0; r < D; r++) share(Lw.w_down, r * ls.ffn + ch, sd);
+            double ref = fin(sg) + fin(su) + fin(sd);
+            worst_g = std::max(worst_g, std::fabs(gs.mlp[size_t(l)][size_t(ch)] - ref) / std::max(std::fabs(ref), 1e-30));
+          }
+        }
+        const char* nm = method == ImportanceMethod::Taylor ? "taylor" : method == ImportanceMethod::TaylorVector ? "taylor-vector" : "magnitude";
+        report(std::string("pruning group importance (") + nm + ") vs direct float64 formula", worst_g, 1e-3);
+      }
     }
   } catch (const EngineError& e) {
     std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());

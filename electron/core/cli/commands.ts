@@ -13,6 +13,8 @@ import { parseTargets } from '../train/lora.js';
 import { promptCompletionExamples, readPromptCompletionJsonl, readTextFile, textExamples } from '../train/data.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
+import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
+import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 export interface CommandContext {
   values: Record<string, string | boolean | string[] | undefined>;
@@ -305,6 +307,84 @@ async function runMerge(ctx: CommandContext): Promise<void> {
   }
 }
 
+function pruneScope(ctx: CommandContext, nLayers: number): PruneScope {
+  const base = ctx.values.layers !== undefined ? parseLayerRange(String(ctx.values.layers), nLayers) : ([0, nLayers - 1] as [number, number]);
+  return {
+    attnLayers: ctx.values['no-attn'] ? null : ctx.values['attn-layers'] !== undefined ? parseLayerRange(String(ctx.values['attn-layers']), nLayers) : base,
+    mlpLayers: ctx.values['no-mlp'] ? null : ctx.values['mlp-layers'] !== undefined ? parseLayerRange(String(ctx.values['mlp-layers']), nLayers) : base,
+  };
+}
+
+function pruneRatio(ctx: CommandContext, a: ArchConfig, scope: PruneScope): number {
+  const hasR = ctx.values.ratio !== undefined, hasT = ctx.values['target-params'] !== undefined;
+  if (hasR === hasT) throw ctx.usageError('give exactly one of --ratio R or --target-params N');
+  if (hasR) return num(ctx, 'ratio', 0, { min: 0, max: 0.999999 });
+  const raw = String(ctx.values['target-params']).trim().toUpperCase();
+  const m = /^([\d.]+)\s*([KMB]?)$/.exec(raw);
+  if (!m) throw ctx.usageError('--target-params must be a number such as 5B, 800M or 5000000000');
+  const target = Number(m[1]) * ({ '': 1, K: 1e3, M: 1e6, B: 1e9 } as Record<string, number>)[m[2]];
+  return ratioForTarget(a, Math.floor(target), scope);
+}
+
+function planTable(p: PrunePlan): string {
+  const lines = [`pruning ratio ${p.ratio.toFixed(4)}: ${fmtInt(p.paramsBefore)} → ${fmtInt(p.paramsAfter)} parameters (${(p.removedShare * 100).toFixed(2)}% removed)`, '  layer  heads  kv  ffn      params'];
+  p.layers.forEach((l, i) => lines.push(`  ${String(i).padStart(5)}  ${String(l.nHead).padStart(5)}  ${String(l.nKvHead).padStart(2)}  ${String(l.ffn).padStart(6)}  ${fmtInt(l.params).padStart(12)}${l.prunedAttn || l.prunedMlp ? '' : '  (whole)'}`));
+  return lines.join('\n') + '\n';
+}
+
+async function runPrune(ctx: CommandContext): Promise<void> {
+  if (ctx.values.plan) {
+    const cfgFile = str(ctx, 'config', true)!;
+    let cfg: Record<string, unknown>;
+    try {
+      cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new EngineError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_IO' : 'E_FORMAT', `cannot read ${cfgFile}: ${(e as Error).message}`);
+    }
+    const a = archFromHfConfig(cfg);
+    const scope = pruneScope(ctx, a.layers.length);
+    const plan = planLocal(a, pruneRatio(ctx, a, scope), scope);
+    if (ctx.values.json) return json(ctx, { ratio: plan.ratio, params_before: plan.paramsBefore, params_after: plan.paramsAfter, removed_share: plan.removedShare, layers: plan.layers });
+    return ctx.out(planTable(plan));
+  }
+  const out = str(ctx, 'out', true)!;
+  const method = (str(ctx, 'method') ?? 'taylor') as ImportanceMethod;
+  if (!METHODS.includes(method)) throw ctx.usageError(`--method must be one of ${METHODS.join(', ')}`);
+  const agg = str(ctx, 'agg') ?? 'sum';
+  if (!['sum', 'mean', 'max'].includes(agg)) throw ctx.usageError('--agg must be sum, mean or max');
+  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const a = archOf(m);
+    const scope = pruneScope(ctx, a.layers.length);
+    const ratio = pruneRatio(ctx, a, scope);
+    const seed = num(ctx, 'seed', 0, { int: true, min: 0 });
+    const calibFile = str(ctx, 'calib'), idsFile = str(ctx, 'calib-ids');
+    let calib: ReturnType<typeof calibrationFromIds> = [];
+    if (idsFile) {
+      let j: unknown;
+      try {
+        j = JSON.parse(fs.readFileSync(idsFile, 'utf8'));
+      } catch (e) {
+        throw new EngineError('E_FORMAT', `cannot read ${idsFile}: ${(e as Error).message}`);
+      }
+      calib = calibrationFromIds(j, m.info.vocabSize);
+    } else if (calibFile) {
+      const tok = m.requireTokenizer();
+      calib = calibrationFromText(tok.encode(readTextFile(calibFile)), num(ctx, 'samples', 10, { int: true, min: 1 }), num(ctx, 'seq-len', 64, { int: true, min: 2 }), seed, m.info.bosId);
+    } else if (method !== 'magnitude' && method !== 'magnitude-l2' && method !== 'random') {
+      throw ctx.usageError(`--method ${method} needs calibration data: --calib FILE (text) or --calib-ids FILE.json`);
+    }
+    const r = await pruneModel(m, { ratio, method, agg: agg as 'sum', scope, global: !!ctx.values.global, calib, seed, signal: ctx.signal });
+    writePruned(out, r, modelArg(ctx), { force: !!ctx.values.force, importanceFile: str(ctx, 'save-importance') });
+    if (ctx.values.json)
+      return json(ctx, { out, ratio: r.plan.ratio, params_before: r.plan.paramsBefore, params_after: r.plan.paramsAfter, removed_share: r.plan.removedShare,
+        layers: r.plan.layers.map((l) => ({ heads: l.nHead, kv_heads: l.nKvHead, ffn: l.ffn })), seconds: r.seconds, importance: ctx.values['save-importance'] ? undefined : importanceJson(r.scores) });
+    ctx.out(planTable(r.plan) + `pruned model written to ${out} (${method}, ${r.seconds.toFixed(1)} s)\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
 export function demoModelPath(): string {
   return path.join(packageRoot(), 'resources', 'models', 'stories260K');
 }
@@ -387,6 +467,18 @@ export const COMMANDS: Record<string, Command> = {
     help: 'tailor merge MODEL --adapter DIR --out DIR [--force] [--json]',
     options: { ...common, adapter: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
     run: runMerge,
+  },
+  prune: {
+    summary: 'structural pruning (LLM-Pruner groups); --plan shows the result of a ratio from config.json alone',
+    help: 'tailor prune --plan --config config.json --ratio R | --target-params N [--layers A-B] [--json]\n' +
+      'tailor prune MODEL --ratio R | --target-params N [--method taylor|taylor-vector|taylor-second|magnitude|magnitude-l2|wanda-sp|random] [--agg sum|mean|max] [--calib FILE | --calib-ids FILE.json] [--samples 10] [--seq-len 64] [--seed S] [--layers A-B] [--attn-layers A-B] [--mlp-layers A-B] [--no-attn] [--no-mlp] [--global] [--save-importance FILE.json] --out DIR [--force] [--json]',
+    options: {
+      ...common, plan: { type: 'boolean' }, config: { type: 'string' }, ratio: { type: 'string' }, 'target-params': { type: 'string' }, method: { type: 'string' },
+      agg: { type: 'string' }, calib: { type: 'string' }, 'calib-ids': { type: 'string' }, samples: { type: 'string' }, 'seq-len': { type: 'string' },
+      seed: { type: 'string' }, layers: { type: 'string' }, 'attn-layers': { type: 'string' }, 'mlp-layers': { type: 'string' }, 'no-attn': { type: 'boolean' },
+      'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
+    },
+    run: runPrune,
   },
   demo: {
     summary: 'generate a story and measure perplexity with the bundled stories260K',

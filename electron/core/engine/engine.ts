@@ -2,7 +2,7 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type RawAddonModel, type RawExample, type RawGenerateResult, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type RawAddonModel, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
@@ -212,6 +212,17 @@ export class Model {
     const { flag, done } = cancelFlag(signal);
     try {
       return await wrap(() => raw.taylorStats(examples, { cancel: flag }));
+    } finally {
+      done();
+    }
+  }
+
+  /** Per-layer importance of every attention group (KV head with its query heads) and MLP channel. */
+  async groupImportance(examples: RawExample[], opts: { method?: string; agg?: string; seed?: number; signal?: AbortSignal } = {}): Promise<RawGroupScores> {
+    const raw = this.handle();
+    const { flag, done } = cancelFlag(opts.signal);
+    try {
+      return await wrap(() => raw.groupImportance(examples, { method: opts.method, agg: opts.agg, seed: opts.seed, cancel: flag }));
     } finally {
       done();
     }

@@ -32,7 +32,9 @@ export interface RawAddonModel {
   tensors(): RawTensors;
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
   taylorStats(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<RawTaylorStats>;
+  groupImportance(examples: RawExample[], opts: { method?: string; agg?: string; seed?: number; cancel?: Int32Array }): Promise<RawGroupScores>;
 }
+export interface RawGroupScores { attn: Float64Array[]; mlp: Float64Array[]; loss: number; ms: number }
 export interface RawTensors {
   tokEmb: Float32Array; outNorm: Float32Array; lmHead: Float32Array | null;
   layers: Array<{ attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array; ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array }>;

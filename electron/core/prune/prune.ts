@@ -1,0 +1,194 @@
+// prune.ts — structural pruning of a loaded model: calibration samples → per-group importance from the
+// engine → kept groups per layer (local: the same ratio in every chosen layer; global: one ranking across
+// the chosen layers) → physically smaller tensors → a Hugging Face folder with per-layer shapes, the
+// tokenizer, and pruning.json (method, settings, kept indices, parameter counts, time).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Model } from '../engine/engine.js';
+import { EngineError } from '../engine/errors.js';
+import type { RawExample, RawGroupScores } from '../engine/native.js';
+import type { ModelTensors } from '../formats/model-tensors.js';
+import { writeHfFolder } from '../formats/safetensors-write.js';
+import { atomicWriteDir } from '../train/atomic.js';
+import { finish, layerParams, paramCount, planLocal, ratioForTarget, type ArchConfig, type LayerPlan, type PrunePlan, type PruneScope } from './plan.js';
+
+export type ImportanceMethod = 'taylor' | 'taylor-vector' | 'taylor-second' | 'magnitude' | 'magnitude-l2' | 'wanda-sp' | 'random';
+export const METHODS: ImportanceMethod[] = ['taylor', 'taylor-vector', 'taylor-second', 'magnitude', 'magnitude-l2', 'wanda-sp', 'random'];
+
+export interface PruneOptions {
+  ratio?: number;
+  targetParams?: number;
+  method: ImportanceMethod;
+  agg?: 'sum' | 'mean' | 'max';
+  scope: PruneScope;
+  global?: boolean;
+  calib: RawExample[];
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface KeptLayer { attnGroups: number[]; heads: number[]; channels: number[] }
+
+export interface PruneResult {
+  tensors: ModelTensors;
+  plan: PrunePlan;
+  kept: KeptLayer[];
+  scores: RawGroupScores;
+  settings: Omit<PruneOptions, 'calib' | 'signal'> & { calibSamples: number; calibTokens: number };
+  seconds: number;
+}
+
+export function archOf(model: Model): ArchConfig {
+  const i = model.info;
+  return { dim: i.dim, headDim: i.headDim, vocabSize: i.vocabSize, tied: i.tiedEmbeddings, layers: i.layers };
+}
+
+/** N windows of L tokens from [BOS] + encode(text) at seeded random offsets (LLM-Pruner: 10 × 64). */
+export function calibrationFromText(ids: number[], samples: number, seqLen: number, seed: number, bos: number): RawExample[] {
+  if (ids.length < seqLen) throw new EngineError('E_ARG', `the calibration text has ${ids.length} tokens, fewer than --seq-len ${seqLen}`);
+  let x = (seed >>> 0) ^ 0x9e3779b9;
+  const rnd = () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  const out: RawExample[] = [];
+  for (let s = 0; s < samples; s++) {
+    const off = rnd() % (ids.length - seqLen + 2);
+    const win = [bos, ...ids.slice(off, off + seqLen - 1)];
+    out.push({ ids: Int32Array.from(win), weight: new Float32Array(win.length - 1).fill(1) });
+  }
+  return out;
+}
+
+/** Exact calibration ids ([[1, 403, …], …]); every predicted token weighs 1. */
+export function calibrationFromIds(seqs: unknown, vocab: number): RawExample[] {
+  if (!Array.isArray(seqs) || seqs.length === 0 || seqs.some((s) => !Array.isArray(s) || s.length < 2 || s.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)))
+    throw new EngineError('E_FORMAT', `calibration ids must be a JSON array of sequences of ≥ 2 token ids below ${vocab}`);
+  return (seqs as number[][]).map((s) => ({ ids: Int32Array.from(s), weight: new Float32Array(s.length - 1).fill(1) }));
+}
+
+const topK = (scores: Float64Array | number[], k: number): number[] =>
+  Array.from(scores, (v, i) => [v, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map((x) => x[1]).sort((a, b) => a - b);
+
+/** Which groups each layer keeps. */
+export function chooseKept(a: ArchConfig, scores: RawGroupScores, plan: PrunePlan, global: boolean, scope: PruneScope): KeptLayer[] {
+  const kept: KeptLayer[] = a.layers.map((l) => ({ attnGroups: [...Array(l.nKvHead).keys()], heads: [], channels: [...Array(l.ffn).keys()] }));
+  if (!global) {
+    a.layers.forEach((_, i) => {
+      if (plan.layers[i].prunedAttn) kept[i].attnGroups = topK(scores.attn[i], plan.layers[i].nKvHead);
+      if (plan.layers[i].prunedMlp) kept[i].channels = topK(scores.mlp[i], plan.layers[i].ffn);
+    });
+  } else {
+    // one ranking across the chosen layers, attention and MLP separately, same total counts as local
+    for (const part of ['attn', 'mlp'] as const) {
+      const cand: Array<[number, number, number]> = [];
+      let keep = 0;
+      a.layers.forEach((l, i) => {
+        const pruned = part === 'attn' ? plan.layers[i].prunedAttn : plan.layers[i].prunedMlp;
+        if (!pruned) return;
+        const s = part === 'attn' ? scores.attn[i] : scores.mlp[i];
+        s.forEach((v, g) => cand.push([v, i, g]));
+        keep += part === 'attn' ? plan.layers[i].nKvHead : plan.layers[i].ffn;
+        if (part === 'attn') kept[i].attnGroups = [];
+        else kept[i].channels = [];
+      });
+      cand.sort((x, y) => y[0] - x[0] || x[1] - y[1] || x[2] - y[2]).slice(0, keep).forEach(([, i, g]) => (part === 'attn' ? kept[i].attnGroups : kept[i].channels).push(g));
+      kept.forEach((k) => (part === 'attn' ? k.attnGroups : k.channels).sort((x, y) => x - y));
+    }
+    void scope;
+  }
+  a.layers.forEach((l, i) => {
+    const per = l.nKvHead > 0 ? l.nHead / l.nKvHead : 0;
+    kept[i].heads = kept[i].attnGroups.flatMap((g) => [...Array(per).keys()].map((k) => g * per + k));
+  });
+  return kept;
+}
+
+/** Physically removes the groups a layer does not keep. */
+export function sliceModel(m: ModelTensors, kept: KeptLayer[]): ModelTensors {
+  const D = m.dim, hd = m.headDim;
+  const rows = (w: Float32Array, cols: number, idx: number[], block: number) => {
+    const out = new Float32Array(idx.length * block * cols);
+    idx.forEach((r, k) => out.set(w.subarray(r * block * cols, (r + 1) * block * cols), k * block * cols));
+    return out;
+  };
+  const cols = (w: Float32Array, nRows: number, nCols: number, idx: number[], block: number) => {
+    const out = new Float32Array(nRows * idx.length * block);
+    for (let r = 0; r < nRows; r++) idx.forEach((c, k) => out.set(w.subarray(r * nCols + c * block, r * nCols + (c + 1) * block), r * idx.length * block + k * block));
+    return out;
+  };
+  return {
+    ...m,
+    layers: m.layers.map((l, i) => {
+      const k = kept[i];
+      return {
+        ...l,
+        nHead: k.heads.length, nKvHead: k.attnGroups.length, ffn: k.channels.length,
+        wq: rows(l.wq, D, k.heads, hd), wk: rows(l.wk, D, k.attnGroups, hd), wv: rows(l.wv, D, k.attnGroups, hd),
+        wo: cols(l.wo, D, l.nHead * hd, k.heads, hd),
+        wGate: rows(l.wGate, D, k.channels, 1), wUp: rows(l.wUp, D, k.channels, 1), wDown: cols(l.wDown, D, l.ffn, k.channels, 1),
+      };
+    }),
+  };
+}
+
+export async function pruneModel(model: Model, o: PruneOptions): Promise<PruneResult> {
+  const t0 = performance.now();
+  const a = archOf(model);
+  if ((o.ratio === undefined) === (o.targetParams === undefined)) throw new EngineError('E_ARG', 'give exactly one of a ratio or a parameter target');
+  const ratio = o.ratio ?? ratioForTarget(a, o.targetParams!, o.scope);
+  let plan = planLocal(a, ratio, o.scope);
+  const scores = await model.groupImportance(o.calib, { method: o.method, agg: o.agg ?? 'sum', seed: o.seed ?? 0, signal: o.signal });
+  const kept = chooseKept(a, scores, plan, !!o.global, o.scope);
+  if (o.global) {
+    const layers: LayerPlan[] = a.layers.map((l, i) => {
+      const shape = { nHead: kept[i].heads.length, nKvHead: kept[i].attnGroups.length, ffn: kept[i].channels.length };
+      return { ...shape, params: layerParams(a, shape), prunedAttn: plan.layers[i].prunedAttn, prunedMlp: plan.layers[i].prunedMlp };
+    });
+    plan = finish(a, ratio, layers);
+  }
+  const tensors = sliceModel(model.tensors(), kept);
+  const { calib: _c, signal: _s, ...rest } = o;
+  void _c; void _s;
+  return {
+    tensors, plan, kept, scores,
+    settings: { ...rest, ratio, agg: o.agg ?? 'sum', calibSamples: o.calib.length, calibTokens: o.calib.reduce((s, e) => s + e.weight.length, 0) },
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Writes the pruned model as a HF folder (+ tokenizer files from the source, + pruning.json). */
+export function writePruned(outDir: string, r: PruneResult, sourcePath: string, opts: { force?: boolean; importanceFile?: string } = {}): void {
+  const srcDir = fs.existsSync(sourcePath) && fs.statSync(sourcePath).isDirectory() ? sourcePath : path.dirname(sourcePath);
+  const tokFiles = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json'].map((f) => path.join(srcDir, f)).filter((f) => fs.existsSync(f));
+  if (!tokFiles.some((f) => f.endsWith('.model') || f.endsWith('tokenizer.json'))) {
+    const tm = fs.readdirSync(srcDir).find((f) => /^tok.*\.model$/.test(f));
+    if (tm) tokFiles.push(path.join(srcDir, tm));
+  }
+  atomicWriteDir(outDir, !!opts.force, (tmp) => {
+    writeHfFolder(tmp, r.tensors, {});
+    for (const f of tokFiles) fs.copyFileSync(f, path.join(tmp, /^tok.*\.model$/.test(path.basename(f)) ? 'tokenizer.model' : path.basename(f)));
+    const report = {
+      tool: 'tailor',
+      source: sourcePath,
+      method: r.settings.method,
+      settings: r.settings,
+      pruning_ratio: r.plan.ratio,
+      params_before: r.plan.paramsBefore,
+      params_after: r.plan.paramsAfter,
+      params_removed_share: r.plan.removedShare,
+      calibration_loss: r.scores.loss,
+      seconds: r.seconds,
+      importance_seconds: r.scores.ms / 1000,
+      layers: r.kept.map((k, i) => ({ layer: i, heads: r.plan.layers[i].nHead, kv_heads: r.plan.layers[i].nKvHead, ffn: r.plan.layers[i].ffn, kept_kv_groups: k.attnGroups, kept_heads: k.heads, kept_channels: k.channels })),
+    };
+    fs.writeFileSync(path.join(tmp, 'pruning.json'), JSON.stringify(report, null, 1) + '\n');
+  });
+  if (opts.importanceFile) fs.writeFileSync(opts.importanceFile, JSON.stringify(importanceJson(r.scores)) + '\n');
+}
+
+export function importanceJson(s: RawGroupScores): { layers: Array<{ attn: number[]; mlp: number[] }> } {
+  return { layers: s.attn.map((a, i) => ({ attn: Array.from(a), mlp: Array.from(s.mlp[i]) })) };
+}
+
+export { paramCount };

@@ -1,0 +1,176 @@
+// Structural pruning: honest parameter accounting from config alone, exactness of the physical slicing
+// (a pruned model computes what the unpruned one computes with those heads/channels zeroed), Taylor
+// beating random, and pruned models that load, round-trip and train like any model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Model } from '../electron/core/engine/engine.js';
+import { randomModel, type ModelTensors } from '../electron/core/formats/model-tensors.js';
+import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
+import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
+import { calibrationFromText, pruneModel, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { perplexity } from '../electron/core/text/perplexity.js';
+import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
+import { textExamples } from '../electron/core/train/data.js';
+import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+
+const dir = tempDir('tailor-prune-');
+const CLI = path.join(REPO_ROOT, 'dist/electron/core/cli/main.js');
+const TEXT = fs.readFileSync(shared('datasets', 'tinystories', 'validation_head.txt'), 'utf8');
+const LLAMA7B = { hidden_size: 4096, intermediate_size: 11008, num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 32, vocab_size: 32000, tie_word_embeddings: false, model_type: 'llama' };
+
+test("LLaMA-7B plan from config.json alone: LLM-Pruner's parameter counts, ratio vs removed share, parameter targets", () => {
+  const a = archFromHfConfig(LLAMA7B);
+  const scope = { attnLayers: [4, 29] as [number, number], mlpLayers: [4, 29] as [number, number] };
+  const half = planLocal(a, 0.5, scope);
+  assert.equal(half.paramsBefore, 6_738_415_616);
+  assert.equal(half.paramsAfter, 4_107_538_432);
+  assert.ok(Math.abs(half.removedShare - 0.39) < 0.001, 'ratio 0.5 over layers 4-29 removes 39%, not 50%');
+  assert.equal(planLocal(a, 0.25, scope).paramsAfter, 5_422_977_024);
+  assert.deepEqual([half.layers[3].nHead, half.layers[4].nHead, half.layers[4].ffn, half.layers[30].ffn], [32, 16, 5504, 11008]);
+  const r = ratioForTarget(a, 5_000_000_000, scope);
+  assert.ok(planLocal(a, r, scope).paramsAfter <= 5e9 && planLocal(a, r - 0.002, scope).paramsAfter > 5e9);
+  // the CLI prints the same, instantly
+  const cfg = path.join(dir, 'llama7b.json');
+  fs.writeFileSync(cfg, JSON.stringify(LLAMA7B));
+  const c = spawnSync(process.execPath, [CLI, 'prune', '--plan', '--config', cfg, '--ratio', '0.5', '--layers', '4-29', '--json'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(JSON.parse(c.stdout).params_after, 4_107_538_432);
+  const t = spawnSync(process.execPath, [CLI, 'prune', '--plan', '--config', cfg, '--target-params', '5B', '--layers', '4-29', '--json'], { encoding: 'utf8' });
+  assert.ok(JSON.parse(t.stdout).params_after <= 5e9);
+});
+
+/** The unpruned model with every removed head's o_proj columns and removed channel's down_proj columns zeroed. */
+function zeroed(m: ModelTensors, kept: KeptLayer[]): ModelTensors {
+  const hd = m.headDim;
+  return {
+    ...m,
+    layers: m.layers.map((l, i) => {
+      const wo = l.wo.slice(), wd = l.wDown.slice(), qd = l.nHead * hd;
+      for (let h = 0; h < l.nHead; h++) if (!kept[i].heads.includes(h)) for (let r = 0; r < m.dim; r++) wo.fill(0, r * qd + h * hd, r * qd + (h + 1) * hd);
+      for (let c = 0; c < l.ffn; c++) if (!kept[i].channels.includes(c)) for (let r = 0; r < m.dim; r++) wd[r * l.ffn + c] = 0;
+      return { ...l, wo, wDown: wd };
+    }),
+  };
+}
+
+for (const [label, nHead, nKvHead] of [['MHA', 4, 4], ['GQA', 8, 2]] as const) {
+  test(`exactness (${label}): the pruned model's logits equal the zeroed unpruned model's, with uneven layers`, async () => {
+    const base = randomModel({ dim: 64, nLayers: 4, nHead, nKvHead, headDim: 16, ffn: 96, vocabSize: 256, contextLength: 64, tied: false, seed: nHead });
+    const src = path.join(dir, `exact-${label}`);
+    writeHfFolder(src, base);
+    const m = await Model.load(src, { noTokenizer: true });
+    const calib = [0, 1, 2].map((s) => ({ ids: Int32Array.from({ length: 33 }, (_, i) => (i ? 3 + ((i * 37 + s * 101) % 250) : 1)), weight: new Float32Array(32).fill(1) }));
+    const r = await pruneModel(m, { ratio: 0.5, method: 'taylor', global: true, calib, scope: { attnLayers: [0, 3], mlpLayers: [0, 3] } });
+    const shapes = r.plan.layers.map((l) => `${l.nKvHead}/${l.ffn}`);
+    assert.ok(new Set(shapes).size > 1, `global ranking gives uneven layers (${shapes.join(' ')})`);
+    const pruned = path.join(dir, `exact-${label}-pruned`);
+    writePruned(pruned, r, src);
+    const z = path.join(dir, `exact-${label}-zeroed`);
+    writeHfFolder(z, zeroed(base, r.kept));
+    const a = await Model.load(pruned, { noTokenizer: true }), b = await Model.load(z, { noTokenizer: true });
+    try {
+      const ids = [Array.from({ length: 40 }, (_, i) => (i ? 3 + ((i * 13) % 250) : 1))];
+      const [sa] = await a.score(ids, { lastLogits: true });
+      const [sb] = await b.score(ids, { lastLogits: true });
+      let worst = 0;
+      for (let v = 0; v < 256; v++) worst = Math.max(worst, Math.abs(sa.lastLogits![v] - sb.lastLogits![v]));
+      for (let k = 0; k < sa.logprob.length; k++) worst = Math.max(worst, Math.abs(sa.logprob[k] - sb.logprob[k]));
+      assert.ok(worst <= 1e-5, `differ by ${worst}`);
+      assert.ok(a.info.nParams < b.info.nParams);
+      assert.equal(a.info.nParams, r.plan.paramsAfter);
+      const report = JSON.parse(fs.readFileSync(path.join(pruned, 'pruning.json'), 'utf8'));
+      assert.equal(report.params_after, r.plan.paramsAfter);
+      assert.deepEqual(report.layers.map((l: { kept_channels: number[] }) => l.kept_channels), r.kept.map((k) => k.channels));
+    } finally {
+      a.dispose();
+      b.dispose();
+      m.dispose();
+    }
+  });
+}
+
+test('stories260K, all layers: informed importance beats random pruning (Taylor at 0.5; Wanda-SP at 0.2 and 0.5)', async () => {
+  // Random pruning is a distribution, so its floor is the mean over several seeds. On this tiny model the
+  // first-order Taylor score is no better than random at ratio 0.2 (and in layers 1-3 alone) — see
+  // bench/prune-bench.ts and bench/README.md — so those cells are measured there, not asserted here.
+  const m = await Model.load(shared('models', 'stories260K-hf'));
+  try {
+    const tok = m.requireTokenizer();
+    const calib = calibrationFromText(tok.encode(TEXT.slice(0, 200_000)), 10, 64, 0, 1);
+    const evalText = TEXT.slice(400_000, 520_000);
+    const ppl = async (method: 'taylor' | 'wanda-sp' | 'random', ratio: number, seed: number) => {
+      const r = await pruneModel(m, { ratio, method, calib, seed, scope: { attnLayers: [0, 4], mlpLayers: [0, 4] } });
+      const out = path.join(dir, `s260-${method}-${ratio}-${seed}`);
+      writePruned(out, r, shared('models', 'stories260K-hf'));
+      const p = await Model.load(out);
+      try {
+        return (await perplexity(p, evalText, { seqLen: 128 })).ppl;
+      } finally {
+        p.dispose();
+      }
+    };
+    for (const ratio of [0.2, 0.5]) {
+      const random: number[] = [];
+      for (const seed of [1, 2, 3, 4]) random.push(await ppl('random', ratio, seed));
+      const mean = random.reduce((a, b) => a + b, 0) / random.length;
+      const checks: Array<['taylor' | 'wanda-sp', number]> = ratio === 0.5 ? [['taylor', await ppl('taylor', ratio, 0)], ['wanda-sp', await ppl('wanda-sp', ratio, 0)]] : [['wanda-sp', await ppl('wanda-sp', ratio, 0)]];
+      for (const [method, v] of checks)
+        assert.ok(v < mean, `ratio ${ratio}: ${method} ${v.toFixed(2)} vs random ${random.map((x) => x.toFixed(2)).join(', ')}`);
+    }
+  } finally {
+    m.dispose();
+  }
+});
+
+test('a pruned model round-trips with identical logits and trains with LoRA', async () => {
+  const src = shared('models', 'stories260K-hf');
+  const out = path.join(dir, 'rt');
+  const imp = path.join(dir, 'importance.json');
+  const c = spawnSync(process.execPath, [CLI, 'prune', src, '--ratio', '0.3', '--method', 'taylor', '--calib', shared('datasets', 'tinystories', 'validation_head.txt'),
+    '--global', '--out', out, '--save-importance', imp, '--json'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  const saved = JSON.parse(fs.readFileSync(imp, 'utf8'));
+  assert.equal(saved.layers.length, 5);
+  assert.equal(saved.layers[0].attn.length, 4);
+  assert.equal(saved.layers[0].mlp.length, 172);
+  const m = await Model.load(out);
+  try {
+    const again = path.join(dir, 'rt2');
+    writeHfFolder(again, m.tensors());
+    fs.copyFileSync(path.join(out, 'tokenizer.model'), path.join(again, 'tokenizer.model'));
+    const m2 = await Model.load(again);
+    const ids = [[1, 403, 407, 261, 378, 432, 383, 286]];
+    const [a] = await m.score(ids, { lastLogits: true });
+    const [b] = await m2.score(ids, { lastLogits: true });
+    m2.dispose();
+    assert.deepEqual(Array.from(b.lastLogits!), Array.from(a.lastLogits!));
+    const ex = textExamples(m.requireTokenizer(), TEXT.slice(0, 20_000), 64);
+    const t = Trainer.create(m, { ...DEFAULT_TRAIN, optim: { ...DEFAULT_TRAIN.optim, lr: 3e-3 }, batch: 8, maxLen: 64, epochs: 2 }, ex);
+    const before = await t.evalLoss(ex);
+    await t.run();
+    const after = await t.evalLoss(ex);
+    t.dispose();
+    assert.ok(after < before, `LoRA on the pruned model: ${before} → ${after}`);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('prune errors: unreachable targets, bad ratios and missing calibration are clear', () => {
+  const src = shared('models', 'stories260K-hf');
+  const cases: Array<[string[], number, RegExp]> = [
+    [['prune', src, '--ratio', '0.5', '--out', path.join(dir, 'x1')], 2, /needs calibration data/],
+    [['prune', src, '--ratio', '1.5', '--method', 'random', '--out', path.join(dir, 'x2')], 2, /--ratio must be a number/],
+    [['prune', src, '--target-params', '10', '--method', 'random', '--out', path.join(dir, 'x3')], 1, /cannot be reached/],
+    [['prune', src, '--ratio', '0.5', '--method', 'random', '--layers', '2-9', '--out', path.join(dir, 'x4')], 1, /outside the model's layers/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.equal(fs.existsSync(args[args.length - 1]), false, 'nothing written');
+  }
+});
