@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomModel, type RandomModelSpec } from '../electron/core/formats/model-tensors.js';
 import { writeGguf, type GgufTokenizerMeta } from '../electron/core/formats/gguf-write.js';
-import { parseModelProto, PieceType } from '../electron/core/tokenizer/proto.js';
+import { ggufVocabFromSentencePiece } from '../electron/core/export/export.js';
 import { sharedDir } from './paths.js';
 
 export interface BenchModel {
@@ -61,27 +61,7 @@ export function stories260K(): BenchModel {
 export function llama2TokenizerMeta(): { meta: GgufTokenizerMeta; digest: string } {
   const p = path.join(sharedDir(), 'models', 'llama2-tokenizer', 'tokenizer.model');
   const buf = fs.readFileSync(p);
-  const proto = parseModelProto(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
-  const tokens: string[] = [];
-  const scores: number[] = [];
-  const tokenTypes: number[] = [];
-  for (const e of proto.pieces) {
-    tokens.push(e.piece);
-    scores.push(e.score);
-    // GGUF token_type uses SentencePiece's enum (1 normal .. 6 byte); anything unexpected counts as normal
-    tokenTypes.push(e.type >= PieceType.NORMAL && e.type <= PieceType.BYTE ? e.type : PieceType.NORMAL);
-  }
-  const ts = proto.trainerSpec;
-  const meta: GgufTokenizerMeta = {
-    model: 'llama',
-    tokens,
-    scores,
-    tokenTypes,
-    bosId: ts.bosId >= 0 ? ts.bosId : 1,
-    eosId: ts.eosId >= 0 ? ts.eosId : 2,
-    addBos: true,
-    addSpacePrefix: proto.normalizerSpec.addDummyPrefix,
-  };
+  const meta: GgufTokenizerMeta = ggufVocabFromSentencePiece(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
   const digest = crypto.createHash('sha256').update(buf).digest('hex').slice(0, 12);
   return { meta, digest };
 }

@@ -402,7 +402,8 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   o.Set("contextLength", c.context_length);
   o.Set("normEps", c.norm_eps);
   o.Set("ropeTheta", c.rope_theta);
-  o.Set("ropeLayout", c.rope_interleaved ? "interleaved" : "rotate_half");
+  o.Set("ropeLayout", c.rope_interleaved ? "interleaved" : "rotate_half");  // in memory (tensors() returns this layout)
+  o.Set("sourceRopeLayout", c.source_rope_interleaved ? "interleaved" : "rotate_half");
   const char* rs = c.rope_scaling.type == RopeScalingType::Linear ? "linear" : c.rope_scaling.type == RopeScalingType::Llama3 ? "llama3" : "none";
   Napi::Object scaling = Napi::Object::New(env);
   scaling.Set("type", rs);

@@ -295,7 +295,16 @@ std::unique_ptr<Model> load_hf(const std::string& dir) {
 
 // ---- detection -----------------------------------------------------------------------------------
 
+static std::unique_ptr<Model> load_any(const std::string& path);
+
 std::unique_ptr<Model> load_model(const std::string& path) {
+  auto m = load_any(path);
+  m->cfg.source_rope_interleaved = m->cfg.rope_interleaved;
+  model_to_interleaved(*m);
+  return m;
+}
+
+static std::unique_ptr<Model> load_any(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) fail(ErrorCode::IO, path + ": no such file or folder");
   if (S_ISDIR(st.st_mode)) return load_hf(path);

@@ -38,6 +38,7 @@ struct Config {
   float norm_eps = 1e-5f;
   float rope_theta = 10000.f;
   bool rope_interleaved = false;  // true: pairs (2j, 2j+1) (GGUF, llama2.c); false: HF rotate-half (j, j+hd/2)
+  bool source_rope_interleaved = false;  // the layout in the file (loaded models are made interleaved)
   RopeScaling rope_scaling;
   std::vector<float> rope_freq_factors;  // GGUF rope_freqs: divides each pair's frequency; empty = none
   bool tied = true;                      // lm_head shares token embeddings
@@ -79,6 +80,11 @@ struct Model {
   float* tensor_ptr(TensorKind kind, int layer);
   uint64_t param_count() const;  // parameters, tied embeddings counted once
 };
+
+// Rewrites q/k rows of a rotate-half (HF) model into the interleaved layout, so every model runs with
+// one RoPE layout in memory and a file's layout never changes the arithmetic (a model exported to GGUF
+// and read back scores bit for bit the same).
+void model_to_interleaved(Model& m);
 
 // Sizes the arena from cfg (validated first) and sets all tensor pointers. Weights are left zeroed.
 void model_allocate(Model& m);

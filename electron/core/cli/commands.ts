@@ -14,6 +14,7 @@ import { promptCompletionExamples, readPromptCompletionJsonl, readTextFile, text
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
+import { exportModel, type ExportFormat } from '../export/export.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 export interface CommandContext {
@@ -123,7 +124,7 @@ async function runInfo(ctx: CommandContext): Promise<void> {
       `hidden size   ${i.dim}, ${i.nLayers} layers, head dim ${i.headDim}`,
       `vocabulary    ${fmtInt(i.vocabSize)} (${i.tokenizer ?? 'no tokenizer'}; BOS ${i.bosId}, EOS ${i.eosId})`,
       `context       ${fmtInt(i.contextLength)} tokens`,
-      `rope          theta ${i.ropeTheta}, ${i.ropeLayout}${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
+      `rope          theta ${i.ropeTheta}, ${i.sourceRopeLayout} in the file${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
       `norm eps      ${Number(i.normEps.toPrecision(6))}`,
       `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
       `backend       ${i.backend}, ${i.threads} threads`,
@@ -385,6 +386,25 @@ async function runPrune(ctx: CommandContext): Promise<void> {
   }
 }
 
+async function runExport(ctx: CommandContext): Promise<void> {
+  const out = str(ctx, 'out', true)!;
+  const format = str(ctx, 'format', true)! as ExportFormat;
+  if (!['gguf', 'hf', 'peft'].includes(format)) throw ctx.usageError('--format must be gguf, hf or peft');
+  const dtype = str(ctx, 'dtype') ?? 'f32';
+  if (!['f32', 'f16', 'bf16', 'q8_0'].includes(dtype)) throw ctx.usageError('--dtype must be f32, f16, bf16 or q8_0');
+  const merge = format !== 'peft' && str(ctx, 'adapter') !== undefined;
+  const m = merge ? await loadWithAdapter(ctx, loadOpts(ctx)) : await Model.load(modelArg(ctx), loadOpts(ctx));
+  try {
+    const shard = ctx.values['shard-size'] !== undefined ? num(ctx, 'shard-size', 0, { min: 1 }) * 1e6 : undefined;
+    const r = exportModel(m, { format, out, dtype: dtype as 'f32', force: !!ctx.values.force, name: str(ctx, 'name'), description: str(ctx, 'description'),
+      shardBytes: shard, adapterDir: format === 'peft' ? str(ctx, 'adapter', true) : undefined });
+    if (ctx.values.json) return json(ctx, { out, format, dtype, bytes: r.bytes, architecture: r.architecture ?? null });
+    ctx.out(`exported ${format}${r.architecture ? ` (${r.architecture})` : ''} ${dtype} to ${out} (${(r.bytes / 1e6).toFixed(2)} MB)\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
 export function demoModelPath(): string {
   return path.join(packageRoot(), 'resources', 'models', 'stories260K');
 }
@@ -479,6 +499,16 @@ export const COMMANDS: Record<string, Command> = {
       'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
     },
     run: runPrune,
+  },
+  export: {
+    summary: 'export to GGUF (llama.cpp, Ollama, LM Studio), a Hugging Face folder, or a PEFT adapter with its base',
+    help: 'tailor export MODEL --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json]\n' +
+      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it',
+    options: {
+      ...common, format: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, 'shard-size': { type: 'string' }, name: { type: 'string' },
+      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
+    },
+    run: runExport,
   },
   demo: {
     summary: 'generate a story and measure perplexity with the bundled stories260K',

@@ -11,7 +11,7 @@ export interface RawModelInfo {
   architecture: string;
   sourceDtype: string;
   dim: number; nLayers: number; headDim: number; vocabSize: number; contextLength: number;
-  normEps: number; ropeTheta: number; ropeLayout: 'interleaved' | 'rotate_half';
+  normEps: number; ropeTheta: number; ropeLayout: 'interleaved' | 'rotate_half'; sourceRopeLayout: 'interleaved' | 'rotate_half';
   ropeScaling: { type: 'none' | 'linear' | 'llama3'; factor: number; lowFreqFactor?: number; highFreqFactor?: number; originalMaxPositionEmbeddings?: number };
   ropeFreqFactors: boolean;
   tiedEmbeddings: boolean;
