@@ -259,21 +259,7 @@ class TaylorWorker : public ModelJob {
     if (ex_.empty()) throw make_error(env, "E_ARG", "no calibration examples");
   }
   void Run() override {
-    // all calibration samples in one batch: the gradient of the mean loss over every token
-    TrainBatch b;
-    b.B = int(ex_.size());
-    for (auto& e : ex_) b.Tn = std::max(b.Tn, int(e.ids.size()) - 1);
-    b.ids.assign(size_t(b.B) * b.Tn, 0);
-    b.targets.assign(size_t(b.B) * b.Tn, 0);
-    b.weight.assign(size_t(b.B) * b.Tn, 0.f);
-    for (int s = 0; s < b.B; s++) {
-      const Example& e = ex_[size_t(s)];
-      for (size_t t = 0; t + 1 < e.ids.size(); t++) {
-        b.ids[size_t(s) * b.Tn + t] = e.ids[t];
-        b.targets[size_t(s) * b.Tn + t] = e.ids[t + 1];
-        b.weight[size_t(s) * b.Tn + t] = e.weight[t];
-      }
-    }
+    TrainBatch b = calibration_batch(ex_);  // the gradient of the mean loss over every token
     double t0 = now_ms();
     st_ = taylor_tensor_stats(*owner_->model, *owner_->backend, b, CancelToken{cancel_.ptr()});
     ms_ = now_ms() - t0;

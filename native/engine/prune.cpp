@@ -129,7 +129,19 @@ void layer_scores(const Config& c, int l, const LayerTensors& W, const LayerTens
   }
 }
 
-TrainBatch calib_batch(const std::vector<Example>& ex) {
+LayerTensors layer_weights(const Model& m, int l) {
+  const LayerWeights& w = m.layers[size_t(l)];
+  return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
+}
+
+LayerTensors layer_grads(const GradsT<float>& g, int l) {
+  const auto& G = g.layers[size_t(l)];
+  return {G.wq, G.wk, G.wv, G.wo, G.w_gate, G.w_up, G.w_down};
+}
+
+}  // namespace
+
+TrainBatch calibration_batch(const std::vector<Example>& ex) {
   TrainBatch b;
   b.B = int(ex.size());
   for (auto& e : ex) b.Tn = std::max(b.Tn, int(e.ids.size()) - 1);
@@ -147,18 +159,6 @@ TrainBatch calib_batch(const std::vector<Example>& ex) {
   }
   return b;
 }
-
-LayerTensors layer_weights(const Model& m, int l) {
-  const LayerWeights& w = m.layers[size_t(l)];
-  return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
-}
-
-LayerTensors layer_grads(const GradsT<float>& g, int l) {
-  const auto& G = g.layers[size_t(l)];
-  return {G.wq, G.wk, G.wv, G.wo, G.w_gate, G.w_up, G.w_down};
-}
-
-}  // namespace
 
 GroupScores group_importance(const Model& m, Backend& be, const std::vector<Example>& calib, ImportanceMethod method, GroupAgg agg,
                              uint64_t seed, const CancelToken& cancel) {
@@ -185,7 +185,7 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
     return out;
   }
   if (calib.empty()) fail(ErrorCode::ARG, "this importance method needs calibration samples");
-  TrainBatch batch = calib_batch(calib);
+  TrainBatch batch = calibration_batch(calib);
   if (method == ImportanceMethod::WandaSp) {
     // input feature norms of every projection over the calibration tokens (forward only)
     std::vector<std::vector<double>> in1(size_t(c.n_layers)), ao(size_t(c.n_layers)), in2(size_t(c.n_layers)), hh(size_t(c.n_layers));
@@ -220,7 +220,7 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
   std::vector<std::vector<double>> second_attn(size_t(c.n_layers)), second_mlp(size_t(c.n_layers));
   if (method == ImportanceMethod::TaylorSecond) {
     for (size_t s = 0; s < calib.size(); s++) {
-      TrainBatch one = calib_batch({calib[s]});
+      TrainBatch one = calibration_batch({calib[s]});
       weight_gradient_pass(m, be, one, cancel, [&](int l, const GradsT<float>& g) {
         if (l < 0) return;
         // this sample's Σ (w·g_s)² over each group share

@@ -25,6 +25,10 @@ struct GroupScores {
   double loss = 0;                        // calibration loss (gradient methods)
 };
 
+// All calibration examples as one right-padded batch (padding weighs 0): the importance passes take
+// the gradient of the mean loss over every weighted token at once.
+TrainBatch calibration_batch(const std::vector<Example>& ex);
+
 // Calibration examples are scored as one batch (the gradient of the mean loss over all their weighted
 // tokens); taylor-second adds one backward per example for the Fisher diagonal.
 GroupScores group_importance(const Model& m, Backend& be, const std::vector<Example>& calib, ImportanceMethod method, GroupAgg agg,

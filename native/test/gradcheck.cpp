@@ -133,6 +133,19 @@ static void op_checks() {
   }
 }
 
+// gradient buffers laid out like the float64 weight storage `st` (g has st's size)
+static GradsT<double> grads_over(const Config& c, const WeightsT<double>& w, const std::vector<double>& st, std::vector<double>& g) {
+  g.assign(st.size(), 0.0);
+  auto map = [&](const double* p) { return p ? g.data() + (p - st.data()) : nullptr; };
+  GradsT<double> out;
+  out.tok_emb = map(w.tok_emb);
+  out.out_norm = map(w.out_norm);
+  out.lm_head = c.tied ? nullptr : map(w.lm_head);
+  for (auto& L : w.layers)
+    out.layers.push_back({map(L.attn_norm), map(L.wq), map(L.wk), map(L.wv), map(L.wo), map(L.ffn_norm), map(L.w_gate), map(L.w_up), map(L.w_down)});
+  return out;
+}
+
 static TrainBatch make_batch(int vocab) {
   TrainBatch b;
   b.B = 2;
@@ -179,14 +192,8 @@ int main(int argc, char** argv) {
     opt.dropout_seed = 99;
     opt.step = 3;
     // base gradient buffers over the whole arena layout
-    V gst(st.size(), 0.0);
-    auto gmap = [&](const double* p) { return p ? gst.data() + (p - st.data()) : nullptr; };
-    GradsT<double> bg;
-    bg.tok_emb = gmap(w.tok_emb);
-    bg.out_norm = gmap(w.out_norm);
-    bg.lm_head = c.tied ? nullptr : gmap(w.lm_head);
-    for (auto& L : w.layers)
-      bg.layers.push_back({gmap(L.attn_norm), gmap(L.wq), gmap(L.wk), gmap(L.wv), gmap(L.wo), gmap(L.ffn_norm), gmap(L.w_gate), gmap(L.w_up), gmap(L.w_down)});
+    V gst;
+    GradsT<double> bg = grads_over(c, w, st, gst);
     V lgr(lp.size(), 0.0);
     double loss = train_forward_backward<double>(c, w, rope, &lay, lp.data(), lgr.data(), &bg, nullptr, batch, opt);
     std::printf("loss %.6f (%s, dropout %.2f%s)\n", loss, argv[1], dropout, ckpt ? ", checkpointing" : "");
@@ -269,14 +276,8 @@ int main(int argc, char** argv) {
     // the importance pass (one layer of gradients at a time, float, backend) against the float64
     // full gradients: Σ|w·g| per tensor
     {
-      std::vector<double> g0(st.size(), 0.0);
-      auto g0map = [&](const double* p) { return p ? g0.data() + (p - st.data()) : nullptr; };
-      GradsT<double> full;
-      full.tok_emb = g0map(w.tok_emb);
-      full.out_norm = g0map(w.out_norm);
-      full.lm_head = c.tied ? nullptr : g0map(w.lm_head);
-      for (auto& Lw : w.layers)
-        full.layers.push_back({g0map(Lw.attn_norm), g0map(Lw.wq), g0map(Lw.wk), g0map(Lw.wv), g0map(Lw.wo), g0map(Lw.ffn_norm), g0map(Lw.w_gate), g0map(Lw.w_up), g0map(Lw.w_down)});
+      std::vector<double> g0;
+      GradsT<double> full = grads_over(c, w, st, g0);
       TrainOptions eo;
       eo.training = false;
       train_forward_backward<double>(c, w, rope, nullptr, nullptr, nullptr, &full, nullptr, batch, eo);
@@ -319,14 +320,8 @@ int main(int argc, char** argv) {
           cb.targets.push_back(real ? e.ids[size_t(t + 1)] : 0);
           cb.weight.push_back(real ? 1.f : 0.f);
         }
-      std::vector<double> g1(st.size(), 0.0);
-      auto g1map = [&](const double* p) { return p ? g1.data() + (p - st.data()) : nullptr; };
-      GradsT<double> full;
-      full.tok_emb = g1map(w.tok_emb);
-      full.out_norm = g1map(w.out_norm);
-      full.lm_head = c.tied ? nullptr : g1map(w.lm_head);
-      for (auto& Lw : w.layers)
-        full.layers.push_back({g1map(Lw.attn_norm), g1map(Lw.wq), g1map(Lw.wk), g1map(Lw.wv), g1map(Lw.wo), g1map(Lw.ffn_norm), g1map(Lw.w_gate), g1map(Lw.w_up), g1map(Lw.w_down)});
+      std::vector<double> g1;
+      GradsT<double> full = grads_over(c, w, st, g1);
       TrainOptions eo;
       eo.training = false;
       train_forward_backward<double>(c, w, rope, nullptr, nullptr, nullptr, &full, nullptr, cb, eo);
