@@ -241,3 +241,38 @@ test('the importance pass (base-weight gradients, one layer at a time) gives Σ|
     m.dispose();
   }
 });
+
+test('full fine-tuning (every base weight, no LoRA) learns, writes a loadable model, and resumes exactly', async () => {
+  const s = settings({ full: true, epochs: 12, optim: { ...DEFAULT_TRAIN.optim, lr: 3e-3, schedule: 'constant' } });
+  const run = async (out: string, extra: { signal?: AbortSignal; onProgress?: () => void; resume?: boolean } = {}) => {
+    const m = await Model.load(HF); // a fresh base each time: full fine-tuning writes the weights in place
+    try {
+      const ex = promptCompletionExamples(m.requireTokenizer(), RECS, { eos: false });
+      return await finetune(m, { settings: s, examples: ex, outDir: path.join(dir, out), checkpointEvery: 3, ...extra });
+    } finally {
+      m.dispose();
+    }
+  };
+  const full = await run('full-ft');
+  assert.ok(full.losses.at(-1)!.loss < full.losses[0].loss / 4, `${full.losses[0].loss} → ${full.losses.at(-1)!.loss}`);
+  const tuned = await Model.load(full.adapterDir);
+  try {
+    const g = await generateText(tuned, 'The bird is', { maxTokens: 8 });
+    assert.ok(g.text.startsWith(' green.'), JSON.stringify(g.text));
+  } finally {
+    tuned.dispose();
+  }
+  const ac = new AbortController();
+  let n = 0;
+  await assert.rejects(run('full-ft-resumed', { signal: ac.signal, onProgress: () => { if (++n === 5) ac.abort(); } }), (e: unknown) => e instanceof EngineError && e.code === 'E_CANCELLED');
+  // resuming starts from a fresh base and the checkpoint's weights: the same final model as uninterrupted
+  const res = await run('full-ft-resumed', { resume: true });
+  assert.deepEqual(res.losses.map((x) => x.loss), full.losses.map((x) => x.loss));
+  const a = await Model.load(full.adapterDir, { noTokenizer: true }), b = await Model.load(res.adapterDir, { noTokenizer: true });
+  try {
+    assert.deepEqual(Array.from(b.tensors().layers[2].wDown), Array.from(a.tensors().layers[2].wDown));
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});

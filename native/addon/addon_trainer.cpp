@@ -51,6 +51,7 @@ TrainConfig to_config(Napi::Env env, const Napi::Object& o) {
   c.max_len = int(num(o, "maxLen", 256));
   c.seed = uint64_t(num(o, "seed", 0));
   c.checkpoint_activations = flag(o, "checkpointActivations", false);
+  c.full = flag(o, "full", false);
   return c;
 }
 
@@ -206,6 +207,8 @@ Napi::Function AddonTrainer::Init(Napi::Env env) {
 
 AddonTrainer::AddonTrainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonTrainer>(info) {}
 
+bool AddonTrainer::owner_full() const { return trainer && trainer->config().full; }
+
 void AddonTrainer::require_idle(Napi::Env env) {
   if (!trainer) throw make_error(env, "E_ARG", "the trainer has been disposed");
   if (busy.load() > 0) throw make_error(env, "E_ARG", "the trainer is busy");
@@ -286,6 +289,7 @@ Napi::Value AddonTrainer::SetState(const Napi::CallbackInfo& info) {
 Napi::Value AddonTrainer::MergeInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_idle(env);
+  if (owner_full()) return env.Undefined();  // full fine-tuning already trains the model's own weights
   if (model->busy.load() > 1) throw make_error(env, "E_ARG", "the model is busy");
   lora_merge(*model->model, trainer->layout(), trainer->params().data());
   return env.Undefined();

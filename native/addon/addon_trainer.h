@@ -33,6 +33,7 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
   Napi::Value MergeInto(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   void require_idle(Napi::Env env);
+  bool owner_full() const;
 };
 
 // AddonModel.createTrainer(config, examples) is implemented here (needs both classes)

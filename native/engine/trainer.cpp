@@ -8,7 +8,7 @@
 
 namespace tailor {
 
-Trainer::Trainer(const Model& m, Backend& be, const TrainConfig& cfg, std::vector<Example> data)
+Trainer::Trainer(Model& m, Backend& be, const TrainConfig& cfg, std::vector<Example> data)
     : m_(m), be_(be), cfg_(cfg), data_(std::move(data)), rope_(make_rope_table(m.cfg)), w_(weights_view(m)) {
   if (data_.empty()) fail(ErrorCode::ARG, "no training examples");
   if (cfg.epochs <= 0 || cfg.batch <= 0 || cfg.micro_batch <= 0) fail(ErrorCode::ARG, "epochs, batch and micro-batch must be positive");
@@ -22,12 +22,27 @@ Trainer::Trainer(const Model& m, Backend& be, const TrainConfig& cfg, std::vecto
     for (int id : e.ids)
       if (id < 0 || id >= m.cfg.vocab_size) fail(ErrorCode::ARG, "example token id outside the vocabulary");
   }
-  lay_.build(m.cfg, cfg.lora);
-  p_.assign(size_t(lay_.size), 0.f);
-  lora_init(lay_, p_.data(), cfg.seed);
-  g_.assign(p_.size(), 0.f);
-  am_.assign(p_.size(), 0.f);
-  av_.assign(p_.size(), 0.f);
+  if (!cfg.full) {
+    lay_.build(m.cfg, cfg.lora);
+    p_.assign(size_t(lay_.size), 0.f);
+    lora_init(lay_, p_.data(), cfg.seed);
+  }
+  const size_t n = params().size();
+  try {
+    g_.assign(n, 0.f);
+    am_.assign(n, 0.f);
+    av_.assign(n, 0.f);
+  } catch (const std::bad_alloc&) {
+    fail(ErrorCode::OOM, "not enough memory for gradients and AdamW moments of " + std::to_string(n) + " parameters");
+  }
+  if (cfg.full) {
+    auto map = [&](const float* p) { return p ? g_.data() + (p - m.arena.data()) : nullptr; };
+    full_grads_.tok_emb = map(m.tok_emb);
+    full_grads_.out_norm = map(m.out_norm);
+    full_grads_.lm_head = m.cfg.tied ? nullptr : map(m.lm_head);
+    for (auto& L : m.layers)
+      full_grads_.layers.push_back({map(L.attn_norm), map(L.wq), map(L.wk), map(L.wv), map(L.wo), map(L.ffn_norm), map(L.w_gate), map(L.w_up), map(L.w_down)});
+  }
   steps_per_epoch_ = (int64_t(data_.size()) + cfg.batch - 1) / cfg.batch;
   total_steps_ = steps_per_epoch_ * cfg.epochs;
 }
@@ -107,7 +122,8 @@ StepStats Trainer::train_step(const CancelToken& cancel) {
     opt.step = uint64_t(step_);
     opt.loss_scale = wm / wtotal;
     opt.cancel = cancel;
-    double l = train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, p_.data(), g_.data(), nullptr, nullptr, b, opt, &be_);
+    double l = cfg_.full ? train_forward_backward<float>(m_.cfg, w_, rope_, nullptr, nullptr, nullptr, &full_grads_, nullptr, b, opt, &be_)
+                         : train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, p_.data(), g_.data(), nullptr, nullptr, b, opt, &be_);
     loss += l * wm / wtotal;
   }
   cancel.check();
@@ -120,12 +136,13 @@ StepStats Trainer::train_step(const CancelToken& cancel) {
   const double lr = lr_at(step_);
   const int64_t t = step_ + 1;
   const double bc1 = 1 - std::pow(double(o.beta1), double(t)), bc2 = 1 - std::pow(double(o.beta2), double(t));
-  for (size_t i = 0; i < p_.size(); i++) {
+  std::vector<float>& P = params();
+  for (size_t i = 0; i < P.size(); i++) {
     float g = g_[i] * clip;
     am_[i] = o.beta1 * am_[i] + (1 - o.beta1) * g;
     av_[i] = o.beta2 * av_[i] + (1 - o.beta2) * g * g;
     double mh = am_[i] / bc1, vh = av_[i] / bc2;
-    p_[i] = float(double(p_[i]) * (1 - lr * o.weight_decay) - lr * mh / (std::sqrt(vh) + o.eps));
+    P[i] = float(double(P[i]) * (1 - lr * o.weight_decay) - lr * mh / (std::sqrt(vh) + o.eps));
   }
   step_++;
   return StepStats{step_, loss, lr, norm, tokens};
@@ -143,7 +160,7 @@ double Trainer::eval_loss(const std::vector<Example>& data, const CancelToken& c
     TrainOptions opt;
     opt.training = false;
     opt.cancel = cancel;
-    double l = train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, p_.data(), nullptr, nullptr, nullptr, b, opt, &be_);
+    double l = train_forward_backward<float>(m_.cfg, w_, rope_, cfg_.full ? nullptr : &lay_, cfg_.full ? nullptr : p_.data(), nullptr, nullptr, nullptr, b, opt, &be_);
     num += l * wm;
     den += wm;
   }

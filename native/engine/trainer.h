@@ -40,6 +40,7 @@ struct TrainConfig {
   int max_len = 256;      // longer examples are truncated
   uint64_t seed = 0;
   bool checkpoint_activations = false;
+  bool full = false;      // full fine-tuning: every base weight is trained (no LoRA); needs ~4× the model's memory
 };
 
 struct StepStats {
@@ -52,7 +53,8 @@ struct StepStats {
 
 class Trainer {
  public:
-  Trainer(const Model& m, Backend& be, const TrainConfig& cfg, std::vector<Example> data);
+  // (full fine-tuning writes the model's weights in place)
+  Trainer(Model& m, Backend& be, const TrainConfig& cfg, std::vector<Example> data);
   int64_t total_steps() const { return total_steps_; }
   int64_t step() const { return step_; }
   bool done() const { return step_ >= total_steps_; }
@@ -62,7 +64,8 @@ class Trainer {
   double eval_loss(const std::vector<Example>& data, const CancelToken& cancel);
 
   const LoraLayout& layout() const { return lay_; }
-  std::vector<float>& params() { return p_; }
+  // the trained parameters: the LoRA arena, or (full) the model's own weight arena
+  std::vector<float>& params() { return cfg_.full ? m_.arena : p_; }
   std::vector<float>& adam_m() { return am_; }
   std::vector<float>& adam_v() { return av_; }
   void set_step(int64_t s) { step_ = s; }
@@ -73,14 +76,16 @@ class Trainer {
   std::vector<int> epoch_order(int64_t epoch) const;
   TrainBatch make_batch(const std::vector<const Example*>& ex) const;
 
-  const Model& m_;
+  Model& m_;
   Backend& be_;
   TrainConfig cfg_;
   std::vector<Example> data_;
   LoraLayout lay_;
   RopeTable rope_;
   WeightsT<float> w_;
-  std::vector<float> p_, g_, am_, av_;  // LoRA params, grads, AdamW moments
+  std::vector<float> p_, g_, am_, av_;  // LoRA params, grads, AdamW moments (grads/moments cover the
+                                        // model's arena when full)
+  GradsT<float> full_grads_;            // full: gradient pointers into g_, laid out like the arena
   int64_t step_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;
 };
 

@@ -247,6 +247,7 @@ async function runFinetune(ctx: CommandContext): Promise<void> {
     maxLen: num(ctx, 'max-len', d.maxLen, { int: true, min: 2 }),
     seed: num(ctx, 'seed', d.seed, { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
     checkpointActivations: !!ctx.values['checkpoint-activations'],
+    full: !!ctx.values.full,
   };
   const m = await Model.load(modelArg(ctx), loadOpts(ctx));
   try {
@@ -272,10 +273,10 @@ async function runFinetune(ctx: CommandContext): Promise<void> {
         ctx.err(process.stderr.isTTY ? `\r${line}   ${p.step >= p.totalSteps ? '\n' : ''}` : line + '\n');
       } : undefined,
     });
-    const summary = { adapter: r.adapterDir, steps: r.steps, final_loss: r.losses.at(-1)?.loss ?? null, first_loss: r.losses[0]?.loss ?? null,
+    const summary = { [settings.full ? 'model' : 'adapter']: r.adapterDir, steps: r.steps, final_loss: r.losses.at(-1)?.loss ?? null, first_loss: r.losses[0]?.loss ?? null,
       eval_loss_before: r.evalLossBefore ?? null, eval_loss_after: r.evalLossAfter ?? null, seconds: r.seconds, resumed_from: r.resumedFrom ?? null };
     if (ctx.values.json) return json(ctx, summary);
-    ctx.out(`adapter written to ${r.adapterDir} (${r.steps} steps, loss ${summary.first_loss?.toFixed(4)} → ${summary.final_loss?.toFixed(4)}` +
+    ctx.out(`${settings.full ? 'fine-tuned model' : 'adapter'} written to ${r.adapterDir} (${r.steps} steps, loss ${summary.first_loss?.toFixed(4)} → ${summary.final_loss?.toFixed(4)}` +
       (r.evalLossAfter !== undefined ? `, held-out loss ${r.evalLossBefore?.toFixed(4) ?? '?'} → ${r.evalLossAfter.toFixed(4)}` : '') + `, ${r.seconds.toFixed(1)} s)\n`);
   } finally {
     m.dispose();
@@ -471,13 +472,13 @@ export const COMMANDS: Record<string, Command> = {
   },
   finetune: {
     summary: 'LoRA fine-tuning on prompt/completion records or plain text; writes a PEFT adapter',
-    help: 'tailor finetune MODEL --data FILE.jsonl | --text FILE --out DIR [--rank 8] [--alpha 16] [--rslora] [--dropout 0.05] [--targets q,k,v,o,gate,up,down] [--lr 2e-4] [--schedule cosine|constant] [--warmup N] [--weight-decay X] [--clip 1] [--epochs 1] [--batch 8] [--micro-batch N] [--max-len 256] [--seed S] [--checkpoint-every 50] [--checkpoint-activations] [--eval-data FILE] [--no-eos] [--resume] [--force] [--json] [--progress]',
+    help: 'tailor finetune MODEL --data FILE.jsonl | --text FILE --out DIR [--rank 8] [--alpha 16] [--rslora] [--dropout 0.05] [--targets q,k,v,o,gate,up,down] [--lr 2e-4] [--schedule cosine|constant] [--warmup N] [--weight-decay X] [--clip 1] [--epochs 1] [--batch 8] [--micro-batch N] [--max-len 256] [--seed S] [--checkpoint-every 50] [--checkpoint-activations] [--full] [--eval-data FILE] [--no-eos] [--resume] [--force] [--json] [--progress]',
     options: {
       ...common, data: { type: 'string' }, text: { type: 'string' }, out: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
       rslora: { type: 'boolean' }, dropout: { type: 'string' }, targets: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
       warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, clip: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
       'micro-batch': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
-      'checkpoint-activations': { type: 'boolean' }, 'eval-data': { type: 'string' }, 'no-eos': { type: 'boolean' }, resume: { type: 'boolean' },
+      'checkpoint-activations': { type: 'boolean' }, full: { type: 'boolean' }, 'eval-data': { type: 'string' }, 'no-eos': { type: 'boolean' }, resume: { type: 'boolean' },
       force: { type: 'boolean' }, progress: { type: 'boolean' },
     },
     run: runFinetune,

@@ -43,7 +43,7 @@ export interface RawTensors {
 export interface RawTrainConfig {
   rank?: number; alpha?: number; rslora?: boolean; dropout?: number; targets?: number;
   lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; warmupSteps?: number; cosine?: boolean; minLrRatio?: number; clip?: number;
-  epochs?: number; batch?: number; microBatch?: number; maxLen?: number; seed?: number; checkpointActivations?: boolean;
+  epochs?: number; batch?: number; microBatch?: number; maxLen?: number; seed?: number; checkpointActivations?: boolean; full?: boolean;
 }
 export interface RawExample { ids: Int32Array; weight: Float32Array }
 export interface RawStepStats { step: number; loss: number; lr: number; gradNorm: number; tokens: number }

@@ -9,7 +9,7 @@ import { Model, cancelFlagFor } from '../engine/engine.js';
 import { EngineError, toEngineError } from '../engine/errors.js';
 import { addon, type RawAddonTrainer, type RawExample, type RawStepStats, type RawTrainConfig } from '../engine/native.js';
 import { bytesOf } from '../formats/dtype.js';
-import { readSafetensorsHeader, writeSafetensors } from '../formats/safetensors-write.js';
+import { readSafetensorsHeader, writeHfFolder, writeSafetensors } from '../formats/safetensors-write.js';
 import { Eta, type StageProgress } from '../text/progress.js';
 import { atomicWriteDir, atomicWriteFile } from './atomic.js';
 import { DEFAULT_LORA, readPeftAdapter, targetMask, writePeftAdapter, type LoraSettings } from './lora.js';
@@ -23,6 +23,8 @@ export interface TrainSettings {
   optim: OptimSettings;
   epochs: number; batch: number; microBatch: number; maxLen: number; seed: number;
   checkpointActivations: boolean;
+  /** full fine-tuning: every base weight trained (no LoRA); ~4× the model's memory */
+  full?: boolean;
 }
 export const DEFAULT_OPTIM: OptimSettings = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 0, schedule: 'cosine', minLrRatio: 0, clip: 1 };
 export const DEFAULT_TRAIN: TrainSettings = { lora: DEFAULT_LORA, optim: DEFAULT_OPTIM, epochs: 1, batch: 8, microBatch: 8, maxLen: 256, seed: 0, checkpointActivations: false };
@@ -33,6 +35,7 @@ function rawConfig(s: TrainSettings): RawTrainConfig {
     lr: s.optim.lr, beta1: s.optim.beta1, beta2: s.optim.beta2, eps: s.optim.eps, weightDecay: s.optim.weightDecay,
     warmupSteps: s.optim.warmupSteps, cosine: s.optim.schedule === 'cosine', minLrRatio: s.optim.minLrRatio, clip: s.optim.clip,
     epochs: s.epochs, batch: s.batch, microBatch: s.microBatch, maxLen: s.maxLen, seed: s.seed, checkpointActivations: s.checkpointActivations,
+    full: !!s.full,
   };
 }
 
@@ -148,8 +151,9 @@ export function dataHash(examples: RawExample[]): string {
 function saveCheckpoint(dir: string, model: Model, t: Trainer, meta: Omit<TrainerStateFile, 'version' | 'step' | 'totalSteps'>, baseModel: string): void {
   const st = t.state();
   atomicWriteDir(dir, true, (tmp) => {
-    writePeftAdapter(path.join(tmp, 'adapter'), model.info, { settings: t.settings.lora, params: st.params, baseModel });
-    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), [
+    if (!t.settings.full) writePeftAdapter(path.join(tmp, 'adapter'), model.info, { settings: t.settings.lora, params: st.params, baseModel });
+    writeSafetensors(path.join(tmp, 'state.safetensors'), [
+      { name: 'params', dtype: 'F32', shape: [st.params.length], data: bytesOf(st.params) },
       { name: 'adam_m', dtype: 'F32', shape: [st.m.length], data: bytesOf(st.m) },
       { name: 'adam_v', dtype: 'F32', shape: [st.v.length], data: bytesOf(st.v) },
     ]);
@@ -164,22 +168,21 @@ function loadCheckpoint(dir: string, model: Model, t: Trainer, hash: string): Tr
   if (JSON.stringify(file.settings) !== JSON.stringify(t.settings))
     throw new EngineError('E_ARG', `${dir}: the checkpoint was made with other training settings; resume with the same settings or start over without --resume`);
   if (file.dataHash !== hash) throw new EngineError('E_ARG', `${dir}: the checkpoint was made on other training data`);
-  const adapter = readPeftAdapter(path.join(dir, 'adapter'), model.info);
-  const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'optimizer.safetensors')));
+  const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'state.safetensors')));
   const h = readSafetensorsHeader(bytes);
   const get = (name: string) => {
     const info = h.tensors.find((x) => x.name === name);
-    if (!info) throw new EngineError('E_FORMAT', `${dir}: optimizer.safetensors lacks ${name}`);
+    if (!info) throw new EngineError('E_FORMAT', `${dir}: state.safetensors lacks ${name}`);
     return new Float32Array(bytes.slice(h.dataOffset + info.begin, h.dataOffset + info.end).buffer);
   };
-  t.setState({ params: adapter.params, m: get('adam_m'), v: get('adam_v'), step: file.step });
+  t.setState({ params: get('params'), m: get('adam_m'), v: get('adam_v'), step: file.step });
   return file;
 }
 
 export async function finetune(model: Model, o: FinetuneOptions): Promise<FinetuneResult> {
   const t0 = performance.now();
   const ckptDir = path.join(o.outDir, 'checkpoint');
-  const adapterDir = path.join(o.outDir, 'adapter');
+  const adapterDir = path.join(o.outDir, o.settings.full ? 'model' : 'adapter');
   if (!o.resume && !o.force && fs.existsSync(adapterDir)) throw new EngineError('E_IO', `${adapterDir} already exists (use --force to overwrite, or --resume)`);
   fs.mkdirSync(o.outDir, { recursive: true });
   const hash = dataHash(o.examples);
@@ -226,11 +229,23 @@ export async function finetune(model: Model, o: FinetuneOptions): Promise<Finetu
       saveCheckpoint(ckptDir, model, trainer, meta(), baseModel);
     }
     const evalLossAfter = o.evalExamples ? await trainer.evalLoss(o.evalExamples, o.signal) : undefined;
-    const st = trainer.state();
-    writePeftAdapter(adapterDir, model.info, { settings: o.settings.lora, params: st.params, baseModel }, {
-      force: true,
-      note: `# LoRA adapter\n\nTrained by Tailor on ${path.basename(baseModel)} (rank ${o.settings.lora.rank}, alpha ${o.settings.lora.alpha}, targets ${o.settings.lora.targets.join(', ')}, ${total} steps).\nIt fits only that exact base model (the same pruned shapes).\n`,
-    });
+    if (o.settings.full) {
+      // the model's own weights were trained: write it as a Hugging Face folder with its tokenizer
+      const src = model.info.path;
+      const srcDir = fs.statSync(src).isDirectory() ? src : path.dirname(src);
+      const tok = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json'].map((f) => path.join(srcDir, f)).filter((f) => fs.existsSync(f));
+      const tensors = model.tensors();
+      atomicWriteDir(adapterDir, true, (tmp) => {
+        writeHfFolder(tmp, tensors, {});
+        for (const f of tok) fs.copyFileSync(f, path.join(tmp, path.basename(f)));
+      });
+    } else {
+      const st = trainer.state();
+      writePeftAdapter(adapterDir, model.info, { settings: o.settings.lora, params: st.params, baseModel }, {
+        force: true,
+        note: `# LoRA adapter\n\nTrained by Tailor on ${path.basename(baseModel)} (rank ${o.settings.lora.rank}, alpha ${o.settings.lora.alpha}, targets ${o.settings.lora.targets.join(', ')}, ${total} steps).\nIt fits only that exact base model (the same pruned shapes).\n`,
+      });
+    }
     atomicWriteFile(path.join(o.outDir, 'training_log.json'), JSON.stringify({ losses, evalLossBefore, evalLossAfter, settings: o.settings }, null, 2) + '\n');
     return { adapterDir, steps: total, losses, evalLossBefore, evalLossAfter, seconds: (performance.now() - t0) / 1000, resumedFrom };
   } finally {
