@@ -15,6 +15,8 @@ import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
 import { exportModel, type ExportFormat } from '../export/export.js';
+import { evaluateItems } from '../eval/eval.js';
+import { getTask, listTasks, loadCustomTask, fewShot, type Task } from '../tasks/index.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 export interface CommandContext {
@@ -406,6 +408,44 @@ async function runExport(ctx: CommandContext): Promise<void> {
   }
 }
 
+function taskArg(ctx: CommandContext): Task {
+  const t = str(ctx, 'task', true)!;
+  if (!fs.existsSync(t)) return getTask(t, { fullEval: !ctx.values['held-out'] });
+  // a custom file: classification (--text-col --label-col) or multiple choice (--question-col --choices-col --answer-col)
+  if (ctx.values['text-col'] !== undefined)
+    return loadCustomTask(t, { kind: 'classification', text: str(ctx, 'text-col')!, label: str(ctx, 'label-col', true)!, template: str(ctx, 'template') });
+  if (ctx.values['question-col'] !== undefined) {
+    const choices = str(ctx, 'choices-col', true)!;
+    return loadCustomTask(t, { kind: 'multiple-choice', question: str(ctx, 'question-col')!, choices: choices.includes(',') ? choices.split(',') : choices,
+      answer: str(ctx, 'answer-col', true)!, template: str(ctx, 'template') });
+  }
+  throw ctx.usageError('a task file needs a column mapping: --text-col C --label-col C (classification) or --question-col C --choices-col C --answer-col C (multiple choice)');
+}
+
+async function runEval(ctx: CommandContext): Promise<void> {
+  const pplFile = str(ctx, 'ppl');
+  if (pplFile) return runPerplexity({ ...ctx, values: { ...ctx.values, text: pplFile } });
+  if (ctx.values['list-tasks']) {
+    const ts = listTasks();
+    if (ctx.values.json) return json(ctx, ts);
+    return ctx.out(ts.map((t) => `${t.name.padEnd(14)} ${t.title}`).join('\n') + '\n');
+  }
+  const task = taskArg(ctx);
+  const limit = ctx.values.limit !== undefined ? num(ctx, 'limit', 0, { int: true, min: 1 }) : undefined;
+  const shots = num(ctx, 'shots', 0, { int: true, min: 0, max: 64 });
+  const m = await loadWithAdapter(ctx, loadOpts(ctx));
+  try {
+    const items = task.evalItems({ limit });
+    const demos = shots > 0 ? fewShot(task.trainItems(), shots, num(ctx, 'seed', 0, { int: true, min: 0 })) : undefined;
+    const r = await evaluateItems(m, task.info.name, items, { signal: ctx.signal, demos, onProgress: progressPrinter(ctx, task.info.name) });
+    const out = { task: r.task, n: r.n, acc: r.acc, acc_norm: r.acc_norm, shots, seconds: r.seconds };
+    if (ctx.values.json) return json(ctx, ctx.values.items ? { ...out, items: r.items } : out);
+    ctx.out(`${r.task}: acc ${(r.acc * 100).toFixed(2)}%  acc_norm ${(r.acc_norm * 100).toFixed(2)}%  (n = ${r.n}, ${shots}-shot, ${r.seconds.toFixed(1)} s)\n`);
+  } finally {
+    m.dispose();
+  }
+}
+
 export function demoModelPath(): string {
   return path.join(packageRoot(), 'resources', 'models', 'stories260K');
 }
@@ -510,6 +550,19 @@ export const COMMANDS: Record<string, Command> = {
       description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
     },
     run: runExport,
+  },
+  eval: {
+    summary: 'few-shot multiple-choice evaluation (lm-eval formulations) or perplexity',
+    help: 'tailor eval MODEL --task NAME|FILE [--limit N] [--shots K] [--seed S] [--held-out] [--adapter DIR] [--json] [--items]\n' +
+      '  FILE (CSV/TSV/JSONL): --text-col C --label-col C | --question-col C --choices-col C[,C…] --answer-col C [--template T]\n' +
+      'tailor eval MODEL --ppl FILE [--seq-len 128]   ·   tailor eval --list-tasks',
+    options: {
+      ...common, task: { type: 'string' }, limit: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, 'held-out': { type: 'boolean' },
+      adapter: { type: 'string' }, items: { type: 'boolean' }, ppl: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' },
+      progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, 'text-col': { type: 'string' }, 'label-col': { type: 'string' },
+      'question-col': { type: 'string' }, 'choices-col': { type: 'string' }, 'answer-col': { type: 'string' }, template: { type: 'string' },
+    },
+    run: runEval,
   },
   demo: {
     summary: 'generate a story and measure perplexity with the bundled stories260K',

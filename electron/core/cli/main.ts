@@ -69,6 +69,11 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`tailor: ${e.message}\nRun "tailor --help" for usage.\n`);
       process.exit(2);
     }
+    const te = e as { name?: string; code?: string; message?: string };
+    if (te?.name === 'TaskError' || (typeof te?.code === 'string' && te.code.startsWith('E_TASK'))) {
+      process.stderr.write(`tailor: error [${te.code}]: ${te.message}\nRun "tailor eval --list-tasks" for the built-in tasks.\n`);
+      process.exit(1);
+    }
     const err = e instanceof EngineError ? e : toEngineError(e);
     if (err.code === 'E_CANCELLED') {
       process.stderr.write('tailor: cancelled\n');
