@@ -58,16 +58,16 @@ test('acc and acc_norm on the seven tasks equal a straightforward re-implementat
 
 test('tailor eval --json prints {task, n, acc, acc_norm}; few-shot demonstrations change the context', () => {
   const cli = path.join(REPO_ROOT, 'dist/electron/core/cli/main.js');
-  const r = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'story_cloze', '--limit', '60', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'story_cloze', '--limit', '60', '--json', '--no-history'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.task, 'story_cloze');
   assert.equal(j.n, 60);
   assert.ok(j.acc > 0.3 && j.acc_norm > 0.3, `stories260K is above chance (0.25) on its own domain: ${j.acc} / ${j.acc_norm}`);
-  const s = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'story_cloze', '--limit', '60', '--shots', '2', '--json'], { encoding: 'utf8' });
+  const s = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'story_cloze', '--limit', '60', '--shots', '2', '--json', '--no-history'], { encoding: 'utf8' });
   assert.equal(s.status, 0, s.stderr);
   assert.equal(JSON.parse(s.stdout).shots, 2);
-  const bad = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'no_such_task'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [cli, 'eval', shared('models', 'stories260K-hf'), '--task', 'no_such_task', '--no-history'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /no_such_task/);
 });

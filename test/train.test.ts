@@ -201,12 +201,20 @@ test('tailor finetune on a JSONL file writes an adapter; bad data files get clea
   const g = spawnSync(process.execPath, [cli, 'generate', HF, '--adapter', path.join(out, 'adapter'), '--prompt', 'The dog is', '--max-tokens', '8', '--json'], { encoding: 'utf8' });
   assert.equal(g.status, 0, g.stderr);
   assert.ok(JSON.parse(g.stdout).text.startsWith(' blue'), g.stdout);
+  // the run is in the history with its loss curve and adapter
+  const runs = JSON.parse(spawnSync(process.execPath, [cli, 'runs', '--json'], { encoding: 'utf8' }).stdout) as Array<{ id: string; kind: string; status: string }>;
+  const ft = runs.find((x) => x.kind === 'finetune' && x.status === 'done')!;
+  const shown = JSON.parse(spawnSync(process.execPath, [cli, 'runs', 'show', ft.id, '--json'], { encoding: 'utf8' }).stdout);
+  assert.equal(shown.loss.length, 20);
+  assert.equal(shown.artifacts[0].kind, 'adapter');
   const bad = path.join(dir, 'bad.jsonl');
   fs.writeFileSync(bad, '{"prompt": "x", "completion": "y"}\n{"prompt": 3}\n');
   const e = spawnSync(process.execPath, [cli, 'finetune', HF, '--data', bad, '--out', path.join(dir, 'bad-out')], { encoding: 'utf8' });
   assert.equal(e.status, 1);
   assert.match(e.stderr, /\[E_FORMAT\].*bad\.jsonl:2: each line needs string fields "prompt" and "completion"/);
   assert.equal(fs.existsSync(path.join(dir, 'bad-out', 'adapter')), false);
+  const after = JSON.parse(spawnSync(process.execPath, [cli, 'runs', '--json'], { encoding: 'utf8' }).stdout) as Array<{ status: string }>;
+  assert.equal(after.filter((x) => x.status === 'done').length, 1, 'the failed run is not recorded as finished');
 });
 
 test('the importance pass (base-weight gradients, one layer at a time) gives Σ|w·g| consistent with the loss', async () => {

@@ -28,3 +28,12 @@ export function tempDir(prefix = 'tailor-test-'): string {
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+// CLI runs spawned by the tests record into a temporary history, never the user's data folder
+if (!process.env.TAILOR_DB) {
+  const db = path.join(os.tmpdir(), `tailor-test-history-${process.pid}.sqlite`);
+  process.env.TAILOR_DB = db;
+  process.on('exit', () => {
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(db + suffix, { force: true });
+  });
+}

@@ -17,6 +17,8 @@ import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type Arch
 import { exportModel, type ExportFormat } from '../export/export.js';
 import { evaluateItems } from '../eval/eval.js';
 import { getTask, listTasks, loadCustomTask, fewShot, type Task } from '../tasks/index.js';
+import { defaultDbPath, History, type RunDetail } from '../history/db.js';
+import { recordRun } from '../history/record.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 export interface CommandContext {
@@ -88,6 +90,11 @@ async function loadWithAdapter(ctx: CommandContext, opts: LoadOptions): Promise<
     }
   }
   return m;
+}
+
+/** The history database for this command: --db PATH, else the user's data folder; --no-history: none. */
+function dbFor(ctx: CommandContext): string | null {
+  return ctx.values['no-history'] ? null : (str(ctx, 'db') ?? defaultDbPath());
 }
 
 function progressPrinter(ctx: CommandContext, label: string): ((p: StageProgress) => void) | undefined {
@@ -264,7 +271,9 @@ async function runFinetune(ctx: CommandContext): Promise<void> {
       : undefined;
     const show = !ctx.values.json && (process.stderr.isTTY || !!ctx.values.progress);
     let last = 0;
-    const r = await finetune(m, {
+    const spec = { model: modelArg(ctx), data: dataFile ?? textFile, settings, out };
+    const r = await recordRun(dbFor(ctx), { name: `finetune ${path.basename(modelArg(ctx))}`, kind: 'finetune', spec }, async (rec) => {
+      const res = await finetune(m, {
       settings, examples, evalExamples, outDir: out, resume: !!ctx.values.resume, force: !!ctx.values.force,
       checkpointEvery: num(ctx, 'checkpoint-every', 50, { int: true, min: 1 }), signal: ctx.signal,
       onProgress: show ? (p) => {
@@ -274,6 +283,14 @@ async function runFinetune(ctx: CommandContext): Promise<void> {
         const line = `step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${p.tokensPerSec.toFixed(0)} tok/s  ETA ${formatDuration(p.etaSec)}`;
         ctx.err(process.stderr.isTTY ? `\r${line}   ${p.step >= p.totalSteps ? '\n' : ''}` : line + '\n');
       } : undefined,
+      });
+      if (rec) {
+        rec.history.addMetrics(rec.id, 'lora', 'loss', res.losses.map((l) => ({ step: l.step, value: l.loss })));
+        rec.history.addMetrics(rec.id, 'lora', 'lr', res.losses.map((l) => ({ step: l.step, value: l.lr })));
+        rec.history.addArtifact(rec.id, settings.full ? 'model' : 'adapter', res.adapterDir);
+        if (res.evalLossAfter !== undefined) rec.history.setResult(rec.id, { task: 'held-out', setting: 'loss', phase: 'recovered', metric: 'loss', value: res.evalLossAfter });
+      }
+      return res;
     });
     const summary = { [settings.full ? 'model' : 'adapter']: r.adapterDir, steps: r.steps, final_loss: r.losses.at(-1)?.loss ?? null, first_loss: r.losses[0]?.loss ?? null,
       eval_loss_before: r.evalLossBefore ?? null, eval_loss_after: r.evalLossAfter ?? null, seconds: r.seconds, resumed_from: r.resumedFrom ?? null };
@@ -378,8 +395,16 @@ async function runPrune(ctx: CommandContext): Promise<void> {
     } else if (method !== 'magnitude' && method !== 'magnitude-l2' && method !== 'random') {
       throw ctx.usageError(`--method ${method} needs calibration data: --calib FILE (text) or --calib-ids FILE.json`);
     }
-    const r = await pruneModel(m, { ratio, method, agg: agg as 'sum', scope, global: !!ctx.values.global, calib, seed, signal: ctx.signal });
-    writePruned(out, r, modelArg(ctx), { force: !!ctx.values.force, importanceFile: str(ctx, 'save-importance') });
+    const spec = { model: modelArg(ctx), ratio, method, agg, scope, global: !!ctx.values.global, calibSamples: calib.length, seed, out };
+    const r = await recordRun(dbFor(ctx), { name: `prune ${path.basename(modelArg(ctx))} ${method} ${ratio.toFixed(3)}`, kind: 'prune', spec }, async (rec) => {
+      const res = await pruneModel(m, { ratio, method, agg: agg as 'sum', scope, global: !!ctx.values.global, calib, seed, signal: ctx.signal });
+      writePruned(out, res, modelArg(ctx), { force: !!ctx.values.force, importanceFile: str(ctx, 'save-importance') });
+      if (rec) {
+        rec.history.setResult(rec.id, { task: 'model', setting: `ratio=${ratio.toFixed(3)}`, phase: 'pruned', metric: 'params', value: res.plan.paramsAfter });
+        rec.history.addArtifact(rec.id, 'model', out);
+      }
+      return res;
+    });
     if (ctx.values.json)
       return json(ctx, { out, ratio: r.plan.ratio, params_before: r.plan.paramsBefore, params_after: r.plan.paramsAfter, removed_share: r.plan.removedShare,
         layers: r.plan.layers.map((l) => ({ heads: l.nHead, kv_heads: l.nKvHead, ffn: l.ffn })), seconds: r.seconds, importance: ctx.values['save-importance'] ? undefined : importanceJson(r.scores) });
@@ -437,13 +462,73 @@ async function runEval(ctx: CommandContext): Promise<void> {
   try {
     const items = task.evalItems({ limit });
     const demos = shots > 0 ? fewShot(task.trainItems(), shots, num(ctx, 'seed', 0, { int: true, min: 0 })) : undefined;
-    const r = await evaluateItems(m, task.info.name, items, { signal: ctx.signal, demos, onProgress: progressPrinter(ctx, task.info.name) });
+    const spec = { model: modelArg(ctx), task: task.info.name, limit: limit ?? null, shots, adapter: str(ctx, 'adapter') ?? null };
+    const r = await recordRun(dbFor(ctx), { name: `eval ${task.info.name} on ${path.basename(modelArg(ctx))}`, kind: 'eval', spec }, async (rec) => {
+      const res = await evaluateItems(m, task.info.name, items, { signal: ctx.signal, demos, onProgress: progressPrinter(ctx, task.info.name) });
+      const setting = `n=${res.n} shots=${shots}`;
+      rec?.history.setResult(rec.id, { task: res.task, setting, phase: 'eval', metric: 'acc', value: res.acc });
+      rec?.history.setResult(rec.id, { task: res.task, setting, phase: 'eval', metric: 'acc_norm', value: res.acc_norm });
+      return res;
+    });
     const out = { task: r.task, n: r.n, acc: r.acc, acc_norm: r.acc_norm, shots, seconds: r.seconds };
     if (ctx.values.json) return json(ctx, ctx.values.items ? { ...out, items: r.items } : out);
     ctx.out(`${r.task}: acc ${(r.acc * 100).toFixed(2)}%  acc_norm ${(r.acc_norm * 100).toFixed(2)}%  (n = ${r.n}, ${shots}-shot, ${r.seconds.toFixed(1)} s)\n`);
   } finally {
     m.dispose();
   }
+}
+
+async function runRuns(ctx: CommandContext): Promise<void> {
+  const [sub, ...ids] = ctx.positionals;
+  const h = History.open(str(ctx, 'db') ?? defaultDbPath());
+  try {
+    if (!sub) {
+      const runs = h.listRuns();
+      if (ctx.values.json) return json(ctx, runs.map(({ spec: _s, machine: _m, versions: _v, ...r }) => r));
+      if (runs.length === 0) return ctx.out(`no runs yet in ${h.file}\n`);
+      return ctx.out(runs.map((r) => `${r.id}  ${r.status.padEnd(11)} ${r.kind.padEnd(9)} ${new Date(r.created_at).toISOString().slice(0, 16).replace('T', ' ')}  ${r.name}`).join('\n') + '\n');
+    }
+    if (sub === 'show') {
+      if (ids.length !== 1) throw ctx.usageError('runs show ID');
+      const d = h.getRun(ids[0]);
+      if (ctx.values.json) return json(ctx, { ...d, loss: h.metrics(ids[0], 'loss') });
+      return ctx.out(describeRun(d));
+    }
+    if (sub === 'compare') {
+      if (ids.length < 2) throw ctx.usageError('runs compare ID ID [ID…]');
+      const ds = ids.map((id) => h.getRun(id));
+      if (ctx.values.json) return json(ctx, ds);
+      const keys = [...new Set(ds.flatMap((d) => d.results.map((r) => `${r.task} ${r.setting} ${r.phase} ${r.metric}`)))].sort();
+      const lines = [`${'result'.padEnd(48)} ${ds.map((d) => d.id.padEnd(22)).join(' ')}`];
+      for (const k of keys) lines.push(`${k.padEnd(48)} ${ds.map((d) => { const r = d.results.find((x) => `${x.task} ${x.setting} ${x.phase} ${x.metric}` === k); return (r ? r.value.toFixed(4) : '—').padEnd(22); }).join(' ')}`);
+      const specKeys = [...new Set(ds.flatMap((d) => Object.keys((d.spec ?? {}) as object)))].sort();
+      for (const k of specKeys) {
+        const vals = ds.map((d) => JSON.stringify((d.spec as Record<string, unknown>)[k]));
+        if (new Set(vals).size > 1) lines.push(`${('setting ' + k).padEnd(48)} ${vals.map((v) => v.padEnd(22)).join(' ')}`);
+      }
+      return ctx.out(lines.join('\n') + '\n');
+    }
+    if (sub === 'delete') {
+      if (ids.length !== 1) throw ctx.usageError('runs delete ID --yes');
+      const d = h.getRun(ids[0]);
+      if (!ctx.values.yes)
+        throw ctx.usageError(`this deletes run ${d.id} and its ${d.artifacts.length} artifact(s) on disk (${d.artifacts.map((a) => a.path).join(', ') || 'none'}); add --yes to confirm`);
+      for (const a of h.deleteRun(ids[0])) fs.rmSync(a.path, { recursive: true, force: true });
+      return ctx.out(`deleted run ${d.id}\n`);
+    }
+    throw ctx.usageError(`unknown runs subcommand "${sub}" (show, compare, delete)`);
+  } finally {
+    h.close();
+  }
+}
+
+function describeRun(d: RunDetail): string {
+  const lines = [`run       ${d.id}  (${d.kind}, ${d.status}${d.error ? `: ${d.error}` : ''})`, `name      ${d.name}`,
+    `created   ${new Date(d.created_at).toISOString()}`, `spec      ${JSON.stringify(d.spec)}`];
+  for (const s of d.stages) lines.push(`stage ${s.ordinal}   ${s.name.padEnd(20)} ${s.status} ${(s.progress * 100).toFixed(0)}%`);
+  for (const r of d.results) lines.push(`result    ${r.task} ${r.setting} ${r.phase} ${r.metric} = ${r.value.toFixed(4)}`);
+  for (const a of d.artifacts) lines.push(`artifact  ${a.kind} ${a.path} (${a.bytes} bytes, sha256 ${a.sha256?.slice(0, 12)})`);
+  return lines.join('\n') + '\n';
 }
 
 export function demoModelPath(): string {
@@ -518,7 +603,7 @@ export const COMMANDS: Record<string, Command> = {
       rslora: { type: 'boolean' }, dropout: { type: 'string' }, targets: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
       warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, clip: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
       'micro-batch': { type: 'string' }, 'max-len': { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
-      'checkpoint-activations': { type: 'boolean' }, full: { type: 'boolean' }, 'eval-data': { type: 'string' }, 'no-eos': { type: 'boolean' }, resume: { type: 'boolean' },
+      'checkpoint-activations': { type: 'boolean' }, full: { type: 'boolean' }, 'eval-data': { type: 'string' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'no-eos': { type: 'boolean' }, resume: { type: 'boolean' },
       force: { type: 'boolean' }, progress: { type: 'boolean' },
     },
     run: runFinetune,
@@ -538,6 +623,7 @@ export const COMMANDS: Record<string, Command> = {
       agg: { type: 'string' }, calib: { type: 'string' }, 'calib-ids': { type: 'string' }, samples: { type: 'string' }, 'seq-len': { type: 'string' },
       seed: { type: 'string' }, layers: { type: 'string' }, 'attn-layers': { type: 'string' }, 'mlp-layers': { type: 'string' }, 'no-attn': { type: 'boolean' },
       'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
+      db: { type: 'string' }, 'no-history': { type: 'boolean' },
     },
     run: runPrune,
   },
@@ -559,10 +645,16 @@ export const COMMANDS: Record<string, Command> = {
     options: {
       ...common, task: { type: 'string' }, limit: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, 'held-out': { type: 'boolean' },
       adapter: { type: 'string' }, items: { type: 'boolean' }, ppl: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' },
-      progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, 'text-col': { type: 'string' }, 'label-col': { type: 'string' },
+      progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'text-col': { type: 'string' }, 'label-col': { type: 'string' },
       'question-col': { type: 'string' }, 'choices-col': { type: 'string' }, 'answer-col': { type: 'string' }, template: { type: 'string' },
     },
     run: runEval,
+  },
+  runs: {
+    summary: 'the history of runs: list, show, compare, delete',
+    help: 'tailor runs [--json] [--db PATH]   ·   tailor runs show ID   ·   tailor runs compare ID ID…   ·   tailor runs delete ID [--yes]',
+    options: { ...common, db: { type: 'string' }, yes: { type: 'boolean' }, status: { type: 'string' } },
+    run: runRuns,
   },
   demo: {
     summary: 'generate a story and measure perplexity with the bundled stories260K',

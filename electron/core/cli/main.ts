@@ -70,6 +70,10 @@ main(process.argv.slice(2)).then(
       process.exit(2);
     }
     const te = e as { name?: string; code?: string; message?: string };
+    if (te?.name === 'HistoryError') {
+      process.stderr.write(`tailor: error [${te.code}]: ${te.message}\n`);
+      process.exit(1);
+    }
     if (te?.name === 'TaskError' || (typeof te?.code === 'string' && te.code.startsWith('E_TASK'))) {
       process.stderr.write(`tailor: error [${te.code}]: ${te.message}\nRun "tailor eval --list-tasks" for the built-in tasks.\n`);
       process.exit(1);
