@@ -99,5 +99,5 @@ test('errors: a clear message on stderr, exit 1 for bad input, exit 2 for bad us
   }
   const h = tailor('--help');
   assert.equal(h.code, 0);
-  for (const verb of ['info', 'tokenize', 'generate', 'perplexity', 'score', 'demo']) assert.match(h.out, new RegExp(`^  ${verb}`, 'm'));
+  for (const verb of ['info', 'tokenize', 'generate', 'perplexity', 'score', 'finetune', 'merge', 'prune', 'export', 'eval', 'run', 'runs', 'demo']) assert.match(h.out, new RegExp(`^  ${verb}`, 'm'));
 });

@@ -1,5 +1,6 @@
 // commands.ts — the verbs of `tailor`: info, tokenize, generate, perplexity, score, demo.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { Model, engineInfo, type LoadOptions } from '../engine/engine.js';
@@ -19,6 +20,9 @@ import { evaluateItems } from '../eval/eval.js';
 import { getTask, listTasks, loadCustomTask, fewShot, type Task } from '../tasks/index.js';
 import { defaultDbPath, History, type RunDetail } from '../history/db.js';
 import { recordRun } from '../history/record.js';
+import { parseSpec, readSpec } from '../pipeline/spec.js';
+import { runPipeline } from '../pipeline/pipeline.js';
+import { markdown } from '../pipeline/report.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 export interface CommandContext {
@@ -531,6 +535,26 @@ function describeRun(d: RunDetail): string {
   return lines.join('\n') + '\n';
 }
 
+async function runRun(ctx: CommandContext): Promise<void> {
+  const file = ctx.positionals[0];
+  if (!file || ctx.positionals.length > 1) throw ctx.usageError('tailor run SPEC.json');
+  const spec = readSpec(file);
+  const show = !ctx.values.json && (process.stderr.isTTY || !!ctx.values.progress);
+  let last = 0;
+  const r = await runPipeline(spec, {
+    db: dbFor(ctx), resume: !!ctx.values.resume, signal: ctx.signal,
+    onEvent: (e) => {
+      if (e.status === 'progress') {
+        if (!show || performance.now() - last < 250) return;
+        last = performance.now();
+        ctx.err(`  ${e.stage}: ${((e.fraction ?? 0) * 100).toFixed(0)}% ${e.message ?? ''}\n`);
+      } else if (!ctx.values.json) ctx.err(`${e.status === 'start' ? '▶' : e.status === 'done' ? '✔' : '↷'} ${e.stage}${e.status === 'skipped' ? ' (done before; resumed)' : ''}\n`);
+    },
+  });
+  if (ctx.values.json) return json(ctx, r);
+  ctx.out(markdown(r) + `\nreports: ${path.join(spec.outDir, 'report.{json,md,html}')}\n`);
+}
+
 export function demoModelPath(): string {
   return path.join(packageRoot(), 'resources', 'models', 'stories260K');
 }
@@ -548,9 +572,21 @@ async function runDemo(ctx: CommandContext): Promise<void> {
     ctx.out(`\n\n[greedy, ${g.ids.length} tokens at ${g.tokensPerSec.toFixed(0)} tokens/s]\n\n`);
     const text = fs.readFileSync(textPath, 'utf8');
     const r = await perplexity(m, text, { seqLen: 128, signal: ctx.signal, onProgress: progressPrinter(ctx, 'perplexity on TinyStories') });
-    ctx.out(`TinyStories perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.mean_nll.toFixed(4)} nats, ${fmtInt(r.windows)} windows × ${r.seq_len} tokens)\n`);
+    ctx.out(`TinyStories perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.mean_nll.toFixed(4)} nats, ${fmtInt(r.windows)} windows × ${r.seq_len} tokens)\n\n`);
   } finally {
     m.dispose();
+  }
+  // the Tailored-LLaMA pipeline on the shipped story_cloze task: prune at 0.2 and 0.5, recover with LoRA
+  const outDir = path.join(os.tmpdir(), `tailor-demo-${process.pid}`);
+  ctx.out(`Tailoring stories260K for story_cloze (prune 20% and 50% by Taylor importance, task-prompted LoRA, evaluate)…\n`);
+  try {
+    const spec = parseSpec({ name: 'Tailor demo: stories260K on story_cloze', model: modelPath, tasks: ['story_cloze'], outDir, eval: { limit: 150 },
+      prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 200, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 } });
+    const rep = await runPipeline(spec, { db: dbFor(ctx), signal: ctx.signal, onEvent: (e) => { if (e.status === 'done') ctx.err(`  ✔ ${e.stage}\n`); } });
+    ctx.out('\n' + markdown(rep) + `\nreports (JSON, Markdown, HTML) in ${outDir}\n`);
+  } catch (e) {
+    fs.rmSync(outDir, { recursive: true, force: true });
+    throw e;
   }
 }
 
@@ -650,6 +686,12 @@ export const COMMANDS: Record<string, Command> = {
     },
     run: runEval,
   },
+  run: {
+    summary: 'the whole pipeline from a spec: baseline → prune → evaluate → task-prompted LoRA → evaluate → report',
+    help: 'tailor run SPEC.json [--resume] [--db PATH] [--json] [--progress]',
+    options: { ...common, resume: { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, progress: { type: 'boolean' } },
+    run: runRun,
+  },
   runs: {
     summary: 'the history of runs: list, show, compare, delete',
     help: 'tailor runs [--json] [--db PATH]   ·   tailor runs show ID   ·   tailor runs compare ID ID…   ·   tailor runs delete ID [--yes]',
@@ -657,9 +699,9 @@ export const COMMANDS: Record<string, Command> = {
     run: runRuns,
   },
   demo: {
-    summary: 'generate a story and measure perplexity with the bundled stories260K',
+    summary: 'the bundled stories260K: a story, its perplexity, then the whole tailoring pipeline with its recovery table',
     help: 'tailor demo [--model PATH]',
-    options: { ...common, model: { type: 'string' }, progress: { type: 'boolean' } },
+    options: { ...common, model: { type: 'string' }, progress: { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' } },
     run: runDemo,
   },
 };

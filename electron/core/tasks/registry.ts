@@ -19,7 +19,9 @@ export function defaultDataDir(): string {
     if (up === dir) { dir = process.cwd(); break; }
     dir = up;
   }
-  return path.resolve(dir, '..', 'shared', 'datasets');
+  // a checkout beside ../shared uses the full datasets; an installed app uses what it ships in resources/
+  const shared = path.resolve(dir, '..', 'shared', 'datasets');
+  return fs.existsSync(shared) ? shared : path.join(dir, 'resources', 'datasets');
 }
 
 export function listTasks(): TaskInfo[] {

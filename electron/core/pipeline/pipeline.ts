@@ -1,0 +1,190 @@
+// pipeline.ts — Tailored-LLaMA as one command: baseline evaluation → for each ratio: prune → evaluate →
+// task-prompted LoRA → evaluate → report with per-task recovery (recovered / baseline). Every stage is a
+// row in the run history; each finished stage's result is saved to outDir/pipeline-state.json, so a
+// cancelled or crashed run resumes from its last finished stage (and LoRA from its last checkpoint).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Model } from '../engine/engine.js';
+import { EngineError } from '../engine/errors.js';
+import { evaluateItems } from '../eval/eval.js';
+import { History } from '../history/db.js';
+import { calibrationFromText, pruneModel, writePruned } from '../prune/prune.js';
+import { getTask, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task, type CustomMapping } from '../tasks/index.js';
+import { atomicWriteFile } from '../train/atomic.js';
+import { promptCompletionExamples } from '../train/data.js';
+import { applyAdapter, DEFAULT_TRAIN, finetune } from '../train/trainer.js';
+import { packageRoot, version } from '../cli/version.js';
+import type { PipelineSpec, TaskRef } from './spec.js';
+import { writeReports, type PipelineReport } from './report.js';
+
+export interface PipelineEvent { stage: string; status: 'start' | 'progress' | 'done' | 'skipped'; fraction?: number; message?: string }
+
+interface State { version: 1; runId: string; spec: PipelineSpec; done: Record<string, unknown> }
+
+type Scores = Record<string, { acc: number; acc_norm: number; n: number }>;
+
+const taskCache = new Map<string, Task>();
+/** A built-in task, or a custom task file with its mapping (loaded once; errors name the file and row). */
+export function resolveTask(t: TaskRef, seed: number): Task {
+  const key = typeof t === 'string' ? t : `${t.file}#${JSON.stringify(t.mapping)}`;
+  let task = taskCache.get(key);
+  if (!task) {
+    task = typeof t === 'string' ? getTask(t) : loadCustomTask(t.file, t.mapping as unknown as CustomMapping, { name: t.name, seed });
+    taskCache.set(key, task);
+  }
+  return task;
+}
+const taskName = (t: TaskRef) => (typeof t === 'string' ? t : t.name);
+
+async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal): Promise<Scores> {
+  const out: Scores = {};
+  for (const ref of spec.tasks) {
+    const task = resolveTask(ref, spec.seed);
+    const name = taskName(ref);
+    const demos = spec.eval.shots > 0 ? fewShot(task.trainItems(), spec.eval.shots, spec.seed) : undefined;
+    const r = await evaluateItems(model, name, task.evalItems({ limit: spec.eval.limit ?? undefined }), { signal, demos });
+    out[name] = { acc: r.acc, acc_norm: r.acc_norm, n: r.n };
+  }
+  return out;
+}
+
+export async function runPipeline(spec: PipelineSpec, o: { db: string | null; resume?: boolean; signal?: AbortSignal; onEvent?: (e: PipelineEvent) => void }): Promise<PipelineReport> {
+  const t0 = performance.now();
+  fs.mkdirSync(spec.outDir, { recursive: true });
+  const stateFile = path.join(spec.outDir, 'pipeline-state.json');
+  let state: State | null = null;
+  if (fs.existsSync(stateFile)) {
+    if (!o.resume) throw new EngineError('E_IO', `${spec.outDir} holds a run already (resume it with --resume, or choose another outDir)`);
+    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as State;
+    if (JSON.stringify(state.spec) !== JSON.stringify(spec)) throw new EngineError('E_ARG', `${stateFile} was started with another spec; resume with the same spec`);
+  } else if (o.resume) {
+    throw new EngineError('E_IO', `nothing to resume in ${spec.outDir}`);
+  }
+  for (const t of spec.tasks) resolveTask(t, spec.seed); // unknown tasks and malformed task files fail before any work
+  const history = o.db ? History.open(o.db) : null;
+  let runId: string;
+  if (state) {
+    runId = state.runId;
+    history?.claimRun(runId);
+  } else {
+    runId = history?.createRun({ name: spec.name, kind: 'pipeline', source: 'cli', spec, versions: { tailor: version(), node: process.version } }) ?? `local-${Date.now()}`;
+    state = { version: 1, runId, spec, done: {} };
+    atomicWriteFile(stateFile, JSON.stringify(state, null, 1));
+  }
+  const st = state;
+  let ordinal = 0;
+  const stage = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const ord = ordinal++;
+    if (key in st.done) {
+      o.onEvent?.({ stage: key, status: 'skipped' });
+      history?.setStage(runId, ord, key, 'done');
+      return st.done[key] as T;
+    }
+    o.onEvent?.({ stage: key, status: 'start' });
+    history?.setStage(runId, ord, key, 'running');
+    const s0 = performance.now();
+    try {
+      const r = await fn();
+      st.done[key] = r;
+      st.done[`${key}#seconds`] = (performance.now() - s0) / 1000;
+      atomicWriteFile(stateFile, JSON.stringify(st, null, 1));
+      history?.setStage(runId, ord, key, 'done', 1, { seconds: (performance.now() - s0) / 1000 });
+      o.onEvent?.({ stage: key, status: 'done' });
+      return r;
+    } catch (e) {
+      history?.setStage(runId, ord, key, (e as { code?: string }).code === 'E_CANCELLED' ? 'cancelled' : 'failed');
+      throw e;
+    }
+  };
+  try {
+    const base = await Model.load(spec.model);
+    const baseParams = base.info.nParams;
+    let baseline: Scores;
+    try {
+      baseline = await stage('baseline', () => evalAll(base, spec, o.signal));
+      for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: 'acc', value: v.acc });
+      for (const ratio of spec.prune.ratios) {
+        const tag = `ratio=${ratio}`;
+        const prunedDir = path.join(spec.outDir, `pruned-${ratio}`);
+        const pruneInfo = await stage(`prune ${tag}`, async () => {
+          // default calibration: the shipped TinyStories sample
+          const calibText = fs.readFileSync(spec.prune.calibText ?? path.join(packageRoot(), 'resources', 'data', 'tinystories-validation-head.txt'), 'utf8');
+          const calib = calibrationFromText(base.requireTokenizer().encode(calibText.slice(0, 400_000)), spec.prune.calibSamples, spec.prune.calibSeqLen, spec.seed, base.info.bosId);
+          const layers = spec.prune.layers ?? [0, base.info.nLayers - 1];
+          const r = await pruneModel(base, { ratio, method: spec.prune.method, calib, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
+          writePruned(prunedDir, r, spec.model, { force: true });
+          history?.addArtifact(runId, 'model', prunedDir);
+          return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare };
+        });
+        const pruned = await Model.load(prunedDir);
+        try {
+          const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal));
+          for (const [t, v] of Object.entries(prunedScores)) history?.setResult(runId, { task: t, setting: tag, phase: 'pruned', metric: 'acc', value: v.acc });
+          const lora = await stage(`lora ${tag}`, async () => {
+            const tok = pruned.requireTokenizer();
+            const recs = spec.tasks.flatMap((ref) => {
+              const task = resolveTask(ref, spec.seed);
+              const tpl = spec.lora.template === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+              return fewShot(task.trainItems(), spec.lora.trainShots, spec.seed).map((it) => renderExample(tpl, it));
+            });
+            const ex = promptCompletionExamples(tok, recs, { eos: false, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength) });
+            const loraDir = path.join(spec.outDir, `lora-${ratio}`);
+            const r = await finetune(pruned, {
+              settings: { ...DEFAULT_TRAIN, lora: { ...DEFAULT_TRAIN.lora, rank: spec.lora.rank, alpha: spec.lora.alpha }, optim: { ...DEFAULT_TRAIN.optim, lr: spec.lora.lr },
+                epochs: spec.lora.epochs, batch: spec.lora.batch, microBatch: spec.lora.batch, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength), seed: spec.seed },
+              examples: ex, outDir: loraDir, checkpointEvery: 5, force: true, resume: fs.existsSync(path.join(loraDir, 'checkpoint', 'trainer_state.json')), signal: o.signal,
+              onProgress: (p) => o.onEvent?.({ stage: `lora ${tag}`, status: 'progress', fraction: p.fraction, message: `step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)}` }),
+            });
+            history?.addMetrics(runId, `lora ${tag}`, 'loss', r.losses.map((l) => ({ step: l.step, value: l.loss })));
+            history?.addArtifact(runId, 'adapter', r.adapterDir);
+            return { adapterDir: r.adapterDir, losses: r.losses.map((l) => l.loss), seconds: r.seconds, examples: ex.length };
+          });
+          const recovered = await stage(`eval-recovered ${tag}`, async () => {
+            const m = await Model.load(prunedDir);
+            try {
+              applyAdapter(m, lora.adapterDir);
+              return await evalAll(m, spec, o.signal);
+            } finally {
+              m.dispose();
+            }
+          });
+          for (const [t, v] of Object.entries(recovered)) history?.setResult(runId, { task: t, setting: tag, phase: 'recovered', metric: 'acc', value: v.acc });
+          void pruneInfo;
+        } finally {
+          pruned.dispose();
+        }
+      }
+    } finally {
+      base.dispose();
+    }
+    const report = buildReport(spec, st, baseParams, (performance.now() - t0) / 1000);
+    const files = writeReports(spec.outDir, report);
+    for (const f of files) history?.addArtifact(runId, 'report', f);
+    for (const r of report.rows) history?.setResult(runId, { task: r.task, setting: `ratio=${r.ratio}`, phase: 'recovery', metric: 'acc', value: r.recovery });
+    history?.finishRun(runId, 'done');
+    return report;
+  } catch (e) {
+    history?.finishRun(runId, (e as { code?: string }).code === 'E_CANCELLED' ? 'cancelled' : 'failed', (e as Error).message);
+    throw e;
+  } finally {
+    history?.close();
+  }
+}
+
+function buildReport(spec: PipelineSpec, st: State, baseParams: number, seconds: number): PipelineReport {
+  const baseline = st.done.baseline as Scores;
+  const rows: PipelineReport['rows'] = [];
+  const ratios: PipelineReport['ratios'] = [];
+  for (const ratio of spec.prune.ratios) {
+    const tag = `ratio=${ratio}`;
+    const pruned = st.done[`eval-pruned ${tag}`] as Scores, rec = st.done[`eval-recovered ${tag}`] as Scores;
+    const p = st.done[`prune ${tag}`] as { params: number; removedShare: number };
+    const l = st.done[`lora ${tag}`] as { losses: number[]; seconds: number };
+    for (const t of spec.tasks.map(taskName))
+      rows.push({ task: t, ratio, baseline: baseline[t].acc, pruned: pruned[t].acc, recovered: rec[t].acc, recovery: baseline[t].acc > 0 ? rec[t].acc / baseline[t].acc : 0, n: baseline[t].n });
+    const rs = rows.filter((r) => r.ratio === ratio);
+    ratios.push({ ratio, paramsAfter: p.params, removedShare: p.removedShare, meanRecovery: rs.reduce((a, r) => a + r.recovery, 0) / rs.length, loraSeconds: l.seconds, loss: l.losses });
+  }
+  const times = Object.fromEntries(Object.entries(st.done).filter(([k]) => k.endsWith('#seconds')).map(([k, v]) => [k.replace('#seconds', ''), v as number]));
+  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, stageSeconds: times, seconds, spec };
+}

@@ -1,0 +1,85 @@
+// spec.ts — the pipeline spec: one JSON file (the wizard writes the same) saying which model, which
+// tasks, which pruning ratios, which LoRA settings, how to evaluate and where to write. Validated with
+// messages that name the field.
+import * as fs from 'node:fs';
+import { EngineError } from '../engine/errors.js';
+import { METHODS, type ImportanceMethod } from '../prune/prune.js';
+
+/** A built-in task by name, or a custom task file with its column mapping (see tasks/custom.ts). */
+export type TaskRef = string | { name: string; file: string; mapping: Record<string, unknown> };
+
+export interface PipelineSpec {
+  name: string;
+  model: string;
+  tasks: TaskRef[];
+  outDir: string;
+  seed: number;
+  eval: { limit: number | null; shots: number };
+  prune: { method: ImportanceMethod; ratios: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
+  lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' };
+}
+
+type Obj = Record<string, unknown>;
+
+function field<T>(o: Obj, k: string, dflt: T, check: (v: unknown) => boolean, what: string, where: string): T {
+  const v = o[k];
+  if (v === undefined || v === null) return dflt;
+  if (!check(v)) throw new EngineError('E_ARG', `spec: ${where}${k} must be ${what}`);
+  return v as T;
+}
+
+const isInt = (min: number) => (v: unknown) => Number.isInteger(v) && (v as number) >= min;
+const isNum = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && v >= lo && v <= hi;
+
+export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new EngineError('E_ARG', 'spec: expected a JSON object');
+  const o = j as Obj;
+  const str = (k: string, dflt?: string) => {
+    const v = o[k] ?? dflt;
+    if (typeof v !== 'string' || !v) throw new EngineError('E_ARG', `spec: "${k}" must be a non-empty string`);
+    return v;
+  };
+  const tasks = o.tasks;
+  const okTask = (t: unknown) => typeof t === 'string' || (typeof t === 'object' && t !== null && typeof (t as Obj).file === 'string' && typeof (t as Obj).mapping === 'object');
+  if (!Array.isArray(tasks) || tasks.length === 0 || !tasks.every(okTask))
+    throw new EngineError('E_ARG', 'spec: "tasks" must list task names or {"file": …, "mapping": {…}} custom tasks');
+  const ev = (o.eval ?? {}) as Obj, pr = (o.prune ?? {}) as Obj, lo = (o.lora ?? {}) as Obj;
+  const ratios = pr.ratios ?? [0.2, 0.5];
+  if (!Array.isArray(ratios) || ratios.length === 0 || ratios.some((r) => !isNum(0, 0.99)(r))) throw new EngineError('E_ARG', 'spec: prune.ratios must be a list of ratios in [0, 0.99]');
+  const layers = pr.layers ?? null;
+  if (layers !== null && (!Array.isArray(layers) || layers.length !== 2 || !layers.every(isInt(0)) || layers[0] > layers[1])) throw new EngineError('E_ARG', 'spec: prune.layers must be [first, last]');
+  const method = field(pr, 'method', 'taylor', (v) => METHODS.includes(v as ImportanceMethod), METHODS.join(' | '), 'prune.');
+  const rel = (p: string) => (p.startsWith('/') ? p : `${base}/${p}`);
+  const calib = field<string | null>(pr, 'calibText', null, (v) => typeof v === 'string', 'a file path', 'prune.');
+  return {
+    name: str('name', 'tailoring run'),
+    model: rel(str('model')),
+    tasks: (tasks as Array<string | Obj>).map((t) => (typeof t === 'string' ? t : { name: String(t.name ?? `custom:${String(t.file).split('/').pop()}`), file: rel(String(t.file)), mapping: t.mapping as Record<string, unknown> })),
+    outDir: rel(str('outDir')),
+    seed: field(o, 'seed', 0, isInt(0), 'a non-negative integer', ''),
+    eval: { limit: field<number | null>(ev, 'limit', null, isInt(1), 'a positive integer', 'eval.'), shots: field(ev, 'shots', 0, isInt(0), 'a non-negative integer', 'eval.') },
+    prune: {
+      method, ratios: ratios as number[], layers: layers as [number, number] | null, calibText: calib === null ? null : rel(calib),
+      calibSamples: field(pr, 'calibSamples', 10, isInt(1), 'a positive integer', 'prune.'), calibSeqLen: field(pr, 'calibSeqLen', 64, isInt(2), 'an integer ≥ 2', 'prune.'),
+      global: field(pr, 'global', false, (v) => typeof v === 'boolean', 'true or false', 'prune.'),
+    },
+    lora: {
+      rank: field(lo, 'rank', 8, isInt(1), 'a positive integer', 'lora.'), alpha: field(lo, 'alpha', 16, isNum(1e-9, 1e9), 'positive', 'lora.'),
+      lr: field(lo, 'lr', 2e-4, isNum(1e-12, 10), 'a learning rate', 'lora.'), epochs: field(lo, 'epochs', 2, isInt(1), 'a positive integer', 'lora.'),
+      batch: field(lo, 'batch', 8, isInt(1), 'a positive integer', 'lora.'), maxLen: field(lo, 'maxLen', 256, isInt(2), 'an integer ≥ 2', 'lora.'),
+      trainShots: field(lo, 'trainShots', 50, isInt(1), 'a positive integer', 'lora.'),
+      template: field(lo, 'template', 'task', (v) => v === 'task' || v === 'alpaca', '"task" or "alpaca"', 'lora.'),
+    },
+  };
+}
+
+export function readSpec(file: string): PipelineSpec {
+  let j: unknown;
+  try {
+    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new EngineError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_IO' : 'E_FORMAT', `cannot read the spec ${file}: ${(e as Error).message}`);
+  }
+  const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/')) || '/' : process.cwd();
+  return parseSpec(j, dir.startsWith('/') ? dir : `${process.cwd()}/${dir}`);
+}

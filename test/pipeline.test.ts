@@ -1,0 +1,135 @@
+// The whole pipeline (tailor run) on stories260K with ratios 0.2 and 0.5: reports in three forms, the run
+// in the history with its stages and loss curve, LoRA recovering what pruning lost — and a process
+// killed mid-LoRA that resumes and finishes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { History } from '../electron/core/history/db.js';
+import { REPO_ROOT, tempDir } from './helpers/paths.js';
+
+const dir = tempDir('tailor-pipeline-');
+const CLI = path.join(REPO_ROOT, 'dist/electron/core/cli/main.js');
+const MODEL = path.join(REPO_ROOT, 'resources', 'models', 'stories260K');
+
+function spec(name: string, extra: Record<string, unknown> = {}): string {
+  const f = path.join(dir, `${name}.json`);
+  fs.writeFileSync(f, JSON.stringify({
+    name, model: MODEL, tasks: ['story_cloze'], outDir: path.join(dir, name), eval: { limit: 150 },
+    prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 200, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 }, ...extra,
+  }));
+  return f;
+}
+
+test('tailor run: reports in JSON, Markdown and HTML; the run and its stages in the history; LoRA recovers at both ratios', () => {
+  const db = path.join(dir, 'h1.sqlite');
+  const r = spawnSync(process.execPath, [CLI, 'run', spec('full'), '--db', db, '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  for (const f of ['report.json', 'report.md', 'report.html']) assert.ok(fs.statSync(path.join(dir, 'full', f)).size > 200, f);
+  const html = fs.readFileSync(path.join(dir, 'full', 'report.html'), 'utf8');
+  assert.match(html, /<svg[^>]+aria-label="accuracy per task"/);
+  assert.match(html, /aria-label="LoRA loss"/);
+  assert.doesNotMatch(html, /https?:\/\//, 'self-contained');
+  assert.equal(rep.rows.length, 2);
+  for (const row of rep.rows) {
+    assert.ok(row.recovered > row.pruned, `ratio ${row.ratio}: recovered ${row.recovered} > pruned ${row.pruned}`);
+    assert.ok(Math.abs(row.recovery - row.recovered / row.baseline) < 1e-12);
+  }
+  assert.ok(rep.ratios[1].paramsAfter < rep.ratios[0].paramsAfter);
+  const h = History.open(db);
+  try {
+    const run = h.getRun(rep.runId);
+    assert.equal(run.status, 'done');
+    assert.equal(run.kind, 'pipeline');
+    assert.deepEqual(run.stages.map((s) => s.name), ['baseline', 'prune ratio=0.2', 'eval-pruned ratio=0.2', 'lora ratio=0.2', 'eval-recovered ratio=0.2',
+      'prune ratio=0.5', 'eval-pruned ratio=0.5', 'lora ratio=0.5', 'eval-recovered ratio=0.5']);
+    assert.ok(run.stages.every((s) => s.status === 'done'));
+    assert.ok(h.metrics(rep.runId, 'loss').length > 10);
+    assert.ok(run.results.some((x) => x.phase === 'recovery'));
+    assert.ok(run.artifacts.some((a) => a.kind === 'report') && run.artifacts.some((a) => a.kind === 'adapter'));
+    assert.equal(h.integrityCheck(), 'ok');
+  } finally {
+    h.close();
+  }
+});
+
+test('a run killed mid-LoRA is marked interrupted, resumes from its last finished stage, and finishes with the same report', async () => {
+  const db = path.join(dir, 'h2.sqlite');
+  const f = spec('killed');
+  const child = spawn(process.execPath, [CLI, 'run', f, '--db', db, '--progress'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/lora ratio=0\.2: [1-9]/.test(err) && !child.killed) child.kill('SIGKILL');
+    });
+    child.on('exit', () => resolve());
+    child.on('error', reject);
+  });
+  assert.ok(child.signalCode === 'SIGKILL', `killed mid-LoRA (stderr: ${err.slice(-300)})`);
+  const h = History.open(db); // opening marks the dead process's run
+  const [run] = h.listRuns();
+  assert.equal(run.status, 'interrupted');
+  assert.equal(h.getRun(run.id).stages.find((s) => s.name === 'lora ratio=0.2')?.status, 'interrupted');
+  h.close();
+  const again = spawnSync(process.execPath, [CLI, 'run', f, '--db', db, '--resume', '--json'], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  const rep = JSON.parse(again.stdout);
+  assert.equal(rep.runId, run.id, 'the same run continues');
+  const h2 = History.open(db);
+  try {
+    assert.equal(h2.getRun(run.id).status, 'done');
+    assert.equal(h2.integrityCheck(), 'ok');
+  } finally {
+    h2.close();
+  }
+  // the uninterrupted run's report (same spec, same seed) has the same numbers
+  const full = JSON.parse(fs.readFileSync(path.join(dir, 'full', 'report.json'), 'utf8'));
+  assert.deepEqual(rep.rows, full.rows);
+});
+
+test('bad specs and unknown tasks get clear errors and no finished run', () => {
+  const db = path.join(dir, 'h3.sqlite');
+  const bad = path.join(dir, 'bad.json');
+  fs.writeFileSync(bad, JSON.stringify({ model: MODEL, tasks: ['story_cloze'], outDir: path.join(dir, 'bad'), prune: { ratios: [1.5] } }));
+  const r1 = spawnSync(process.execPath, [CLI, 'run', bad, '--db', db], { encoding: 'utf8' });
+  assert.equal(r1.status, 1);
+  assert.match(r1.stderr, /prune\.ratios must be a list of ratios/);
+  const r2 = spawnSync(process.execPath, [CLI, 'run', spec('unknown', { tasks: ['no_such_task'] }), '--db', db], { encoding: 'utf8' });
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /no_such_task/);
+  const h = History.open(db);
+  try {
+    assert.equal(h.listRuns().filter((x) => x.status === 'done').length, 0);
+  } finally {
+    h.close();
+  }
+});
+
+test('a custom CSV task goes through the whole pipeline; a malformed one is refused before any work', () => {
+  const rows = fs.readFileSync(path.join(REPO_ROOT, 'resources', 'datasets', 'story_cloze', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 300)
+    .map((l) => JSON.parse(l) as { question: string; choices: string[]; label: number });
+  const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  const csv = path.join(dir, 'mystories.csv');
+  fs.writeFileSync(csv, ['story,a,b,c,d,answer', ...rows.map((r) => [r.question, ...r.choices, 'ABCD'[r.label]].map(q).join(','))].join('\n') + '\n');
+  const mapping = { kind: 'multiple-choice', question: 'story', choices: ['a', 'b', 'c', 'd'], answer: 'answer', template: '{question}' };
+  const db = path.join(dir, 'h4.sqlite');
+  const ok = spawnSync(process.execPath, [CLI, 'run', spec('custom', { tasks: [{ name: 'my-stories', file: csv, mapping }], prune: { method: 'taylor', ratios: [0.3] } }), '--db', db, '--json'], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  const rep = JSON.parse(ok.stdout);
+  assert.deepEqual(rep.tasks, ['my-stories']);
+  assert.equal(rep.rows[0].n, 60, '20% of 300 rows held out for evaluation');
+  const badCsv = path.join(dir, 'bad.csv');
+  fs.writeFileSync(badCsv, 'story,a,b\n"x","y","z"\n');
+  const bad = spawnSync(process.execPath, [CLI, 'run', spec('custom-bad', { tasks: [{ file: badCsv, mapping }] }), '--db', db], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /bad\.csv.*(c|d|answer)/);
+  const h = History.open(db);
+  try {
+    assert.equal(h.listRuns().length, 1, 'only the good run is in the history');
+  } finally {
+    h.close();
+  }
+});
