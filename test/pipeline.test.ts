@@ -24,7 +24,9 @@ function spec(name: string, extra: Record<string, unknown> = {}): string {
 
 test('tailor run: reports in JSON, Markdown and HTML; the run and its stages in the history; LoRA recovers at both ratios', () => {
   const db = path.join(dir, 'h1.sqlite');
-  const r = spawnSync(process.execPath, [CLI, 'run', spec('full'), '--db', db, '--json'], { encoding: 'utf8' });
+  const pplFile = path.join(dir, 'tinystories-slice.txt');
+  fs.writeFileSync(pplFile, fs.readFileSync(path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt'), 'utf8').slice(300_000, 330_000));
+  const r = spawnSync(process.execPath, [CLI, 'run', spec('full', { eval: { limit: 150, perplexity: [pplFile] }, export: { format: 'gguf', dtype: 'f32' } }), '--db', db, '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout);
   for (const f of ['report.json', 'report.md', 'report.html']) assert.ok(fs.statSync(path.join(dir, 'full', f)).size > 200, f);
@@ -32,6 +34,15 @@ test('tailor run: reports in JSON, Markdown and HTML; the run and its stages in 
   assert.match(html, /<svg[^>]+aria-label="accuracy per task"/);
   assert.match(html, /aria-label="LoRA loss"/);
   assert.doesNotMatch(html, /https?:\/\//, 'self-contained');
+  assert.match(html, /aria-label="importance heat map at ratio 0.5"/);
+  // perplexity sets at every stage; each recovered model exported as GGUF and loadable
+  assert.equal(rep.perplexity.length, 2);
+  for (const p of rep.perplexity) assert.ok(p.pruned > p.baseline && p.recovered > 0, JSON.stringify(p));
+  for (const x of rep.ratios) {
+    assert.ok(fs.existsSync(x.exported), x.exported);
+    const info = spawnSync(process.execPath, [CLI, 'info', x.exported, '--json'], { encoding: 'utf8' });
+    assert.equal(JSON.parse(info.stdout).nParams, x.paramsAfter);
+  }
   assert.equal(rep.rows.length, 2);
   for (const row of rep.rows) {
     assert.ok(row.recovered > row.pruned, `ratio ${row.ratio}: recovered ${row.recovered} > pruned ${row.pruned}`);
@@ -43,8 +54,8 @@ test('tailor run: reports in JSON, Markdown and HTML; the run and its stages in 
     const run = h.getRun(rep.runId);
     assert.equal(run.status, 'done');
     assert.equal(run.kind, 'pipeline');
-    assert.deepEqual(run.stages.map((s) => s.name), ['baseline', 'prune ratio=0.2', 'eval-pruned ratio=0.2', 'lora ratio=0.2', 'eval-recovered ratio=0.2',
-      'prune ratio=0.5', 'eval-pruned ratio=0.5', 'lora ratio=0.5', 'eval-recovered ratio=0.5']);
+    assert.deepEqual(run.stages.map((s) => s.name), ['baseline', 'prune ratio=0.2', 'eval-pruned ratio=0.2', 'lora ratio=0.2', 'eval-recovered ratio=0.2', 'export ratio=0.2',
+      'prune ratio=0.5', 'eval-pruned ratio=0.5', 'lora ratio=0.5', 'eval-recovered ratio=0.5', 'export ratio=0.5']);
     assert.ok(run.stages.every((s) => s.status === 'done'));
     assert.ok(h.metrics(rep.runId, 'loss').length > 10);
     assert.ok(run.results.some((x) => x.phase === 'recovery'));
@@ -87,7 +98,7 @@ test('a run killed mid-LoRA is marked interrupted, resumes from its last finishe
   }
   // the uninterrupted run's report (same spec, same seed) has the same numbers
   const full = JSON.parse(fs.readFileSync(path.join(dir, 'full', 'report.json'), 'utf8'));
-  assert.deepEqual(rep.rows, full.rows);
+  assert.deepEqual(rep.rows, full.rows, 'the same accuracies as the uninterrupted run (which also had perplexity and export stages)');
 });
 
 test('bad specs and unknown tasks get clear errors and no finished run', () => {
@@ -116,11 +127,13 @@ test('a custom CSV task goes through the whole pipeline; a malformed one is refu
   fs.writeFileSync(csv, ['story,a,b,c,d,answer', ...rows.map((r) => [r.question, ...r.choices, 'ABCD'[r.label]].map(q).join(','))].join('\n') + '\n');
   const mapping = { kind: 'multiple-choice', question: 'story', choices: ['a', 'b', 'c', 'd'], answer: 'answer', template: '{question}' };
   const db = path.join(dir, 'h4.sqlite');
-  const ok = spawnSync(process.execPath, [CLI, 'run', spec('custom', { tasks: [{ name: 'my-stories', file: csv, mapping }], prune: { method: 'taylor', ratios: [0.3] } }), '--db', db, '--json'], { encoding: 'utf8' });
+  // pruned to a parameter target rather than a ratio
+  const ok = spawnSync(process.execPath, [CLI, 'run', spec('custom', { tasks: [{ name: 'my-stories', file: csv, mapping }], prune: { method: 'taylor', ratios: [], targets: [200_000] } }), '--db', db, '--json'], { encoding: 'utf8' });
   assert.equal(ok.status, 0, ok.stderr);
   const rep = JSON.parse(ok.stdout);
   assert.deepEqual(rep.tasks, ['my-stories']);
   assert.equal(rep.rows[0].n, 60, '20% of 300 rows held out for evaluation');
+  assert.ok(rep.ratios[0].paramsAfter <= 200_000 && rep.ratios[0].paramsAfter > 180_000, `${rep.ratios[0].paramsAfter} parameters for a 200,000 target`);
   const badCsv = path.join(dir, 'bad.csv');
   fs.writeFileSync(badCsv, 'story,a,b\n"x","y","z"\n');
   const bad = spawnSync(process.execPath, [CLI, 'run', spec('custom-bad', { tasks: [{ file: badCsv, mapping }] }), '--db', db], { encoding: 'utf8' });

@@ -8,7 +8,10 @@ import { Model } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { evaluateItems } from '../eval/eval.js';
 import { History } from '../history/db.js';
-import { calibrationFromText, pruneModel, writePruned } from '../prune/prune.js';
+import { archOf, calibrationFromText, importanceJson, pruneModel, writePruned } from '../prune/prune.js';
+import { ratioForTarget } from '../prune/plan.js';
+import { perplexity } from '../text/perplexity.js';
+import { exportModel } from '../export/export.js';
 import { getTask, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task, type CustomMapping } from '../tasks/index.js';
 import { atomicWriteFile } from '../train/atomic.js';
 import { promptCompletionExamples } from '../train/data.js';
@@ -22,6 +25,7 @@ export interface PipelineEvent { stage: string; status: 'start' | 'progress' | '
 interface State { version: 1; runId: string; spec: PipelineSpec; done: Record<string, unknown> }
 
 type Scores = Record<string, { acc: number; acc_norm: number; n: number }>;
+const PPL = 'ppl:';
 
 const taskCache = new Map<string, Task>();
 /** A built-in task, or a custom task file with its mapping (loaded once; errors name the file and row). */
@@ -44,6 +48,10 @@ async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal): 
     const demos = spec.eval.shots > 0 ? fewShot(task.trainItems(), spec.eval.shots, spec.seed) : undefined;
     const r = await evaluateItems(model, name, task.evalItems({ limit: spec.eval.limit ?? undefined }), { signal, demos });
     out[name] = { acc: r.acc, acc_norm: r.acc_norm, n: r.n };
+  }
+  for (const f of spec.eval.perplexity) {
+    const r = await perplexity(model, fs.readFileSync(f, 'utf8'), { seqLen: Math.min(128, model.info.contextLength), signal });
+    out[PPL + path.basename(f)] = { acc: r.ppl, acc_norm: r.mean_nll, n: r.windows };
   }
   return out;
 }
@@ -102,8 +110,11 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
     let baseline: Scores;
     try {
       baseline = await stage('baseline', () => evalAll(base, spec, o.signal));
-      for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: 'acc', value: v.acc });
-      for (const ratio of spec.prune.ratios) {
+      for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
+      const layersAll: [number, number] = spec.prune.layers ?? [0, base.info.nLayers - 1];
+      const ratios = [...spec.prune.ratios, ...spec.prune.targets.map((t) => ratioForTarget(archOf(base), t, { attnLayers: layersAll, mlpLayers: layersAll }))];
+      st.done['#ratios'] = ratios;
+      for (const ratio of ratios) {
         const tag = `ratio=${ratio}`;
         const prunedDir = path.join(spec.outDir, `pruned-${ratio}`);
         const pruneInfo = await stage(`prune ${tag}`, async () => {
@@ -114,12 +125,12 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
           const r = await pruneModel(base, { ratio, method: spec.prune.method, calib, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
           writePruned(prunedDir, r, spec.model, { force: true });
           history?.addArtifact(runId, 'model', prunedDir);
-          return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare };
+          return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare, importance: importanceJson(r.scores) };
         });
         const pruned = await Model.load(prunedDir);
         try {
           const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal));
-          for (const [t, v] of Object.entries(prunedScores)) history?.setResult(runId, { task: t, setting: tag, phase: 'pruned', metric: 'acc', value: v.acc });
+          for (const [t, v] of Object.entries(prunedScores)) history?.setResult(runId, { task: t, setting: tag, phase: 'pruned', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
           const lora = await stage(`lora ${tag}`, async () => {
             const tok = pruned.requireTokenizer();
             const recs = spec.tasks.flatMap((ref) => {
@@ -148,7 +159,23 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
               m.dispose();
             }
           });
-          for (const [t, v] of Object.entries(recovered)) history?.setResult(runId, { task: t, setting: tag, phase: 'recovered', metric: 'acc', value: v.acc });
+          for (const [t, v] of Object.entries(recovered)) history?.setResult(runId, { task: t, setting: tag, phase: 'recovered', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
+          if (spec.export) {
+            const ex = spec.export;
+            await stage(`export ${tag}`, async () => {
+              const m = await Model.load(prunedDir);
+              try {
+                applyAdapter(m, lora.adapterDir);
+                const out = path.join(spec.outDir, `tailored-${ratio}${ex.format === 'gguf' ? '.gguf' : ''}`);
+                exportModel(m, { format: ex.format, dtype: ex.dtype, out, force: true, name: `${spec.name} (ratio ${ratio})`,
+                  description: `Tailored by Tailor: ${spec.prune.method} pruning at ratio ${ratio}, task-prompted LoRA (rank ${spec.lora.rank}) on ${spec.tasks.map(taskName).join(', ')}` });
+                history?.addArtifact(runId, 'export', out);
+                return { out };
+              } finally {
+                m.dispose();
+              }
+            });
+          }
           void pruneInfo;
         } finally {
           pruned.dispose();
@@ -175,16 +202,20 @@ function buildReport(spec: PipelineSpec, st: State, baseParams: number, seconds:
   const baseline = st.done.baseline as Scores;
   const rows: PipelineReport['rows'] = [];
   const ratios: PipelineReport['ratios'] = [];
-  for (const ratio of spec.prune.ratios) {
+  const ppl: PipelineReport['perplexity'] = [];
+  for (const ratio of st.done['#ratios'] as number[]) {
     const tag = `ratio=${ratio}`;
     const pruned = st.done[`eval-pruned ${tag}`] as Scores, rec = st.done[`eval-recovered ${tag}`] as Scores;
-    const p = st.done[`prune ${tag}`] as { params: number; removedShare: number };
+    const p = st.done[`prune ${tag}`] as { params: number; removedShare: number; importance: PipelineReport['ratios'][number]['importance'] };
+    for (const k of Object.keys(baseline).filter((k) => k.startsWith(PPL)))
+      ppl.push({ set: k.slice(PPL.length), ratio, baseline: baseline[k].acc, pruned: pruned[k].acc, recovered: rec[k].acc });
     const l = st.done[`lora ${tag}`] as { losses: number[]; seconds: number };
     for (const t of spec.tasks.map(taskName))
       rows.push({ task: t, ratio, baseline: baseline[t].acc, pruned: pruned[t].acc, recovered: rec[t].acc, recovery: baseline[t].acc > 0 ? rec[t].acc / baseline[t].acc : 0, n: baseline[t].n });
     const rs = rows.filter((r) => r.ratio === ratio);
-    ratios.push({ ratio, paramsAfter: p.params, removedShare: p.removedShare, meanRecovery: rs.reduce((a, r) => a + r.recovery, 0) / rs.length, loraSeconds: l.seconds, loss: l.losses });
+    ratios.push({ ratio, paramsAfter: p.params, removedShare: p.removedShare, meanRecovery: rs.reduce((a, r) => a + r.recovery, 0) / rs.length, loraSeconds: l.seconds, loss: l.losses,
+      importance: p.importance, exported: (st.done[`export ${tag}`] as { out: string } | undefined)?.out ?? null });
   }
   const times = Object.fromEntries(Object.entries(st.done).filter(([k]) => k.endsWith('#seconds')).map(([k, v]) => [k.replace('#seconds', ''), v as number]));
-  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, stageSeconds: times, seconds, spec };
+  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, perplexity: ppl, stageSeconds: times, seconds, spec };
 }

@@ -9,7 +9,9 @@ import type { PipelineSpec } from './spec.js';
 export interface PipelineReport {
   name: string; runId: string; model: string; paramsBefore: number; tasks: string[]; method: string;
   rows: Array<{ task: string; ratio: number; baseline: number; pruned: number; recovered: number; recovery: number; n: number }>;
-  ratios: Array<{ ratio: number; paramsAfter: number; removedShare: number; meanRecovery: number; loraSeconds: number; loss: number[] }>;
+  ratios: Array<{ ratio: number; paramsAfter: number; removedShare: number; meanRecovery: number; loraSeconds: number; loss: number[];
+    importance: { layers: Array<{ attn: number[]; mlp: number[] }> }; exported: string | null }>;
+  perplexity: Array<{ set: string; ratio: number; baseline: number; pruned: number; recovered: number }>;
   stageSeconds: Record<string, number>;
   seconds: number;
   spec: PipelineSpec;
@@ -24,6 +26,10 @@ export function markdown(r: PipelineReport): string {
     ...r.rows.map((x) => `| ${x.task} | ${x.ratio} | ${pct(x.baseline)} | ${pct(x.pruned)} | ${pct(x.recovered)} | ${pct(x.recovery)} |`), '',
     '| ratio | parameters left | share removed | mean recovery | LoRA time |', '|---|---|---|---|---|',
     ...r.ratios.map((x) => `| ${x.ratio} | ${x.paramsAfter.toLocaleString('en-US')} | ${pct(x.removedShare)} | ${pct(x.meanRecovery)} | ${x.loraSeconds.toFixed(1)} s |`), '',
+    ...(r.perplexity.length ? ['| perplexity set | ratio | baseline | pruned | recovered |', '|---|---|---|---|---|',
+      ...r.perplexity.map((x) => `| ${x.set} | ${x.ratio} | ${x.baseline.toFixed(3)} | ${x.pruned.toFixed(3)} | ${x.recovered.toFixed(3)} |`), ''] : []),
+    ...r.ratios.filter((x) => x.exported).map((x) => `Exported (ratio ${x.ratio}): \`${x.exported}\``),
+    '',
     `Total ${r.seconds.toFixed(1)} s. Stages: ${Object.entries(r.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}.`, ''];
   return lines.join('\n');
 }
@@ -43,6 +49,23 @@ function lines(points: number[][], w: number, h: number, color: string): string 
   return points.map((p, k) => `<polyline fill="none" stroke="${color.split(',')[k % 3] ?? '#333'}" stroke-width="1.5" points="${p.map((v, i) => `${(i / Math.max(1, p.length - 1)) * w},${h - ((v - min) / Math.max(1e-9, max - min)) * h}`).join(' ')}"/>`).join('');
 }
 
+/** Per-layer importance as a heat map: one row per layer, attention groups then MLP channels, each
+ *  normalised within its layer and part. */
+function heatmap(imp: { layers: Array<{ attn: number[]; mlp: number[] }> }, label: string): string {
+  const cell = 6, rowH = 12, maxCols = 180;
+  const rows = imp.layers.map((l) => {
+    const norm = (v: number[]) => { const mx = Math.max(...v, 1e-30); return v.map((x) => x / mx); };
+    const mlp = norm(l.mlp);
+    const step = Math.max(1, Math.ceil(mlp.length / (maxCols - l.attn.length - 2)));
+    const mlpS = mlp.filter((_, i) => i % step === 0);
+    return [...norm(l.attn), -1, ...mlpS];
+  });
+  const width = Math.max(...rows.map((r) => r.length)) * cell + 40;
+  const body = rows.map((r, y) => r.map((v, x) => (v < 0 ? '' : `<rect x="${40 + x * cell}" y="${y * rowH}" width="${cell - 1}" height="${rowH - 1}" fill="hsl(${Math.round(220 - 200 * v)},70%,${Math.round(85 - 45 * v)}%)"/>`)).join('') +
+    `<text x="0" y="${y * rowH + 9}" font-size="9">L${y}</text>`).join('');
+  return `<svg viewBox="0 0 ${width} ${rows.length * rowH}" width="${width}" height="${rows.length * rowH}" role="img" aria-label="${esc(label)}">${body}</svg>`;
+}
+
 export function html(r: PipelineReport): string {
   const rec = r.ratios.map((x) => [x.ratio, x.meanRecovery]);
   const recSvg = `<svg viewBox="-10 -10 320 140" width="320" height="140" role="img" aria-label="recovery against ratio"><polyline fill="none" stroke="#54a24b" stroke-width="2" points="${rec.map(([x, y]) => `${x * 300},${120 - y * 120}`).join(' ')}"/>${rec.map(([x, y]) => `<circle cx="${x * 300}" cy="${120 - y * 120}" r="3"><title>ratio ${x}: ${pct(y)}</title></circle>`).join('')}</svg>`;
@@ -52,6 +75,7 @@ export function html(r: PipelineReport): string {
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}@media(prefers-color-scheme:dark){body{background:#1e1e1e;color:#ddd}}</style></head><body>
 <h1>${esc(r.name)}</h1><p>Model ${esc(path.basename(r.model))} (${r.paramsBefore.toLocaleString('en-US')} parameters), pruning by ${esc(r.method)}, run ${esc(r.runId)}.</p>
 <h2>Accuracy: baseline, pruned, recovered</h2>${bars(r)}<h2>Recovery against pruning ratio</h2>${recSvg}<h2>LoRA loss</h2>${lossSvg}
+<h2>Per-layer importance (attention groups | MLP channels)</h2>${r.ratios.map((x) => `<h3>ratio ${x.ratio}</h3>${heatmap(x.importance, `importance heat map at ratio ${x.ratio}`)}`).join('')}
 <h2>Tables</h2><table>${table}</table></body></html>\n`;
 }
 

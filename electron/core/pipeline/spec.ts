@@ -14,8 +14,10 @@ export interface PipelineSpec {
   tasks: TaskRef[];
   outDir: string;
   seed: number;
-  eval: { limit: number | null; shots: number };
-  prune: { method: ImportanceMethod; ratios: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
+  eval: { limit: number | null; shots: number; perplexity: string[] };
+  /** export of each recovered (pruned + merged LoRA) model; null = none */
+  export: { format: 'gguf' | 'hf'; dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' } | null;
+  prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
   lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' };
 }
 
@@ -44,8 +46,16 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   if (!Array.isArray(tasks) || tasks.length === 0 || !tasks.every(okTask))
     throw new EngineError('E_ARG', 'spec: "tasks" must list task names or {"file": …, "mapping": {…}} custom tasks');
   const ev = (o.eval ?? {}) as Obj, pr = (o.prune ?? {}) as Obj, lo = (o.lora ?? {}) as Obj;
-  const ratios = pr.ratios ?? [0.2, 0.5];
-  if (!Array.isArray(ratios) || ratios.length === 0 || ratios.some((r) => !isNum(0, 0.99)(r))) throw new EngineError('E_ARG', 'spec: prune.ratios must be a list of ratios in [0, 0.99]');
+  const targets = pr.targets ?? [];
+  if (!Array.isArray(targets) || targets.some((t) => !isInt(1)(t))) throw new EngineError('E_ARG', 'spec: prune.targets must be a list of parameter counts');
+  const ratios = pr.ratios ?? ((targets as number[]).length ? [] : [0.2, 0.5]);
+  if (!Array.isArray(ratios) || ratios.some((r) => !isNum(0, 0.99)(r))) throw new EngineError('E_ARG', 'spec: prune.ratios must be a list of ratios in [0, 0.99]');
+  if (ratios.length + (targets as number[]).length === 0) throw new EngineError('E_ARG', 'spec: give prune.ratios or prune.targets');
+  const ppl = ev.perplexity ?? [];
+  if (!Array.isArray(ppl) || ppl.some((f) => typeof f !== 'string')) throw new EngineError('E_ARG', 'spec: eval.perplexity must be a list of text files');
+  const ex = o.export ?? null;
+  if (ex !== null && (typeof ex !== 'object' || !['gguf', 'hf'].includes(String((ex as Obj).format)) || !['f32', 'f16', 'bf16', 'q8_0', undefined].includes((ex as Obj).dtype as string)))
+    throw new EngineError('E_ARG', 'spec: export must be {"format": "gguf" | "hf", "dtype": "f32" | "f16" | "bf16" | "q8_0"}');
   const layers = pr.layers ?? null;
   if (layers !== null && (!Array.isArray(layers) || layers.length !== 2 || !layers.every(isInt(0)) || layers[0] > layers[1])) throw new EngineError('E_ARG', 'spec: prune.layers must be [first, last]');
   const method = field(pr, 'method', 'taylor', (v) => METHODS.includes(v as ImportanceMethod), METHODS.join(' | '), 'prune.');
@@ -57,9 +67,11 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
     tasks: (tasks as Array<string | Obj>).map((t) => (typeof t === 'string' ? t : { name: String(t.name ?? `custom:${String(t.file).split('/').pop()}`), file: rel(String(t.file)), mapping: t.mapping as Record<string, unknown> })),
     outDir: rel(str('outDir')),
     seed: field(o, 'seed', 0, isInt(0), 'a non-negative integer', ''),
-    eval: { limit: field<number | null>(ev, 'limit', null, isInt(1), 'a positive integer', 'eval.'), shots: field(ev, 'shots', 0, isInt(0), 'a non-negative integer', 'eval.') },
+    eval: { limit: field<number | null>(ev, 'limit', null, isInt(1), 'a positive integer', 'eval.'), shots: field(ev, 'shots', 0, isInt(0), 'a non-negative integer', 'eval.'),
+      perplexity: (ppl as string[]).map(rel) },
+    export: ex === null ? null : { format: (ex as Obj).format as 'gguf', dtype: ((ex as Obj).dtype ?? 'f32') as 'f32' },
     prune: {
-      method, ratios: ratios as number[], layers: layers as [number, number] | null, calibText: calib === null ? null : rel(calib),
+      method, ratios: ratios as number[], targets: targets as number[], layers: layers as [number, number] | null, calibText: calib === null ? null : rel(calib),
       calibSamples: field(pr, 'calibSamples', 10, isInt(1), 'a positive integer', 'prune.'), calibSeqLen: field(pr, 'calibSeqLen', 64, isInt(2), 'an integer ≥ 2', 'prune.'),
       global: field(pr, 'global', false, (v) => typeof v === 'boolean', 'true or false', 'prune.'),
     },
