@@ -71,3 +71,15 @@ test('tailor eval --json prints {task, n, acc, acc_norm}; few-shot demonstration
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /no_such_task/);
 });
+
+test('tailor eval --preview shows the training prompts LoRA would see (task template or Alpaca)', () => {
+  const cli = path.join(REPO_ROOT, 'dist/electron/core/cli/main.js');
+  const r = spawnSync(process.execPath, [cli, 'eval', '--task', 'boolq', '--preview', '4', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { examples: Array<{ prompt: string; completion: string }> };
+  assert.equal(j.examples.length, 4);
+  assert.ok(j.examples.every((e) => /^Passage: [\s\S]+\nQuestion: [\s\S]+\?\nAnswer:$/.test(e.prompt) && /^ (True|False)$/.test(e.completion)), JSON.stringify(j.examples[0]));
+  assert.equal(new Set(j.examples.map((e) => e.completion)).size, 2, 'stratified: both answers among the shots');
+  const a = spawnSync(process.execPath, [cli, 'eval', '--task', 'boolq', '--preview', '1', '--template-style', 'alpaca'], { encoding: 'utf8' });
+  assert.match(a.stdout, /### Instruction:/);
+});

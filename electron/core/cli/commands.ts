@@ -17,7 +17,7 @@ import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
 import { exportModel, type ExportFormat } from '../export/export.js';
 import { evaluateItems } from '../eval/eval.js';
-import { getTask, listTasks, loadCustomTask, fewShot, type Task } from '../tasks/index.js';
+import { getTask, listTasks, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task } from '../tasks/index.js';
 import { defaultDbPath, History, type RunDetail } from '../history/db.js';
 import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
@@ -460,6 +460,14 @@ async function runEval(ctx: CommandContext): Promise<void> {
     return ctx.out(ts.map((t) => `${t.name.padEnd(14)} ${t.title}`).join('\n') + '\n');
   }
   const task = taskArg(ctx);
+  if (ctx.values.preview !== undefined) {
+    // the training prompts LoRA would see for this task: the task template (or --template-style alpaca)
+    const n = num(ctx, 'preview', 3, { int: true, min: 1, max: 100 });
+    const tpl = ctx.values['template-style'] === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+    const ex = fewShot(task.trainItems(), n, num(ctx, 'seed', 0, { int: true, min: 0 })).map((it) => renderExample(tpl, it));
+    if (ctx.values.json) return json(ctx, { template: tpl, examples: ex });
+    return ctx.out(ex.map((e, i) => `--- example ${i + 1} ---\n${e.prompt}\u2502${e.completion}\n`).join('\n'));
+  }
   const limit = ctx.values.limit !== undefined ? num(ctx, 'limit', 0, { int: true, min: 1 }) : undefined;
   const shots = num(ctx, 'shots', 0, { int: true, min: 0, max: 64 });
   const m = await loadWithAdapter(ctx, loadOpts(ctx));
@@ -677,12 +685,13 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'few-shot multiple-choice evaluation (lm-eval formulations) or perplexity',
     help: 'tailor eval MODEL --task NAME|FILE [--limit N] [--shots K] [--seed S] [--held-out] [--adapter DIR] [--json] [--items]\n' +
       '  FILE (CSV/TSV/JSONL): --text-col C --label-col C | --question-col C --choices-col C[,C…] --answer-col C [--template T]\n' +
-      'tailor eval MODEL --ppl FILE [--seq-len 128]   ·   tailor eval --list-tasks',
+      'tailor eval MODEL --ppl FILE [--seq-len 128]   ·   tailor eval --list-tasks   ·   tailor eval --task NAME --preview N [--template-style task|alpaca]',
     options: {
       ...common, task: { type: 'string' }, limit: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, 'held-out': { type: 'boolean' },
       adapter: { type: 'string' }, items: { type: 'boolean' }, ppl: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' },
       progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'text-col': { type: 'string' }, 'label-col': { type: 'string' },
       'question-col': { type: 'string' }, 'choices-col': { type: 'string' }, 'answer-col': { type: 'string' }, template: { type: 'string' },
+      preview: { type: 'string' }, 'template-style': { type: 'string' },
     },
     run: runEval,
   },
