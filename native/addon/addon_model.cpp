@@ -24,29 +24,6 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-int32_t opt_int(const Napi::Object& o, const char* k, int32_t dflt) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsNumber()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 2147483647.0) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be an integer");
-  return int32_t(d);
-}
-
-double opt_num(const Napi::Object& o, const char* k, double dflt) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be a finite number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-bool opt_bool(const Napi::Object& o, const char* k, bool dflt) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsBoolean()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be true or false");
-  return v.As<Napi::Boolean>().Value();
-}
-
 std::vector<int> to_ids(Napi::Env env, const Napi::Value& v, const char* what) {
   std::vector<int> ids;
   if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {

@@ -15,43 +15,29 @@ Napi::FunctionReference* AddonTrainer::constructor = nullptr;
 
 namespace {
 
-double num(const Napi::Object& o, const char* k, double dflt) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) throw make_error(o.Env(), "E_ARG", std::string("training option ") + k + " must be a finite number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-bool flag(const Napi::Object& o, const char* k, bool dflt) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsBoolean()) throw make_error(o.Env(), "E_ARG", std::string("training option ") + k + " must be true or false");
-  return v.As<Napi::Boolean>().Value();
-}
-
 TrainConfig to_config(Napi::Env env, const Napi::Object& o) {
   TrainConfig c;
-  c.lora.rank = int(num(o, "rank", 8));
-  c.lora.alpha = float(num(o, "alpha", 16));
-  c.lora.rslora = flag(o, "rslora", false);
-  c.lora.dropout = float(num(o, "dropout", 0.05));
-  c.lora.targets = uint32_t(num(o, "targets", (1 << kNumTargets) - 1));
-  c.optim.lr = float(num(o, "lr", 2e-4));
-  c.optim.beta1 = float(num(o, "beta1", 0.9));
-  c.optim.beta2 = float(num(o, "beta2", 0.999));
-  c.optim.eps = float(num(o, "eps", 1e-8));
-  c.optim.weight_decay = float(num(o, "weightDecay", 0));
-  c.optim.warmup_steps = int(num(o, "warmupSteps", 0));
-  c.optim.cosine = flag(o, "cosine", true);
-  c.optim.min_lr_ratio = float(num(o, "minLrRatio", 0));
-  c.optim.clip = float(num(o, "clip", 1));
-  c.epochs = int(num(o, "epochs", 1));
-  c.batch = int(num(o, "batch", 8));
-  c.micro_batch = int(num(o, "microBatch", c.batch));
-  c.max_len = int(num(o, "maxLen", 256));
-  c.seed = uint64_t(num(o, "seed", 0));
-  c.checkpoint_activations = flag(o, "checkpointActivations", false);
-  c.full = flag(o, "full", false);
+  c.lora.rank = int(opt_num(o, "rank", 8));
+  c.lora.alpha = float(opt_num(o, "alpha", 16));
+  c.lora.rslora = opt_bool(o, "rslora", false);
+  c.lora.dropout = float(opt_num(o, "dropout", 0.05));
+  c.lora.targets = uint32_t(opt_num(o, "targets", (1 << kNumTargets) - 1));
+  c.optim.lr = float(opt_num(o, "lr", 2e-4));
+  c.optim.beta1 = float(opt_num(o, "beta1", 0.9));
+  c.optim.beta2 = float(opt_num(o, "beta2", 0.999));
+  c.optim.eps = float(opt_num(o, "eps", 1e-8));
+  c.optim.weight_decay = float(opt_num(o, "weightDecay", 0));
+  c.optim.warmup_steps = int(opt_num(o, "warmupSteps", 0));
+  c.optim.cosine = opt_bool(o, "cosine", true);
+  c.optim.min_lr_ratio = float(opt_num(o, "minLrRatio", 0));
+  c.optim.clip = float(opt_num(o, "clip", 1));
+  c.epochs = int(opt_num(o, "epochs", 1));
+  c.batch = int(opt_num(o, "batch", 8));
+  c.micro_batch = int(opt_num(o, "microBatch", c.batch));
+  c.max_len = int(opt_num(o, "maxLen", 256));
+  c.seed = uint64_t(opt_num(o, "seed", 0));
+  c.checkpoint_activations = opt_bool(o, "checkpointActivations", false);
+  c.full = opt_bool(o, "full", false);
   return c;
 }
 
@@ -70,7 +56,7 @@ using TrainerJob = OwnedJob<AddonTrainer>;
 class RunWorker : public TrainerJob {
  public:
   RunWorker(Napi::Env env, AddonTrainer* t, const Napi::Object& self, const Napi::Object& opts) : TrainerJob(env, t, self) {
-    max_steps_ = int64_t(num(opts, "maxSteps", 1e15));
+    max_steps_ = int64_t(opt_num(opts, "maxSteps", 1e15));
     cancel_.bind(opts.Get("cancel"));
     Napi::Value cb = opts.Get("onStep");
     if (cb.IsFunction()) {
@@ -279,7 +265,7 @@ Napi::Value AddonTrainer::SetState(const Napi::CallbackInfo& info) {
   load_f32(env, o.Get("params"), trainer->params(), "params");
   if (!o.Get("m").IsUndefined()) load_f32(env, o.Get("m"), trainer->adam_m(), "m");
   if (!o.Get("v").IsUndefined()) load_f32(env, o.Get("v"), trainer->adam_v(), "v");
-  double step = num(o, "step", double(trainer->step()));
+  double step = opt_num(o, "step", double(trainer->step()));
   if (step < 0 || step > double(trainer->total_steps()) || step != std::floor(step)) throw make_error(env, "E_ARG", "step out of range");
   trainer->set_step(int64_t(step));
   return env.Undefined();

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <string>
 
@@ -63,6 +64,28 @@ class EngineWorker : public Napi::AsyncWorker {
 };
 
 class CancelFlag;
+
+// Options objects from JS: an absent (or null) key gives the default; a wrong type is an E_ARG error
+// naming the key.
+inline double opt_num(const Napi::Object& o, const char* k, double dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be a finite number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+inline int32_t opt_int(const Napi::Object& o, const char* k, int32_t dflt) {
+  double d = opt_num(o, k, dflt);
+  if (d != std::floor(d) || std::fabs(d) > 2147483647.0) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be an integer");
+  return int32_t(d);
+}
+
+inline bool opt_bool(const Napi::Object& o, const char* k, bool dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsBoolean()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
 
 // A job on an addon object (a model, a trainer): the JS object stays alive and counted busy while the
 // job runs, so it cannot be disposed under the worker.
