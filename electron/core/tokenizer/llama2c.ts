@@ -133,14 +133,7 @@ export class Llama2cTokenizer extends PieceTokenizerBase {
     const full = this.dummyPrefix !== null ? this.dummyPrefix + src : src;
     const segments = this.canSplit ? splitBeforeSpaces(full, ' ') : [full];
     const ids: number[] = [];
-    for (const seg of segments) {
-      let segIds = this.cache.get(seg);
-      if (segIds === undefined) {
-        segIds = this.encodeSegment(seg);
-        this.cache.set(seg, segIds);
-      }
-      for (const id of segIds) ids.push(id);
-    }
+    this.cache.encodeInto(segments, (seg) => this.encodeSegment(seg), ids);
     return ids;
   }
 

@@ -258,4 +258,16 @@ export class SegmentCache {
     if (this.map.size >= this.maxEntries) this.map.clear();
     this.map.set(key, ids);
   }
+
+  /** Appends the ids of every segment to `out`, encoding each through the memo. */
+  encodeInto(segments: string[], encode: (seg: string) => number[], out: number[]): void {
+    for (const seg of segments) {
+      let ids = this.get(seg);
+      if (ids === undefined) {
+        ids = encode(seg);
+        this.set(seg, ids);
+      }
+      for (const id of ids) out.push(id);
+    }
+  }
 }

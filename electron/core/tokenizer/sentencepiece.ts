@@ -271,14 +271,7 @@ export class SentencePieceTokenizer extends PieceTokenizerBase {
       for (const w of splitBeforeSpaces(norm, this.space)) this.pushPiece(w, this.lookup(w), ids);
     } else {
       const segments = this.canSplit ? splitBeforeSpaces(norm, this.space) : [norm];
-      for (const seg of segments) {
-        let segIds = this.cache.get(seg);
-        if (segIds === undefined) {
-          segIds = this.encodeSegment(seg);
-          this.cache.set(seg, segIds);
-        }
-        for (const id of segIds) ids.push(id);
-      }
+      this.cache.encodeInto(segments, (seg) => this.encodeSegment(seg), ids);
     }
     if (this.byteFallback || this.unkId < 0) return ids;
     // without byte fallback, runs of unknown pieces become one <unk> (as SentencePiece does)
