@@ -36,7 +36,7 @@ test('migration 2 upgrades a version-1 history in place and keeps its runs', () 
   const id = h1.createRun({ name: 'old', kind: 'eval', source: 'cli', spec: { a: 1 }, versions: {} });
   h1.finishRun(id, 'done');
   h1.close();
-  const h2 = History.open(f);
+  const h2 = History.open(f, { upTo: 2 });
   try {
     assert.equal(h2.version, 2);
     assert.equal(LATEST_VERSION, MIGRATIONS.length);
@@ -46,6 +46,39 @@ test('migration 2 upgrades a version-1 history in place and keeps its runs', () 
     assert.equal(h2.integrityCheck(), 'ok');
   } finally {
     h2.close();
+  }
+});
+
+test('migration 3 adds the model library and the wizard draft to a version-2 history, keeping its runs', () => {
+  const f = dbFile();
+  const h2 = History.open(f, { upTo: 2 });
+  const id = h2.createRun({ name: 'kept', kind: 'pipeline', source: 'cli', spec: { ratios: [0.2] }, versions: {} });
+  h2.finishRun(id, 'done');
+  h2.close();
+  const h3 = History.open(f, { upTo: 3 });
+  try {
+    assert.equal(h3.version, 3);
+    for (const t of ['models', 'drafts'])
+      assert.match(String((h3.db.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).get(t) as { sql: string }).sql), /STRICT/);
+    assert.equal(h3.getRun(id).name, 'kept');
+    // models: unique by path, refreshed in place, removable
+    const m = h3.upsertModel({ path: '/models/a', name: 'a', bundled: false, info: { params: 1 } });
+    const again = h3.upsertModel({ path: '/models/a', name: 'a2', bundled: false, info: { params: 2 } });
+    assert.equal(again.id, m.id);
+    assert.deepEqual(h3.listModels().map((r) => [r.name, (r.info as { params: number }).params]), [['a2', 2]]);
+    assert.throws(() => h3.db.prepare(`INSERT INTO models (id, path, name, bundled, info, added_at) VALUES ('x', '/models/b', 'b', 2, '{}', 0)`).run(), /CHECK/);
+    assert.equal(h3.removeModel(m.id), true);
+    assert.equal(h3.listModels().length, 0);
+    // the draft: one slot, replaced on save, cleared after a start
+    assert.equal(h3.getDraft(), null);
+    h3.saveDraft({ name: 'first' }, 1);
+    h3.saveDraft({ name: 'second', prune: { ratios: [0.2] } }, 4);
+    assert.deepEqual({ ...h3.getDraft(), updatedAt: 0 }, { spec: { name: 'second', prune: { ratios: [0.2] } }, step: 4, updatedAt: 0 });
+    assert.equal(h3.clearDraft(), true);
+    assert.equal(h3.getDraft(), null);
+    assert.equal(h3.integrityCheck(), 'ok');
+  } finally {
+    h3.close();
   }
 });
 

@@ -701,6 +701,17 @@ export const COMMANDS: Record<string, Command> = {
     options: { ...common, resume: { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, progress: { type: 'boolean' } },
     run: runRun,
   },
+  serve: {
+    summary: 'the workbench in a browser: HTTP + WebSocket on 127.0.0.1 with an access token',
+    help: 'tailor serve [--port 7470] [--host 127.0.0.1] [--db PATH] [--data-dir DIR] [--token T] [--json]\n'
+      + 'Serves the workbench (the same screens as the desktop app) and prints its URL with a random access token; --port 0 picks a free port.',
+    options: { ...common, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' }, 'data-dir': { type: 'string' }, token: { type: 'string' } },
+    run: async (ctx) => {
+      const { serve } = await import('./serve.js');
+      await serve({ host: str(ctx, 'host') ?? '127.0.0.1', port: num(ctx, 'port', 7470, { int: true, min: 0, max: 65535 }), db: str(ctx, 'db') ?? null,
+        dataDir: str(ctx, 'data-dir') ?? null, token: str(ctx, 'token') ?? null, json: !!ctx.values.json }, ctx.signal, ctx.out, ctx.err);
+    },
+  },
   runs: {
     summary: 'the history of runs: list, show, compare, delete',
     help: 'tailor runs [--json] [--db PATH]   ·   tailor runs show ID   ·   tailor runs compare ID ID…   ·   tailor runs delete ID [--yes]',

@@ -29,6 +29,7 @@ export interface RunRow {
 export interface StageRow { ordinal: number; name: string; status: StageStatus; progress: number; detail: unknown; started_at: number | null; finished_at: number | null }
 export interface ResultRow { task: string; setting: string; phase: string; metric: string; value: number }
 export interface ArtifactRow { kind: string; path: string; sha256: string | null; bytes: number; created_at: number }
+export interface ModelRow { id: string; path: string; name: string; bundled: boolean; info: unknown; added_at: number }
 export interface RunDetail extends RunRow { stages: StageRow[]; results: ResultRow[]; artifacts: ArtifactRow[]; metricNames: string[] }
 
 /** The user's data folder for Tailor (XDG on Linux, Application Support on macOS, APPDATA on Windows). */
@@ -210,6 +211,45 @@ export class History {
     const detail = this.getRun(id);
     this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id);
     return detail.artifacts;
+  }
+
+  // --- the workbench's model library ---------------------------------------------------------------
+
+  listModels(): ModelRow[] {
+    return (this.db.prepare(`SELECT * FROM models ORDER BY bundled DESC, added_at`).all() as Array<Record<string, unknown>>)
+      .map((r) => ({ id: String(r.id), path: String(r.path), name: String(r.name), bundled: r.bundled === 1, info: JSON.parse(String(r.info)), added_at: Number(r.added_at) }));
+  }
+
+  /** Adds a model (or refreshes what is known of it) by its absolute path; returns its row. */
+  upsertModel(m: { path: string; name: string; bundled: boolean; info: unknown }): ModelRow {
+    const now = Date.now();
+    const id = crypto.createHash('sha256').update(m.path).digest('hex').slice(0, 12);
+    this.db.prepare(`INSERT INTO models (id, path, name, bundled, info, added_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (path) DO UPDATE SET name = excluded.name, info = excluded.info, bundled = excluded.bundled`)
+      .run(id, m.path, m.name, m.bundled ? 1 : 0, JSON.stringify(m.info), now);
+    return this.listModels().find((r) => r.path === m.path)!;
+  }
+
+  removeModel(id: string): boolean {
+    return this.db.prepare(`DELETE FROM models WHERE id = ?`).run(id).changes > 0;
+  }
+
+  // --- the wizard's draft ----------------------------------------------------------------------------
+
+  getDraft(slot = 'new-run'): { spec: unknown; step: number; updatedAt: number } | null {
+    const r = this.db.prepare(`SELECT spec, step, updated_at FROM drafts WHERE slot = ?`).get(slot) as { spec: string; step: number; updated_at: number } | undefined;
+    return r ? { spec: JSON.parse(r.spec), step: r.step, updatedAt: r.updated_at } : null;
+  }
+
+  saveDraft(spec: unknown, step: number, slot = 'new-run'): number {
+    const now = Date.now();
+    this.db.prepare(`INSERT INTO drafts (slot, spec, step, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (slot) DO UPDATE SET spec = excluded.spec, step = excluded.step, updated_at = excluded.updated_at`).run(slot, JSON.stringify(spec), step, now);
+    return now;
+  }
+
+  clearDraft(slot = 'new-run'): boolean {
+    return this.db.prepare(`DELETE FROM drafts WHERE slot = ?`).run(slot).changes > 0;
   }
 
   integrityCheck(): string {

@@ -69,6 +69,26 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX metrics_by_run ON metrics(run_id, name, step);
     `,
   },
+  {
+    version: 3,
+    description: "the workbench's model library and the new-run wizard's draft",
+    sql: `
+      CREATE TABLE models (
+        id          TEXT PRIMARY KEY,
+        path        TEXT NOT NULL UNIQUE,          -- absolute path of the file or folder
+        name        TEXT NOT NULL,
+        bundled     INTEGER NOT NULL DEFAULT 0 CHECK (bundled IN (0, 1)),
+        info        TEXT NOT NULL,                 -- JSON: what the engine read (format, shapes, parameters)
+        added_at    INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE drafts (
+        slot        TEXT PRIMARY KEY,              -- 'new-run'
+        spec        TEXT NOT NULL,                 -- JSON: the wizard's partial spec
+        step        INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -12,7 +12,8 @@ import { archOf, calibrationFromText, importanceJson, pruneModel, writePruned } 
 import { ratioForTarget } from '../prune/plan.js';
 import { perplexity } from '../text/perplexity.js';
 import { exportModel } from '../export/export.js';
-import { getTask, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task, type CustomMapping } from '../tasks/index.js';
+import { getTask, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task, type CustomMapping, type PromptTemplate } from '../tasks/index.js';
+import type { StageProgress } from '../text/progress.js';
 import { atomicWriteFile } from '../train/atomic.js';
 import { promptCompletionExamples } from '../train/data.js';
 import { applyAdapter, DEFAULT_TRAIN, finetune } from '../train/trainer.js';
@@ -40,23 +41,44 @@ export function resolveTask(t: TaskRef, seed: number): Task {
 }
 const taskName = (t: TaskRef) => (typeof t === 'string' ? t : t.name);
 
-async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal): Promise<Scores> {
+async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal, onFraction?: (f: number, what: string) => void): Promise<Scores> {
   const out: Scores = {};
+  const parts = spec.tasks.length + spec.eval.perplexity.length;
+  let part = 0;
+  const progress = (what: string) => (p: StageProgress) => onFraction?.((part + p.fraction) / parts, what);
   for (const ref of spec.tasks) {
     const task = resolveTask(ref, spec.seed);
     const name = taskName(ref);
     const demos = spec.eval.shots > 0 ? fewShot(task.trainItems(), spec.eval.shots, spec.seed) : undefined;
-    const r = await evaluateItems(model, name, task.evalItems({ limit: spec.eval.limit ?? undefined }), { signal, demos });
+    const r = await evaluateItems(model, name, task.evalItems({ limit: spec.eval.limit ?? undefined }), { signal, demos, onProgress: progress(name) });
     out[name] = { acc: r.acc, acc_norm: r.acc_norm, n: r.n };
+    part++;
   }
   for (const f of spec.eval.perplexity) {
-    const r = await perplexity(model, fs.readFileSync(f, 'utf8'), { seqLen: Math.min(128, model.info.contextLength), signal });
+    const r = await perplexity(model, fs.readFileSync(f, 'utf8'), { seqLen: Math.min(128, model.info.contextLength), signal, onProgress: progress(path.basename(f)) });
     out[PPL + path.basename(f)] = { acc: r.ppl, acc_norm: r.mean_nll, n: r.windows };
+    part++;
   }
   return out;
 }
 
-export async function runPipeline(spec: PipelineSpec, o: { db: string | null; resume?: boolean; signal?: AbortSignal; onEvent?: (e: PipelineEvent) => void }): Promise<PipelineReport> {
+/** The LoRA training prompt of the spec: the task's own, Alpaca's, or the user's template. */
+function trainingTemplate(spec: PipelineSpec, task: Task): PromptTemplate {
+  const t = spec.lora.template;
+  return t === 'alpaca' ? alpacaTemplate(task) : t === 'task' ? defaultTemplate(task) : t;
+}
+
+export interface PipelineOptions {
+  db: string | null;
+  resume?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (e: PipelineEvent) => void;
+  /** the history id of a new run (default: generated) and who started it */
+  runId?: string;
+  source?: 'cli' | 'app' | 'serve';
+}
+
+export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promise<PipelineReport> {
   const t0 = performance.now();
   fs.mkdirSync(spec.outDir, { recursive: true });
   const stateFile = path.join(spec.outDir, 'pipeline-state.json');
@@ -75,12 +97,13 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
     runId = state.runId;
     history?.claimRun(runId);
   } else {
-    runId = history?.createRun({ name: spec.name, kind: 'pipeline', source: 'cli', spec, versions: { tailor: version(), node: process.version } }) ?? `local-${Date.now()}`;
+    runId = history?.createRun({ id: o.runId, name: spec.name, kind: 'pipeline', source: o.source ?? 'cli', spec, versions: { tailor: version(), node: process.version } }) ?? o.runId ?? `local-${Date.now()}`;
     state = { version: 1, runId, spec, done: {} };
     atomicWriteFile(stateFile, JSON.stringify(state, null, 1));
   }
   const st = state;
   let ordinal = 0;
+  const evalProgress = (key: string) => (fraction: number, what: string) => o.onEvent?.({ stage: key, status: 'progress', fraction, message: `evaluating ${what}` });
   const stage = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
     const ord = ordinal++;
     if (key in st.done) {
@@ -109,7 +132,7 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
     const baseParams = base.info.nParams;
     let baseline: Scores;
     try {
-      baseline = await stage('baseline', () => evalAll(base, spec, o.signal));
+      baseline = await stage('baseline', () => evalAll(base, spec, o.signal, evalProgress('baseline')));
       for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
       const layersAll: [number, number] = spec.prune.layers ?? [0, base.info.nLayers - 1];
       const ratios = [...spec.prune.ratios, ...spec.prune.targets.map((t) => ratioForTarget(archOf(base), t, { attnLayers: layersAll, mlpLayers: layersAll }))];
@@ -129,13 +152,13 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
         });
         const pruned = await Model.load(prunedDir);
         try {
-          const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal));
+          const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal, evalProgress(`eval-pruned ${tag}`)));
           for (const [t, v] of Object.entries(prunedScores)) history?.setResult(runId, { task: t, setting: tag, phase: 'pruned', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
           const lora = await stage(`lora ${tag}`, async () => {
             const tok = pruned.requireTokenizer();
             const recs = spec.tasks.flatMap((ref) => {
               const task = resolveTask(ref, spec.seed);
-              const tpl = spec.lora.template === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+              const tpl = trainingTemplate(spec, task);
               return fewShot(task.trainItems(), spec.lora.trainShots, spec.seed).map((it) => renderExample(tpl, it));
             });
             const ex = promptCompletionExamples(tok, recs, { eos: false, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength) });
@@ -154,7 +177,7 @@ export async function runPipeline(spec: PipelineSpec, o: { db: string | null; re
             const m = await Model.load(prunedDir);
             try {
               applyAdapter(m, lora.adapterDir);
-              return await evalAll(m, spec, o.signal);
+              return await evalAll(m, spec, o.signal, evalProgress(`eval-recovered ${tag}`));
             } finally {
               m.dispose();
             }

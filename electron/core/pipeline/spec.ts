@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { EngineError } from '../engine/errors.js';
 import { METHODS, type ImportanceMethod } from '../prune/prune.js';
+import { placeholders, type PromptTemplate } from '../tasks/index.js';
 
 /** A built-in task by name, or a custom task file with its column mapping (see tasks/custom.ts). */
 export type TaskRef = string | { name: string; file: string; mapping: Record<string, unknown> };
@@ -18,7 +19,7 @@ export interface PipelineSpec {
   /** export of each recovered (pruned + merged LoRA) model; null = none */
   export: { format: 'gguf' | 'hf'; dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' } | null;
   prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
-  lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' };
+  lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate };
 }
 
 type Obj = Record<string, unknown>;
@@ -32,6 +33,19 @@ function field<T>(o: Obj, k: string, dflt: T, check: (v: unknown) => boolean, wh
 
 const isInt = (min: number) => (v: unknown) => Number.isInteger(v) && (v as number) >= min;
 const isNum = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && v >= lo && v <= hi;
+
+const isTemplate = (v: unknown): v is PromptTemplate => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Obj;
+  if (Object.keys(o).some((k) => k !== 'prompt' && k !== 'completion') || typeof o.prompt !== 'string' || typeof o.completion !== 'string' || !o.prompt || !o.completion) return false;
+  try {
+    placeholders(o.prompt);
+    placeholders(o.completion);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new EngineError('E_ARG', 'spec: expected a JSON object');
@@ -80,7 +94,8 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
       lr: field(lo, 'lr', 2e-4, isNum(1e-12, 10), 'a learning rate', 'lora.'), epochs: field(lo, 'epochs', 2, isInt(1), 'a positive integer', 'lora.'),
       batch: field(lo, 'batch', 8, isInt(1), 'a positive integer', 'lora.'), maxLen: field(lo, 'maxLen', 256, isInt(2), 'an integer ≥ 2', 'lora.'),
       trainShots: field(lo, 'trainShots', 50, isInt(1), 'a positive integer', 'lora.'),
-      template: field(lo, 'template', 'task', (v) => v === 'task' || v === 'alpaca', '"task" or "alpaca"', 'lora.'),
+      template: field<'task' | 'alpaca' | PromptTemplate>(lo, 'template', 'task', (v) => v === 'task' || v === 'alpaca' || isTemplate(v),
+        '"task", "alpaca" or {"prompt": "…{field}…", "completion": "…{answer}"}', 'lora.'),
     },
   };
 }

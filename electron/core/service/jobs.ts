@@ -1,0 +1,94 @@
+// jobs.ts — the workbench's short jobs beside the pipeline: playground generation (text streamed as it
+// is decoded, in ~50 ms batches) and export of a model or a run's result (progress in bytes). Each job
+// has an id, can be cancelled, and ends with exactly one 'job.finished' event.
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import type { ExportDone, ExportRequest, GenerateDone, GenerateRequest } from '../api/contract.js';
+import { exportModel } from '../export/export.js';
+import type { History } from '../history/db.js';
+import { generateText } from '../text/generate.js';
+import { runResult, type ModelCache } from './library.js';
+import { ServiceError, Throttle, toWireError, type Emit } from './events.js';
+
+export class JobManager {
+  private readonly jobs = new Map<string, AbortController>();
+  private readonly throttle = new Throttle(100);
+
+  constructor(private readonly o: { history: History; emit: Emit; cache: ModelCache }) {}
+
+  cancel(jobId: string): boolean {
+    const ac = this.jobs.get(jobId);
+    if (!ac) return false;
+    ac.abort();
+    return true;
+  }
+
+  get running(): number {
+    return this.jobs.size;
+  }
+
+  private spawn(kind: 'export' | 'generate', work: (jobId: string, signal: AbortSignal) => Promise<ExportDone | GenerateDone>): string {
+    const jobId = `${kind}-${crypto.randomBytes(6).toString('hex')}`;
+    const ac = new AbortController();
+    this.jobs.set(jobId, ac);
+    void work(jobId, ac.signal).then(
+      (result) => ({ ok: true, error: null, result }),
+      (e: unknown) => ({ ok: false, error: toWireError(e), result: null }),
+    ).then((r) => {
+      this.throttle.flushAll(`${jobId}`);
+      this.jobs.delete(jobId);
+      this.o.emit('job.finished', { jobId, kind, ...r });
+    });
+    return jobId;
+  }
+
+  generate(req: GenerateRequest): string {
+    this.o.cache.locate(req.source); // a missing model or run result fails the request itself
+    return this.spawn('generate', (jobId, signal) => this.o.cache.use(req.source, async (model) => {
+      let buf = '';
+      const flush = () => {
+        if (buf) this.o.emit('job.text', { jobId, side: req.side, delta: buf });
+        buf = '';
+      };
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      try {
+        const r = await generateText(model, req.prompt, {
+          maxTokens: req.maxTokens, temperature: req.temperature, topK: req.topK, topP: req.topP, seed: req.seed, signal,
+          onText: (d) => {
+            buf += d;
+            timer ??= setTimeout(() => {
+              timer = null;
+              flush();
+            }, 50);
+          },
+        });
+        return { text: r.text, tokens: r.ids.length, tokensPerSec: r.tokensPerSec, stopReason: r.stopReason, side: req.side };
+      } finally {
+        if (timer) clearTimeout(timer);
+        flush();
+      }
+    }));
+  }
+
+  export(req: ExportRequest): string {
+    const where = this.o.cache.locate(req.source);
+    if (req.format === 'peft' && !(req.source.kind === 'run' && where.adapterDir === null))
+      throw new ServiceError('E_ARG', 'a PEFT export is the LoRA adapter of a run beside its pruned base: choose a run result without merging (recovered: false)', 'format');
+    const runId = req.source.kind === 'run' ? req.source.runId : null;
+    const adapterDir = req.source.kind === 'run' && req.format === 'peft' ? runResult(this.o.history, req.source.runId, req.source.ratio).adapterDir : undefined;
+    const t0 = Date.now();
+    return this.spawn('export', (jobId, signal) => this.o.cache.use(req.source, async (model) => {
+      const name = req.source.kind === 'run' ? `${path.basename(where.baseModel ?? model.info.path)}-tailored-${req.source.ratio}` : path.basename(model.info.path);
+      const r = await exportModel(model, {
+        format: req.format, dtype: req.dtype, out: req.out, force: req.force, name, adapterDir, signal,
+        onProgress: (p: { bytesWritten: number; totalBytes: number; fraction: number }) => {
+          const el = (Date.now() - t0) / 1000;
+          this.throttle.push(jobId, () => this.o.emit('job.progress', { jobId, kind: 'export', fraction: p.fraction, bytes: p.bytesWritten, totalBytes: p.totalBytes,
+            etaSec: p.fraction > 0.01 ? (el * (1 - p.fraction)) / p.fraction : null }));
+        },
+      });
+      if (runId) for (const p of r.paths) this.o.history.addArtifact(runId, 'export', p);
+      return { paths: r.paths, bytes: r.bytes, format: r.format, architecture: r.architecture ?? null };
+    }));
+  }
+}
