@@ -428,8 +428,9 @@ async function runExport(ctx: CommandContext): Promise<void> {
   const m = merge ? await loadWithAdapter(ctx, loadOpts(ctx)) : await Model.load(modelArg(ctx), loadOpts(ctx));
   try {
     const shard = ctx.values['shard-size'] !== undefined ? num(ctx, 'shard-size', 0, { min: 1 }) * 1e6 : undefined;
-    const r = exportModel(m, { format, out, dtype: dtype as 'f32', force: !!ctx.values.force, name: str(ctx, 'name'), description: str(ctx, 'description'),
-      shardBytes: shard, adapterDir: format === 'peft' ? str(ctx, 'adapter', true) : undefined });
+    const r = await exportModel(m, { format, out, dtype: dtype as 'f32', force: !!ctx.values.force, name: str(ctx, 'name'), description: str(ctx, 'description'),
+      shardBytes: shard, adapterDir: format === 'peft' ? str(ctx, 'adapter', true) : undefined, signal: ctx.signal,
+      card: merge ? { mergedAdapter: str(ctx, 'adapter') } : undefined });
     if (ctx.values.json) return json(ctx, { out, format, dtype, bytes: r.bytes, architecture: r.architecture ?? null });
     ctx.out(`exported ${format}${r.architecture ? ` (${r.architecture})` : ''} ${dtype} to ${out} (${(r.bytes / 1e6).toFixed(2)} MB)\n`);
   } finally {
