@@ -17,7 +17,7 @@ import { checkOverwrite, writeAtomically, type WriteProgress } from './atomic-ou
 import { modelCardFor, readLoraInfo, readPruningInfo, type EvalRow, type PerplexityRow } from './model-card.js';
 import { ggufVocabFor } from './vocab.js';
 
-export { ggufVocabFor, ggufVocabFromSentencePiece } from './vocab.js';
+export { ggufVocabFor, ggufVocabFromSentencePiece, ggufVocabFromTokenizerJson } from './vocab.js';
 export { modelCardFor, readLoraInfo, readPruningInfo, type EvalRow, type LoraInfo, type ModelCardInput, type PerplexityRow, type PruningInfo } from './model-card.js';
 
 export type ExportFormat = 'gguf' | 'hf' | 'peft';
