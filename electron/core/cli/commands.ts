@@ -11,6 +11,7 @@ import { perplexity } from '../text/perplexity.js';
 import { formatDuration } from '../text/progress.js';
 import { packageRoot } from './version.js';
 import { dbFor, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, type CommandContext } from './args.js';
+import { runExport } from './export-verb.js';
 import { runRuns } from './runs-verb.js';
 
 export type { CommandContext } from './args.js';
@@ -26,7 +27,6 @@ import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
 import { runPipeline } from '../pipeline/pipeline.js';
 import { markdown } from '../pipeline/report.js';
-import { exportModel, type ExportFormat } from '../export/export.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 
 interface Command {
@@ -339,26 +339,6 @@ async function runPrune(ctx: CommandContext): Promise<void> {
   }
 }
 
-async function runExport(ctx: CommandContext): Promise<void> {
-  const out = str(ctx, 'out', true)!;
-  const format = str(ctx, 'format', true)! as ExportFormat;
-  if (!['gguf', 'hf', 'peft'].includes(format)) throw ctx.usageError('--format must be gguf, hf or peft');
-  const dtype = str(ctx, 'dtype') ?? 'f32';
-  if (!['f32', 'f16', 'bf16', 'q8_0'].includes(dtype)) throw ctx.usageError('--dtype must be f32, f16, bf16 or q8_0');
-  const merge = format !== 'peft' && str(ctx, 'adapter') !== undefined;
-  const m = merge ? await loadWithAdapter(ctx, loadOpts(ctx)) : await Model.load(modelArg(ctx), loadOpts(ctx));
-  try {
-    const shard = ctx.values['shard-size'] !== undefined ? num(ctx, 'shard-size', 0, { min: 1 }) * 1e6 : undefined;
-    const r = await exportModel(m, { format, out, dtype: dtype as 'f32', force: !!ctx.values.force, name: str(ctx, 'name'), description: str(ctx, 'description'),
-      shardBytes: shard, adapterDir: format === 'peft' ? str(ctx, 'adapter', true) : undefined, signal: ctx.signal,
-      card: merge ? { mergedAdapter: str(ctx, 'adapter') } : undefined });
-    if (ctx.values.json) return json(ctx, { out, format, dtype, bytes: r.bytes, architecture: r.architecture ?? null });
-    ctx.out(`exported ${format}${r.architecture ? ` (${r.architecture})` : ''} ${dtype} to ${out} (${(r.bytes / 1e6).toFixed(2)} MB)\n`);
-  } finally {
-    m.dispose();
-  }
-}
-
 function taskArg(ctx: CommandContext): Task {
   const t = str(ctx, 'task', true)!;
   if (!fs.existsSync(t)) return getTask(t, { fullEval: !ctx.values['held-out'] });
@@ -542,13 +522,11 @@ export const COMMANDS: Record<string, Command> = {
   },
   export: {
     summary: 'export to GGUF (llama.cpp, Ollama, LM Studio), a Hugging Face folder, or a PEFT adapter with its base',
-    help: 'tailor export MODEL|RUN_ID --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--ratio R] [--db PATH] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json] [--progress]\n' +
-      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it\n' +
-      '  RUN_ID (a pipeline run in the history): its pruned model at --ratio R with the LoRA adapter merged (gguf, hf) or beside it (peft),\n' +
-      '  and a model card with the run\'s evaluation and recovery; the export is recorded as an artifact of the run',
+    help: 'tailor export MODEL --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json] [--progress]\n' +
+      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it',
     options: {
       ...common, format: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, 'shard-size': { type: 'string' }, name: { type: 'string' },
-      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, ratio: { type: 'string' }, db: { type: 'string' }, progress: { type: 'boolean' },
+      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, progress: { type: 'boolean' },
     },
     run: runExport,
   },
