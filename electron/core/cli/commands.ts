@@ -1,5 +1,5 @@
 // commands.ts — the verbs of `tailor`: info, tokenize, generate, perplexity, score, finetune, merge, prune,
-// export, eval, run, runs, demo.
+// export (a model or a pipeline run), eval, run, runs, demo.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -522,11 +522,13 @@ export const COMMANDS: Record<string, Command> = {
   },
   export: {
     summary: 'export to GGUF (llama.cpp, Ollama, LM Studio), a Hugging Face folder, or a PEFT adapter with its base',
-    help: 'tailor export MODEL --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json] [--progress]\n' +
-      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it',
+    help: 'tailor export MODEL|RUN_ID --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--ratio R] [--db PATH] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json] [--progress]\n' +
+      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it\n' +
+      '  RUN_ID (a pipeline run in the history): its pruned model at --ratio R with the LoRA adapter merged (gguf, hf) or beside it (peft),\n' +
+      '  and a model card with the run\'s evaluation and recovery; the export is recorded as an artifact of the run',
     options: {
       ...common, format: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, 'shard-size': { type: 'string' }, name: { type: 'string' },
-      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, progress: { type: 'boolean' },
+      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, ratio: { type: 'string' }, db: { type: 'string' }, progress: { type: 'boolean' },
     },
     run: runExport,
   },
