@@ -1,6 +1,7 @@
 // GGUF vocabularies from Hugging Face tokenizer.json files, proven in real llama.cpp (node-llama-cpp's CPU
 // build): a GPT-2-style byte-level BPE trained here on TinyStories becomes GGUF 'gpt2' (merges, control
-// tokens, pre-tokenizer 'gpt-2', BOS/EOS, add_bos), and Llama 2's real 32,000-piece vocabulary as a
+// tokens, pre-tokenizer 'gpt-2', BOS/EOS, add_bos), the same with Llama 3's split regex and ignore_merges
+// becomes pre-tokenizer 'llama-bpe' (unknown pre-tokenizers are refused), and Llama 2's real 32,000-piece vocabulary as a
 // byte-fallback tokenizer.json (no tokenizer.model) becomes GGUF 'llama' with scores from the merge
 // ranks. llama.cpp tokenizes text exactly as Tailor's tokenizer.json tokenizer does (and, for Llama 2,
 // as the official SentencePiece golden ids); stories260K shipped with only a tokenizer.json writes the
@@ -17,6 +18,7 @@ import { randomModel } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { generateText } from '../electron/core/text/generate.js';
 import { parseModelProto, type Tokenizer } from '../electron/core/tokenizer/index.js';
+import { LLAMA3_PRE_REGEX } from '../electron/core/tokenizer/gguf-vocab.js';
 import { shared, tempDir } from './helpers/paths.js';
 import { llamaStyleTokenizerJson, trainByteLevelBpe } from './helpers/tokenizer-json.js';
 
@@ -102,6 +104,27 @@ test("a GPT-2-style byte-level BPE tokenizer.json becomes GGUF 'gpt2'; llama.cpp
   } finally {
     await lm.dispose();
   }
+});
+
+test("a Llama-3-style byte-level tokenizer.json (split regex, ignore_merges) becomes pre 'llama-bpe'; unknown pre-tokenizers are refused", async () => {
+  const json = trainByteLevelBpe(TEXT.slice(0, 200_000), 300, ['<|begin_of_text|>', '<|end_of_text|>']);
+  json.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: LLAMA3_PRE_REGEX }, behavior: 'Isolated', invert: false },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+  ] };
+  (json.model as Record<string, unknown>).ignore_merges = true;
+  const src = folderWith('llama3-style', 558, { 'tokenizer.json': json, 'tokenizer_config.json': { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' } });
+  const { file, tok, kv } = await exportGguf(src, 'llama3-style.gguf');
+  assert.equal(kv.get('tokenizer.ggml.pre'), 'llama-bpe');
+  const lm = await llamaModel(file);
+  try {
+    for (const text of [...SAMPLES, 'x 123456 and 7890!']) assert.deepEqual(lm.tokenize(text).map(Number), tok.encode(text), `llama.cpp: ${JSON.stringify(text)}`);
+  } finally {
+    await lm.dispose();
+  }
+  const odd = { ...json, pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', use_regex: false }] } };
+  assert.throws(() => ggufVocabFromTokenizerJson(odd), (e: { code?: string }) => e.code === 'E_UNSUPPORTED');
+  assert.throws(() => ggufVocabFromTokenizerJson({ model: { type: 'Unigram', vocab: [] } }), (e: { code?: string }) => e.code === 'E_UNSUPPORTED');
 });
 
 test("Llama 2's vocabulary as a byte-fallback tokenizer.json (no tokenizer.model) becomes GGUF 'llama' with merge-rank scores", async () => {
