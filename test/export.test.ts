@@ -88,7 +88,7 @@ async function exportGguf(src: string, name: string, dtype: 'f32' | 'q8_0' = 'f3
   const m = await Model.load(src);
   try {
     const file = path.join(dir, name);
-    const r = exportModel(m, { format: 'gguf', out: file, dtype });
+    const r = await exportModel(m, { format: 'gguf', out: file, dtype });
     return { file, arch: r.architecture };
   } finally {
     m.dispose();
@@ -171,9 +171,9 @@ test('round trips: GGUF and HF exports load in Tailor with the same logits; PEFT
   const ids = [golden('stories260K').sequences.tinystories_64.ids];
   const [ref] = await src.score(ids, { lastLogits: true });
   const outs = {
-    gguf: exportModel(src, { format: 'gguf', out: path.join(dir, 'rt.gguf') }),
-    hf: exportModel(src, { format: 'hf', out: path.join(dir, 'rt-hf'), shardBytes: 200_000 }),
-    bf16: exportModel(src, { format: 'hf', out: path.join(dir, 'rt-bf16'), dtype: 'bf16' }),
+    gguf: await exportModel(src, { format: 'gguf', out: path.join(dir, 'rt.gguf') }),
+    hf: await exportModel(src, { format: 'hf', out: path.join(dir, 'rt-hf'), shardBytes: 200_000 }),
+    bf16: await exportModel(src, { format: 'hf', out: path.join(dir, 'rt-bf16'), dtype: 'bf16' }),
   };
   assert.ok(fs.readdirSync(path.join(dir, 'rt-hf')).some((f) => f.endsWith('index.json')), 'sharded above the chosen size');
   for (const f of ['generation_config.json', 'README.md', 'tokenizer.model']) assert.ok(fs.existsSync(path.join(dir, 'rt-hf', f)), f);
@@ -192,7 +192,7 @@ test('round trips: GGUF and HF exports load in Tailor with the same logits; PEFT
   const adapter = path.join(dir, 'adapter');
   writePeftAdapter(adapter, src.info, { settings: DEFAULT_LORA, params, baseModel: pruned });
   const peft = path.join(dir, 'peft-export');
-  exportModel(src, { format: 'peft', out: peft, adapterDir: adapter });
+  await exportModel(src, { format: 'peft', out: peft, adapterDir: adapter });
   const base = await Model.load(path.join(peft, 'base'));
   const back = readPeftAdapter(path.join(peft, 'adapter'), base.info);
   base.dispose();

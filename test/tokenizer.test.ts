@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { shared, tempDir } from './helpers/paths.js';
+import { bytesToUnicode, llamaStyleTokenizerJson } from './helpers/tokenizer-json.js';
 import {
   Llama2cTokenizer,
   SentencePieceTokenizer,
@@ -201,15 +202,6 @@ test("GGUF 'llama' metadata read from stories260K.gguf", async (t) => {
 
 // ---- byte-level BPE (GGUF 'gpt2' and tokenizer.json) --------------------------------------------------
 
-/** GPT-2's byte → printable character table. */
-function bytesToUnicode(): string[] {
-  const keep = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  const out: string[] = new Array(256);
-  let n = 0;
-  for (let b = 0; b < 256; b++) out[b] = String.fromCharCode(keep(b) ? b : 256 + n++);
-  return out;
-}
-
 /** A tiny byte-level vocabulary: 256 byte tokens, a few merges, BOS/EOS control tokens. */
 function tinyByteLevel(): { tokens: string[]; merges: string[]; types: number[] } {
   const tokens = bytesToUnicode();
@@ -305,43 +297,6 @@ test('tokenizer.json (+ tokenizer_config.json) folder through loadTokenizerFor',
   fs.writeFileSync(path.join(bad, 'tokenizer.json'), '{"model": 3');
   await assert.rejects(loadTokenizerFor(path.join(bad, 'tokenizer.json')), (e: unknown) => e instanceof TokenizerError && e.code === 'E_FORMAT');
 });
-
-/** A Llama-2-style tokenizer.json (Prepend/Replace normalizer, byte-fallback BPE, merges from scores). */
-function llamaStyleTokenizerJson(model: ModelProto): Record<string, unknown> {
-  const vocab = Object.fromEntries(model.pieces.map((p, i) => [p.piece, i]));
-  const merges: Array<[string, string, number]> = [];
-  model.pieces.forEach((p) => {
-    if (p.type !== 1) return;
-    const chars = Array.from(p.piece);
-    for (let k = 1; k < chars.length; k++) {
-      const l = chars.slice(0, k).join('');
-      const r = chars.slice(k).join('');
-      if (l in vocab && r in vocab) merges.push([l, r, p.score]);
-    }
-  });
-  merges.sort((a, b) => b[2] - a[2] || vocab[a[0]] - vocab[b[0]] || vocab[a[1]] - vocab[b[1]]);
-  return {
-    added_tokens: [0, 1, 2].map((id) => ({ id, content: model.pieces[id].piece, special: true, normalized: false })),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: { type: 'BPE', unk_token: '<unk>', fuse_unk: true, byte_fallback: true, vocab, merges: merges.map(([l, r]) => [l, r]) },
-  };
-}
 
 test('Llama-2-style tokenizer.json made from tok512 agrees with the GGUF llama path and decodes the golden story', async () => {
   const model = parseModelProto(fs.readFileSync(TOK512_MODEL));

@@ -1,38 +1,33 @@
-// commands.ts — the verbs of `tailor`: info, tokenize, generate, perplexity, score, demo.
+// commands.ts — the verbs of `tailor`: info, tokenize, generate, perplexity, score, finetune, merge, prune,
+// export (a model or a pipeline run), eval, run, runs, demo.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { Model, engineInfo, type LoadOptions } from '../engine/engine.js';
+import { Model, engineInfo } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
-import { formatDuration, type StageProgress } from '../text/progress.js';
+import { formatDuration } from '../text/progress.js';
 import { packageRoot } from './version.js';
-import { applyAdapter, DEFAULT_TRAIN, finetune, type TrainSettings } from '../train/trainer.js';
+import { dbFor, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, type CommandContext } from './args.js';
+import { runExport } from './export-verb.js';
+import { runRuns } from './runs-verb.js';
+
+export type { CommandContext } from './args.js';
+import { DEFAULT_TRAIN, finetune, type TrainSettings } from '../train/trainer.js';
 import { parseTargets } from '../train/lora.js';
 import { promptCompletionExamples, readPromptCompletionJsonl, readTextFile, textExamples } from '../train/data.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
-import { exportModel, type ExportFormat } from '../export/export.js';
 import { evaluateItems } from '../eval/eval.js';
 import { getTask, listTasks, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task } from '../tasks/index.js';
-import { defaultDbPath, History, type RunDetail } from '../history/db.js';
 import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
 import { runPipeline } from '../pipeline/pipeline.js';
 import { markdown } from '../pipeline/report.js';
 import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
-
-export interface CommandContext {
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-  signal: AbortSignal;
-  out: (s: string) => void;
-  err: (s: string) => void;
-  usageError: (message: string) => Error;
-}
 
 interface Command {
   summary: string;
@@ -47,80 +42,6 @@ const common = {
   threads: { type: 'string' },
   'no-blas': { type: 'boolean' },
 } as const;
-
-// ---- argument helpers ------------------------------------------------------------------------------
-
-function str(ctx: CommandContext, name: string, required = false): string | undefined {
-  const v = ctx.values[name];
-  if (v === undefined) {
-    if (required) throw ctx.usageError(`--${name} is required`);
-    return undefined;
-  }
-  return String(v);
-}
-
-function num(ctx: CommandContext, name: string, dflt: number, check: { int?: boolean; min?: number; max?: number } = {}): number {
-  const v = ctx.values[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (check.int && !Number.isInteger(n)) || (check.min !== undefined && n < check.min) || (check.max !== undefined && n > check.max)) {
-    const range = [check.min !== undefined ? `≥ ${check.min}` : '', check.max !== undefined ? `≤ ${check.max}` : ''].filter(Boolean).join(' and ');
-    throw ctx.usageError(`--${name} must be ${check.int ? 'an integer' : 'a number'}${range ? ' ' + range : ''} (got "${String(v)}")`);
-  }
-  return n;
-}
-
-function modelArg(ctx: CommandContext): string {
-  const p = ctx.positionals[0];
-  if (!p) throw ctx.usageError('MODEL (a model folder or file) is required');
-  if (ctx.positionals.length > 1) throw ctx.usageError(`unexpected argument "${ctx.positionals[1]}"`);
-  return p;
-}
-
-function loadOpts(ctx: CommandContext): LoadOptions {
-  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'] };
-}
-
-/** Loads MODEL and, with --adapter DIR, merges that PEFT adapter into it (base + adapter). */
-async function loadWithAdapter(ctx: CommandContext, opts: LoadOptions): Promise<Model> {
-  const m = await Model.load(modelArg(ctx), opts);
-  const adapter = str(ctx, 'adapter');
-  if (adapter) {
-    try {
-      applyAdapter(m, adapter);
-    } catch (e) {
-      m.dispose();
-      throw e;
-    }
-  }
-  return m;
-}
-
-/** The history database for this command: --db PATH, else the user's data folder; --no-history: none. */
-function dbFor(ctx: CommandContext): string | null {
-  return ctx.values['no-history'] ? null : (str(ctx, 'db') ?? defaultDbPath());
-}
-
-function progressPrinter(ctx: CommandContext, label: string): ((p: StageProgress) => void) | undefined {
-  if (ctx.values.json && !process.stderr.isTTY) return undefined;
-  if (!process.stderr.isTTY && !ctx.values.progress) return undefined;
-  let last = 0;
-  return (p) => {
-    const now = performance.now();
-    if (now - last < 100 && p.done < p.total) return;
-    last = now;
-    const line = `${label} ${(p.fraction * 100).toFixed(1).padStart(5)}%  ${p.done}/${p.total}  ETA ${formatDuration(p.etaSec)}`;
-    ctx.err(process.stderr.isTTY ? `\r${line}${p.done >= p.total ? '\n' : ''}` : line + '\n');
-  };
-}
-
-function json(ctx: CommandContext, v: unknown): void {
-  ctx.out(JSON.stringify(v, null, 2) + '\n');
-}
-
-function fmtInt(n: number): string {
-  return n.toLocaleString('en-US');
-}
 
 // ---- verbs -----------------------------------------------------------------------------------------
 
@@ -418,25 +339,6 @@ async function runPrune(ctx: CommandContext): Promise<void> {
   }
 }
 
-async function runExport(ctx: CommandContext): Promise<void> {
-  const out = str(ctx, 'out', true)!;
-  const format = str(ctx, 'format', true)! as ExportFormat;
-  if (!['gguf', 'hf', 'peft'].includes(format)) throw ctx.usageError('--format must be gguf, hf or peft');
-  const dtype = str(ctx, 'dtype') ?? 'f32';
-  if (!['f32', 'f16', 'bf16', 'q8_0'].includes(dtype)) throw ctx.usageError('--dtype must be f32, f16, bf16 or q8_0');
-  const merge = format !== 'peft' && str(ctx, 'adapter') !== undefined;
-  const m = merge ? await loadWithAdapter(ctx, loadOpts(ctx)) : await Model.load(modelArg(ctx), loadOpts(ctx));
-  try {
-    const shard = ctx.values['shard-size'] !== undefined ? num(ctx, 'shard-size', 0, { min: 1 }) * 1e6 : undefined;
-    const r = exportModel(m, { format, out, dtype: dtype as 'f32', force: !!ctx.values.force, name: str(ctx, 'name'), description: str(ctx, 'description'),
-      shardBytes: shard, adapterDir: format === 'peft' ? str(ctx, 'adapter', true) : undefined });
-    if (ctx.values.json) return json(ctx, { out, format, dtype, bytes: r.bytes, architecture: r.architecture ?? null });
-    ctx.out(`exported ${format}${r.architecture ? ` (${r.architecture})` : ''} ${dtype} to ${out} (${(r.bytes / 1e6).toFixed(2)} MB)\n`);
-  } finally {
-    m.dispose();
-  }
-}
-
 function taskArg(ctx: CommandContext): Task {
   const t = str(ctx, 'task', true)!;
   if (!fs.existsSync(t)) return getTask(t, { fullEval: !ctx.values['held-out'] });
@@ -488,59 +390,6 @@ async function runEval(ctx: CommandContext): Promise<void> {
   } finally {
     m.dispose();
   }
-}
-
-async function runRuns(ctx: CommandContext): Promise<void> {
-  const [sub, ...ids] = ctx.positionals;
-  const h = History.open(str(ctx, 'db') ?? defaultDbPath());
-  try {
-    if (!sub) {
-      const runs = h.listRuns();
-      if (ctx.values.json) return json(ctx, runs.map(({ spec: _s, machine: _m, versions: _v, ...r }) => r));
-      if (runs.length === 0) return ctx.out(`no runs yet in ${h.file}\n`);
-      return ctx.out(runs.map((r) => `${r.id}  ${r.status.padEnd(11)} ${r.kind.padEnd(9)} ${new Date(r.created_at).toISOString().slice(0, 16).replace('T', ' ')}  ${r.name}`).join('\n') + '\n');
-    }
-    if (sub === 'show') {
-      if (ids.length !== 1) throw ctx.usageError('runs show ID');
-      const d = h.getRun(ids[0]);
-      if (ctx.values.json) return json(ctx, { ...d, loss: h.metrics(ids[0], 'loss') });
-      return ctx.out(describeRun(d));
-    }
-    if (sub === 'compare') {
-      if (ids.length < 2) throw ctx.usageError('runs compare ID ID [ID…]');
-      const ds = ids.map((id) => h.getRun(id));
-      if (ctx.values.json) return json(ctx, ds);
-      const keys = [...new Set(ds.flatMap((d) => d.results.map((r) => `${r.task} ${r.setting} ${r.phase} ${r.metric}`)))].sort();
-      const lines = [`${'result'.padEnd(48)} ${ds.map((d) => d.id.padEnd(22)).join(' ')}`];
-      for (const k of keys) lines.push(`${k.padEnd(48)} ${ds.map((d) => { const r = d.results.find((x) => `${x.task} ${x.setting} ${x.phase} ${x.metric}` === k); return (r ? r.value.toFixed(4) : '—').padEnd(22); }).join(' ')}`);
-      const specKeys = [...new Set(ds.flatMap((d) => Object.keys((d.spec ?? {}) as object)))].sort();
-      for (const k of specKeys) {
-        const vals = ds.map((d) => JSON.stringify((d.spec as Record<string, unknown>)[k]));
-        if (new Set(vals).size > 1) lines.push(`${('setting ' + k).padEnd(48)} ${vals.map((v) => v.padEnd(22)).join(' ')}`);
-      }
-      return ctx.out(lines.join('\n') + '\n');
-    }
-    if (sub === 'delete') {
-      if (ids.length !== 1) throw ctx.usageError('runs delete ID --yes');
-      const d = h.getRun(ids[0]);
-      if (!ctx.values.yes)
-        throw ctx.usageError(`this deletes run ${d.id} and its ${d.artifacts.length} artifact(s) on disk (${d.artifacts.map((a) => a.path).join(', ') || 'none'}); add --yes to confirm`);
-      for (const a of h.deleteRun(ids[0])) fs.rmSync(a.path, { recursive: true, force: true });
-      return ctx.out(`deleted run ${d.id}\n`);
-    }
-    throw ctx.usageError(`unknown runs subcommand "${sub}" (show, compare, delete)`);
-  } finally {
-    h.close();
-  }
-}
-
-function describeRun(d: RunDetail): string {
-  const lines = [`run       ${d.id}  (${d.kind}, ${d.status}${d.error ? `: ${d.error}` : ''})`, `name      ${d.name}`,
-    `created   ${new Date(d.created_at).toISOString()}`, `spec      ${JSON.stringify(d.spec)}`];
-  for (const s of d.stages) lines.push(`stage ${s.ordinal}   ${s.name.padEnd(20)} ${s.status} ${(s.progress * 100).toFixed(0)}%`);
-  for (const r of d.results) lines.push(`result    ${r.task} ${r.setting} ${r.phase} ${r.metric} = ${r.value.toFixed(4)}`);
-  for (const a of d.artifacts) lines.push(`artifact  ${a.kind} ${a.path} (${a.bytes} bytes, sha256 ${a.sha256?.slice(0, 12)})`);
-  return lines.join('\n') + '\n';
 }
 
 async function runRun(ctx: CommandContext): Promise<void> {
@@ -673,11 +522,13 @@ export const COMMANDS: Record<string, Command> = {
   },
   export: {
     summary: 'export to GGUF (llama.cpp, Ollama, LM Studio), a Hugging Face folder, or a PEFT adapter with its base',
-    help: 'tailor export MODEL --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json]\n' +
-      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it',
+    help: 'tailor export MODEL|RUN_ID --format gguf|hf|peft [--dtype f32|f16|bf16|q8_0] [--adapter DIR] [--ratio R] [--db PATH] [--shard-size MB] [--name N] [--description D] --out PATH [--force] [--json] [--progress]\n' +
+      '  gguf/hf with --adapter: the adapter is merged first; peft: --adapter is exported with MODEL (its base) beside it\n' +
+      '  RUN_ID (a pipeline run in the history): its pruned model at --ratio R with the LoRA adapter merged (gguf, hf) or beside it (peft),\n' +
+      '  and a model card with the run\'s evaluation and recovery; the export is recorded as an artifact of the run',
     options: {
       ...common, format: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, 'shard-size': { type: 'string' }, name: { type: 'string' },
-      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
+      description: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, ratio: { type: 'string' }, db: { type: 'string' }, progress: { type: 'boolean' },
     },
     run: runExport,
   },

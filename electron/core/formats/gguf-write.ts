@@ -1,8 +1,11 @@
 // GGUF v3 writer (architectures `llama` and `deci`) from a ModelTensors, plus a low-level spec serializer
-// (used by hostile-file generators) and a bounds-checked header reader for round-trip tests.
+// (used by hostile-file generators) and a bounds-checked header reader for round-trip tests. Files are
+// written synchronously (tests, tools) or streamed through a ByteSink in chunks (exports: cancellable,
+// with progress).
 import * as fs from 'node:fs';
 import { ModelTensors, checkModel, isUniform, permuteRows, llama3RopeFactors } from './model-tensors.js';
 import { assertLittleEndian, bytesOf, f32ArrayToBf16, f32ArrayToF16, quantizeQ8_0, QK8_0, writeAllSync } from './dtype.js';
+import { encodeRows, writeChunks, type ByteSink } from './sink.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as u32 LE
 export const GGUF_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
@@ -25,6 +28,8 @@ export interface GgufTensorSpec {
   nbytes: number;
   /** Encoded on demand, so large models are never held twice in memory. */
   data: Uint8Array | (() => Uint8Array);
+  /** The same bytes as blocks of rows (streamed writes never build the whole encoded tensor). */
+  chunks?: () => Iterable<Uint8Array>;
   /** Offset override (relative to the data section); default: next aligned position. */
   offset?: bigint;
 }
@@ -42,8 +47,11 @@ export interface GgufTokenizerMeta {
   scores: number[];
   tokenTypes: number[];
   merges?: string[];
+  /** llama.cpp's pre-tokenizer name for 'gpt2' vocabularies (`gpt-2`, `llama-bpe`, `qwen2`, …) */
+  pre?: string;
   bosId: number;
   eosId: number;
+  unkId?: number;
   addBos?: boolean;
   addSpacePrefix?: boolean;
 }
@@ -152,18 +160,19 @@ export class ByteReader {
 // Model -> spec
 
 function f32Tensor(name: string, a: Float32Array, ne: number[]): GgufTensorSpec {
-  return { name, type: GGML_TYPE.F32, ne, nbytes: a.byteLength, data: () => bytesOf(a) };
+  return { name, type: GGML_TYPE.F32, ne, nbytes: a.byteLength, data: () => bytesOf(a), chunks: () => [bytesOf(a)] };
 }
 
 /** A [rows, cols] weight; `get` runs at write time (so q/k permutations are never all held at once). */
 function weightTensor(name: string, get: () => Float32Array, rows: number, cols: number, dtype: GgufDtype): GgufTensorSpec {
   const ne = [cols, rows];
   const n = rows * cols;
-  if (dtype === 'f16') return { name, type: GGML_TYPE.F16, ne, nbytes: n * 2, data: () => bytesOf(f32ArrayToF16(get())) };
-  if (dtype === 'bf16') return { name, type: GGML_TYPE.BF16, ne, nbytes: n * 2, data: () => bytesOf(f32ArrayToBf16(get())) };
-  if (dtype === 'q8_0' && cols % QK8_0 === 0) return { name, type: GGML_TYPE.Q8_0, ne, nbytes: (n / QK8_0) * 34, data: () => quantizeQ8_0(get()) };
+  const chunks = (d: 'f32' | 'f16' | 'bf16' | 'q8_0') => () => encodeRows(get(), rows, cols, d);
+  if (dtype === 'f16') return { name, type: GGML_TYPE.F16, ne, nbytes: n * 2, data: () => bytesOf(f32ArrayToF16(get())), chunks: chunks('f16') };
+  if (dtype === 'bf16') return { name, type: GGML_TYPE.BF16, ne, nbytes: n * 2, data: () => bytesOf(f32ArrayToBf16(get())), chunks: chunks('bf16') };
+  if (dtype === 'q8_0' && cols % QK8_0 === 0) return { name, type: GGML_TYPE.Q8_0, ne, nbytes: (n / QK8_0) * 34, data: () => quantizeQ8_0(get()), chunks: chunks('q8_0') };
   // f32, or q8_0 rows that are not a multiple of 32 (llama.cpp's rule: leave them unquantized)
-  return { name, type: GGML_TYPE.F32, ne, nbytes: n * 4, data: () => bytesOf(get()) };
+  return { name, type: GGML_TYPE.F32, ne, nbytes: n * 4, data: () => bytesOf(get()), chunks: chunks('f32') };
 }
 
 const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
@@ -214,9 +223,11 @@ export function ggufSpec(m: ModelTensors, opts: GgufWriteOptions = {}): GgufSpec
     kvs.push({ key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: tok.scores });
     kvs.push({ key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: tok.tokenTypes });
     if (tok.merges) kvs.push({ key: 'tokenizer.ggml.merges', type: 'array', itemType: 'string', value: tok.merges });
+    if (tok.pre !== undefined) kvs.push({ key: 'tokenizer.ggml.pre', type: 'string', value: tok.pre });
   }
   u32('tokenizer.ggml.bos_token_id', tok?.bosId ?? m.bosId);
   u32('tokenizer.ggml.eos_token_id', tok?.eosId ?? m.eosId);
+  if (tok?.unkId !== undefined && tok.unkId >= 0) u32('tokenizer.ggml.unknown_token_id', tok.unkId);
   if (tok?.addBos !== undefined) kvs.push({ key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: tok.addBos });
   if (tok?.addSpacePrefix !== undefined)
     kvs.push({ key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: tok.addSpacePrefix });
@@ -365,6 +376,24 @@ export function writeGgufSpec(path: string, spec: GgufSpec): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A spec as one planned file: its exact size, and a writer that streams it tensor by tensor, in blocks of rows. */
+export function ggufPlan(spec: GgufSpec): { bytes: number; write(sink: ByteSink): Promise<void> } {
+  assertLittleEndian();
+  const alignment = spec.alignment ?? 32;
+  const { header, dataBytes } = layoutGguf(spec);
+  return {
+    bytes: header.length + dataBytes,
+    write: async (sink) => {
+      await sink.write(header);
+      const zeros = new Uint8Array(alignment);
+      for (const t of spec.tensors) {
+        await writeChunks(sink, t.chunks ? t.chunks() : [tensorBytes(t)], t.nbytes, `tensor ${t.name}`);
+        await sink.write(zeros.subarray(0, alignUp(t.nbytes, alignment) - t.nbytes));
+      }
+    },
+  };
 }
 
 /** Writes `m` as a GGUF v3 file. */

@@ -1,9 +1,12 @@
 // Hugging Face folder writer (config.json + model.safetensors, or shards + model.safetensors.index.json)
 // from a ModelTensors, the generic safetensors file writer, and a bounds-checked safetensors header reader.
+// Folders are written synchronously (tests, training, pruning) or planned as files streamed through a
+// ByteSink in chunks (exports: cancellable, with progress).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelTensors, checkModel, permuteRows } from './model-tensors.js';
 import { assertLittleEndian, bytesOf, f32ArrayToBf16, f32ArrayToF16, writeAllSync } from './dtype.js';
+import { encodeRows, plannedBytes, plannedCopy, writeChunks, type ByteSink, type PlannedFile } from './sink.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | (string & {});
 
@@ -14,6 +17,8 @@ export interface SafetensorsEntry {
   /** Raw little-endian bytes, or a function producing them (then `nbytes` is required). */
   data: Uint8Array | (() => Uint8Array);
   nbytes?: number;
+  /** The same bytes as blocks of rows (streamed writes never build the whole encoded tensor). */
+  chunks?: () => Iterable<Uint8Array>;
 }
 
 export interface HfWriteOptions {
@@ -88,15 +93,34 @@ export function writeSafetensors(file: string, tensors: SafetensorsEntry[], meta
   }
 }
 
+/** A safetensors file as one planned write: its exact size, and a writer streaming one tensor at a time. */
+export function safetensorsPlan(tensors: SafetensorsEntry[], metadata?: Record<string, string>): { bytes: number; write(sink: ByteSink): Promise<void> } {
+  assertLittleEndian();
+  const hj = Buffer.from(safetensorsHeaderJson(tensors, metadata), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(hj.length));
+  return {
+    bytes: 8 + hj.length + tensors.reduce((a, t) => a + entryBytes(t), 0),
+    write: async (sink) => {
+      await sink.write(len);
+      await sink.write(hj);
+      for (const t of tensors)
+        await writeChunks(sink, t.chunks ? t.chunks() : [typeof t.data === 'function' ? t.data() : t.data], entryBytes(t), `safetensors ${t.name}`);
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model -> HF tensors and config
 
 /** `get` runs when the tensor is written, so conversions/permutations are never all held at once. */
 function encoded(name: string, get: () => Float32Array, shape: number[], dtype: 'f32' | 'f16' | 'bf16'): SafetensorsEntry {
   const n = shape.reduce((a, b) => a * b, 1);
-  if (dtype === 'f16') return { name, dtype: 'F16', shape, nbytes: n * 2, data: () => bytesOf(f32ArrayToF16(get())) };
-  if (dtype === 'bf16') return { name, dtype: 'BF16', shape, nbytes: n * 2, data: () => bytesOf(f32ArrayToBf16(get())) };
-  return { name, dtype: 'F32', shape, nbytes: n * 4, data: () => bytesOf(get()) };
+  const cols = shape[shape.length - 1];
+  const chunks = () => encodeRows(get(), cols ? n / cols : 0, cols, dtype);
+  if (dtype === 'f16') return { name, dtype: 'F16', shape, nbytes: n * 2, data: () => bytesOf(f32ArrayToF16(get())), chunks };
+  if (dtype === 'bf16') return { name, dtype: 'BF16', shape, nbytes: n * 2, data: () => bytesOf(f32ArrayToBf16(get())), chunks };
+  return { name, dtype: 'F32', shape, nbytes: n * 4, data: () => bytesOf(get()), chunks };
 }
 
 /**
@@ -177,46 +201,61 @@ export function hfConfig(m: ModelTensors, dtype: 'f32' | 'f16' | 'bf16' = 'f32')
   return cfg;
 }
 
+interface HfLayout {
+  config: string;
+  /** model.safetensors, or the shards in order */
+  files: Array<{ name: string; tensors: SafetensorsEntry[] }>;
+  /** model.safetensors.index.json when sharded */
+  index: string | null;
+}
+
+/** What a HF folder holds: config.json, one safetensors file or shards (above `shardBytes`) and their index. */
+function hfLayout(m: ModelTensors, opts: HfWriteOptions): HfLayout {
+  const dtype = opts.dtype ?? 'f32';
+  const tensors = hfTensors(m, dtype);
+  const config = JSON.stringify(hfConfig(m, dtype), null, 2) + '\n';
+  const total = tensors.reduce((a, t) => a + entryBytes(t), 0);
+  if (opts.shardBytes === undefined || total <= opts.shardBytes) return { config, files: [{ name: 'model.safetensors', tensors }], index: null };
+  const shards: SafetensorsEntry[][] = [];
+  let cur: SafetensorsEntry[] = [];
+  let curBytes = 0;
+  for (const t of tensors) {
+    const n = entryBytes(t);
+    if (cur.length > 0 && curBytes + n > opts.shardBytes) {
+      shards.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+    cur.push(t);
+    curBytes += n;
+  }
+  if (cur.length) shards.push(cur);
+  const N = shards.length;
+  const pad5 = (i: number): string => String(i).padStart(5, '0');
+  const weightMap: Record<string, string> = {};
+  const files = shards.map((sh, i) => {
+    const name = `model-${pad5(i + 1)}-of-${pad5(N)}.safetensors`;
+    for (const t of sh) weightMap[t.name] = name;
+    return { name, tensors: sh };
+  });
+  return { config, files, index: JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n' };
+}
+
 /** Writes a HF LlamaForCausalLM folder (created if missing). Returns the files written. */
 export function writeHfFolder(dir: string, m: ModelTensors, opts: HfWriteOptions = {}): string[] {
-  const dtype = opts.dtype ?? 'f32';
   fs.mkdirSync(dir, { recursive: true });
-  const tensors = hfTensors(m, dtype);
+  const layout = hfLayout(m, opts);
   const written: string[] = [];
   const cfgPath = path.join(dir, 'config.json');
-  fs.writeFileSync(cfgPath, JSON.stringify(hfConfig(m, dtype), null, 2) + '\n');
+  fs.writeFileSync(cfgPath, layout.config);
   written.push(cfgPath);
-  const total = tensors.reduce((a, t) => a + entryBytes(t), 0);
-  if (opts.shardBytes === undefined || total <= opts.shardBytes) {
-    const f = path.join(dir, 'model.safetensors');
-    writeSafetensors(f, tensors, { format: 'pt' });
-    written.push(f);
-  } else {
-    const shards: SafetensorsEntry[][] = [];
-    let cur: SafetensorsEntry[] = [];
-    let curBytes = 0;
-    for (const t of tensors) {
-      const n = entryBytes(t);
-      if (cur.length > 0 && curBytes + n > opts.shardBytes) {
-        shards.push(cur);
-        cur = [];
-        curBytes = 0;
-      }
-      cur.push(t);
-      curBytes += n;
-    }
-    if (cur.length) shards.push(cur);
-    const N = shards.length;
-    const pad5 = (i: number): string => String(i).padStart(5, '0');
-    const weightMap: Record<string, string> = {};
-    shards.forEach((sh, i) => {
-      const fname = `model-${pad5(i + 1)}-of-${pad5(N)}.safetensors`;
-      writeSafetensors(path.join(dir, fname), sh, { format: 'pt' });
-      written.push(path.join(dir, fname));
-      for (const t of sh) weightMap[t.name] = fname;
-    });
+  for (const f of layout.files) {
+    writeSafetensors(path.join(dir, f.name), f.tensors, { format: 'pt' });
+    written.push(path.join(dir, f.name));
+  }
+  if (layout.index !== null) {
     const idx = path.join(dir, 'model.safetensors.index.json');
-    fs.writeFileSync(idx, JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
+    fs.writeFileSync(idx, layout.index);
     written.push(idx);
   }
   for (const src of opts.tokenizerFiles ?? []) {
@@ -225,6 +264,16 @@ export function writeHfFolder(dir: string, m: ModelTensors, opts: HfWriteOptions
     written.push(dst);
   }
   return written;
+}
+
+/** The files of a HF folder as planned writes under `prefix` (e.g. 'base/'), for a streamed export. */
+export function hfFolderPlan(m: ModelTensors, opts: HfWriteOptions = {}, prefix = ''): PlannedFile[] {
+  const layout = hfLayout(m, opts);
+  const out: PlannedFile[] = [plannedBytes(prefix + 'config.json', layout.config)];
+  for (const f of layout.files) out.push({ rel: prefix + f.name, ...safetensorsPlan(f.tensors, { format: 'pt' }) });
+  if (layout.index !== null) out.push(plannedBytes(prefix + 'model.safetensors.index.json', layout.index));
+  for (const src of opts.tokenizerFiles ?? []) out.push(plannedCopy(prefix + path.basename(src), src));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

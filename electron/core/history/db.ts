@@ -166,15 +166,21 @@ export class History {
     const st = fs.statSync(abs);
     let bytes = st.size, sha: string | null = null;
     if (st.isDirectory()) {
+      // every file below the folder (an export holds adapter/ and base/), by relative path in sorted order
       bytes = 0;
       const h = crypto.createHash('sha256');
-      for (const f of fs.readdirSync(abs).sort()) {
-        const fp = path.join(abs, f);
-        if (!fs.statSync(fp).isFile()) continue;
-        const b = fs.readFileSync(fp);
-        bytes += b.length;
-        h.update(f).update(crypto.createHash('sha256').update(b).digest());
-      }
+      const walk = (rel: string): void => {
+        for (const f of fs.readdirSync(path.join(abs, rel)).sort()) {
+          const r = rel ? `${rel}/${f}` : f;
+          const s = fs.statSync(path.join(abs, r));
+          if (s.isDirectory()) walk(r);
+          if (!s.isFile()) continue;
+          const b = fs.readFileSync(path.join(abs, r));
+          bytes += b.length;
+          h.update(r).update(crypto.createHash('sha256').update(b).digest());
+        }
+      };
+      walk('');
       sha = h.digest('hex');
     } else {
       sha = crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');

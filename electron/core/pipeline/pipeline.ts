@@ -185,13 +185,22 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
           for (const [t, v] of Object.entries(recovered)) history?.setResult(runId, { task: t, setting: tag, phase: 'recovered', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
           if (spec.export) {
             const ex = spec.export;
-            await stage(`export ${tag}`, async () => {
+            const stageName = `export ${tag}`;
+            await stage(stageName, async () => {
               const m = await Model.load(prunedDir);
               try {
                 applyAdapter(m, lora.adapterDir);
                 const out = path.join(spec.outDir, `tailored-${ratio}${ex.format === 'gguf' ? '.gguf' : ''}`);
-                exportModel(m, { format: ex.format, dtype: ex.dtype, out, force: true, name: `${spec.name} (ratio ${ratio})`,
-                  description: `Tailored by Tailor: ${spec.prune.method} pruning at ratio ${ratio}, task-prompted LoRA (rank ${spec.lora.rank}) on ${spec.tasks.map(taskName).join(', ')}` });
+                // the model card gets this ratio's evaluation (the report itself is written at the end)
+                const tasks = spec.tasks.map(taskName);
+                const evaluation = tasks.map((t) => ({ task: t, baseline: baseline[t].acc, pruned: prunedScores[t].acc, recovered: recovered[t].acc,
+                  recovery: baseline[t].acc > 0 ? recovered[t].acc / baseline[t].acc : 0, n: baseline[t].n }));
+                const perplexitySets = Object.keys(baseline).filter((k) => k.startsWith(PPL))
+                  .map((k) => ({ set: k.slice(PPL.length), baseline: baseline[k].acc, pruned: prunedScores[k].acc, recovered: recovered[k].acc }));
+                await exportModel(m, { format: ex.format, dtype: ex.dtype, out, force: true, name: `${spec.name} (ratio ${ratio})`,
+                  description: `Tailored by Tailor: ${spec.prune.method} pruning at ratio ${ratio}, task-prompted LoRA (rank ${spec.lora.rank}) on ${tasks.join(', ')}`,
+                  card: { baseModel: spec.model, runId, evaluation, perplexity: perplexitySets, mergedAdapter: lora.adapterDir },
+                  signal: o.signal, onProgress: (p) => o.onEvent?.({ stage: stageName, status: 'progress', fraction: p.fraction, message: `${p.bytesWritten}/${p.totalBytes} bytes` }) });
                 history?.addArtifact(runId, 'export', out);
                 return { out };
               } finally {
