@@ -164,6 +164,21 @@ test('a run from the wizard streams its stages, loss and log to the end; the his
     const streamed = got['job.text'].filter((e) => e.jobId === jobId).map((e) => e.delta).join('');
     assert.equal(streamed, (done.result as { text: string }).text);
     assert.ok(streamed.length > 20);
+    // export the run's recovered model as GGUF: progress in bytes, the file, the artifact; no silent overwrite
+    const out = path.join(dataDir, 'tailored.gguf');
+    const ex = await w.invoke('export.start', { source: { kind: 'run', runId, ratio: 0.5, recovered: true }, format: 'gguf', dtype: 'f32', out, force: false });
+    const exDone = await until(() => got['job.finished'].find((e) => e.jobId === ex.jobId));
+    assert.ok(exDone.ok, JSON.stringify(exDone.error));
+    const exProg = got['job.progress'].filter((e) => e.jobId === ex.jobId);
+    assert.ok(exProg.length >= 1 && exProg[exProg.length - 1].fraction === 1 && exProg[exProg.length - 1].bytes === fs.statSync(out).size);
+    assert.equal((exDone.result as { architecture: string }).architecture, 'llama', 'local pruning of every layer keeps the layers alike');
+    assert.ok((await w.invoke('runs.get', { runId })).artifacts.some((a) => a.kind === 'export' && a.path === out));
+    const again = await w.invoke('export.start', { source: { kind: 'run', runId, ratio: 0.5, recovered: true }, format: 'gguf', dtype: 'f32', out, force: false });
+    const againDone = await until(() => got['job.finished'].find((e) => e.jobId === again.jobId));
+    assert.equal(againDone.ok, false);
+    assert.equal(againDone.error?.code, 'E_IO');
+    await assert.rejects(w.invoke('export.start', { source: { kind: 'run', runId, ratio: 0.5, recovered: true }, format: 'peft', dtype: 'f32', out: out + '.peft', force: false }),
+      (e: { field?: string }) => e.field === 'format');
     // delete with files: the run's folder goes, the other run stays
     const removed = await w.invoke('runs.delete', { runId: second.runId, deleteFiles: true });
     assert.ok(removed.removedFiles.length >= 1 && removed.removedFiles.every((f) => !fs.existsSync(f)));

@@ -7,7 +7,8 @@ import type { ExportDone, ExportRequest, GenerateDone, GenerateRequest } from '.
 import { exportModel } from '../export/export.js';
 import type { History } from '../history/db.js';
 import { generateText } from '../text/generate.js';
-import { runResult, type ModelCache } from './library.js';
+import { resolveRunExport } from '../export/from-run.js';
+import type { ModelCache } from './library.js';
 import { ServiceError, Throttle, toWireError, type Emit } from './events.js';
 
 export class JobManager {
@@ -72,22 +73,25 @@ export class JobManager {
 
   export(req: ExportRequest): string {
     const where = this.o.cache.locate(req.source);
-    if (req.format === 'peft' && !(req.source.kind === 'run' && where.adapterDir === null))
+    const s = req.source;
+    if (req.format === 'peft' && !(s.kind === 'run' && !s.recovered))
       throw new ServiceError('E_ARG', 'a PEFT export is the LoRA adapter of a run beside its pruned base: choose a run result without merging (recovered: false)', 'format');
-    const runId = req.source.kind === 'run' ? req.source.runId : null;
-    const adapterDir = req.source.kind === 'run' && req.format === 'peft' ? runResult(this.o.history, req.source.runId, req.source.ratio).adapterDir : undefined;
+    // a run's result: the same resolution and model card (evaluation, recovery) as `tailor export RUN_ID`
+    const run = s.kind === 'run' ? resolveRunExport(this.o.history, s.runId, s.ratio) : null;
     const t0 = Date.now();
-    return this.spawn('export', (jobId, signal) => this.o.cache.use(req.source, async (model) => {
-      const name = req.source.kind === 'run' ? `${path.basename(where.baseModel ?? model.info.path)}-tailored-${req.source.ratio}` : path.basename(model.info.path);
+    return this.spawn('export', (jobId, signal) => this.o.cache.use(s, async (model) => {
       const r = await exportModel(model, {
-        format: req.format, dtype: req.dtype, out: req.out, force: req.force, name, adapterDir, signal,
-        onProgress: (p: { bytesWritten: number; totalBytes: number; fraction: number }) => {
+        format: req.format, dtype: req.dtype, out: req.out, force: req.force, signal,
+        name: run ? `${run.runName} (ratio ${run.ratio})` : path.basename(model.info.path),
+        adapterDir: run && req.format === 'peft' ? run.adapterDir : undefined,
+        card: run ? { baseModel: run.baseModel, runId: run.runId, evaluation: run.evaluation, perplexity: run.perplexity, mergedAdapter: where.adapterDir ?? undefined } : undefined,
+        onProgress: (p) => {
           const el = (Date.now() - t0) / 1000;
           this.throttle.push(jobId, () => this.o.emit('job.progress', { jobId, kind: 'export', fraction: p.fraction, bytes: p.bytesWritten, totalBytes: p.totalBytes,
             etaSec: p.fraction > 0.01 ? (el * (1 - p.fraction)) / p.fraction : null }));
         },
       });
-      if (runId) for (const p of r.paths) this.o.history.addArtifact(runId, 'export', p);
+      if (run) this.o.history.addArtifact(run.runId, 'export', req.out);
       return { paths: r.paths, bytes: r.bytes, format: r.format, architecture: r.architecture ?? null };
     }));
   }
