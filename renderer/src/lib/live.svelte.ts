@@ -9,7 +9,8 @@ export class Live<T> {
   loading = $state(false);
   private seq = 0;
 
-  async run(fn: () => Promise<T>): Promise<T | null> {
+  /** runs the request; on failure the error is set and the value cleared, unless `keep` (a list that stays readable) */
+  async run(fn: () => Promise<T>, keep = false): Promise<T | null> {
     const n = ++this.seq;
     this.loading = true;
     try {
@@ -20,7 +21,7 @@ export class Live<T> {
       return v;
     } catch (e) {
       if (n !== this.seq) return null;
-      this.value = null;
+      if (!keep) this.value = null;
       this.error = toWire(e);
       return null;
     } finally {

@@ -89,7 +89,7 @@ export class CustomTaskForm {
   private guess(cols: string[]) {
     const has = (c: string) => cols.includes(c);
     if (!has(this.text)) this.text = pick(cols, ['text', 'sentence', 'review', 'content', 'document']);
-    if (!has(this.label)) this.label = pick(cols, ['label', 'labels', 'class', 'category', 'target']);
+    if (!has(this.label)) this.label = pick(cols, ['label', 'labels', 'class', 'category', 'sentiment', 'polarity', 'target']);
     if (!has(this.question)) this.question = pick(cols, ['question', 'query', 'prompt', 'goal', 'ctx']);
     if (!has(this.answer)) this.answer = pick(cols, ['answer', 'label', 'gold', 'correct']);
     if (!has(this.choicesCol)) this.choicesCol = pick(cols, ['choices', 'options', 'endings']);

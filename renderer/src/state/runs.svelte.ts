@@ -23,7 +23,7 @@ export class RunsState {
   private loadLater = debounce(() => void this.load(), 250);
 
   async load() {
-    const runs = await this.list.run(() => api.invoke('runs.list', { status: this.status, kind: this.kind, query: this.query.trim(), sort: this.sort }));
+    const runs = await this.list.run(() => api.invoke('runs.list', { status: this.status, kind: this.kind, query: this.query.trim(), sort: this.sort }), true);
     if (runs) {
       const ks = new Set(this.kinds);
       for (const r of runs) ks.add(r.kind);
@@ -111,13 +111,17 @@ export class RunState {
         st.fraction = p.status === 'done' || p.status === 'skipped' ? 1 : p.fraction;
         st.etaSec = p.status === 'progress' || p.status === 'start' ? p.etaSec : null;
         st.message = p.message;
-        if (p.status === 'start') { st.status = 'running'; st.startedAt = Date.now(); }
+        if (p.status === 'start') { st.status = 'running'; st.startedAt = Date.now(); st.finishedAt = null; }
         else if (p.status === 'progress') st.status = 'running';
-        else { st.status = p.status; st.finishedAt = Date.now(); }
+        else if (p.status === 'skipped') st.status = st.status === 'done' ? 'done' : 'skipped';
+        else { st.status = 'done'; if (st.startedAt !== null) st.finishedAt = Date.now(); }
         if (this.view && this.view.status !== 'running') { this.view.status = 'running'; this.view.active = true; }
       }),
       api.on('run.loss', (p) => {
-        if (p.runId === this.runId) this.loss.push({ stage: p.stage, step: p.step, value: p.loss });
+        if (p.runId !== this.runId) return;
+        // a resumed stage restarts from its checkpoint: its later points are replaced
+        if (this.loss.some((l) => l.stage === p.stage && l.step >= p.step)) this.loss = this.loss.filter((l) => l.stage !== p.stage || l.step < p.step);
+        this.loss.push({ stage: p.stage, step: p.step, value: p.loss });
       }),
       api.on('run.log', (p) => {
         if (p.runId !== this.runId) return;
@@ -140,10 +144,18 @@ export class RunState {
       const v = await api.invoke('runs.get', { runId: this.runId });
       this.view = v;
       this.error = null;
-      this.stages = v.stages.map((s) => ({
-        name: s.name, status: s.status, fraction: s.status === 'done' ? 1 : s.progress, etaSec: null, message: null, startedAt: s.startedAt, finishedAt: s.finishedAt,
-      }));
-      this.loss = v.loss.map((l) => ({ ...l }));
+      const live = new Map(this.stages.map((s) => [s.name, s]));
+      this.stages = v.stages.map((s) => {
+        const l = live.get(s.name);
+        // while it runs, the events know more than the record (progress, ETA, message)
+        if (v.active && s.status === 'running' && l?.status === 'running') return { ...l, startedAt: s.startedAt };
+        return { name: s.name, status: s.status, fraction: s.status === 'done' ? 1 : s.progress, etaSec: null, message: null, startedAt: s.startedAt, finishedAt: s.finishedAt };
+      });
+      // the recorded curve, plus points that arrived live and are not recorded yet
+      const merged = new Map<string, { stage: string; step: number; value: number }>();
+      for (const l of v.loss) merged.set(`${l.stage}\u0000${l.step}`, { ...l });
+      if (v.active) for (const l of this.loss) if (!merged.has(`${l.stage}\u0000${l.step}`)) merged.set(`${l.stage}\u0000${l.step}`, l);
+      this.loss = [...merged.values()];
       if (v.log.length >= this.log.length || !v.active) this.log = [...v.log];
     } catch (e) {
       this.error = toWire(e);
