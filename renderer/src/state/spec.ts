@@ -153,6 +153,15 @@ export function validateSpec(s: SpecInput, model: ModelEntry | undefined): Recor
   return e;
 }
 
+/** the wizard step that holds a field the back end named (e.g. "spec.eval.perplexity"), or null */
+export function stepOfField(field: string | undefined): number | null {
+  if (!field) return null;
+  const f = field.replace(/^spec\./, '');
+  if (f.startsWith('lora.template')) return 2;
+  for (let i = STEP_FIELDS.length - 1; i >= 0; i--) if (STEP_FIELDS[i].some((p) => f === p || f.startsWith(`${p}.`) || p.startsWith(`${f}.`))) return i;
+  return null;
+}
+
 export function errorsOfStep(errors: Record<string, string>, step: number): string[] {
   const pre = STEP_FIELDS[step] ?? [];
   return Object.entries(errors).filter(([k]) => pre.some((p) => k === p || k.startsWith(`${p}.`))).map(([, v]) => v);

@@ -131,6 +131,8 @@ export class WizardState {
 
   /** the state right after a start or reset: not worth a draft until something changes */
   private cleanKey: string | null = null;
+  /** the state a start failed in (its error shows until something changes) */
+  private startKey = '';
 
   private key() {
     return JSON.stringify([this.spec, this.step]);
@@ -139,6 +141,7 @@ export class WizardState {
   /** call after any change of spec or step: the draft is saved a moment later */
   changed() {
     if (!this.ready) return;
+    if (this.startError && this.key() !== this.startKey) this.startError = null;
     if (this.cleanKey !== null && this.key() === this.cleanKey) return;
     this.cleanKey = null;
     this.saveDraft();
@@ -274,10 +277,12 @@ export class WizardState {
     const model = this.spec.model;
     if (!model || this.errors['prune.layers']) return this.plan.clear();
     const byTarget = this.pruneMode === 'target';
-    if (byTarget ? this.targetValue === null || this.targetInputProblem : this.ratioInput === null || this.ratioInputProblem) return this.plan.clear();
+    // by target: the one being typed, else the first one chosen
+    const target = this.targetInput.trim() ? this.targetValue : (this.spec.prune.targets[0] ?? null);
+    if (byTarget ? target === null || this.targetInputProblem : this.ratioInput === null || this.ratioInputProblem) return this.plan.clear();
     const layers = this.spec.prune.layers ? ([...this.spec.prune.layers] as [number, number]) : null;
     void this.plan.run(() => api.invoke('prune.plan', {
-      model, ratio: byTarget ? null : this.ratioInput, targetParams: byTarget ? this.targetValue : null, layers,
+      model, ratio: byTarget ? null : this.ratioInput, targetParams: byTarget ? target : null, layers,
     }));
   }
 
@@ -334,7 +339,8 @@ export class WizardState {
       return runId;
     } catch (e) {
       this.startError = toWire(e);
-      this.changed();
+      if (this.ready) this.saveDraft(); // the save cancelled above
+      this.startKey = this.key();
       return null;
     } finally {
       this.starting = false;
