@@ -39,6 +39,8 @@ export interface Transport extends TailorApi {
   onConnection(listener: (up: boolean) => void): () => void;
   /** a message for the user when the transport cannot work at all (no token), else null */
   readonly problem: string | null;
+  /** called when the back end refuses the access token (E_AUTH); returns an unsubscribe */
+  onAuthFailure(listener: (message: string) => void): () => void;
 }
 
 function unwrap<T>(r: Reply<T> | undefined | null): T {
@@ -67,6 +69,9 @@ class BridgeTransport implements Transport {
     listener(true);
     return () => {};
   }
+  onAuthFailure(): () => void {
+    return () => {};
+  }
 }
 
 const TOKEN_KEY = 'tailor.token';
@@ -89,6 +94,7 @@ class HttpTransport implements Transport {
   private readonly token: string | null;
   private readonly listeners = new Map<EventName, Set<(p: unknown) => void>>();
   private readonly connListeners = new Set<(up: boolean) => void>();
+  private readonly authListeners = new Set<(message: string) => void>();
   private ws: WebSocket | null = null;
   private up = false;
   private backoff = 500;
@@ -115,9 +121,19 @@ class HttpTransport implements Transport {
     try {
       body = await resp.json();
     } catch {
-      throw new ApiError({ code: resp.status === 401 ? 'E_AUTH' : 'E_INTERNAL', message: `${channel}: HTTP ${resp.status} ${resp.statusText}` });
+      body = { ok: false, error: { code: resp.status === 401 ? 'E_AUTH' : 'E_INTERNAL', message: `${channel}: HTTP ${resp.status} ${resp.statusText}` } };
     }
-    return unwrap(body as Reply<Res<C>>);
+    try {
+      return unwrap(body as Reply<Res<C>>);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'E_AUTH') for (const l of this.authListeners) l(e.message);
+      throw e;
+    }
+  }
+
+  onAuthFailure(listener: (message: string) => void): () => void {
+    this.authListeners.add(listener);
+    return () => this.authListeners.delete(listener);
   }
 
   on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {

@@ -41,7 +41,8 @@ export class AppState {
   connected = $state(true);
   /** bumps every time the event stream comes back after a drop (screens refetch on change) */
   reconnects = $state(0);
-  readonly problem = api.problem;
+  /** why nothing can work (no token, or the token was refused), else null */
+  problem = $state<string | null>(api.problem);
   private nextToast = 1;
 
   canPickFiles = $derived(this.info?.canPickFiles ?? false);
@@ -55,6 +56,9 @@ export class AppState {
         wasDown = false;
         this.reconnects++;
       }
+    });
+    api.onAuthFailure((message) => {
+      this.problem = `The server refused the access token: ${message}`;
     });
     this.applyTheme();
   }

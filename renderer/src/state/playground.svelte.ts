@@ -13,6 +13,8 @@ export class Pane {
   error = $state<WireError | null>(null);
   done = $state<GenerateDone | null>(null);
   label = $state('');
+  /** the prompt this output continues */
+  prompt = $state('');
   private unfollow: (() => void) | null = null;
 
   constructor(side: 'a' | 'b') {
@@ -25,6 +27,7 @@ export class Pane {
     this.error = null;
     this.done = null;
     this.label = label;
+    this.prompt = req.prompt;
     this.running = true;
     this.jobId = null;
     try {
