@@ -31,14 +31,16 @@ export class ExportState {
   problems = $derived.by((): Record<string, string> => {
     const e: Record<string, string> = {};
     if (this.source.problem) e.source = this.source.problem;
-    if (this.format === 'peft' && !(this.source.kind === 'run' && this.source.recovered)) e.format = 'A PEFT adapter comes from a run’s recovered (LoRA-tuned) result.';
+    if (this.format === 'peft' && this.source.kind !== 'run') e.format = 'A PEFT adapter comes from a run’s result (its LoRA adapter): choose a finished run.';
     if (!this.out.trim()) e.out = this.format === 'gguf' ? 'Enter the output file, e.g. /home/me/model.gguf.' : 'Enter the output folder.';
     return e;
   });
 
   async start() {
-    const src = this.source.source;
+    let src = this.source.source;
     if (!src || Object.keys(this.problems).length || this.running) return;
+    // PEFT: the adapter itself, written beside its pruned base — the unmerged result
+    if (this.format === 'peft' && src.kind === 'run') src = { ...src, recovered: false };
     this.unfollow?.();
     this.running = true;
     this.fraction = 0;
