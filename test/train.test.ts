@@ -29,6 +29,26 @@ const settings = (over: Partial<TrainSettings> = {}): TrainSettings => ({
   ...over,
 });
 
+test('prompt/completion examples longer than the window lose the start of the prompt, never the completion', async () => {
+  const m = await Model.load(HF);
+  try {
+    const tok = m.requireTokenizer();
+    const rec = { prompt: 'Once upon a time there was a little girl named Lily who loved to play in the park with her dog. Question: who?', completion: ' Lily and her dog' };
+    const [whole] = promptCompletionExamples(tok, [rec], { eos: true });
+    const [cut] = promptCompletionExamples(tok, [rec], { eos: true, maxLen: 12 });
+    assert.equal(cut.ids.length, 13);
+    assert.equal(cut.ids[0], tok.bosId);
+    const n = whole.weight.reduce((a, w) => a + w, 0);
+    assert.equal(cut.weight.reduce((a, w) => a + w, 0), n, 'every completion token (and EOS) keeps its loss');
+    assert.deepEqual([...cut.ids.slice(1)], [...whole.ids.slice(whole.ids.length - 12)], 'the window is the end of the sequence');
+    const [tiny] = promptCompletionExamples(tok, [rec], { eos: true, maxLen: 3 });
+    assert.equal(tiny.ids.length, 4);
+    assert.ok(tiny.weight.reduce((a, w) => a + w, 0) >= 1);
+  } finally {
+    m.dispose();
+  }
+});
+
 test('answer-only LoRA is learned: the completion loss collapses and greedy generation reproduces the completions', async () => {
   const m = await Model.load(HF);
   try {

@@ -192,7 +192,13 @@ test('cancel stops a run within a second; resume continues from its last finishe
   const { w, got } = await open('cancel');
   try {
     const { runId } = await w.invoke('runs.start', { spec: spec('cancel me', { lora: { ...spec('x').lora, epochs: 6, trainShots: 200 } }) });
-    await until(() => got['run.progress'].find((e) => e.runId === runId && e.stage === 'lora ratio=0.5' && e.status === 'progress'));
+    await until(() => (got['run.loss'].filter((e) => e.runId === runId).length >= 2 ? true : undefined));
+    // a reload mid-run sees the live state: the running stage's progress and the loss so far
+    const mid = await w.invoke('runs.get', { runId });
+    assert.equal(mid.active, true);
+    assert.ok(mid.loss.length >= 2, `loss so far: ${mid.loss.length}`);
+    assert.ok(mid.stages.find((s) => s.name === 'lora ratio=0.5' && s.status === 'running')!.progress > 0);
+    const baselineDone = mid.stages.find((s) => s.name === 'baseline')!.finishedAt;
     const t0 = Date.now();
     assert.deepEqual(await w.invoke('runs.cancel', { runId }), { cancelled: true });
     const fin = await until(() => got['run.finished'].find((e) => e.runId === runId));
@@ -207,7 +213,9 @@ test('cancel stops a run within a second; resume continues from its last finishe
     assert.equal(fin2.status, 'done', JSON.stringify(fin2.error));
     const skipped = got['run.progress'].filter((e) => e.status === 'skipped').map((e) => e.stage);
     assert.deepEqual(skipped, ['baseline', 'prune ratio=0.5', 'eval-pruned ratio=0.5']);
-    assert.equal((await w.invoke('runs.get', { runId })).status, 'done');
+    const after = await w.invoke('runs.get', { runId });
+    assert.equal(after.status, 'done');
+    assert.equal(after.stages.find((s) => s.name === 'baseline')!.finishedAt, baselineDone, 'a stage skipped on resume keeps its times');
   } finally {
     await w.shutdown();
   }

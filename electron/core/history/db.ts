@@ -139,7 +139,8 @@ export class History {
     this.db.prepare(`INSERT INTO stages (run_id, ordinal, name, status, progress, detail, started_at, finished_at)
       VALUES (@id, @ordinal, @name, @status, @progress, @detail, @started, @finished)
       ON CONFLICT (run_id, ordinal) DO UPDATE SET status = @status, progress = @progress, detail = COALESCE(@detail, detail),
-        started_at = COALESCE(started_at, @started), finished_at = @finished`)
+        started_at = COALESCE(started_at, @started),
+        finished_at = CASE WHEN stages.status = 'done' AND @status = 'done' THEN stages.finished_at ELSE @finished END`)
       .run({ id, ordinal, name, status, progress, detail: detail === undefined ? null : JSON.stringify(detail),
         started: status === 'pending' ? null : now, finished: ['done', 'failed', 'cancelled'].includes(status) ? now : null });
     this.db.prepare(`UPDATE runs SET updated_at = ? WHERE id = ?`).run(now, id);

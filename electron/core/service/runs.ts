@@ -15,7 +15,11 @@ import { planLocal, ratioForTarget } from '../prune/plan.js';
 import { archOfInfo, type Library, type ModelCache } from './library.js';
 import { ServiceError, Throttle, toWireError, type Emit } from './events.js';
 
-interface Active { runId: string; ac: AbortController; done: Promise<void>; stageStart: Map<string, number> }
+interface Active {
+  runId: string; ac: AbortController; done: Promise<void>; stageStart: Map<string, number>;
+  /** what the history learns only when a stage ends: the running stage's progress and its loss so far */
+  progress: Map<string, number>; loss: Array<{ stage: string; step: number; value: number }>;
+}
 
 const LOG_LINES = 500;
 
@@ -124,6 +128,8 @@ export class RunManager {
   private launch(runId: string, spec: PipelineSpec, resume: boolean): void {
     const ac = new AbortController();
     const stageStart = new Map<string, number>();
+    const progress = new Map<string, number>();
+    const liveLoss: Active['loss'] = [];
     const { emit } = this.o;
     let lastLossStep = -1;
     const onEvent = (e: PipelineEvent) => {
@@ -134,8 +140,10 @@ export class RunManager {
         const elapsed = (Date.now() - t0) / 1000;
         const etaSec = f > 0.01 ? (elapsed * (1 - f)) / f : null;
         const m = /step (\d+)\/\d+ loss ([\d.eE+-]+)/.exec(e.message ?? '');
+        progress.set(e.stage, f);
         if (m && Number(m[1]) !== lastLossStep) {
           lastLossStep = Number(m[1]);
+          liveLoss.push({ stage: e.stage, step: lastLossStep, value: Number(m[2]) });
           emit('run.loss', { runId, stage: e.stage, step: lastLossStep, loss: Number(m[2]) });
         }
         this.throttle.push(key, () => emit('run.progress', { runId, stage: e.stage, status: 'progress', fraction: f, etaSec, message: e.message ?? null }));
@@ -163,7 +171,7 @@ export class RunManager {
         this.o.cache.dropRun(runId);
         emit('run.finished', { runId, status: r.status, error: r.error });
       });
-    this.active = { runId, ac, done, stageStart };
+    this.active = { runId, ac, done, stageStart, progress, loss: liveLoss };
   }
 
   // --- the history's views ---------------------------------------------------------------------------
@@ -204,11 +212,15 @@ export class RunManager {
       } catch { /* a damaged report: the results table still has the numbers */ }
     }
     const active = this.isActive(runId);
+    const live = active ? this.active : null;
+    const stored = this.o.history.metrics(runId, 'loss');
+    const stages = new Set(stored.map((p) => p.stage));
     return {
       ...this.summary(d), spec: d.spec, machine: d.machine,
-      stages: d.stages.map((s) => ({ ordinal: s.ordinal, name: s.name, status: s.status, progress: s.progress, startedAt: s.started_at, finishedAt: s.finished_at })),
+      stages: d.stages.map((s) => ({ ordinal: s.ordinal, name: s.name, status: s.status,
+        progress: s.status === 'running' && live ? (live.progress.get(s.name) ?? s.progress) : s.progress, startedAt: s.started_at, finishedAt: s.finished_at })),
       results: d.results, artifacts: d.artifacts.map((a) => ({ kind: a.kind, path: a.path, sha256: a.sha256, bytes: a.bytes, createdAt: a.created_at })),
-      loss: this.o.history.metrics(runId, 'loss'), report, active, resumable: !active && this.stateSpec(d) !== null, outDir, log: this.logs.get(runId) ?? [],
+      loss: [...stored, ...(live?.loss.filter((p) => !stages.has(p.stage)) ?? [])], report, active, resumable: !active && this.stateSpec(d) !== null, outDir, log: this.logs.get(runId) ?? [],
     };
   }
 

@@ -41,7 +41,8 @@ export function readPromptCompletionJsonl(file: string): PromptCompletion[] {
 
 /**
  * [BOS] + encode(prompt + completion) (+ EOS), loss weight 1 on the completion's tokens (those after
- * encode(prompt), as lm-eval splits a continuation) and on EOS, 0 on the prompt's.
+ * encode(prompt), as lm-eval splits a continuation) and on EOS, 0 on the prompt's. Longer than maxLen + 1
+ * tokens: the start of the prompt is dropped, never the completion (unless it alone is too long).
  */
 export function promptCompletionExamples(tok: Tokenizer, recs: PromptCompletion[], opts: { eos?: boolean; maxLen?: number } = {}): RawExample[] {
   return recs.map((r) => {
@@ -51,7 +52,16 @@ export function promptCompletionExamples(tok: Tokenizer, recs: PromptCompletion[
     let split = 0;
     while (split < ctx.length && split < full.length && ctx[split] === full[split]) split++;
     if (opts.eos !== false && tok.eosId >= 0) full.push(tok.eosId);
-    const ids = opts.maxLen ? full.slice(0, opts.maxLen + 1) : full;
+    // too long: drop the prompt's oldest tokens (after BOS) so the completion, which carries the loss,
+    // stays; only a completion longer than the window itself is cut at its end
+    let ids = full;
+    const limit = opts.maxLen ? opts.maxLen + 1 : Infinity;
+    if (ids.length > limit) {
+      const drop = Math.min(ids.length - limit, Math.max(0, split - bos.length - 1));
+      ids = [...ids.slice(0, bos.length), ...ids.slice(bos.length + drop)];
+      split -= drop;
+      if (ids.length > limit) ids = ids.slice(0, limit);
+    }
     const weight = new Float32Array(ids.length - 1);
     for (let t = 0; t < weight.length; t++) weight[t] = t + 1 >= split ? 1 : 0;
     return { ids: Int32Array.from(ids), weight };
