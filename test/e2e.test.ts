@@ -1,0 +1,203 @@
+// The workbench end to end in real Chromium (Debian's, driven by playwright-core) against `tailor serve`
+// with the real engine and a temporary history: refused inputs leave the database clean; the whole wizard
+// on stories260K with a small task and two ratios, live progress, the recovery table, the run in History,
+// compared with a second run; the Playground and a GGUF export; cancel and resume. Screenshots of each
+// screen go to out/e2e-screens/ (light at 1024×700; the Models screen in dark too).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startServer, type Server } from '../electron/core/serve/server.js';
+import { REPO_ROOT, tempDir } from './helpers/paths.js';
+
+const CHROMIUM = process.env.TAILOR_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.join(REPO_ROOT, 'out', 'e2e-screens');
+const dir = tempDir('tailor-e2e-');
+let server: Server;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`the end-to-end tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set TAILOR_CHROMIUM)`);
+  if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'renderer', 'index.html'))) throw new Error('the renderer is not built (npm run build)');
+  fs.mkdirSync(SHOTS, { recursive: true });
+  server = await startServer({ host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'history.sqlite'), dataDir: path.join(dir, 'data'), staticDir: path.join(REPO_ROOT, 'dist', 'renderer') });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  page = await browser.newPage({ viewport: { width: 1024, height: 700 }, colorScheme: 'light' });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
+  });
+  after(() => assert.deepEqual(problems, [], 'no errors in the page'));
+  await page.goto(server.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+// (conditions that run in the page are strings: this file compiles without the DOM's types)
+const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+const tid = (id: string) => page.getByTestId(id);
+const runIdOfScreen = async () => String(await tid('run-screen').getAttribute('data-run-id'));
+
+async function runStatus(expected: RegExp, timeout = 240_000): Promise<string> {
+  await page.waitForFunction(`${expected}.test(document.querySelector('[data-testid=run-status]')?.textContent ?? '')`, undefined, { timeout, polling: 250 });
+  return String(await tid('run-status').textContent());
+}
+
+/** From the Models screen: the wizard with the bundled model and story_cloze chosen, at the pruning step. */
+async function wizardToPruning(): Promise<void> {
+  await tid('nav-wizard').click();
+  await tid('wizard-reset').click();
+  await tid('wizard-model-option').first().check();
+  await tid('wizard-next').click();
+  await tid('wizard-task-story_cloze').check();
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prompt]');
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+}
+
+async function wizardFinish(name: string, lora: { epochs: string; trainshots: string; rank?: string }): Promise<string> {
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=lora]');
+  await tid('lora-epochs').fill(lora.epochs);
+  await tid('lora-trainshots').fill(lora.trainshots);
+  if (lora.rank) await tid('lora-rank').fill(lora.rank);
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=eval]');
+  await tid('eval-limit').fill('40');
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=review]');
+  await tid('review-name').fill(name);
+  await tid('review-valid').waitFor({ timeout: 30_000 });
+  await tid('wizard-start').click();
+  await tid('run-screen').waitFor();
+  return runIdOfScreen();
+}
+
+test('refused inputs: a malformed task file and an impossible ratio show clear messages, and the database stays clean', async () => {
+  await tid('model-item').first().waitFor();
+  await shot('01-models');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('01-models-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  const bad = path.join(dir, 'broken.csv');
+  fs.writeFileSync(bad, 'review,label\n"great film,positive\nbad,negative\n');
+  await tid('nav-wizard').click();
+  await tid('wizard-reset').click();
+  await tid('wizard-model-option').first().check();
+  await tid('wizard-next').click();
+  await tid('custom-file').fill(bad);
+  await tid('custom-preview').click();
+  await tid('custom-preview-error').waitFor();
+  assert.match(String(await tid('custom-preview-error').textContent()), /broken\.csv.*(unterminated|quote)/is);
+  await shot('02-wizard-bad-task-file');
+  await tid('wizard-task-story_cloze').check();
+  await tid('wizard-next').click();
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+  await tid('prune-ratio-input').fill('1.2');
+  await tid('prune-ratio-error').waitFor();
+  assert.match(String(await tid('prune-ratio-error').textContent()), /ratio/i);
+  await shot('03-wizard-impossible-ratio');
+  await tid('prune-mode-target').check();
+  await tid('prune-target-input').fill('999999999');
+  await tid('prune-target-add').click().catch(() => undefined);
+  await tid('prune-target-error').waitFor();
+  assert.match(String(await tid('prune-target-error').textContent()), /not smaller|larger|260,032/i);
+  const runs = server.workbench.history.listRuns();
+  assert.equal(runs.length, 0, 'nothing was recorded');
+  assert.equal(fs.existsSync(path.join(dir, 'data', 'runs')), false, 'nothing was written');
+});
+
+test('the whole wizard with two ratios: live progress, the recovery table, History, compare with a second run', async () => {
+  await page.reload();
+  await wizardToPruning();
+  assert.deepEqual(await tid('prune-ratio-chip').allTextContents().then((t) => t.map((s) => s.replace(/[^\d.]/g, ''))), ['0.2', '0.5']);
+  assert.match(String(await tid('prune-plan-params').textContent()), /211,072/);
+  await shot('04-wizard-pruning');
+  const runId = await wizardFinish('e2e first', { epochs: '1', trainshots: '60' });
+  await page.waitForSelector('[data-testid=run-stage][data-status=running]', { timeout: 60_000 });
+  await shot('05-run-live');
+  assert.match(await runStatus(/done/), /done/);
+  const rows = tid('run-recovery-row');
+  assert.equal(await rows.count(), 2);
+  assert.match(String(await rows.first().textContent()), /story_cloze/);
+  await tid('run-heatmap').first().waitFor();
+  await shot('06-run-done', true);
+  // the run in the history, with the same numbers the database holds
+  const rec = server.workbench.history.getRun(runId).results.filter((r) => r.phase === 'recovery');
+  assert.equal(rec.length, 2);
+  await tid('nav-history').click();
+  await page.locator(`[data-testid=history-row][data-run-id="${runId}"]`).waitFor();
+  await shot('07-history');
+  // a second run with a change (re-run with a smaller LoRA rank), then compare the two
+  await page.locator(`[data-testid=history-row][data-run-id="${runId}"] [data-testid=history-rerun]`).click();
+  await page.waitForSelector('[data-testid=wizard]');
+  for (let i = 0; i < 4; i++) {
+    if (await page.locator('[data-testid=wizard-body][data-step=lora]').count()) break;
+    await tid('wizard-next').click();
+  }
+  await page.locator('[data-testid=wizard-body]').waitFor();
+  await tid('wizard-step-prune').click().catch(() => undefined);
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+  const second = await wizardFinish('e2e second', { epochs: '1', trainshots: '60', rank: '4' });
+  assert.notEqual(second, runId);
+  await runStatus(/done/);
+  await tid('nav-history').click();
+  for (const id of [runId, second]) await page.locator(`[data-testid=history-row][data-run-id="${id}"] [data-testid=history-select]`).check();
+  await tid('history-compare').click();
+  await tid('compare-settings').waitFor();
+  assert.match(String(await tid('compare-settings').textContent()), /lora\.rank/);
+  assert.match(String(await tid('compare-metrics').textContent()), /story_cloze/);
+  await shot('08-compare');
+});
+
+test('the Playground streams a generation; Export writes a GGUF and refuses to overwrite it', async () => {
+  await tid('nav-playground').click();
+  await tid('playground-prompt').fill('Once upon a time');
+  await tid('playground-max-tokens').fill('40');
+  await tid('playground-generate').click();
+  await page.waitForFunction(`(document.querySelector('[data-testid=playground-output-a]')?.textContent ?? '').trim().length > 20`, undefined, { timeout: 30_000 });
+  await tid('playground-stats-a').waitFor();
+  await shot('09-playground');
+  await tid('nav-export').click();
+  const out = path.join(dir, 'exported.gguf');
+  await tid('export-format').selectOption('gguf');
+  await tid('export-out').fill(out);
+  await tid('export-start').click();
+  await tid('export-done').waitFor({ timeout: 60_000 });
+  assert.ok(fs.statSync(out).size > 100_000);
+  assert.match(String(await tid('export-paths').textContent()), /exported\.gguf/);
+  await shot('10-export');
+  // again without "replace": a clear refusal, the file untouched
+  const before = fs.statSync(out).mtimeMs;
+  await tid('export-start').click();
+  await tid('export-error').waitFor();
+  assert.match(String(await tid('export-error').textContent()), /exists/);
+  assert.equal(fs.statSync(out).mtimeMs, before);
+});
+
+test('cancel a running tailoring run, then resume it to the end', async () => {
+  await wizardToPruning();
+  await page.getByRole('button', { name: 'Remove ratio 0.5' }).click();
+  const runId = await wizardFinish('e2e cancel', { epochs: '30', trainshots: '200' });
+  await page.waitForSelector('[data-stage="lora ratio=0.2"][data-status=running]', { timeout: 60_000 });
+  await page.waitForTimeout(1500);
+  await tid('run-loss-chart').waitFor();
+  await tid('run-cancel').click();
+  await tid('run-resume').waitFor({ timeout: 5_000 });
+  assert.match(await runStatus(/cancelled/, 5_000), /cancelled/);
+  assert.equal(server.workbench.history.getRun(runId).status, 'cancelled');
+  await shot('11-run-cancelled');
+  await tid('run-resume').click();
+  await page.waitForSelector('[data-stage="baseline"][data-status=done]');
+  assert.match(await runStatus(/done/), /done/);
+  assert.equal(server.workbench.history.getRun(runId).status, 'done');
+  await shot('12-run-resumed-done');
+});
