@@ -156,3 +156,18 @@ test('CLI runs are recorded: tailor eval writes a run, tailor runs lists / shows
   assert.equal(refuse.status, 2);
   assert.match(refuse.stderr, /--yes/);
 });
+
+test('the Electron main process opens the history through its own better-sqlite3 build (TAILOR_SQLITE_BINDING); a missing one is a clear E_DB', () => {
+  const saved = process.env.TAILOR_SQLITE_BINDING;
+  try {
+    process.env.TAILOR_SQLITE_BINDING = path.join(REPO_ROOT, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+    const h = History.open(dbFile());
+    assert.equal(h.version, LATEST_VERSION);
+    h.close();
+    process.env.TAILOR_SQLITE_BINDING = path.join(dir, 'no-such-binding.node');
+    assert.throws(() => History.open(dbFile()), (e: unknown) => e instanceof HistoryError && e.code === 'E_DB' && /no-such-binding/.test(e.message));
+  } finally {
+    if (saved === undefined) delete process.env.TAILOR_SQLITE_BINDING;
+    else process.env.TAILOR_SQLITE_BINDING = saved;
+  }
+});

@@ -4,6 +4,7 @@
 // responsive. Locked down: context isolation, sandbox, no Node in the renderer, navigation and new
 // windows refused, permissions denied, file access only through dialogs the user answers.
 import { app, BrowserWindow, dialog, ipcMain, Menu, session, shell, type MenuItemConstructorOptions } from 'electron';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EventName, Events } from '../core/api/contract.js';
@@ -16,6 +17,10 @@ const root = path.resolve(here, '..', '..', '..');
 const indexHtml = path.join(root, 'dist', 'renderer', 'index.html');
 const preload = path.join(root, 'dist', 'electron', 'preload', 'preload.cjs');
 const page = trustedPage(indexHtml);
+// better-sqlite3 as built for Electron's ABI (node_modules holds the Node build the CLI and tests use)
+const electronSqlite = [path.join(process.resourcesPath ?? '', 'app.asar.unpacked', 'native', 'build', 'electron', 'better_sqlite3.node'),
+  path.join(root, 'native', 'build', 'electron', 'better_sqlite3.node')].find((p) => fs.existsSync(p));
+if (electronSqlite) process.env.TAILOR_SQLITE_BINDING = electronSqlite;
 
 let win: BrowserWindow | null = null;
 let workbench: Workbench | null = null;

@@ -66,7 +66,9 @@ export class History {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     let db: Database.Database;
     try {
-      db = new Database(file);
+      // the Electron main process brings better-sqlite3 built for Electron's ABI (build/electron-sqlite.mjs)
+      const nativeBinding = process.env.TAILOR_SQLITE_BINDING;
+      db = nativeBinding ? new Database(file, { nativeBinding }) : new Database(file);
     } catch (e) {
       throw new HistoryError('E_DB', `cannot open the run history ${file}: ${(e as Error).message}`);
     }
