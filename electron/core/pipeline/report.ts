@@ -5,15 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../train/atomic.js';
 import type { PipelineSpec } from './spec.js';
+import type { ReportView } from '../api/contract.js';
 
-export interface PipelineReport {
-  name: string; runId: string; model: string; paramsBefore: number; tasks: string[]; method: string;
-  rows: Array<{ task: string; ratio: number; baseline: number; pruned: number; recovered: number; recovery: number; n: number }>;
-  ratios: Array<{ ratio: number; paramsAfter: number; removedShare: number; meanRecovery: number; loraSeconds: number; loss: number[];
-    importance: { layers: Array<{ attn: number[]; mlp: number[] }> }; exported: string | null }>;
-  perplexity: Array<{ set: string; ratio: number; baseline: number; pruned: number; recovered: number }>;
-  stageSeconds: Record<string, number>;
-  seconds: number;
+/** The report: the workbench's ReportView (one definition, in the contract) plus the spec that drove it. */
+export interface PipelineReport extends ReportView {
   spec: PipelineSpec;
 }
 
