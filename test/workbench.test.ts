@@ -43,7 +43,7 @@ function until<T>(f: () => T | undefined, ms = 120_000): Promise<T> {
 const spec = (name: string, extra: Partial<SpecInput> = {}): SpecInput => ({
   name, model: MODEL, tasks: ['story_cloze'], seed: 0, eval: { limit: 60, shots: 0, perplexity: [] }, export: null,
   prune: { method: 'taylor', ratios: [0.5], targets: [], layers: null, calibText: null, calibSamples: 10, calibSeqLen: 64, global: false },
-  lora: { rank: 8, alpha: 16, lr: 0.003, epochs: 1, batch: 8, maxLen: 256, trainShots: 80, template: 'task' }, ...extra,
+  lora: { rank: 8, alpha: 16, lr: 0.003, epochs: 1, batch: 8, maxLen: 256, trainShots: 80, template: 'task', targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] }, ...extra,
 });
 
 test('every payload is checked before anything acts: wrong types, ranges, enums, unknown fields and relative paths are refused naming the field', async () => {
@@ -57,6 +57,8 @@ test('every payload is checked before anything acts: wrong types, ranges, enums,
     ['models.add', { path: '/x', extra: 1 }, 'extra'],
     ['generate.start', { source: { kind: 'model', path: MODEL }, prompt: 'x', maxTokens: 0, temperature: 0, topK: 0, topP: 1, seed: 0, side: 'a' }, 'maxTokens'],
     ['runs.compare', { runIds: ['a'] }, 'runIds'],
+    ['runs.start', { spec: { ...spec('x'), lora: { ...spec('x').lora, targets: [] } } }, 'spec.lora.targets'],
+    ['runs.start', { spec: { ...spec('x'), lora: { ...spec('x').lora, targets: ['q_proj', 'wq'] } } }, 'spec.lora.targets[1]'],
     ['runs.start', { spec: { ...spec('x'), prune: { ...spec('x').prune, method: 'psychic' } } }, 'spec.prune.method'],
   ];
   for (const [ch, p, field] of bad)
@@ -148,8 +150,11 @@ test('a run from the wizard streams its stages, loss and log to the end; the his
     assert.equal(view.resumable, false);
     assert.ok(view.loss.length >= 5);
     // a second run with other settings, then compare
-    const second = await w.invoke('runs.start', { spec: spec('other rank', { lora: { ...spec('x').lora, rank: 4 } }) });
+    const second = await w.invoke('runs.start', { spec: spec('other rank', { lora: { ...spec('x').lora, rank: 4, targets: ['q_proj', 'v_proj'] } }) });
     await until(() => got['run.finished'].find((e) => e.runId === second.runId));
+    const secondDir = (await w.invoke('runs.get', { runId: second.runId })).outDir!;
+    const adapterCfg = JSON.parse(fs.readFileSync(path.join(secondDir, 'lora-0.5', 'adapter', 'adapter_config.json'), 'utf8')) as { r: number; target_modules: string[] };
+    assert.deepEqual([adapterCfg.r, [...adapterCfg.target_modules].sort()], [4, ['q_proj', 'v_proj']], 'the wizard\'s LoRA targets reach the adapter');
     const list = await w.invoke('runs.list', { status: 'done', kind: 'pipeline', query: 'rank', sort: 'newest' });
     assert.deepEqual(list.map((r) => r.id), [second.runId]);
     const cmp = await w.invoke('runs.compare', { runIds: [runId, second.runId] });

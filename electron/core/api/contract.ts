@@ -81,7 +81,13 @@ export type TemplateChoice = 'task' | 'alpaca' | PromptTemplate;
 export interface PlanLayer extends LayerShape { params: number; prunedAttn: boolean; prunedMlp: boolean }
 export interface PlanView { ratio: number; paramsBefore: number; paramsAfter: number; removedShare: number; layers: PlanLayer[]; before: LayerShape[] }
 
-export interface LoraSettings { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: TemplateChoice }
+export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export const LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+export interface LoraSettings {
+  rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: TemplateChoice;
+  /** the projections that get adapters (default: all seven) */
+  targets: LoraTarget[];
+}
 export interface LoraEstimate { examples: number; steps: number; trainTokens: number; trainableParams: number; seconds: number; bytes: number }
 
 /** A pipeline spec as the wizard builds it (the same JSON `tailor run SPEC.json` reads). */

@@ -1,7 +1,7 @@
 // validate.ts — the back end's check of every payload that crosses the contract, before anything acts on
 // it: types, ranges, enums, string lengths, absolute paths without NUL bytes, no unknown fields. A bad
 // payload is refused with E_PAYLOAD naming the field. Pure (no Node), so it runs in main and serve alike.
-import { CHANNELS, IMPORTANCE_METHODS, type Channel, type Req } from './contract.js';
+import { CHANNELS, IMPORTANCE_METHODS, LORA_TARGETS, type Channel, type Req } from './contract.js';
 
 export class PayloadError extends Error {
   readonly code = 'E_PAYLOAD' as const;
@@ -84,6 +84,10 @@ const template = (v: unknown, at: string) =>
 const lora = obj({
   rank: int(1, 1024), alpha: num(1e-6, 1e6), lr: num(1e-9, 1), epochs: int(1, 1000), batch: int(1, 4096), maxLen: int(2, 1 << 20),
   trainShots: int(1, 1_000_000), template,
+  targets: (v: unknown, at: string) => {
+    const t = arr(lit(...LORA_TARGETS), 7)(v, at);
+    return t.length > 0 && new Set(t).size === t.length ? t : fail(at, 'a non-empty list of distinct projections');
+  },
 });
 const layerRange = nullable((v: unknown, at: string) => {
   const r = arr(int(0, 100_000), 2)(v, at);

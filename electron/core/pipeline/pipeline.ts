@@ -164,7 +164,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
             const ex = promptCompletionExamples(tok, recs, { eos: false, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength) });
             const loraDir = path.join(spec.outDir, `lora-${ratio}`);
             const r = await finetune(pruned, {
-              settings: { ...DEFAULT_TRAIN, lora: { ...DEFAULT_TRAIN.lora, rank: spec.lora.rank, alpha: spec.lora.alpha }, optim: { ...DEFAULT_TRAIN.optim, lr: spec.lora.lr },
+              settings: { ...DEFAULT_TRAIN, lora: { ...DEFAULT_TRAIN.lora, rank: spec.lora.rank, alpha: spec.lora.alpha, targets: [...spec.lora.targets] }, optim: { ...DEFAULT_TRAIN.optim, lr: spec.lora.lr },
                 epochs: spec.lora.epochs, batch: spec.lora.batch, microBatch: spec.lora.batch, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength), seed: spec.seed },
               examples: ex, outDir: loraDir, checkpointEvery: 5, force: true, resume: fs.existsSync(path.join(loraDir, 'checkpoint', 'trainer_state.json')), signal: o.signal,
               onProgress: (p) => o.onEvent?.({ stage: `lora ${tag}`, status: 'progress', fraction: p.fraction, message: `step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)}` }),

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { EngineError } from '../engine/errors.js';
 import { METHODS, type ImportanceMethod } from '../prune/prune.js';
 import { placeholders, type PromptTemplate } from '../tasks/index.js';
+import { LORA_TARGETS, type LoraTarget } from '../train/lora.js';
 
 /** A built-in task by name, or a custom task file with its column mapping (see tasks/custom.ts). */
 export type TaskRef = string | { name: string; file: string; mapping: Record<string, unknown> };
@@ -19,7 +20,7 @@ export interface PipelineSpec {
   /** export of each recovered (pruned + merged LoRA) model; null = none */
   export: { format: 'gguf' | 'hf'; dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' } | null;
   prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
-  lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate };
+  lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate; targets: LoraTarget[] };
 }
 
 type Obj = Record<string, unknown>;
@@ -96,6 +97,8 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
       trainShots: field(lo, 'trainShots', 50, isInt(1), 'a positive integer', 'lora.'),
       template: field<'task' | 'alpaca' | PromptTemplate>(lo, 'template', 'task', (v) => v === 'task' || v === 'alpaca' || isTemplate(v),
         '"task", "alpaca" or {"prompt": "…{field}…", "completion": "…{answer}"}', 'lora.'),
+      targets: field<LoraTarget[]>(lo, 'targets', [...LORA_TARGETS], (v) => Array.isArray(v) && v.length > 0 && new Set(v).size === v.length && v.every((x) => (LORA_TARGETS as readonly unknown[]).includes(x)),
+        `a non-empty list of ${LORA_TARGETS.join(', ')}`, 'lora.'),
     },
   };
 }

@@ -13,7 +13,7 @@ import { History } from '../history/db.js';
 import { resolveTask } from '../pipeline/pipeline.js';
 import { planLocal, ratioForTarget } from '../prune/plan.js';
 import { alpacaTemplate, choiceTexts, defaultTemplate, fewShot, listTasks, previewRows, renderExample, type Task } from '../tasks/index.js';
-import { DEFAULT_LORA, loraSlots } from '../train/lora.js';
+import { loraSlots } from '../train/lora.js';
 import { ServiceError, toWireError, type Emit } from './events.js';
 import { JobManager } from './jobs.js';
 import { archOfInfo, Library, ModelCache } from './library.js';
@@ -170,7 +170,7 @@ export class Workbench {
         const tokensPer = Math.min(r.lora.maxLen, Math.max(1, Math.ceil(chars / Math.max(1, examples) / 4)));
         const trainTokens = examples * tokensPer * r.lora.epochs;
         const steps = Math.ceil(examples / r.lora.batch) * r.lora.epochs;
-        const trainableParams = loraSlots({ dim: arch.dim, headDim: arch.headDim, layers: plan.layers }, r.lora.rank, DEFAULT_LORA.targets).size;
+        const trainableParams = loraSlots({ dim: arch.dim, headDim: arch.headDim, layers: plan.layers }, r.lora.rank, r.lora.targets).size;
         // LoRA training time per token ≈ 4 FLOPs per (kept) parameter at ~35 GFLOP/s per core, plus ~0.1 ms
         // of fixed cost per token; fitted to bench/README.md's measured LoRA throughput (stories260K 8 578
         // tok/s, a 110M model 174 tok/s on 2 cores)

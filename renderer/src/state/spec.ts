@@ -1,7 +1,7 @@
 // spec.ts — the wizard's pure spec logic: defaults, per-step validation (field → message), the readable
 // summary, and turning a stored run's spec (or a draft) back into a complete SpecInput.
 import type { ExportDtype, ImportanceMethod, LoraSettings, ModelEntry, SpecInput, TaskRef, TemplateChoice } from '../../../electron/core/api/contract';
-import { IMPORTANCE_METHODS } from '../../../electron/core/api/contract';
+import { IMPORTANCE_METHODS, LORA_TARGETS } from '../../../electron/core/api/contract';
 import { fmtParams } from '../lib/format';
 
 export const STEPS = [
@@ -15,7 +15,7 @@ export const STEPS = [
 ] as const;
 
 /** which error keys (prefixes) belong to which step */
-const STEP_FIELDS: string[][] = [['model'], ['tasks'], ['lora.template'], ['prune'], ['lora.rank', 'lora.alpha', 'lora.lr', 'lora.epochs', 'lora.batch', 'lora.maxLen', 'lora.trainShots'], ['eval', 'export', 'seed'], ['name', 'outDir']];
+const STEP_FIELDS: string[][] = [['model'], ['tasks'], ['lora.template'], ['prune'], ['lora.rank', 'lora.alpha', 'lora.lr', 'lora.epochs', 'lora.batch', 'lora.maxLen', 'lora.trainShots', 'lora.targets'], ['eval', 'export', 'seed'], ['name', 'outDir']];
 
 export const DTYPES: readonly ExportDtype[] = ['f32', 'f16', 'bf16', 'q8_0'];
 
@@ -28,7 +28,7 @@ export function defaultSpec(): SpecInput {
     eval: { limit: null, shots: 0, perplexity: [] },
     export: null,
     prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibSamples: 10, calibSeqLen: 64, global: false },
-    lora: { rank: 8, alpha: 16, lr: 2e-4, epochs: 2, batch: 8, maxLen: 256, trainShots: 50, template: 'task' },
+    lora: { rank: 8, alpha: 16, lr: 2e-4, epochs: 2, batch: 8, maxLen: 256, trainShots: 50, template: 'task', targets: [...LORA_TARGETS] },
   };
 }
 
@@ -83,6 +83,7 @@ export function normalizeSpec(raw: unknown): SpecInput {
     lora: {
       rank: num(lo.rank, 8), alpha: num(lo.alpha, 16), lr: num(lo.lr, 2e-4), epochs: num(lo.epochs, 2), batch: num(lo.batch, 8),
       maxLen: num(lo.maxLen, 256), trainShots: num(lo.trainShots, 50), template: template(lo.template),
+      targets: Array.isArray(lo.targets) ? LORA_TARGETS.filter((x) => (lo.targets as unknown[]).includes(x)) : [...LORA_TARGETS],
     },
   };
   if (typeof raw.outDir === 'string' && raw.outDir) out.outDir = raw.outDir;
@@ -145,6 +146,7 @@ export function validateSpec(s: SpecInput, model: ModelEntry | undefined): Recor
   if (!isInt(l.batch, 1)) e['lora.batch'] = 'Batch: a whole number, at least 1.';
   if (!isInt(l.maxLen, 2)) e['lora.maxLen'] = 'Max length: a whole number, at least 2.';
   if (!isInt(l.trainShots, 1)) e['lora.trainShots'] = 'Training examples per task: a whole number, at least 1.';
+  if (!l.targets.length) e['lora.targets'] = 'Choose at least one projection to adapt.';
   if (s.eval.limit !== null && !isInt(s.eval.limit, 1)) e['eval.limit'] = 'Items per task: a whole number, at least 1 (or empty for all).';
   if (!isInt(s.eval.shots, 0)) e['eval.shots'] = 'Shots: a whole number, 0 or more.';
   if (s.eval.perplexity.some((f) => !f.trim())) e['eval.perplexity'] = 'A perplexity file path is empty.';
@@ -187,7 +189,7 @@ export function summarize(s: SpecInput, model: ModelEntry | undefined): Array<{ 
       ['Ranking', s.prune.global ? 'global' : 'per layer'],
     ] },
     { title: 'LoRA', rows: [
-      ['Rank / alpha', `${l.rank} / ${l.alpha}`], ['Learning rate', String(l.lr)], ['Epochs', String(l.epochs)], ['Batch', String(l.batch)],
+      ['Rank / alpha', `${l.rank} / ${l.alpha}`], ['Adapted projections', l.targets.length === LORA_TARGETS.length ? 'all (q, k, v, o, gate, up, down)' : l.targets.join(', ')], ['Learning rate', String(l.lr)], ['Epochs', String(l.epochs)], ['Batch', String(l.batch)],
       ['Max length', `${l.maxLen} tokens`], ['Training examples per task', String(l.trainShots)], ['Prompt template', templateLabel(l.template)],
     ] },
     { title: 'Evaluation', rows: [
