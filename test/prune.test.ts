@@ -1,6 +1,7 @@
 // Structural pruning: honest parameter accounting from config alone, exactness of the physical slicing
 // (a pruned model computes what the unpruned one computes with those heads/channels zeroed), Taylor
-// beating random, and pruned models that load, round-trip and train like any model.
+// beating random, calibration from a task's training prompts, and pruned models that load, round-trip and
+// train like any model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,8 @@ import { Model } from '../electron/core/engine/engine.js';
 import { randomModel, type ModelTensors } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
-import { calibrationFromText, pruneModel, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { calibrationFromExamples, calibrationFromText, pruneModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { defaultTemplate, getTask, renderExample } from '../electron/core/tasks/index.js';
 import { perplexity } from '../electron/core/text/perplexity.js';
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
 import { textExamples } from '../electron/core/train/data.js';
@@ -159,6 +161,90 @@ test('a pruned model round-trips with identical logits and trains with LoRA', as
   }
 });
 
+test("calibration from a task: seeded windows of exactly L tokens packed from [BOS] + the task's rendered training prompts", async () => {
+  const m = await Model.load(shared('models', 'stories260K-hf'));
+  try {
+    const tok = m.requireTokenizer(), bos = m.info.bosId;
+    const task = getTask('story_cloze');
+    const tpl = defaultTemplate(task);
+    const records = taskCalibrationRecords([{ items: task.trainItems(), template: tpl }], 0);
+    assert.deepEqual(records, task.trainItems().map((it) => renderExample(tpl, it)), 'one task: every training item, rendered with its training template');
+    const a = calibrationFromExamples(tok, records, 10, 64, 7, bos);
+    const again = calibrationFromExamples(tok, records, 10, 64, 7, bos);
+    const other = calibrationFromExamples(tok, records, 10, 64, 8, bos);
+    assert.deepEqual(again.map((e) => [Array.from(e.ids), Array.from(e.weight)]), a.map((e) => [Array.from(e.ids), Array.from(e.weight)]), 'deterministic for a seed');
+    assert.notDeepEqual(other.map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)), 'another seed, other windows');
+    // every window: L ids from [BOS]; its records are each one [BOS] + encode(prompt + completion), the last one cut
+    const encoded = records.map((r) => [bos, ...tok.encode(r.prompt + r.completion)]);
+    const whole = new Map(encoded.map((e, i) => [e.join(','), i]));
+    const used: number[] = [];
+    for (const e of a) {
+      assert.equal(e.ids.length, 64);
+      assert.equal(e.weight.length, 63);
+      assert.equal(e.ids[0], bos);
+      const ids = Array.from(e.ids);
+      const starts = ids.flatMap((t, p) => (t === bos ? [p] : []));
+      assert.ok(starts.length >= 1);
+      for (let k = 0; k < starts.length; k++) {
+        const seg = ids.slice(starts[k], starts[k + 1] ?? ids.length);
+        if (k + 1 < starts.length) {
+          const i = whole.get(seg.join(','));
+          assert.ok(i !== undefined, 'a whole record is the tokenization of a rendered training prompt');
+          used.push(i);
+        } else {
+          assert.ok(encoded.some((x) => x.length >= seg.length && seg.every((t, j) => x[j] === t)), 'the last record is cut from one');
+        }
+      }
+      // the boundary (predicting the next record's BOS) is not a prediction; every other token weighs 1
+      e.weight.forEach((w, t) => assert.equal(w, starts.includes(t + 1) ? 0 : 1, `weight ${t}`));
+    }
+    assert.equal(new Set(used).size, used.length, 'no record twice while the task has more');
+    // too little text for one window is an error; a small pool is reused in the same order
+    assert.throws(() => calibrationFromExamples(tok, [{ prompt: 'Once', completion: ' upon' }], 2, 64, 0, bos), (e: Error & { code?: string }) => e.code === 'E_ARG' && /fewer than --seq-len 64/.test(e.message));
+    const small = calibrationFromExamples(tok, records.slice(0, 3), 6, 64, 1, bos);
+    assert.equal(small.length, 6);
+    assert.ok(small.every((e) => e.ids.length === 64 && e.ids[0] === bos));
+  } finally {
+    m.dispose();
+  }
+});
+
+test('tailor prune --calib-task: a built-in task or a custom file with the eval column flags; the same importance as in-process', async () => {
+  const src = shared('models', 'stories260K-hf');
+  const out = path.join(dir, 'calib-task');
+  const imp = path.join(dir, 'calib-task-importance.json');
+  const c = spawnSync(process.execPath, [CLI, 'prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--samples', '8', '--seq-len', '96', '--seed', '3',
+    '--out', out, '--save-importance', imp, '--no-history'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'pruning.json'), 'utf8'));
+  assert.equal(report.settings.calibSource, 'task:story_cloze');
+  assert.equal(report.settings.calibSamples, 8);
+  assert.equal(report.settings.calibTokens, 8 * 95);
+  const m = await Model.load(src);
+  try {
+    const task = getTask('story_cloze');
+    const calib = calibrationFromExamples(m.requireTokenizer(), taskCalibrationRecords([{ items: task.trainItems(), template: defaultTemplate(task) }], 3), 8, 96, 3, m.info.bosId);
+    const s = await m.groupImportance(calib, { method: 'taylor', agg: 'sum', seed: 3 });
+    const saved = JSON.parse(fs.readFileSync(imp, 'utf8')) as { layers: Array<{ attn: number[]; mlp: number[] }> };
+    const flat = (x: Array<ArrayLike<number>>) => x.flatMap((v) => Array.from(v));
+    const want = [...flat(s.attn), ...flat(s.mlp)], got = [...flat(saved.layers.map((l) => l.attn)), ...flat(saved.layers.map((l) => l.mlp))];
+    assert.equal(got.length, want.length);
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.abs(want[i]) + 1e-12, `score ${i}: ${v} vs ${want[i]}`));
+  } finally {
+    m.dispose();
+  }
+  // a custom CSV task with tailor eval's column flags
+  const rows = fs.readFileSync(shared('datasets', 'story_cloze', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 100).map((l) => JSON.parse(l) as { question: string; choices: string[]; label: number });
+  const q = (x: string) => `"${x.replace(/"/g, '""')}"`;
+  const csv = path.join(dir, 'calib-stories.csv');
+  fs.writeFileSync(csv, ['story,a,b,c,d,answer', ...rows.map((r) => [r.question, ...r.choices, 'ABCD'[r.label]].map(q).join(','))].join('\n') + '\n');
+  const out2 = path.join(dir, 'calib-custom');
+  const c2 = spawnSync(process.execPath, [CLI, 'prune', src, '--ratio', '0.2', '--calib-task', csv, '--question-col', 'story', '--choices-col', 'a,b,c,d', '--answer-col', 'answer',
+    '--out', out2, '--no-history', '--json'], { encoding: 'utf8' });
+  assert.equal(c2.status, 0, c2.stderr);
+  assert.match(JSON.parse(fs.readFileSync(path.join(out2, 'pruning.json'), 'utf8')).settings.calibSource, /^task:custom:calib-stories\.csv$/);
+});
+
 test('prune errors: unreachable targets, bad ratios and missing calibration are clear', () => {
   const src = shared('models', 'stories260K-hf');
   const cases: Array<[string[], number, RegExp]> = [
@@ -166,6 +252,9 @@ test('prune errors: unreachable targets, bad ratios and missing calibration are 
     [['prune', src, '--ratio', '1.5', '--method', 'random', '--out', path.join(dir, 'x2')], 2, /--ratio must be a number/],
     [['prune', src, '--target-params', '10', '--method', 'random', '--out', path.join(dir, 'x3')], 1, /cannot be reached/],
     [['prune', src, '--ratio', '0.5', '--method', 'random', '--layers', '2-9', '--out', path.join(dir, 'x4')], 1, /outside the model's layers/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--calib', shared('datasets', 'tinystories', 'validation_head.txt'), '--out', path.join(dir, 'x5')], 2, /give one of --calib FILE, --calib-ids FILE\.json or --calib-task/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'no_such_task', '--out', path.join(dir, 'x6')], 1, /unknown task "no_such_task"/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--template-style', 'chat', '--out', path.join(dir, 'x7')], 2, /--template-style must be task or alpaca/],
   ];
   for (const [args, code, re] of cases) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
