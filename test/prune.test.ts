@@ -12,6 +12,7 @@ import { randomModel, type ModelTensors } from '../electron/core/formats/model-t
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
 import { calibrationFromExamples, calibrationFromText, pruneModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { parseSpec } from '../electron/core/pipeline/spec.js';
 import { defaultTemplate, getTask, renderExample } from '../electron/core/tasks/index.js';
 import { perplexity } from '../electron/core/text/perplexity.js';
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
@@ -243,6 +244,14 @@ test('tailor prune --calib-task: a built-in task or a custom file with the eval 
     '--out', out2, '--no-history', '--json'], { encoding: 'utf8' });
   assert.equal(c2.status, 0, c2.stderr);
   assert.match(JSON.parse(fs.readFileSync(path.join(out2, 'pruning.json'), 'utf8')).settings.calibSource, /^task:custom:calib-stories\.csv$/);
+});
+
+test('pipeline spec: prune.calibTask is a boolean (default false) and excludes prune.calibText', () => {
+  const base = { model: 'm', tasks: ['story_cloze'], outDir: 'o' };
+  assert.equal(parseSpec(base, '/x').prune.calibTask, false);
+  assert.equal(parseSpec({ ...base, prune: { calibTask: true } }, '/x').prune.calibTask, true);
+  assert.throws(() => parseSpec({ ...base, prune: { calibTask: 'yes' } }, '/x'), /spec: prune\.calibTask must be true .* or false/);
+  assert.throws(() => parseSpec({ ...base, prune: { calibTask: true, calibText: 'a.txt' } }, '/x'), /prune\.calibTask .* and prune\.calibText .* exclude each other/);
 });
 
 test('prune errors: unreachable targets, bad ratios and missing calibration are clear', () => {
