@@ -1,11 +1,11 @@
 // prune-bench.ts — LLM-Pruner's Table 1 in miniature: TinyStories perplexity of stories260K before
 // pruning and after each importance method, at ratios 0.2 and 0.5, pruning layers 1-3 and all layers.
 // Calibration (default): 10 × 64 tokens from the first 200 KB of the TinyStories sample (LLM-Pruner's default
-// size); `--sizes 10x64,32x128,128x128` and `--calib tinystories,task` add one block of rows per calibration
-// size and source (task: story_cloze's training prompts, rendered and packed as `tailor prune --calib-task`
-// does). Evaluation: 120 KB further on, windows of 128. Random is reported as the mean (and range) of several
-// seeds; calibrated methods as the mean (and range) over calibration seeds. Measured, never asserted:
-// `node dist/bench/prune-bench.js [--seeds 3] [--random-seeds 6] [--samples 10 --seq-len 64] [--sizes …] [--calib …] [--methods …] [--json FILE]`.
+// size); `--sizes 10x64,32x128,128x128` and `--calib tinystories,tinystories-bos,tinystories-paragraphs,task`
+// add one block of rows per calibration size and source (see SOURCE_NAMES). Evaluation: 120 KB further on,
+// windows of 128. Random is the mean (and range) of several seeds; calibrated methods the mean (and range)
+// over calibration seeds. Measured, never asserted: `node dist/bench/prune-bench.js [--seeds 3]
+// [--random-seeds 6] [--samples 10 --seq-len 64] [--sizes …] [--calib …] [--methods …] [--json FILE]`.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,8 +38,13 @@ const SIZES: Array<[number, number]> = (arg('sizes') ?? `${int('samples', 10)}x$
   if (!m || Number(m[1]) < 1 || Number(m[2]) < 2) throw new Error(`--sizes: "${s}" must look like 32x128`);
   return [Number(m[1]), Number(m[2])];
 });
+// tinystories: windows of [BOS] + encode(text) at random offsets (tailor prune --calib; LLM-Pruner's get_bookcorpus);
+// tinystories-bos: the same windows with their first token replaced by BOS (Tailor's --calib before it followed
+// LLM-Pruner: a BOS in front of mid-text tokens); tinystories-paragraphs: the paragraphs as records, each from its BOS,
+// packed as --calib-task packs a task's prompts; task: story_cloze's training prompts (tailor prune --calib-task)
+const SOURCE_NAMES: Record<string, string> = { tinystories: 'TinyStories', 'tinystories-bos': 'TinyStories, BOS first', 'tinystories-paragraphs': 'TinyStories paragraphs', task: 'story_cloze' };
 const SOURCES = (arg('calib') ?? 'tinystories').split(',').map((s) => s.trim());
-if (SOURCES.some((s) => s !== 'tinystories' && s !== 'task')) throw new Error('--calib takes tinystories and/or task');
+if (SOURCES.some((s) => !(s in SOURCE_NAMES))) throw new Error(`--calib takes ${Object.keys(SOURCE_NAMES).join(', ')}`);
 const METHODS = (arg('methods') ?? ALL_METHODS.join(',')).split(',').map((s) => s.trim()) as ImportanceMethod[];
 if (METHODS.some((m) => !ALL_METHODS.includes(m))) throw new Error(`--methods takes ${ALL_METHODS.join(', ')}`);
 const CALIBRATED = METHODS.filter((m) => m !== 'random');
@@ -59,8 +64,14 @@ async function main(): Promise<void> {
   const taskRecords = taskCalibrationRecords([{ items: task.trainItems(), template: defaultTemplate(task) }], 0);
   const evalText = TEXT.slice(400_000, 520_000);
   const before = (await perplexity(m, evalText, { seqLen: 128 })).ppl;
-  const calibration = (source: string, [n, len]: [number, number], seed: number): RawExample[] =>
-    source === 'task' ? calibrationFromExamples(tok, taskRecords, n, len, seed, m.info.bosId) : calibrationFromText(calibIds, n, len, seed, m.info.bosId);
+  const paragraphs = TEXT.slice(0, 200_000).split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean).map((p) => ({ prompt: '', completion: p }));
+  const calibration = (source: string, [n, len]: [number, number], seed: number): RawExample[] => {
+    if (source === 'task') return calibrationFromExamples(tok, taskRecords, n, len, seed, m.info.bosId);
+    if (source === 'tinystories-paragraphs') return calibrationFromExamples(tok, paragraphs, n, len, seed, m.info.bosId);
+    if (source === 'tinystories-bos')
+      return calibrationFromText(calibIds, n, len, seed, m.info.bosId).map((e) => ({ ids: Int32Array.from([m.info.bosId, ...e.ids.slice(1)]), weight: e.weight }));
+    return calibrationFromText(calibIds, n, len, seed, m.info.bosId);
+  };
   const ppl = async (method: ImportanceMethod, c: (typeof COLS)[number], seed: number, calib: RawExample[]) => {
     const r = await pruneModel(m, { ratio: c.ratio, method, calib, seed, scope: { attnLayers: c.layers, mlpLayers: c.layers } });
     const out = path.join(tmp, `${method}-${c.ratio}-${c.layers.join('')}-${seed}`);
@@ -85,7 +96,7 @@ async function main(): Promise<void> {
           for (const s of seeds) vs.push((await ppl(method, c, s, calibration(source, size, s))).v);
           cells.push(vs);
         }
-        const tag = method.startsWith('magnitude') ? '' : ` (${source === 'task' ? 'story_cloze' : 'TinyStories'} ${size[0]}×${size[1]})`;
+        const tag = method.startsWith('magnitude') ? '' : ` (${SOURCE_NAMES[source]} ${size[0]}×${size[1]})`;
         rows.push({ label: method + tag, source, size: `${size[0]}x${size[1]}`, method, cells });
         process.stderr.write(`${method}${tag}: ${cells.map((v) => mean(v).toFixed(2)).join(' | ')}  (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
       }
