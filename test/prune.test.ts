@@ -95,14 +95,15 @@ for (const [label, nHead, nKvHead] of [['MHA', 4, 4], ['GQA', 8, 2]] as const) {
   });
 }
 
-test('stories260K, all layers: informed importance beats random pruning (Taylor at 0.5; Wanda-SP at 0.2 and 0.5)', async () => {
-  // Random pruning is a distribution, so its floor is the mean over several seeds. On this tiny model the
-  // first-order Taylor score is no better than random at ratio 0.2 (and in layers 1-3 alone) — see
-  // bench/prune-bench.ts and bench/README.md — so those cells are measured there, not asserted here.
+test('stories260K, all layers: informed importance beats random pruning (Taylor and Wanda-SP at 0.2 and 0.5)', async () => {
+  // Random pruning is a distribution, so its floor is the mean over several seeds. With LLM-Pruner's calibration
+  // (10 windows of 64 tokens) every Taylor calibration seed, at every calibration size measured, lands below
+  // random's mean when all layers are pruned (bench/README.md: ≤ 0.76× at 0.2, ≤ 0.75× at 0.5). In layers 1-3
+  // Taylor also wins on the mean, but within the seeds' spread, so those cells are measured there, not asserted.
   const m = await Model.load(shared('models', 'stories260K-hf'));
   try {
     const tok = m.requireTokenizer();
-    const calib = calibrationFromText(tok.encode(TEXT.slice(0, 200_000)), 10, 64, 0, 1);
+    const calib = calibrationFromText(tok.encode(TEXT.slice(0, 200_000)), 10, 64, 0, m.info.bosId);
     const evalText = TEXT.slice(400_000, 520_000);
     const ppl = async (method: 'taylor' | 'wanda-sp' | 'random', ratio: number, seed: number) => {
       const r = await pruneModel(m, { ratio, method, calib, seed, scope: { attnLayers: [0, 4], mlpLayers: [0, 4] } });
@@ -117,11 +118,12 @@ test('stories260K, all layers: informed importance beats random pruning (Taylor 
     };
     for (const ratio of [0.2, 0.5]) {
       const random: number[] = [];
-      for (const seed of [1, 2, 3, 4]) random.push(await ppl('random', ratio, seed));
+      for (const seed of [1, 2, 3, 4, 5, 6]) random.push(await ppl('random', ratio, seed));
       const mean = random.reduce((a, b) => a + b, 0) / random.length;
-      const checks: Array<['taylor' | 'wanda-sp', number]> = ratio === 0.5 ? [['taylor', await ppl('taylor', ratio, 0)], ['wanda-sp', await ppl('wanda-sp', ratio, 0)]] : [['wanda-sp', await ppl('wanda-sp', ratio, 0)]];
-      for (const [method, v] of checks)
+      for (const method of ['taylor', 'wanda-sp'] as const) {
+        const v = await ppl(method, ratio, 0);
         assert.ok(v < mean, `ratio ${ratio}: ${method} ${v.toFixed(2)} vs random ${random.map((x) => x.toFixed(2)).join(', ')}`);
+      }
     }
   } finally {
     m.dispose();
@@ -160,6 +162,26 @@ test('a pruned model round-trips with identical logits and trains with LoRA', as
   } finally {
     m.dispose();
   }
+});
+
+test("calibration from a text: seeded windows of [BOS] + encode(text) as LLM-Pruner slices them (a BOS only at offset 0)", () => {
+  const ids = Array.from({ length: 500 }, (_, i) => 3 + ((i * 7919) % 509));
+  const stream = [1, ...ids];
+  const a = calibrationFromText(ids, 40, 32, 5, 1);
+  assert.deepEqual(calibrationFromText(ids, 40, 32, 5, 1).map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)), 'deterministic for a seed');
+  assert.notDeepEqual(calibrationFromText(ids, 40, 32, 6, 1).map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)));
+  const at = (w: number[]) => stream.findIndex((_, o) => w.every((t, j) => stream[o + j] === t));
+  for (const e of a) {
+    assert.equal(e.ids.length, 32);
+    assert.deepEqual(Array.from(e.weight), new Array(31).fill(1));
+    const o = at(Array.from(e.ids));
+    assert.ok(o >= 0 && o + 32 <= stream.length, 'a contiguous window of [BOS] + ids');
+    assert.equal(e.ids[0] === 1, o === 0, 'BOS only in the window at offset 0');
+  }
+  assert.ok(new Set(a.map((e) => at(Array.from(e.ids)))).size > 30, 'offsets spread over the text');
+  // a text exactly one window long: every window is the whole of [BOS] + ids
+  assert.deepEqual(calibrationFromText(ids.slice(0, 31), 3, 32, 0, 1).map((e) => Array.from(e.ids)), [0, 1, 2].map(() => stream.slice(0, 32)));
+  assert.throws(() => calibrationFromText(ids.slice(0, 20), 3, 32, 0, 1), /fewer than --seq-len 32/);
 });
 
 test("calibration from a task: seeded windows of exactly L tokens packed from [BOS] + the task's rendered training prompts", async () => {

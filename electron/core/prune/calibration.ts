@@ -1,7 +1,8 @@
 // calibration.ts — the calibration examples of structural pruning (what the importance pass's gradients are
-// taken on): N seeded windows of L tokens from a text (LLM-Pruner's 10 × 64), exact token ids from JSON, or
-// a task's training items rendered as the LoRA stage renders them (prompt + completion), tokenized with BOS
-// and packed into windows of L tokens — Tailored-LLaMA's task-specific compression.
+// taken on): N seeded windows of L tokens of a text (LLM-Pruner's 10 × 64, no BOS before mid-text windows),
+// exact token ids from JSON, or a task's training items rendered as the LoRA stage renders them (prompt +
+// completion), tokenized with BOS and packed into windows of L tokens — Tailored-LLaMA's task-specific
+// compression.
 import { EngineError } from '../engine/errors.js';
 import type { RawExample } from '../engine/native.js';
 import { fewShot, renderExample, type ChoiceItem, type PromptTemplate } from '../tasks/index.js';
@@ -17,14 +18,20 @@ function rng(seed: number): () => number {
   };
 }
 
-/** N windows of L tokens from [BOS] + encode(text) at seeded random offsets (LLM-Pruner: 10 × 64). */
+/**
+ * N windows of L tokens of [BOS] + encode(text) at seeded random offsets (LLM-Pruner: 10 × 64). As LLM-Pruner's
+ * get_bookcorpus/get_c4 slice a tokenized document at a random offset, a window holds a BOS only when it starts
+ * at offset 0: a BOS in front of mid-text tokens is a context the model never saw, whose first predictions
+ * (≈ 14 nats on stories260K) would dominate the gradients (see bench/README.md).
+ */
 export function calibrationFromText(ids: number[], samples: number, seqLen: number, seed: number, bos: number): RawExample[] {
-  if (ids.length < seqLen) throw new EngineError('E_ARG', `the calibration text has ${ids.length} tokens, fewer than --seq-len ${seqLen}`);
+  const stream = bos >= 0 ? [bos, ...ids] : ids;
+  if (stream.length < seqLen) throw new EngineError('E_ARG', `the calibration text has ${stream.length} tokens (with BOS), fewer than --seq-len ${seqLen}`);
   const rnd = rng(seed);
   const out: RawExample[] = [];
   for (let s = 0; s < samples; s++) {
-    const off = rnd() % (ids.length - seqLen + 2);
-    const win = [bos, ...ids.slice(off, off + seqLen - 1)];
+    const off = rnd() % (stream.length - seqLen + 1);
+    const win = stream.slice(off, off + seqLen);
     out.push({ ids: Int32Array.from(win), weight: new Float32Array(win.length - 1).fill(1) });
   }
   return out;
