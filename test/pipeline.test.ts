@@ -1,12 +1,15 @@
 // The whole pipeline (tailor run) on stories260K with ratios 0.2 and 0.5: reports in three forms, the run
 // in the history with its stages and loss curve, LoRA recovering what pruning lost — and a process
-// killed mid-LoRA that resumes and finishes.
+// killed mid-LoRA that resumes and finishes; pruning calibrated on the tasks' training prompts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { History } from '../electron/core/history/db.js';
+import { Model } from '../electron/core/engine/engine.js';
+import { calibrationFromExamples, taskCalibrationRecords } from '../electron/core/prune/calibration.js';
+import { alpacaTemplate, getTask } from '../electron/core/tasks/index.js';
 import { REPO_ROOT, tempDir } from './helpers/paths.js';
 
 const dir = tempDir('tailor-pipeline-');
@@ -99,6 +102,28 @@ test('a run killed mid-LoRA is marked interrupted, resumes from its last finishe
   // the uninterrupted run's report (same spec, same seed) has the same numbers
   const full = JSON.parse(fs.readFileSync(path.join(dir, 'full', 'report.json'), 'utf8'));
   assert.deepEqual(rep.rows, full.rows, 'the same accuracies as the uninterrupted run (which also had perplexity and export stages)');
+});
+
+test("prune.calibTask: the prune stage calibrates on the tasks' training prompts, rendered with the LoRA template", async () => {
+  const r = spawnSync(process.execPath, [CLI, 'run', spec('calib-task', { eval: { limit: 20 }, prune: { method: 'taylor', ratios: [0.5], calibTask: true, calibSamples: 8, calibSeqLen: 96 },
+    lora: { trainShots: 16, epochs: 1, lr: 0.003, batch: 8, maxLen: 128, template: 'alpaca' }, seed: 2 }), '--no-history', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  const pruning = JSON.parse(fs.readFileSync(path.join(dir, 'calib-task', 'pruned-0.5', 'pruning.json'), 'utf8'));
+  assert.equal(pruning.settings.calibSource, 'task:story_cloze');
+  assert.equal(pruning.settings.calibTokens, 8 * 95);
+  // the same scores as the calibration built in-process from story_cloze's training items in the Alpaca template
+  const m = await Model.load(MODEL);
+  try {
+    const task = getTask('story_cloze');
+    const calib = calibrationFromExamples(m.requireTokenizer(), taskCalibrationRecords([{ items: task.trainItems(), template: alpacaTemplate(task) }], 2), 8, 96, 2, m.info.bosId);
+    const s = await m.groupImportance(calib, { method: 'taylor', agg: 'sum', seed: 2 });
+    const want = s.mlp.flatMap((v) => Array.from(v)), got = (rep.ratios[0].importance.layers as Array<{ mlp: number[] }>).flatMap((l) => l.mlp);
+    assert.equal(got.length, want.length);
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.abs(want[i]) + 1e-12, `channel ${i}: ${v} vs ${want[i]}`));
+  } finally {
+    m.dispose();
+  }
 });
 
 test('bad specs and unknown tasks get clear errors and no finished run', () => {

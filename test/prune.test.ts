@@ -1,6 +1,7 @@
 // Structural pruning: honest parameter accounting from config alone, exactness of the physical slicing
 // (a pruned model computes what the unpruned one computes with those heads/channels zeroed), Taylor
-// beating random, and pruned models that load, round-trip and train like any model.
+// beating random, calibration from a task's training prompts, and pruned models that load, round-trip and
+// train like any model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,9 @@ import { Model } from '../electron/core/engine/engine.js';
 import { randomModel, type ModelTensors } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
-import { calibrationFromText, pruneModel, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { calibrationFromExamples, calibrationFromText, pruneModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { parseSpec } from '../electron/core/pipeline/spec.js';
+import { defaultTemplate, getTask, renderExample } from '../electron/core/tasks/index.js';
 import { perplexity } from '../electron/core/text/perplexity.js';
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
 import { textExamples } from '../electron/core/train/data.js';
@@ -92,14 +95,15 @@ for (const [label, nHead, nKvHead] of [['MHA', 4, 4], ['GQA', 8, 2]] as const) {
   });
 }
 
-test('stories260K, all layers: informed importance beats random pruning (Taylor at 0.5; Wanda-SP at 0.2 and 0.5)', async () => {
-  // Random pruning is a distribution, so its floor is the mean over several seeds. On this tiny model the
-  // first-order Taylor score is no better than random at ratio 0.2 (and in layers 1-3 alone) — see
-  // bench/prune-bench.ts and bench/README.md — so those cells are measured there, not asserted here.
+test('stories260K, all layers: informed importance beats random pruning (Taylor and Wanda-SP at 0.2 and 0.5)', async () => {
+  // Random pruning is a distribution, so its floor is the mean over several seeds. With LLM-Pruner's calibration
+  // (10 windows of 64 tokens) every Taylor calibration seed, at every calibration size measured, lands below
+  // random's mean when all layers are pruned (bench/README.md: ≤ 0.76× at 0.2, ≤ 0.75× at 0.5). In layers 1-3
+  // Taylor also wins on the mean, but within the seeds' spread, so those cells are measured there, not asserted.
   const m = await Model.load(shared('models', 'stories260K-hf'));
   try {
     const tok = m.requireTokenizer();
-    const calib = calibrationFromText(tok.encode(TEXT.slice(0, 200_000)), 10, 64, 0, 1);
+    const calib = calibrationFromText(tok.encode(TEXT.slice(0, 200_000)), 10, 64, 0, m.info.bosId);
     const evalText = TEXT.slice(400_000, 520_000);
     const ppl = async (method: 'taylor' | 'wanda-sp' | 'random', ratio: number, seed: number) => {
       const r = await pruneModel(m, { ratio, method, calib, seed, scope: { attnLayers: [0, 4], mlpLayers: [0, 4] } });
@@ -114,11 +118,12 @@ test('stories260K, all layers: informed importance beats random pruning (Taylor 
     };
     for (const ratio of [0.2, 0.5]) {
       const random: number[] = [];
-      for (const seed of [1, 2, 3, 4]) random.push(await ppl('random', ratio, seed));
+      for (const seed of [1, 2, 3, 4, 5, 6]) random.push(await ppl('random', ratio, seed));
       const mean = random.reduce((a, b) => a + b, 0) / random.length;
-      const checks: Array<['taylor' | 'wanda-sp', number]> = ratio === 0.5 ? [['taylor', await ppl('taylor', ratio, 0)], ['wanda-sp', await ppl('wanda-sp', ratio, 0)]] : [['wanda-sp', await ppl('wanda-sp', ratio, 0)]];
-      for (const [method, v] of checks)
+      for (const method of ['taylor', 'wanda-sp'] as const) {
+        const v = await ppl(method, ratio, 0);
         assert.ok(v < mean, `ratio ${ratio}: ${method} ${v.toFixed(2)} vs random ${random.map((x) => x.toFixed(2)).join(', ')}`);
+      }
     }
   } finally {
     m.dispose();
@@ -159,6 +164,118 @@ test('a pruned model round-trips with identical logits and trains with LoRA', as
   }
 });
 
+test("calibration from a text: seeded windows of [BOS] + encode(text) as LLM-Pruner slices them (a BOS only at offset 0)", () => {
+  const ids = Array.from({ length: 500 }, (_, i) => 3 + ((i * 7919) % 509));
+  const stream = [1, ...ids];
+  const a = calibrationFromText(ids, 40, 32, 5, 1);
+  assert.deepEqual(calibrationFromText(ids, 40, 32, 5, 1).map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)), 'deterministic for a seed');
+  assert.notDeepEqual(calibrationFromText(ids, 40, 32, 6, 1).map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)));
+  const at = (w: number[]) => stream.findIndex((_, o) => w.every((t, j) => stream[o + j] === t));
+  for (const e of a) {
+    assert.equal(e.ids.length, 32);
+    assert.deepEqual(Array.from(e.weight), new Array(31).fill(1));
+    const o = at(Array.from(e.ids));
+    assert.ok(o >= 0 && o + 32 <= stream.length, 'a contiguous window of [BOS] + ids');
+    assert.equal(e.ids[0] === 1, o === 0, 'BOS only in the window at offset 0');
+  }
+  assert.ok(new Set(a.map((e) => at(Array.from(e.ids)))).size > 30, 'offsets spread over the text');
+  // a text exactly one window long: every window is the whole of [BOS] + ids
+  assert.deepEqual(calibrationFromText(ids.slice(0, 31), 3, 32, 0, 1).map((e) => Array.from(e.ids)), [0, 1, 2].map(() => stream.slice(0, 32)));
+  assert.throws(() => calibrationFromText(ids.slice(0, 20), 3, 32, 0, 1), /fewer than --seq-len 32/);
+});
+
+test("calibration from a task: seeded windows of exactly L tokens packed from [BOS] + the task's rendered training prompts", async () => {
+  const m = await Model.load(shared('models', 'stories260K-hf'));
+  try {
+    const tok = m.requireTokenizer(), bos = m.info.bosId;
+    const task = getTask('story_cloze');
+    const tpl = defaultTemplate(task);
+    const records = taskCalibrationRecords([{ items: task.trainItems(), template: tpl }], 0);
+    assert.deepEqual(records, task.trainItems().map((it) => renderExample(tpl, it)), 'one task: every training item, rendered with its training template');
+    const a = calibrationFromExamples(tok, records, 10, 64, 7, bos);
+    const again = calibrationFromExamples(tok, records, 10, 64, 7, bos);
+    const other = calibrationFromExamples(tok, records, 10, 64, 8, bos);
+    assert.deepEqual(again.map((e) => [Array.from(e.ids), Array.from(e.weight)]), a.map((e) => [Array.from(e.ids), Array.from(e.weight)]), 'deterministic for a seed');
+    assert.notDeepEqual(other.map((e) => Array.from(e.ids)), a.map((e) => Array.from(e.ids)), 'another seed, other windows');
+    // every window: L ids from [BOS]; its records are each one [BOS] + encode(prompt + completion), the last one cut
+    const encoded = records.map((r) => [bos, ...tok.encode(r.prompt + r.completion)]);
+    const whole = new Map(encoded.map((e, i) => [e.join(','), i]));
+    const used: number[] = [];
+    for (const e of a) {
+      assert.equal(e.ids.length, 64);
+      assert.equal(e.weight.length, 63);
+      assert.equal(e.ids[0], bos);
+      const ids = Array.from(e.ids);
+      const starts = ids.flatMap((t, p) => (t === bos ? [p] : []));
+      assert.ok(starts.length >= 1);
+      for (let k = 0; k < starts.length; k++) {
+        const seg = ids.slice(starts[k], starts[k + 1] ?? ids.length);
+        if (k + 1 < starts.length) {
+          const i = whole.get(seg.join(','));
+          assert.ok(i !== undefined, 'a whole record is the tokenization of a rendered training prompt');
+          used.push(i);
+        } else {
+          assert.ok(encoded.some((x) => x.length >= seg.length && seg.every((t, j) => x[j] === t)), 'the last record is cut from one');
+        }
+      }
+      // the boundary (predicting the next record's BOS) is not a prediction; every other token weighs 1
+      e.weight.forEach((w, t) => assert.equal(w, starts.includes(t + 1) ? 0 : 1, `weight ${t}`));
+    }
+    assert.equal(new Set(used).size, used.length, 'no record twice while the task has more');
+    // too little text for one window is an error; a small pool is reused in the same order
+    assert.throws(() => calibrationFromExamples(tok, [{ prompt: 'Once', completion: ' upon' }], 2, 64, 0, bos), (e: Error & { code?: string }) => e.code === 'E_ARG' && /fewer than --seq-len 64/.test(e.message));
+    const small = calibrationFromExamples(tok, records.slice(0, 3), 6, 64, 1, bos);
+    assert.equal(small.length, 6);
+    assert.ok(small.every((e) => e.ids.length === 64 && e.ids[0] === bos));
+  } finally {
+    m.dispose();
+  }
+});
+
+test('tailor prune --calib-task: a built-in task or a custom file with the eval column flags; the same importance as in-process', async () => {
+  const src = shared('models', 'stories260K-hf');
+  const out = path.join(dir, 'calib-task');
+  const imp = path.join(dir, 'calib-task-importance.json');
+  const c = spawnSync(process.execPath, [CLI, 'prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--samples', '8', '--seq-len', '96', '--seed', '3',
+    '--out', out, '--save-importance', imp, '--no-history'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'pruning.json'), 'utf8'));
+  assert.equal(report.settings.calibSource, 'task:story_cloze');
+  assert.equal(report.settings.calibSamples, 8);
+  assert.equal(report.settings.calibTokens, 8 * 95);
+  const m = await Model.load(src);
+  try {
+    const task = getTask('story_cloze');
+    const calib = calibrationFromExamples(m.requireTokenizer(), taskCalibrationRecords([{ items: task.trainItems(), template: defaultTemplate(task) }], 3), 8, 96, 3, m.info.bosId);
+    const s = await m.groupImportance(calib, { method: 'taylor', agg: 'sum', seed: 3 });
+    const saved = JSON.parse(fs.readFileSync(imp, 'utf8')) as { layers: Array<{ attn: number[]; mlp: number[] }> };
+    const flat = (x: Array<ArrayLike<number>>) => x.flatMap((v) => Array.from(v));
+    const want = [...flat(s.attn), ...flat(s.mlp)], got = [...flat(saved.layers.map((l) => l.attn)), ...flat(saved.layers.map((l) => l.mlp))];
+    assert.equal(got.length, want.length);
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6 * Math.abs(want[i]) + 1e-12, `score ${i}: ${v} vs ${want[i]}`));
+  } finally {
+    m.dispose();
+  }
+  // a custom CSV task with tailor eval's column flags
+  const rows = fs.readFileSync(shared('datasets', 'story_cloze', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 100).map((l) => JSON.parse(l) as { question: string; choices: string[]; label: number });
+  const q = (x: string) => `"${x.replace(/"/g, '""')}"`;
+  const csv = path.join(dir, 'calib-stories.csv');
+  fs.writeFileSync(csv, ['story,a,b,c,d,answer', ...rows.map((r) => [r.question, ...r.choices, 'ABCD'[r.label]].map(q).join(','))].join('\n') + '\n');
+  const out2 = path.join(dir, 'calib-custom');
+  const c2 = spawnSync(process.execPath, [CLI, 'prune', src, '--ratio', '0.2', '--calib-task', csv, '--question-col', 'story', '--choices-col', 'a,b,c,d', '--answer-col', 'answer',
+    '--out', out2, '--no-history', '--json'], { encoding: 'utf8' });
+  assert.equal(c2.status, 0, c2.stderr);
+  assert.match(JSON.parse(fs.readFileSync(path.join(out2, 'pruning.json'), 'utf8')).settings.calibSource, /^task:custom:calib-stories\.csv$/);
+});
+
+test('pipeline spec: prune.calibTask is a boolean (default false) and excludes prune.calibText', () => {
+  const base = { model: 'm', tasks: ['story_cloze'], outDir: 'o' };
+  assert.equal(parseSpec(base, '/x').prune.calibTask, false);
+  assert.equal(parseSpec({ ...base, prune: { calibTask: true } }, '/x').prune.calibTask, true);
+  assert.throws(() => parseSpec({ ...base, prune: { calibTask: 'yes' } }, '/x'), /spec: prune\.calibTask must be true .* or false/);
+  assert.throws(() => parseSpec({ ...base, prune: { calibTask: true, calibText: 'a.txt' } }, '/x'), /prune\.calibTask .* and prune\.calibText .* exclude each other/);
+});
+
 test('prune errors: unreachable targets, bad ratios and missing calibration are clear', () => {
   const src = shared('models', 'stories260K-hf');
   const cases: Array<[string[], number, RegExp]> = [
@@ -166,6 +283,9 @@ test('prune errors: unreachable targets, bad ratios and missing calibration are 
     [['prune', src, '--ratio', '1.5', '--method', 'random', '--out', path.join(dir, 'x2')], 2, /--ratio must be a number/],
     [['prune', src, '--target-params', '10', '--method', 'random', '--out', path.join(dir, 'x3')], 1, /cannot be reached/],
     [['prune', src, '--ratio', '0.5', '--method', 'random', '--layers', '2-9', '--out', path.join(dir, 'x4')], 1, /outside the model's layers/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--calib', shared('datasets', 'tinystories', 'validation_head.txt'), '--out', path.join(dir, 'x5')], 2, /give one of --calib FILE, --calib-ids FILE\.json or --calib-task/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'no_such_task', '--out', path.join(dir, 'x6')], 1, /unknown task "no_such_task"/],
+    [['prune', src, '--ratio', '0.5', '--calib-task', 'story_cloze', '--template-style', 'chat', '--out', path.join(dir, 'x7')], 2, /--template-style must be task or alpaca/],
   ];
   for (const [args, code, re] of cases) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });

@@ -103,6 +103,8 @@ export interface SpecInput {
   prune: {
     method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null;
     calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean;
+    /** calibrate on the tasks' training prompts instead of calibText (default false) */
+    calibTask?: boolean;
   };
   lora: LoraSettings;
 }

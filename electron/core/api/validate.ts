@@ -101,7 +101,7 @@ const spec = obj({
   export: nullable(obj({ format: lit('gguf', 'hf'), dtype })),
   prune: obj({
     method: lit(...IMPORTANCE_METHODS), ratios: arr(num(0, 0.99), 20), targets: arr(int(1, Number.MAX_SAFE_INTEGER), 20), layers: layerRange,
-    calibText: nullable(absPath), calibSamples: int(1, 100_000), calibSeqLen: int(2, 1 << 20), global: bool,
+    calibText: nullable(absPath), calibSamples: int(1, 100_000), calibSeqLen: int(2, 1 << 20), global: bool, calibTask: optional(bool),
   }),
   lora,
 });

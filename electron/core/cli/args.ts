@@ -1,9 +1,12 @@
 // args.ts — what every `tailor` verb shares: the command context (parsed options, cancel signal, output
-// streams) and the argument helpers (typed option readers, MODEL, load options, the history path, progress
-// lines, JSON output).
+// streams), typed option readers with usage errors that name the flag, MODEL and load options, the history
+// path, progress lines, JSON output, and a task given by name or as a custom file with its column-mapping
+// flags (eval --task, prune --calib-task).
+import * as fs from 'node:fs';
 import type { LoadOptions } from '../engine/engine.js';
 import { Model } from '../engine/engine.js';
 import { defaultDbPath } from '../history/db.js';
+import { getTask, loadCustomTask, type Task } from '../tasks/index.js';
 import { formatDuration, type StageProgress } from '../text/progress.js';
 import { applyAdapter } from '../train/trainer.js';
 
@@ -86,4 +89,25 @@ export function json(ctx: CommandContext, v: unknown): void {
 
 export function fmtInt(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** The column-mapping flags of a custom task file (CSV/TSV/JSONL). */
+export const TASK_FILE_OPTIONS = {
+  'text-col': { type: 'string' }, 'label-col': { type: 'string' }, 'question-col': { type: 'string' }, 'choices-col': { type: 'string' },
+  'answer-col': { type: 'string' }, template: { type: 'string' },
+} as const;
+
+/** --FLAG NAME (a built-in task) or --FLAG FILE with its column mapping (a custom task, seeded 80/20 split 0). */
+export function taskArg(ctx: CommandContext, flag = 'task'): Task {
+  const t = str(ctx, flag, true)!;
+  if (!fs.existsSync(t)) return getTask(t, { fullEval: !ctx.values['held-out'] });
+  // a custom file: classification (--text-col --label-col) or multiple choice (--question-col --choices-col --answer-col)
+  if (ctx.values['text-col'] !== undefined)
+    return loadCustomTask(t, { kind: 'classification', text: str(ctx, 'text-col')!, label: str(ctx, 'label-col', true)!, template: str(ctx, 'template') });
+  if (ctx.values['question-col'] !== undefined) {
+    const choices = str(ctx, 'choices-col', true)!;
+    return loadCustomTask(t, { kind: 'multiple-choice', question: str(ctx, 'question-col')!, choices: choices.includes(',') ? choices.split(',') : choices,
+      answer: str(ctx, 'answer-col', true)!, template: str(ctx, 'template') });
+  }
+  throw ctx.usageError('a task file needs a column mapping: --text-col C --label-col C (classification) or --question-col C --choices-col C --answer-col C (multiple choice)');
 }

@@ -10,7 +10,7 @@ import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
 import { formatDuration } from '../text/progress.js';
 import { packageRoot } from './version.js';
-import { dbFor, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, type CommandContext } from './args.js';
+import { dbFor, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, taskArg, TASK_FILE_OPTIONS, type CommandContext } from './args.js';
 import { runExport } from './export-verb.js';
 import { runRuns } from './runs-verb.js';
 
@@ -22,12 +22,13 @@ import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
 import { evaluateItems } from '../eval/eval.js';
-import { getTask, listTasks, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task } from '../tasks/index.js';
+import { listTasks, fewShot, defaultTemplate, alpacaTemplate, renderExample } from '../tasks/index.js';
 import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
 import { runPipeline } from '../pipeline/pipeline.js';
 import { markdown } from '../pipeline/report.js';
-import { METHODS, archOf, calibrationFromIds, calibrationFromText, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
+import { METHODS, archOf, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
+import { pruneCalibration } from './prune-calib.js';
 
 interface Command {
   summary: string;
@@ -304,25 +305,10 @@ async function runPrune(ctx: CommandContext): Promise<void> {
     const scope = pruneScope(ctx, a.layers.length);
     const ratio = pruneRatio(ctx, a, scope);
     const seed = num(ctx, 'seed', 0, { int: true, min: 0 });
-    const calibFile = str(ctx, 'calib'), idsFile = str(ctx, 'calib-ids');
-    let calib: ReturnType<typeof calibrationFromIds> = [];
-    if (idsFile) {
-      let j: unknown;
-      try {
-        j = JSON.parse(fs.readFileSync(idsFile, 'utf8'));
-      } catch (e) {
-        throw new EngineError('E_FORMAT', `cannot read ${idsFile}: ${(e as Error).message}`);
-      }
-      calib = calibrationFromIds(j, m.info.vocabSize);
-    } else if (calibFile) {
-      const tok = m.requireTokenizer();
-      calib = calibrationFromText(tok.encode(readTextFile(calibFile)), num(ctx, 'samples', 10, { int: true, min: 1 }), num(ctx, 'seq-len', 64, { int: true, min: 2 }), seed, m.info.bosId);
-    } else if (method !== 'magnitude' && method !== 'magnitude-l2' && method !== 'random') {
-      throw ctx.usageError(`--method ${method} needs calibration data: --calib FILE (text) or --calib-ids FILE.json`);
-    }
-    const spec = { model: modelArg(ctx), ratio, method, agg, scope, global: !!ctx.values.global, calibSamples: calib.length, seed, out };
+    const { calib, source: calibSource } = pruneCalibration(ctx, m, method, seed);
+    const spec = { model: modelArg(ctx), ratio, method, agg, scope, global: !!ctx.values.global, calibSamples: calib.length, calibSource, seed, out };
     const r = await recordRun(dbFor(ctx), { name: `prune ${path.basename(modelArg(ctx))} ${method} ${ratio.toFixed(3)}`, kind: 'prune', spec }, async (rec) => {
-      const res = await pruneModel(m, { ratio, method, agg: agg as 'sum', scope, global: !!ctx.values.global, calib, seed, signal: ctx.signal });
+      const res = await pruneModel(m, { ratio, method, agg: agg as 'sum', scope, global: !!ctx.values.global, calib, calibSource, seed, signal: ctx.signal });
       writePruned(out, res, modelArg(ctx), { force: !!ctx.values.force, importanceFile: str(ctx, 'save-importance') });
       if (rec) {
         rec.history.setResult(rec.id, { task: 'model', setting: `ratio=${ratio.toFixed(3)}`, phase: 'pruned', metric: 'params', value: res.plan.paramsAfter });
@@ -337,20 +323,6 @@ async function runPrune(ctx: CommandContext): Promise<void> {
   } finally {
     m.dispose();
   }
-}
-
-function taskArg(ctx: CommandContext): Task {
-  const t = str(ctx, 'task', true)!;
-  if (!fs.existsSync(t)) return getTask(t, { fullEval: !ctx.values['held-out'] });
-  // a custom file: classification (--text-col --label-col) or multiple choice (--question-col --choices-col --answer-col)
-  if (ctx.values['text-col'] !== undefined)
-    return loadCustomTask(t, { kind: 'classification', text: str(ctx, 'text-col')!, label: str(ctx, 'label-col', true)!, template: str(ctx, 'template') });
-  if (ctx.values['question-col'] !== undefined) {
-    const choices = str(ctx, 'choices-col', true)!;
-    return loadCustomTask(t, { kind: 'multiple-choice', question: str(ctx, 'question-col')!, choices: choices.includes(',') ? choices.split(',') : choices,
-      answer: str(ctx, 'answer-col', true)!, template: str(ctx, 'template') });
-  }
-  throw ctx.usageError('a task file needs a column mapping: --text-col C --label-col C (classification) or --question-col C --choices-col C --answer-col C (multiple choice)');
 }
 
 async function runEval(ctx: CommandContext): Promise<void> {
@@ -510,13 +482,15 @@ export const COMMANDS: Record<string, Command> = {
   prune: {
     summary: 'structural pruning (LLM-Pruner groups); --plan shows the result of a ratio from config.json alone',
     help: 'tailor prune --plan --config config.json --ratio R | --target-params N [--layers A-B] [--json]\n' +
-      'tailor prune MODEL --ratio R | --target-params N [--method taylor|taylor-vector|taylor-second|magnitude|magnitude-l2|wanda-sp|random] [--agg sum|mean|max] [--calib FILE | --calib-ids FILE.json] [--samples 10] [--seq-len 64] [--seed S] [--layers A-B] [--attn-layers A-B] [--mlp-layers A-B] [--no-attn] [--no-mlp] [--global] [--save-importance FILE.json] --out DIR [--force] [--json]',
+      'tailor prune MODEL --ratio R | --target-params N [--method taylor|taylor-vector|taylor-second|magnitude|magnitude-l2|wanda-sp|random] [--agg sum|mean|max] [--calib FILE | --calib-ids FILE.json | --calib-task NAME|FILE [--template-style task|alpaca]] [--samples 10] [--seq-len 64] [--seed S] [--layers A-B] [--attn-layers A-B] [--mlp-layers A-B] [--no-attn] [--no-mlp] [--global] [--save-importance FILE.json] --out DIR [--force] [--json]\n' +
+      '  --calib-task: the training prompts of a task (prompt + completion, as LoRA sees them), [BOS]-separated and packed into --samples windows of --seq-len tokens;\n' +
+      '  a task FILE (CSV/TSV/JSONL) takes the column flags of tailor eval: --text-col C --label-col C | --question-col C --choices-col C[,C…] --answer-col C [--template T]',
     options: {
       ...common, plan: { type: 'boolean' }, config: { type: 'string' }, ratio: { type: 'string' }, 'target-params': { type: 'string' }, method: { type: 'string' },
       agg: { type: 'string' }, calib: { type: 'string' }, 'calib-ids': { type: 'string' }, samples: { type: 'string' }, 'seq-len': { type: 'string' },
       seed: { type: 'string' }, layers: { type: 'string' }, 'attn-layers': { type: 'string' }, 'mlp-layers': { type: 'string' }, 'no-attn': { type: 'boolean' },
       'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
-      db: { type: 'string' }, 'no-history': { type: 'boolean' },
+      db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'calib-task': { type: 'string' }, 'template-style': { type: 'string' }, ...TASK_FILE_OPTIONS,
     },
     run: runPrune,
   },
@@ -540,8 +514,7 @@ export const COMMANDS: Record<string, Command> = {
     options: {
       ...common, task: { type: 'string' }, limit: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, 'held-out': { type: 'boolean' },
       adapter: { type: 'string' }, items: { type: 'boolean' }, ppl: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' },
-      progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'text-col': { type: 'string' }, 'label-col': { type: 'string' },
-      'question-col': { type: 'string' }, 'choices-col': { type: 'string' }, 'answer-col': { type: 'string' }, template: { type: 'string' },
+      progress: { type: 'boolean' }, 'list-tasks': { type: 'boolean' }, db: { type: 'string' }, 'no-history': { type: 'boolean' }, ...TASK_FILE_OPTIONS,
       preview: { type: 'string' }, 'template-style': { type: 'string' },
     },
     run: runEval,

@@ -8,7 +8,9 @@ import { Model } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { evaluateItems } from '../eval/eval.js';
 import { History } from '../history/db.js';
-import { archOf, calibrationFromText, importanceJson, pruneModel, writePruned } from '../prune/prune.js';
+import { archOf, importanceJson, pruneModel, writePruned } from '../prune/prune.js';
+import { calibrationFromExamples, calibrationFromText, taskCalibrationRecords } from '../prune/calibration.js';
+import type { RawExample } from '../engine/native.js';
 import { ratioForTarget } from '../prune/plan.js';
 import { perplexity } from '../text/perplexity.js';
 import { exportModel } from '../export/export.js';
@@ -66,6 +68,25 @@ async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal, o
 function trainingTemplate(spec: PipelineSpec, task: Task): PromptTemplate {
   const t = spec.lora.template;
   return t === 'alpaca' ? alpacaTemplate(task) : t === 'task' ? defaultTemplate(task) : t;
+}
+
+/**
+ * The prune stage's calibration: the spec's tasks (their training items rendered with the LoRA template,
+ * packed into windows) with prune.calibTask, else the spec's text or the shipped TinyStories sample.
+ */
+function pruneCalibration(spec: PipelineSpec, base: Model): { calib: RawExample[]; source: string } {
+  const { calibSamples: n, calibSeqLen: len } = spec.prune;
+  if (spec.prune.calibTask) {
+    const parts = spec.tasks.map((ref) => {
+      const task = resolveTask(ref, spec.seed);
+      return { items: task.trainItems(), template: trainingTemplate(spec, task) };
+    });
+    const records = taskCalibrationRecords(parts, spec.seed);
+    return { calib: calibrationFromExamples(base.requireTokenizer(), records, n, len, spec.seed, base.info.bosId), source: `task:${spec.tasks.map(taskName).join(',')}` };
+  }
+  const file = spec.prune.calibText ?? path.join(packageRoot(), 'resources', 'data', 'tinystories-validation-head.txt');
+  const text = fs.readFileSync(file, 'utf8');
+  return { calib: calibrationFromText(base.requireTokenizer().encode(text.slice(0, 400_000)), n, len, spec.seed, base.info.bosId), source: `text:${file}` };
 }
 
 export interface PipelineOptions {
@@ -141,11 +162,9 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
         const tag = `ratio=${ratio}`;
         const prunedDir = path.join(spec.outDir, `pruned-${ratio}`);
         const pruneInfo = await stage(`prune ${tag}`, async () => {
-          // default calibration: the shipped TinyStories sample
-          const calibText = fs.readFileSync(spec.prune.calibText ?? path.join(packageRoot(), 'resources', 'data', 'tinystories-validation-head.txt'), 'utf8');
-          const calib = calibrationFromText(base.requireTokenizer().encode(calibText.slice(0, 400_000)), spec.prune.calibSamples, spec.prune.calibSeqLen, spec.seed, base.info.bosId);
+          const { calib, source: calibSource } = pruneCalibration(spec, base);
           const layers = spec.prune.layers ?? [0, base.info.nLayers - 1];
-          const r = await pruneModel(base, { ratio, method: spec.prune.method, calib, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
+          const r = await pruneModel(base, { ratio, method: spec.prune.method, calib, calibSource, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
           writePruned(prunedDir, r, spec.model, { force: true });
           history?.addArtifact(runId, 'model', prunedDir);
           return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare, importance: importanceJson(r.scores) };

@@ -19,7 +19,9 @@ export interface PipelineSpec {
   eval: { limit: number | null; shots: number; perplexity: string[] };
   /** export of each recovered (pruned + merged LoRA) model; null = none */
   export: { format: 'gguf' | 'hf'; dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' } | null;
-  prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean };
+  prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean;
+    /** calibrate on the spec's tasks (their training prompts as LoRA sees them) instead of a text: task-specific compression */
+    calibTask: boolean };
   lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate; targets: LoraTarget[] };
 }
 
@@ -76,6 +78,9 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   const method = field(pr, 'method', 'taylor', (v) => METHODS.includes(v as ImportanceMethod), METHODS.join(' | '), 'prune.');
   const rel = (p: string) => (p.startsWith('/') ? p : `${base}/${p}`);
   const calib = field<string | null>(pr, 'calibText', null, (v) => typeof v === 'string', 'a file path', 'prune.');
+  const calibTask = field(pr, 'calibTask', false, (v) => typeof v === 'boolean', 'true (calibrate on the tasks\' training prompts) or false (on a text)', 'prune.');
+  if (calibTask && calib !== null)
+    throw new EngineError('E_ARG', 'spec: prune.calibTask (calibrate on the tasks\' training prompts) and prune.calibText (calibrate on a text file) exclude each other; give one');
   return {
     name: str('name', 'tailoring run'),
     model: rel(str('model')),
@@ -88,7 +93,7 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
     prune: {
       method, ratios: ratios as number[], targets: targets as number[], layers: layers as [number, number] | null, calibText: calib === null ? null : rel(calib),
       calibSamples: field(pr, 'calibSamples', 10, isInt(1), 'a positive integer', 'prune.'), calibSeqLen: field(pr, 'calibSeqLen', 64, isInt(2), 'an integer ≥ 2', 'prune.'),
-      global: field(pr, 'global', false, (v) => typeof v === 'boolean', 'true or false', 'prune.'),
+      global: field(pr, 'global', false, (v) => typeof v === 'boolean', 'true or false', 'prune.'), calibTask,
     },
     lora: {
       rank: field(lo, 'rank', 8, isInt(1), 'a positive integer', 'lora.'), alpha: field(lo, 'alpha', 16, isNum(1e-9, 1e9), 'positive', 'lora.'),

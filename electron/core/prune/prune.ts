@@ -10,6 +10,7 @@ import type { RawExample, RawGroupScores } from '../engine/native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
+export { calibrationFromExamples, calibrationFromIds, calibrationFromText, taskCalibrationRecords } from './calibration.js';
 import { finish, layerParams, paramCount, planLocal, ratioForTarget, type ArchConfig, type LayerPlan, type PrunePlan, type PruneScope } from './plan.js';
 
 export type ImportanceMethod = 'taylor' | 'taylor-vector' | 'taylor-second' | 'magnitude' | 'magnitude-l2' | 'wanda-sp' | 'random';
@@ -24,6 +25,8 @@ export interface PruneOptions {
   global?: boolean;
   calib: RawExample[];
   seed?: number;
+  /** where the calibration came from (recorded in pruning.json), e.g. "text:FILE", "task:story_cloze" */
+  calibSource?: string;
   signal?: AbortSignal;
 }
 
@@ -41,30 +44,6 @@ export interface PruneResult {
 export function archOf(model: Model): ArchConfig {
   const i = model.info;
   return { dim: i.dim, headDim: i.headDim, vocabSize: i.vocabSize, tied: i.tiedEmbeddings, layers: i.layers };
-}
-
-/** N windows of L tokens from [BOS] + encode(text) at seeded random offsets (LLM-Pruner: 10 × 64). */
-export function calibrationFromText(ids: number[], samples: number, seqLen: number, seed: number, bos: number): RawExample[] {
-  if (ids.length < seqLen) throw new EngineError('E_ARG', `the calibration text has ${ids.length} tokens, fewer than --seq-len ${seqLen}`);
-  let x = (seed >>> 0) ^ 0x9e3779b9;
-  const rnd = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x;
-  };
-  const out: RawExample[] = [];
-  for (let s = 0; s < samples; s++) {
-    const off = rnd() % (ids.length - seqLen + 2);
-    const win = [bos, ...ids.slice(off, off + seqLen - 1)];
-    out.push({ ids: Int32Array.from(win), weight: new Float32Array(win.length - 1).fill(1) });
-  }
-  return out;
-}
-
-/** Exact calibration ids ([[1, 403, …], …]); every predicted token weighs 1. */
-export function calibrationFromIds(seqs: unknown, vocab: number): RawExample[] {
-  if (!Array.isArray(seqs) || seqs.length === 0 || seqs.some((s) => !Array.isArray(s) || s.length < 2 || s.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)))
-    throw new EngineError('E_FORMAT', `calibration ids must be a JSON array of sequences of ≥ 2 token ids below ${vocab}`);
-  return (seqs as number[][]).map((s) => ({ ids: Int32Array.from(s), weight: new Float32Array(s.length - 1).fill(1) }));
 }
 
 const topK = (scores: Float64Array | number[], k: number): number[] =>
