@@ -134,6 +134,27 @@ test('a random MHA model and a random GQA model with uneven pruned layers (deci)
   const b = await exportGguf(gqa, 'gqa-uneven.gguf');
   assert.equal(b.arch, 'deci');
   await expectSameProbabilities(b.file, 'GQA deci', PROMPT(512), 512);
+  // a first layer without attention (llama.cpp's loader needs one there: a zero head is exported in its
+  // place, which adds exactly nothing) and a later one without attention or FFN
+  const empty = [{ nHead: 0, nKvHead: 0, ffn: 64 }, { nHead: 8, nKvHead: 2, ffn: 96 }, { nHead: 0, nKvHead: 0, ffn: 0 }, { nHead: 4, nKvHead: 1, ffn: 32 }];
+  const holes = randomWithTok512('first-empty', { dim: 64, nLayers: 4, layers: empty, nHead: 8, nKvHead: 2, headDim: 16, ffn: 96, vocabSize: 512, contextLength: 128, seed: 23 });
+  const c = await exportGguf(holes, 'first-empty.gguf');
+  assert.equal(c.arch, 'deci');
+  const reloaded = await Model.load(c.file);
+  try {
+    assert.deepEqual(reloaded.info.layers.map((l) => [l.nHead, l.nKvHead, l.ffn]), [[1, 1, 64], [8, 2, 96], [0, 0, 0], [4, 1, 32]]);
+  } finally {
+    reloaded.dispose();
+  }
+  await expectSameProbabilities(c.file, 'deci, first layer without attention', PROMPT(512), 512);
+  const orig = await Model.load(holes), padded = await Model.load(c.file);
+  try {
+    const [x] = await orig.score([PROMPT(512).slice(0, 40)]), [y] = await padded.score([PROMPT(512).slice(0, 40)]);
+    for (let i = 0; i < x.logprob.length; i++) assert.ok(Math.abs(x.logprob[i] - y.logprob[i]) < 1e-5, `position ${i}`);
+  } finally {
+    orig.dispose();
+    padded.dispose();
+  }
 });
 
 test('a pruned stories260K (global ranking → deci) runs in llama.cpp with the same probabilities and the same greedy text', async () => {

@@ -101,6 +101,20 @@ function card(model: Model, t: ModelTensors, o: ExportOptions, dtype: string): s
   });
 }
 
+/**
+ * llama.cpp cannot load a `deci` GGUF whose first layer has no attention at all (its loader asserts on a
+ * zero-sized dimension there; later layers may have none). Such a layer gets one attention head whose q,
+ * k, v rows and o columns are all zero: its output is o·(softmax(0)·v) = 0, exactly what a layer without
+ * attention adds, at the cost of 4·dim·head_dim zero weights.
+ */
+export function withFirstLayerAttention(t: ModelTensors): ModelTensors {
+  const l0 = t.layers[0];
+  if (!l0 || l0.nKvHead > 0 || l0.nHead > 0) return t;
+  const n = t.dim * t.headDim;
+  const first = { ...l0, nHead: 1, nKvHead: 1, wq: new Float32Array(n), wk: new Float32Array(n), wv: new Float32Array(n), wo: new Float32Array(n) };
+  return { ...t, layers: [first, ...t.layers.slice(1)] };
+}
+
 /** Exports `model` (its weights as loaded, with any merged adapter) to `o.out` in `o.format`. */
 export async function exportModel(model: Model, o: ExportOptions): Promise<ExportResult> {
   checkOverwrite(path.resolve(o.out), o.force);
@@ -108,7 +122,7 @@ export async function exportModel(model: Model, o: ExportOptions): Promise<Expor
   const io = { force: o.force, signal: o.signal, onProgress: o.onProgress };
   if (o.format === 'gguf') {
     const vocab = ggufVocabFor(model);
-    const t = model.tensors();
+    const t = withFirstLayerAttention(model.tensors());
     const arch = isUniform(t) ? 'llama' : 'deci';
     const spec = ggufSpec(t, { arch, dtype: o.dtype ?? 'f32', name: o.name ?? path.basename(model.info.path), tokenizer: vocab,
       extraKv: o.description ? [{ key: 'general.description', type: 'string', value: o.description }] : [] });
