@@ -27,7 +27,7 @@ export function defaultSpec(): SpecInput {
     seed: 0,
     eval: { limit: null, shots: 0, perplexity: [] },
     export: null,
-    prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibSamples: 10, calibSeqLen: 64, global: false },
+    prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibTask: false, calibSamples: 10, calibSeqLen: 64, global: false },
     lora: { rank: 8, alpha: 16, lr: 2e-4, epochs: 2, batch: 8, maxLen: 256, trainShots: 50, template: 'task', targets: [...LORA_TARGETS] },
   };
 }
@@ -75,7 +75,8 @@ export function normalizeSpec(raw: unknown): SpecInput {
       ratios: nums(pr.ratios) ?? d.prune.ratios,
       targets: nums(pr.targets) ?? [],
       layers,
-      calibText: typeof pr.calibText === 'string' && pr.calibText ? pr.calibText : null,
+      calibText: typeof pr.calibText === 'string' && pr.calibText && pr.calibTask !== true ? pr.calibText : null,
+      calibTask: pr.calibTask === true,
       calibSamples: num(pr.calibSamples, 10),
       calibSeqLen: num(pr.calibSeqLen, 64),
       global: pr.global === true,
@@ -185,7 +186,7 @@ export function summarize(s: SpecInput, model: ModelEntry | undefined): Array<{ 
       ['Ratios', s.prune.ratios.length ? s.prune.ratios.join(', ') : '—'],
       ['Parameter targets', s.prune.targets.length ? s.prune.targets.map(fmtParams).join(', ') : '—'],
       ['Layers', s.prune.layers ? `${s.prune.layers[0]}–${s.prune.layers[1]}` : 'all'],
-      ['Calibration', `${s.prune.calibSamples} samples × ${s.prune.calibSeqLen} tokens${s.prune.calibText ? ` from ${s.prune.calibText}` : ''}`],
+      ['Calibration', `${s.prune.calibSamples} samples × ${s.prune.calibSeqLen} tokens ${s.prune.calibTask ? "from the tasks' training prompts" : s.prune.calibText ? `from ${s.prune.calibText}` : 'from the built-in TinyStories sample'}`],
       ['Ranking', s.prune.global ? 'global' : 'per layer'],
     ] },
     { title: 'LoRA', rows: [
