@@ -20,7 +20,7 @@ function spec(name: string, extra: Record<string, unknown> = {}): string {
   const f = path.join(dir, `${name}.json`);
   fs.writeFileSync(f, JSON.stringify({
     name, model: MODEL, tasks: ['story_cloze'], outDir: path.join(dir, name), eval: { limit: 150 },
-    prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 200, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 }, ...extra,
+    prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 400, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 }, ...extra,
   }));
   return f;
 }

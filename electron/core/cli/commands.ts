@@ -410,7 +410,7 @@ async function runDemo(ctx: CommandContext): Promise<void> {
   ctx.out(`Tailoring stories260K for story_cloze (prune 20% and 50% by Taylor importance, task-prompted LoRA, evaluate)…\n`);
   try {
     const spec = parseSpec({ name: 'Tailor demo: stories260K on story_cloze', model: modelPath, tasks: ['story_cloze'], outDir, eval: { limit: 150 },
-      prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 200, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 } });
+      prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 400, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 } });
     const rep = await runPipeline(spec, { db: dbFor(ctx), signal: ctx.signal, onEvent: (e) => { if (e.status === 'done') ctx.err(`  ✔ ${e.stage}\n`); } });
     ctx.out('\n' + markdown(rep) + `\nreports (JSON, Markdown, HTML) in ${outDir}\n`);
   } catch (e) {
