@@ -15,9 +15,6 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: false,
-    // CSS stays unminified: minifying it needs lightningcss's optional native binary, which an install
-    // may lack (the styles are small; the JS is still minified)
-    cssMinify: false,
     // no inline modulepreload polyfill script: the CSP allows only 'self' scripts
     modulePreload: { polyfill: false },
   },
