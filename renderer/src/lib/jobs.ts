@@ -1,7 +1,7 @@
 // jobs.ts — routes the pushed job events (job.text, job.progress, job.finished) to whoever follows a job
 // id, buffering events that arrive before the start call has returned that id.
-import type { Events } from '../../../electron/core/api/contract';
-import { api } from './api';
+import type { Events, WireError } from '../../../electron/core/api/contract';
+import { api, toWire } from './api';
 
 export type JobEvent =
   | { type: 'text'; p: Events['job.text'] }
@@ -45,3 +45,13 @@ class JobRouter {
 }
 
 export const jobs = new JobRouter();
+
+/** asks the back end to cancel a job; returns the error to show, or null */
+export async function cancelJob(jobId: string): Promise<WireError | null> {
+  try {
+    await api.invoke('jobs.cancel', { jobId });
+    return null;
+  } catch (e) {
+    return toWire(e);
+  }
+}

@@ -2,7 +2,7 @@
 // job.progress (bytes written of the total) and job.finished (paths and size, or the error).
 import type { ExportDone, ExportDtype, ExportFormat, ModelSource, WireError } from '../../../electron/core/api/contract';
 import { api, toWire } from '../lib/api';
-import { jobs, type JobEvent } from '../lib/jobs';
+import { cancelJob, jobs, type JobEvent } from '../lib/jobs';
 import { SourceChoice } from './source.svelte';
 
 export const EXPORT_FORMATS: ReadonlyArray<{ value: ExportFormat; label: string }> = [
@@ -84,11 +84,7 @@ export class ExportState {
 
   async cancel() {
     if (!this.jobId || !this.running) return;
-    try {
-      await api.invoke('jobs.cancel', { jobId: this.jobId });
-    } catch (e) {
-      this.error = toWire(e);
-    }
+    this.error = (await cancelJob(this.jobId)) ?? this.error;
   }
 }
 

@@ -2,7 +2,7 @@
 // (and side 'b' on the run's base model when comparing) from job.text events; Stop cancels the jobs.
 import type { GenerateDone, GenerateRequest, ModelSource, WireError } from '../../../electron/core/api/contract';
 import { api, toWire } from '../lib/api';
-import { jobs, type JobEvent } from '../lib/jobs';
+import { cancelJob, jobs, type JobEvent } from '../lib/jobs';
 import { SourceChoice } from './source.svelte';
 
 export class Pane {
@@ -57,11 +57,7 @@ export class Pane {
 
   async stop() {
     if (!this.jobId || !this.running) return;
-    try {
-      await api.invoke('jobs.cancel', { jobId: this.jobId });
-    } catch (e) {
-      this.error = toWire(e);
-    }
+    this.error = (await cancelJob(this.jobId)) ?? this.error;
   }
 }
 
