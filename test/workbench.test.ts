@@ -13,6 +13,8 @@ import { Workbench } from '../electron/core/service/workbench.js';
 import { handleInvoke, senderAllowed, trustedPage } from '../electron/main/ipc.js';
 import { Model } from '../electron/core/engine/engine.js';
 import { generateText } from '../electron/core/text/generate.js';
+import { defaultTemplate, fewShot, getTask, renderExample } from '../electron/core/tasks/index.js';
+import { promptCompletionExamples } from '../electron/core/train/data.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 
 const MODEL = path.join(REPO_ROOT, 'resources', 'models', 'stories260K');
@@ -96,6 +98,19 @@ test('the model library: stories260K is there on first start; models are added w
     const byTarget = await w.invoke('prune.plan', { model: MODEL, ratio: null, targetParams: 211072, layers: null });
     assert.equal(byTarget.paramsAfter, 211072);
     await assert.rejects(w.invoke('prune.plan', { model: MODEL, ratio: null, targetParams: 10_000_000, layers: null }), (e: { field?: string }) => e.field === 'targetParams');
+    // the LoRA estimate counts the training tokens exactly as the pipeline will build the examples
+    const lora = { ...spec('x').lora, trainShots: 50, epochs: 2, maxLen: 64 };
+    const est = await w.invoke('lora.estimate', { model: MODEL, ratio: 0.5, tasks: ['story_cloze'], lora, seed: 0 });
+    const loaded = await Model.load(MODEL);
+    try {
+      const task = getTask('story_cloze');
+      const recs = fewShot(task.trainItems(), 50, 0).map((it) => renderExample(defaultTemplate(task), it));
+      const ex = promptCompletionExamples(loaded.requireTokenizer(), recs, { eos: false, maxLen: 64 });
+      assert.deepEqual([est.examples, est.steps, est.trainTokens], [50, 14, 2 * ex.reduce((s, e) => s + e.ids.length, 0)]);
+      assert.ok(est.seconds > 0 && est.bytes > 146752 * 4);
+    } finally {
+      loaded.dispose();
+    }
   } finally {
     await w.shutdown();
   }

@@ -14,6 +14,7 @@ import { resolveTask } from '../pipeline/pipeline.js';
 import { planLocal, ratioForTarget } from '../prune/plan.js';
 import { alpacaTemplate, choiceTexts, defaultTemplate, fewShot, listTasks, previewRows, renderExample, type Task } from '../tasks/index.js';
 import { loraSlots } from '../train/lora.js';
+import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 import { ServiceError, toWireError, type Emit } from './events.js';
 import { JobManager } from './jobs.js';
 import { archOfInfo, Library, ModelCache } from './library.js';
@@ -93,6 +94,17 @@ export class Workbench {
     this.history.close();
   }
 
+  private readonly tokenizers = new Map<string, Promise<Tokenizer | null>>();
+  /** A model's tokenizer without its weights (null for GGUF, whose vocabulary is inside the model file). */
+  private tokenizerOf(p: string, info: { format: string; vocabSize: number }): Promise<Tokenizer | null> {
+    let t = this.tokenizers.get(p);
+    if (!t) {
+      t = info.format === 'gguf' ? Promise.resolve(null) : loadTokenizerFor(p, { vocabSize: info.vocabSize }).catch(() => null);
+      this.tokenizers.set(p, t);
+    }
+    return t;
+  }
+
   private task(ref: TaskRef, seed = 0): Task {
     return resolveTask(ref, seed);
   }
@@ -157,18 +169,21 @@ export class Workbench {
         const info = await this.library.info(r.model);
         const arch = archOfInfo(info);
         const plan = planLocal(arch, r.ratio, { attnLayers: [0, info.nLayers - 1], mlpLayers: [0, info.nLayers - 1] });
-        // the examples exactly as the pipeline renders them; tokens ≈ 4 characters each (no model load)
-        let examples = 0, chars = 0;
+        // the examples exactly as the pipeline renders them, counted with the model's own tokenizer (read
+        // without the weights; a GGUF's vocabulary lives in the file, so there ≈ 4 characters a token)
+        const tok = await this.tokenizerOf(r.model, info);
+        let examples = 0, tokens = 0;
         for (const ref of r.tasks) {
           const tpl = this.template(ref, r.lora.template);
           for (const it of fewShot(this.task(ref, r.seed).trainItems(), r.lora.trainShots, r.seed)) {
             const e = renderExample(tpl, it);
             examples++;
-            chars += e.prompt.length + e.completion.length;
+            const n = tok ? tok.encode(e.prompt + e.completion).length + 1 : Math.ceil((e.prompt.length + e.completion.length) / 4);
+            tokens += Math.min(r.lora.maxLen + 1, n);
           }
         }
-        const tokensPer = Math.min(r.lora.maxLen, Math.max(1, Math.ceil(chars / Math.max(1, examples) / 4)));
-        const trainTokens = examples * tokensPer * r.lora.epochs;
+        const trainTokens = tokens * r.lora.epochs;
+        const tokensPer = examples ? tokens / examples : 1;
         const steps = Math.ceil(examples / r.lora.batch) * r.lora.epochs;
         const trainableParams = loraSlots({ dim: arch.dim, headDim: arch.headDim, layers: plan.layers }, r.lora.rank, r.lora.targets).size;
         // LoRA training time per token ≈ 4 FLOPs per (kept) parameter at ~35 GFLOP/s per core, plus ~0.1 ms
@@ -177,7 +192,7 @@ export class Workbench {
         const perToken = (4 * plan.paramsAfter) / (35e9 * Math.max(1, engineInfo().hardwareThreads)) + 1e-4;
         const seconds = trainTokens * perToken;
         const acts = r.lora.batch * tokensPer * arch.dim * plan.layers.length * 4 * 16;
-        const bytes = plan.paramsAfter * 4 + trainableParams * 4 * 4 + acts;
+        const bytes = Math.round(plan.paramsAfter * 4 + trainableParams * 4 * 4 + acts);
         return { examples, steps, trainTokens, trainableParams, seconds, bytes };
       },
       'drafts.get': (): Draft | null => {
