@@ -83,7 +83,7 @@ async function wizardFinish(name: string, lora: { epochs: string; trainshots: st
   return runIdOfScreen();
 }
 
-test('refused inputs: a malformed task file and an impossible ratio show clear messages, and the database stays clean', async () => {
+test('refused inputs: a malformed task file and an impossible ratio show clear messages, and the database stays clean; the keyboard reaches the navigation', async () => {
   await tid('model-item').first().waitFor();
   await shot('01-models');
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -115,6 +115,16 @@ test('refused inputs: a malformed task file and an impossible ratio show clear m
   assert.match(String(await tid('prune-target-error').textContent()), /not smaller|larger|260,032/i);
   const runs = server.workbench.history.listRuns();
   assert.equal(runs.length, 0, 'nothing was recorded');
+  // the keyboard alone reaches the navigation and opens a screen
+  await page.locator('body').focus();
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { getAttribute(a: string): string | null } | null } }).document.activeElement?.getAttribute('data-testid') === 'nav-history');
+  }
+  assert.ok(reached, 'Tab reaches the Runs entry of the navigation');
+  await page.keyboard.press('Enter');
+  await tid('history-table').or(page.getByText(/no runs/i)).first().waitFor();
   assert.equal(fs.existsSync(path.join(dir, 'data', 'runs')), false, 'nothing was written');
 });
 
