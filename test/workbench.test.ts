@@ -10,6 +10,8 @@ import type { EventName, Events, SpecInput } from '../electron/core/api/contract
 import { PayloadError, validatePayload } from '../electron/core/api/validate.js';
 import { Throttle } from '../electron/core/service/events.js';
 import { Workbench } from '../electron/core/service/workbench.js';
+import { infoFromHfConfig } from '../electron/core/service/library.js';
+import { spawnSync } from 'node:child_process';
 import { handleInvoke, senderAllowed, trustedPage } from '../electron/main/ipc.js';
 import { Model } from '../electron/core/engine/engine.js';
 import { generateText } from '../electron/core/text/generate.js';
@@ -92,6 +94,23 @@ test('the model library: stories260K is there on first start; models are added w
     assert.deepEqual(await w.invoke('models.remove', { id: m.id }), { removed: true });
     assert.equal((await w.invoke('models.list', {})).length, 1);
     await assert.rejects(w.invoke('models.remove', { id: first[0].id }), /bundled model cannot be removed/);
+    // a Hugging Face folder is added from its config.json alone (no weights read): the same shapes and
+    // counts the engine reads, for a uniform model and for a pruned one with per-layer lists
+    const prunedDir = path.join(dataDir, 'pruned');
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/electron/core/cli/main.js'), 'prune', MODEL, '--ratio', '0.4', '--global', '--method', 'magnitude', '--out', prunedDir, '--no-history'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const p of [MODEL, shared('models', 'stories260K-hf'), prunedDir]) {
+      const fromConfig = infoFromHfConfig(p)!;
+      const engine = await Model.load(p);
+      try {
+        const pick = (i: typeof fromConfig) => ({ params: i.nParams, dim: i.dim, nLayers: i.nLayers, headDim: i.headDim, vocab: i.vocabSize, ctx: i.contextLength,
+          tied: i.tiedEmbeddings, layers: i.layers.map((l) => [l.nHead, l.nKvHead, l.ffn]), tokenizer: i.tokenizer, bos: i.bosId, eos: i.eosId });
+        assert.deepEqual(pick(fromConfig), pick(engine.info), p);
+      } finally {
+        engine.dispose();
+      }
+    }
+    assert.equal(infoFromHfConfig(shared('models', 'stories260K', 'stories260K.gguf')), null, 'not a folder: the engine reads it');
     await assert.rejects(w.invoke('models.add', { path: path.join(dataDir, 'missing') }), (e: { code?: string }) => e.code === 'E_IO');
     const plan = await w.invoke('prune.plan', { model: MODEL, ratio: 0.5, targetParams: null, layers: null });
     assert.equal(plan.paramsAfter, 146752);

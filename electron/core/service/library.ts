@@ -9,7 +9,7 @@ import { packageRoot } from '../cli/version.js';
 import { Model, type ModelInfo } from '../engine/engine.js';
 import type { History } from '../history/db.js';
 import type { PipelineSpec } from '../pipeline/spec.js';
-import type { ArchConfig } from '../prune/plan.js';
+import { archFromHfConfig, paramCount, type ArchConfig } from '../prune/plan.js';
 import { applyAdapter } from '../train/trainer.js';
 import { ServiceError } from './events.js';
 
@@ -24,6 +24,40 @@ function entryOf(row: { id: string; path: string; name: string; bundled: boolean
     id: row.id, name: row.name, path: row.path, format: i.format, architecture: i.architecture, params: i.nParams, dim: i.dim, nLayers: i.nLayers,
     headDim: i.headDim, vocabSize: i.vocabSize, contextLength: i.contextLength, layers: i.layers.map((l) => ({ nHead: l.nHead, nKvHead: l.nKvHead, ffn: l.ffn })),
     uniform, tokenizer: i.tokenizer, bundled: row.bundled, addedAt: row.added_at,
+  };
+}
+
+/**
+ * What a Hugging Face LLaMA folder's config.json says, without reading its weights (a 7B model is 13 GB and
+ * the library, the plan and the estimate need only the shapes); null when the folder is not one (GGUF and
+ * llama2.c files, other model types: the engine reads those and gives its own typed errors).
+ */
+export function infoFromHfConfig(dir: string): StoredInfo | null {
+  const cfgFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(cfgFile) || !fs.statSync(dir).isDirectory()) return null;
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new ServiceError('E_FORMAT', `${cfgFile} is not valid JSON: ${(e as Error).message}`, 'path');
+  }
+  if (!['llama', 'mistral'].includes(String(cfg.model_type ?? 'llama'))) return null;
+  if (!['model.safetensors', 'model.safetensors.index.json'].some((f) => fs.existsSync(path.join(dir, f))))
+    throw new ServiceError('E_IO', `${dir} has a config.json but no model.safetensors (or its shard index)`, 'path');
+  let a: ArchConfig;
+  try {
+    a = archFromHfConfig(cfg);
+  } catch (e) {
+    throw new ServiceError('E_FORMAT', `${cfgFile}: ${(e as Error).message}`, 'path');
+  }
+  const num = (k: string, d: number) => (typeof cfg[k] === 'number' ? (cfg[k] as number) : d);
+  const tokenizer = fs.existsSync(path.join(dir, 'tokenizer.model')) || fs.readdirSync(dir).some((f) => /^tok.*\.model$/.test(f)) ? 'sentencepiece'
+    : fs.existsSync(path.join(dir, 'tokenizer.json')) ? 'hf-json' : null;
+  return {
+    format: 'hf', architecture: 'llama', sourceDtype: String(cfg.torch_dtype ?? 'unknown'), dim: a.dim, nLayers: a.layers.length, headDim: a.headDim,
+    vocabSize: a.vocabSize, contextLength: num('max_position_embeddings', 2048), normEps: num('rms_norm_eps', 1e-6), ropeTheta: num('rope_theta', 10000),
+    ropeLayout: 'interleaved', sourceRopeLayout: 'rotate_half', ropeScaling: { type: 'none', factor: 1 }, ropeFreqFactors: false, tiedEmbeddings: a.tied,
+    bosId: num('bos_token_id', 1), eosId: num('eos_token_id', 2), layers: a.layers, nParams: paramCount(a), backend: 'cpu', threads: 0, tokenizer,
   };
 }
 
@@ -52,11 +86,13 @@ export class Library {
 
   async add(p: string, o: { bundled?: boolean; name?: string } = {}): Promise<ModelEntry> {
     ensureExists(p, 'path');
+    const name = o.name ?? (path.basename(p).replace(/\.(gguf|bin)$/i, '') || p);
+    const fromConfig = infoFromHfConfig(p);
+    if (fromConfig) return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info: fromConfig }));
     const m = await Model.load(p);
     try {
       const { path: _p, ...info } = m.info;
       void _p;
-      const name = o.name ?? (path.basename(p).replace(/\.(gguf|bin)$/i, '') || p);
       return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }));
     } finally {
       m.dispose();
