@@ -246,6 +246,12 @@ test('cancel stops a run within a second; resume continues from its last finishe
     const v = await w.invoke('runs.get', { runId });
     assert.equal(v.status, 'cancelled');
     assert.equal(v.resumable, true);
+    // as a run saved by an earlier Tailor, before lora.targets and prune.calibTask existed: still resumable
+    const stateFile = path.join(v.outDir!, 'pipeline-state.json');
+    const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { spec: { lora: Record<string, unknown>; prune: Record<string, unknown> } };
+    delete state.spec.lora.targets;
+    delete state.spec.prune.calibTask;
+    fs.writeFileSync(stateFile, JSON.stringify(state));
     got['run.progress'].length = 0;
     await w.invoke('runs.resume', { runId });
     const fin2 = await until(() => got['run.finished'].filter((e) => e.runId === runId)[1]);

@@ -20,7 +20,7 @@ import { atomicWriteFile } from '../train/atomic.js';
 import { promptCompletionExamples } from '../train/data.js';
 import { applyAdapter, DEFAULT_TRAIN, finetune } from '../train/trainer.js';
 import { packageRoot, version } from '../cli/version.js';
-import type { PipelineSpec, TaskRef } from './spec.js';
+import { parseSpec, type PipelineSpec, type TaskRef } from './spec.js';
 import { writeReports, type PipelineReport } from './report.js';
 
 export interface PipelineEvent { stage: string; status: 'start' | 'progress' | 'done' | 'skipped'; fraction?: number; message?: string }
@@ -107,6 +107,8 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
   if (fs.existsSync(stateFile)) {
     if (!o.resume) throw new EngineError('E_IO', `${spec.outDir} holds a run already (resume it with --resume, or choose another outDir)`);
     state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as State;
+    // a state written by an older Tailor lacks fields added since (their defaults keep its meaning)
+    state.spec = parseSpec(state.spec);
     if (JSON.stringify(state.spec) !== JSON.stringify(spec)) throw new EngineError('E_ARG', `${stateFile} was started with another spec; resume with the same spec`);
   } else if (o.resume) {
     throw new EngineError('E_IO', `nothing to resume in ${spec.outDir}`);

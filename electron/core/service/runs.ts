@@ -111,7 +111,7 @@ export class RunManager {
     const f = path.join(spec.outDir ?? '', 'pipeline-state.json');
     if (!spec.outDir || !fs.existsSync(f)) return null;
     try {
-      return (JSON.parse(fs.readFileSync(f, 'utf8')) as { spec: PipelineSpec }).spec;
+      return parseSpec((JSON.parse(fs.readFileSync(f, 'utf8')) as { spec: unknown }).spec);
     } catch {
       return null;
     }
