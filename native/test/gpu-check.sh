@@ -41,14 +41,16 @@ if ! cmake --build "$BUILD" --target tailor_cudacheck -j "$(nproc)" >"$BUILD/bui
 fi
 say "== built in $(( $(date +%s) - start )) s"
 
-"$BUILD/tailor_cudacheck" --bench >"$BUILD/cudacheck.txt" 2>&1
+# a hung kernel must not eat the session: the table and timings take seconds on a GPU
+timeout 240 "$BUILD/tailor_cudacheck" --bench >"$BUILD/cudacheck.txt" 2>&1
 rc=$?
 tee -a "$LOG" <"$BUILD/cudacheck.txt"
+[ "$rc" -eq 124 ] && say "== tailor_cudacheck TIMED OUT after 240 s (a kernel that never finishes?)"
 say "== tailor_cudacheck exit $rc"
 
 if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMCHECK:-1}" != 0 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   say "== compute-sanitizer --tool memcheck (the table again, slower)"
-  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tailor_cudacheck" >"$BUILD/memcheck.txt" 2>&1
+  timeout 180 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tailor_cudacheck" >"$BUILD/memcheck.txt" 2>&1
   mrc=$?
   grep -E "ERROR SUMMARY|=========|checks, |error|Device not supported" "$BUILD/memcheck.txt" | head -60 | tee -a "$LOG"
   say "== memcheck exit $mrc"
