@@ -1,9 +1,11 @@
-// addon.cpp — module entry: registers AddonModel and engineInfo(), and the shared error/cancel helpers.
+// addon.cpp — module entry: registers AddonModel and engineInfo() (BLAS, threads, CUDA status and devices),
+// and the shared error/cancel helpers.
 #include <napi.h>
 
 #include "addon_model.h"
 #include "addon_trainer.h"
 #include "backend.h"
+#include "device.h"
 #include "worker.h"
 
 namespace tailor_addon {
@@ -27,11 +29,31 @@ static Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("blas", tailor::cpu_blas_name());
   o.Set("hardwareThreads", double(std::thread::hardware_concurrency()));
-#if defined(TAILOR_WITH_CUDA)
-  o.Set("cudaBuilt", true);
-#else
-  o.Set("cudaBuilt", false);
-#endif
+  // CUDA: what the build has and what this machine offers (no driver, no device: available false and why)
+  tailor::CudaStatus cs = tailor::cuda_devices(true);
+  o.Set("cudaBuilt", cs.built);
+  Napi::Object cuda = Napi::Object::New(env);
+  cuda.Set("built", cs.built);
+  cuda.Set("available", cs.available);
+  Napi::Array devs = Napi::Array::New(env, cs.devices.size());
+  for (size_t i = 0; i < cs.devices.size(); i++) {
+    const tailor::CudaDevice& d = cs.devices[i];
+    Napi::Object dv = Napi::Object::New(env);
+    dv.Set("index", d.index);
+    dv.Set("name", d.name);
+    dv.Set("computeCapability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor));
+    dv.Set("multiprocessors", d.multiprocessors);
+    dv.Set("totalMemory", double(d.total_memory));
+    dv.Set("freeMemory", double(d.free_memory));
+    dv.Set("supported", d.supported);
+    devs.Set(uint32_t(i), dv);
+  }
+  cuda.Set("devices", devs);
+  cuda.Set("reason", cs.available ? env.Null() : Napi::Value(Napi::String::New(env, cs.reason)));
+  cuda.Set("architectures", cs.built ? Napi::Value(Napi::String::New(env, cs.architectures)) : env.Null());
+  cuda.Set("runtimeVersion", cs.built ? Napi::Value(Napi::String::New(env, tailor::cuda_version_string(cs.runtime_version))) : env.Null());
+  cuda.Set("driverVersion", cs.driver_version > 0 ? Napi::Value(Napi::String::New(env, tailor::cuda_version_string(cs.driver_version))) : env.Null());
+  o.Set("cuda", cuda);
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "addon_trainer.h"
+#include "device.h"
 #include "grad_pass.h"
 #include "loader.h"
 #include "prune.h"
@@ -72,8 +73,10 @@ using ModelJob = OwnedJob<AddonModel>;
 // ---- load -------------------------------------------------------------------------------------------
 class LoadWorker : public EngineWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, BackendOptions bo) : EngineWorker(env), path_(std::move(path)), bo_(bo) {}
+  LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind)
+      : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind) {}
   void Run() override {
+    choice_ = choose_backend(kind_);  // 'cuda' fails here, before any weights are read
     model_ = std::shared_ptr<Model>(load_model(path_).release());
     backend_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
   }
@@ -82,12 +85,15 @@ class LoadWorker : public EngineWorker {
     AddonModel* am = AddonModel::Unwrap(obj);
     am->model = model_;
     am->backend = backend_;
+    am->choice = choice_;
     return obj;
   }
 
  private:
   std::string path_;
   BackendOptions bo_;
+  BackendKind kind_;
+  BackendChoice choice_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<Backend> backend_;
 };
@@ -338,13 +344,23 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw make_error(env, "E_ARG", "load(path, options?): path must be a string");
   BackendOptions bo;
+  BackendKind kind = BackendKind::Auto;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
     bo.threads = opt_int(o, "threads", 0);
     bo.blas = opt_bool(o, "blas", true);
     if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
+    Napi::Value b = o.Get("backend");
+    if (!b.IsUndefined() && !b.IsNull()) {
+      if (!b.IsString()) throw make_error(env, "E_ARG", "backend must be 'auto', 'cpu' or 'cuda'");
+      try {
+        kind = parse_backend_kind(b.As<Napi::String>().Utf8Value());
+      } catch (const EngineError& e) {
+        throw make_error(env, "E_ARG", e.what());
+      }
+    }
   }
-  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo);
+  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -393,6 +409,10 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   o.Set("nParams", double(model->param_count()));
   o.Set("backend", backend->name());
   o.Set("threads", backend->threads());
+  o.Set("backendKind", backend_kind_name(choice.used));
+  o.Set("backendRequested", backend_kind_name(choice.requested));
+  o.Set("backendAutoPick", backend_kind_name(choice.auto_pick));
+  o.Set("backendNote", choice.note.empty() ? env.Null() : Napi::Value(Napi::String::New(env, choice.note)));
   return o;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "backend.h"
+#include "device.h"
 #include "model.h"
 
 namespace tailor_addon {
@@ -19,6 +20,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   // used by workers
   std::shared_ptr<tailor::Model> model;
   std::shared_ptr<tailor::Backend> backend;
+  tailor::BackendChoice choice;  // the backend asked for at load, the one used, and why
   std::atomic<int> busy{0};
 
   static Napi::FunctionReference* constructor;

@@ -47,7 +47,9 @@ export function modelArg(ctx: CommandContext): string {
 }
 
 export function loadOpts(ctx: CommandContext): LoadOptions {
-  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'] };
+  const backend = str(ctx, 'backend') ?? 'auto';
+  if (backend !== 'auto' && backend !== 'cpu' && backend !== 'cuda') throw ctx.usageError(`--backend must be auto, cpu or cuda (got "${backend}")`);
+  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'], backend };
 }
 
 /** Loads MODEL and, with --adapter DIR, merges that PEFT adapter into it (base + adapter). */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { Model, engineInfo } from '../engine/engine.js';
+import { Model, cudaStatusLine, engineInfo } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
@@ -42,6 +42,7 @@ const common = {
   json: { type: 'boolean' },
   threads: { type: 'string' },
   'no-blas': { type: 'boolean' },
+  backend: { type: 'string' },
 } as const;
 
 // ---- verbs -----------------------------------------------------------------------------------------
@@ -50,7 +51,8 @@ async function runInfo(ctx: CommandContext): Promise<void> {
   const m = await Model.load(modelArg(ctx), loadOpts(ctx));
   try {
     const i = m.info;
-    if (ctx.values.json) return json(ctx, { ...i, engine: engineInfo() });
+    const engine = engineInfo();
+    if (ctx.values.json) return json(ctx, { ...i, engine });
     const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
     const lines = [
       `model         ${i.path}`,
@@ -62,7 +64,8 @@ async function runInfo(ctx: CommandContext): Promise<void> {
       `rope          theta ${i.ropeTheta}, ${i.sourceRopeLayout} in the file${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
       `norm eps      ${Number(i.normEps.toPrecision(6))}`,
       `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
-      `backend       ${i.backend}, ${i.threads} threads`,
+      `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendAutoPick === 'cuda' ? ': would pick CUDA, which does not run whole models yet' : ': CUDA not available') : ''})`,
+      `cuda          ${cudaStatusLine(engine.cuda)}`,
       uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
     ];
     if (!uniform) {
@@ -422,7 +425,7 @@ async function runDemo(ctx: CommandContext): Promise<void> {
 export const COMMANDS: Record<string, Command> = {
   info: {
     summary: 'architecture, parameters and per-layer shapes of a model',
-    help: 'tailor info MODEL [--json] [--threads N] [--no-blas]',
+    help: 'tailor info MODEL [--json] [--threads N] [--no-blas] [--backend auto|cpu|cuda]',
     options: { ...common },
     run: runInfo,
   },
@@ -434,7 +437,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   generate: {
     summary: 'continue a prompt',
-    help: 'tailor generate MODEL --prompt T [--max-tokens N] [--temperature X] [--top-k K] [--top-p P] [--seed S] [--stop S]... [--adapter DIR] [--json]',
+    help: 'tailor generate MODEL --prompt T [--max-tokens N] [--temperature X] [--top-k K] [--top-p P] [--seed S] [--stop S]... [--adapter DIR] [--backend auto|cpu|cuda] [--json]',
     options: {
       ...common,
       adapter: { type: 'string' },
@@ -450,13 +453,13 @@ export const COMMANDS: Record<string, Command> = {
   },
   perplexity: {
     summary: 'perplexity over a text file (LLM-Pruner windows)',
-    help: 'tailor perplexity MODEL --text FILE [--seq-len 128] [--max-windows N] [--adapter DIR] [--json] [--progress]',
+    help: 'tailor perplexity MODEL --text FILE [--seq-len 128] [--max-windows N] [--adapter DIR] [--backend auto|cpu|cuda] [--json] [--progress]',
     options: { ...common, adapter: { type: 'string' }, text: { type: 'string' }, 'seq-len': { type: 'string' }, 'max-windows': { type: 'string' }, progress: { type: 'boolean' } },
     run: runPerplexity,
   },
   score: {
     summary: 'one forward pass over token ids: argmax per position, last logits, mean NLL',
-    help: 'tailor score MODEL --ids 1,403,407 [--adapter DIR] [--json]',
+    help: 'tailor score MODEL --ids 1,403,407 [--adapter DIR] [--backend auto|cpu|cuda] [--json]',
     options: { ...common, ids: { type: 'string' }, adapter: { type: 'string' } },
     run: runScore,
   },
@@ -508,7 +511,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   eval: {
     summary: 'few-shot multiple-choice evaluation (lm-eval formulations) or perplexity',
-    help: 'tailor eval MODEL --task NAME|FILE [--limit N] [--shots K] [--seed S] [--held-out] [--adapter DIR] [--json] [--items]\n' +
+    help: 'tailor eval MODEL --task NAME|FILE [--limit N] [--shots K] [--seed S] [--held-out] [--adapter DIR] [--backend auto|cpu|cuda] [--json] [--items]\n' +
       '  FILE (CSV/TSV/JSONL): --text-col C --label-col C | --question-col C --choices-col C[,C…] --answer-col C [--template T]\n' +
       'tailor eval MODEL --ppl FILE [--seq-len 128]   ·   tailor eval --list-tasks   ·   tailor eval --task NAME --preview N [--template-style task|alpaca]',
     options: {
@@ -561,6 +564,7 @@ export function usage(): string {
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`),
     '',
     'MODEL is a Hugging Face folder (config.json + safetensors), a GGUF file or a llama2.c .bin.',
+    'Commands that load a model take --threads N, --no-blas and --backend auto|cpu|cuda (auto: the CPU for now).',
     'Run "tailor <command> --help" for a command\'s options.',
     '',
   ].join('\n');

@@ -83,7 +83,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write('tailor: cancelled\n');
       process.exit(130);
     }
-    const hint = HINTS[err.code];
+    const hint = err.code === 'E_UNSUPPORTED' && /CUDA backend/.test(err.message)
+      ? '--backend auto or cpu runs on the CPU; `tailor info MODEL` shows the CUDA status.'
+      : HINTS[err.code];
     process.stderr.write(`tailor: error [${err.code}]: ${err.message}\n${hint ? hint + '\n' : ''}`);
     if (err.code === 'E_INTERNAL' && process.env.TAILOR_DEBUG) process.stderr.write(String((e as Error).stack) + '\n');
     process.exit(1);

@@ -2,19 +2,26 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type RawAddonModel, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 
 export { EngineError } from './errors.js';
 export type { EngineErrorCode } from './errors.js';
+export type { BackendRequest, CudaDeviceInfo, CudaInfo, EngineInfo } from './native.js';
 
 export interface LoadOptions {
   /** engine threads (default: all cores) */
   threads?: number;
   /** use the BLAS library for matrix products when the build has one (default true) */
   blas?: boolean;
+  /**
+   * the compute backend (default 'auto'): 'auto' runs on the CPU for now and says in `info.backendNote` what it
+   * would pick; 'cuda' rejects with E_UNSUPPORTED saying why (not built, no driver, no device, or: the CUDA
+   * backend does not run whole models yet)
+   */
+  backend?: BackendRequest;
   /** skip looking for a tokenizer (score/generate by ids only) */
   noTokenizer?: boolean;
 }
@@ -77,8 +84,20 @@ export function cancelFlagFor(signal?: AbortSignal): { flag: Int32Array; done: (
   return cancelFlag(signal);
 }
 
-export function engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean } {
+/** The build and the machine: BLAS, hardware threads, and CUDA (built? available? devices, or why not). */
+export function engineInfo(): EngineInfo {
   return addon().engineInfo();
+}
+
+const GIB = 1024 ** 3;
+
+/** One line on CUDA for `tailor info`: the devices, or why CUDA is not available. */
+export function cudaStatusLine(c: EngineInfo['cuda']): string {
+  if (!c.built) return `not available: ${c.reason ?? 'not built with CUDA'}`;
+  const build = `built for sm ${c.architectures ?? '?'} (CUDA ${c.runtimeVersion ?? '?'})`;
+  if (!c.available) return `${build}; not available: ${c.reason ?? 'unknown'}`;
+  const devs = c.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / GIB).toFixed(1)} GiB, ${(d.freeMemory / GIB).toFixed(1)} GiB free)`);
+  return `${build}, driver CUDA ${c.driverVersion ?? '?'}; ${devs.join('; ')}`;
 }
 
 export class Model {
@@ -94,7 +113,7 @@ export class Model {
 
   /** Loads a Hugging Face folder, a GGUF file or a llama2.c checkpoint, and the tokenizer that goes with it. */
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
-    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true }));
+    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto' }));
     try {
       const rawInfo = raw.info();
       let tokenizer: Tokenizer | null = null;

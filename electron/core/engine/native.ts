@@ -20,6 +20,14 @@ export interface RawModelInfo {
   nParams: number;
   backend: string;
   threads: number;
+  /** what runs this model: 'cpu' until the CUDA backend runs whole models */
+  backendKind: 'cpu' | 'cuda';
+  /** the `backend` load option */
+  backendRequested: 'auto' | 'cpu' | 'cuda';
+  /** what 'auto' would pick on this machine once the CUDA backend runs whole models */
+  backendAutoPick: 'cpu' | 'cuda';
+  /** why 'auto' chose what it chose (null for an explicit 'cpu') */
+  backendNote: string | null;
 }
 export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number }
 export interface RawGenerateResult { tokens: number[]; promptTokens: number; promptMs: number; generateMs: number; stopReason: 'eos' | 'length' | 'stopped' | 'context' }
@@ -61,9 +69,45 @@ export interface RawAddonTrainer {
 export interface RawTensorTaylor { sumAbsWG: number; sumWG: number; gradSq: number }
 export type RawLayerTaylor = Record<'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'ffnNorm' | 'wGate' | 'wUp' | 'wDown', RawTensorTaylor>;
 export interface RawTaylorStats { loss: number; ms: number; layers: RawLayerTaylor[]; tokEmb: RawTensorTaylor; outNorm: RawTensorTaylor; lmHead: RawTensorTaylor }
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  /** e.g. "9.0" */
+  computeCapability: string;
+  multiprocessors: number;
+  /** bytes */
+  totalMemory: number;
+  /** bytes */
+  freeMemory: number;
+  /** this build has code for it (sm_75 and newer) */
+  supported: boolean;
+}
+export interface CudaInfo {
+  /** the engine was compiled with the CUDA kernels */
+  built: boolean;
+  /** a supported device answered */
+  available: boolean;
+  devices: CudaDeviceInfo[];
+  /** why CUDA is not available ("not built with CUDA (…)", "no CUDA driver (…)", "no device (…)", a CUDA error); null when available */
+  reason: string | null;
+  /** compiled-in SM architectures, e.g. "75,80,86,89,90" */
+  architectures: string | null;
+  /** CUDA runtime linked in, e.g. "13.0" */
+  runtimeVersion: string | null;
+  /** CUDA version the driver supports; null without a driver */
+  driverVersion: string | null;
+}
+export interface EngineInfo {
+  blas: string;
+  hardwareThreads: number;
+  /** = cuda.built (kept for compatibility) */
+  cudaBuilt: boolean;
+  cuda: CudaInfo;
+}
+export type BackendRequest = 'auto' | 'cpu' | 'cuda';
 export interface RawAddon {
-  AddonModel: { load(path: string, opts?: { threads?: number; blas?: boolean }): Promise<RawAddonModel> };
-  engineInfo(): { blas: string; hardwareThreads: number; cudaBuilt: boolean };
+  AddonModel: { load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest }): Promise<RawAddonModel> };
+  engineInfo(): EngineInfo;
   createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;
 }
 

@@ -1,0 +1,64 @@
+// common.cuh — what every .cu file of the CUDA kernels shares (nvcc only, never included by C++ code):
+// error checks that throw the engine's EngineError, grid arithmetic, and warp/block reductions.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "errors.h"
+
+namespace tailor {
+namespace cuda {
+
+// throws EngineError (E_OOM for an allocation failure, E_INTERNAL otherwise) naming the call
+inline void check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  ErrorCode code = e == cudaErrorMemoryAllocation ? ErrorCode::OOM : ErrorCode::INTERNAL;
+  fail(code, std::string("CUDA ") + what + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+
+// after a kernel launch: a bad launch configuration shows here, faults in the kernel at the next sync
+inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
+
+inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+
+template <typename T>
+__device__ inline T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ inline float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+// scratch: __shared__ T[32]. Must be reached by all threads of the block.
+template <typename T>
+__device__ inline T block_sum(T v, T* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read from a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? scratch[lane] : T(0);
+  return warp_sum(v);
+}
+
+__device__ inline float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+// bf16 stored as its 16 bits (the high half of the fp32 pattern)
+__device__ inline float bf16_bits_to_float(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+
+}  // namespace cuda
+}  // namespace tailor

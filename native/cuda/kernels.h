@@ -1,0 +1,73 @@
+// kernels.h — the C++ face of the CUDA kernels (native/cuda/*.cu): plain declarations, no CUDA headers,
+// so C++ code compiled by the host compiler (the parity harness, later the CUDA backend) can call them.
+// Every pointer an op takes is DEVICE memory; ops run asynchronously on the default stream, in order, and
+// report a bad launch at once and a fault in a kernel at the next device_synchronize() (both as an
+// EngineError). The semantics of each op are the CPU backend's (backend.h, cpu_backend.cpp).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "backend.h"  // KvView
+
+namespace tailor {
+namespace cuda {
+
+// ---- device and memory (device.cu) ----
+void set_device(int index);
+int compute_capability();                 // of the current device: major*10 + minor
+void* device_malloc(size_t bytes);        // E_OOM when the device is full
+void device_free(void* p) noexcept;
+void to_device(void* dst, const void* src, size_t bytes);
+void to_host(void* dst, const void* src, size_t bytes);
+void device_memset(void* p, int value, size_t bytes);
+void device_synchronize();                // waits for every queued op; throws if one of them faulted
+
+// ---- matrix products (matmul.cu) ----
+// y[T, out] = x[T, in] · W[out, in]ᵀ  (accumulate: y += ...); fp32 shared-memory tiles
+void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate);
+// the same product from bf16 x and W (bf16 bits as uint16_t) with fp32 accumulation: tensor cores (WMMA) on
+// sm_80+, the tiled kernel on sm_75; `path` forces one (TensorCores on sm_75 is E_UNSUPPORTED)
+enum class Bf16Path { Auto, TensorCores, Fallback };
+void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
+                         Bf16Path path = Bf16Path::Auto);
+// dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
+void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
+
+// ---- per-token ops (pointwise.cu) ----
+// dst[n] = bf16(src[n]), round to nearest even
+void f32_to_bf16(uint16_t* dst, const float* src, int64_t n);
+// y[T, dim] = x / rms(x) * w   (sum of squares in float64, as on the CPU)
+void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
+// RopeTable with its inv_freq[head_dim/2] (float64) in device memory
+struct DeviceRope {
+  int head_dim = 0;
+  bool interleaved = false;
+  double pos_scale = 1.0;
+  const double* inv_freq = nullptr;
+};
+// x[T, n_heads*hd] rotated in place by position pos[t] (angles in float64, as on the CPU)
+void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& rope);
+// stores k/v rows [T, kv_stride] into the cache at (slot[t], pos[t])
+void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T);
+// h[n] = silu(g) * u   (h may be g)
+void swiglu_forward(float* h, const float* g, const float* u, int64_t n);
+// y[n] += x[n]
+void add_inplace(float* y, const float* x, int64_t n);
+
+// ---- attention (attention.cu) ----
+// out[T, n_head*hd] = causal softmax(q kᵀ / √hd) v, token t attending to positions 0..pos[t] of slot[t] in
+// the cache (GQA: query head h reads KV head h / (n_head/n_kv)); hd ≤ 256
+void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
+                       int hd);
+
+// ---- losses (loss.cu) ----
+// per row r of logits[R, V]: argmax[r] (the first maximum), and logprob[r] = log softmax(row)[target[r]]
+// (float64 normaliser) for rows with target[r] >= 0; other rows' logprob is not written
+void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax);
+// weighted mean cross-entropy over rows of logits[N, V] (weight 0 = ignored) returned to the host (this
+// synchronises), and dlogits[N, V] = scale · ∂loss/∂logits (dlogits may be null)
+double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
+                                     double scale);
+
+}  // namespace cuda
+}  // namespace tailor

@@ -1,0 +1,133 @@
+// pointwise.cu — the per-token ops of the forward pass on the GPU, semantics of the CPU backend's:
+//   rmsnorm_forward  y = x / rms(x) * w      one block per row; sum of squares in float64, as on the CPU
+//   rope_forward     rotary embedding in place, interleaved (GGUF/llama2.c) or rotate-half (HF) pairs,
+//                    angle = pos · pos_scale · inv_freq[j] in float64 (exact for long contexts), as on the CPU
+//   kv_store         k/v rows into the KV cache at (slot, position)
+//   swiglu_forward   h = silu(g) · u
+//   add_inplace      y += x
+//   f32_to_bf16      round to nearest even (the bf16 matmul's inputs)
+#include <cuda_bf16.h>
+
+#include "common.cuh"
+#include "kernels.h"
+
+namespace tailor {
+namespace cuda {
+
+namespace {
+
+constexpr int kRowThreads = 256;
+
+// y[T, dim], x[T, dim], w[dim]; grid T, block kRowThreads
+__global__ void rmsnorm_forward_kernel(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w, int64_t dim,
+                                       float eps) {
+  __shared__ double scratch[32];
+  const float* xr = x + int64_t(blockIdx.x) * dim;
+  float* yr = y + int64_t(blockIdx.x) * dim;
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += double(xr[i]) * double(xr[i]);
+  ss = block_sum(ss, scratch);
+  const float inv = float(1.0 / sqrt(ss / double(dim) + double(eps)));
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
+}
+
+// x[T, n_heads*hd] in place, pos[T], inv_freq[hd/2]; grid T, block 64 (thread j handles pair j in every head)
+__global__ void rope_forward_kernel(float* __restrict__ x, const int* __restrict__ pos, int n_heads, int hd, bool interleaved,
+                                    double pos_scale, const double* __restrict__ inv_freq) {
+  const int64_t t = blockIdx.x;
+  const int half = hd / 2;
+  const double p = double(pos[t]) * pos_scale;
+  for (int j = threadIdx.x; j < half; j += blockDim.x) {
+    double sd, cd;
+    sincos(p * inv_freq[j], &sd, &cd);
+    const float c = float(cd), s = float(sd);
+    const int i0 = interleaved ? 2 * j : j, i1 = interleaved ? 2 * j + 1 : j + half;
+    for (int h = 0; h < n_heads; h++) {
+      float* v = x + (t * n_heads + h) * hd;
+      const float a = v[i0], b = v[i1];
+      v[i0] = a * c - b * s;
+      v[i1] = a * s + b * c;
+    }
+  }
+}
+
+// kc/vc[slot, n_ctx, kv_stride] ← k/v[T, kv_stride] at (slot[t], pos[t]); grid T, block kRowThreads
+__global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ k, const float* __restrict__ v,
+                                const int* __restrict__ pos, const int* __restrict__ slot, int n_ctx, int kv_stride) {
+  const int64_t t = blockIdx.x;
+  const int64_t off = (int64_t(slot[t]) * n_ctx + pos[t]) * kv_stride;
+  for (int i = threadIdx.x; i < kv_stride; i += blockDim.x) {
+    kc[off + i] = k[t * kv_stride + i];
+    vc[off + i] = v[t * kv_stride + i];
+  }
+}
+
+// h[n], g[n], u[n] (h may be g)
+__global__ void swiglu_forward_kernel(float* h, const float* g, const float* __restrict__ u, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float gv = g[i];
+    h[i] = gv / (1.f + expf(-gv)) * u[i];
+  }
+}
+
+// y[n] += x[n]
+__global__ void add_inplace_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] += x[i];
+}
+
+// dst[n] (bf16 bits) = src[n]
+__global__ void f32_to_bf16_kernel(uint16_t* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
+}
+
+// a grid-stride launch: enough blocks to fill any GPU, no more than needed
+unsigned flat_blocks(int64_t n) { return unsigned(std::min<int64_t>(65535, (n + 255) / 256)); }
+
+void rows_limit(int64_t T, const char* what) {
+  if (T > 2147483647) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many rows in one call");
+}
+
+}  // namespace
+
+void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) {
+  if (T == 0) return;
+  rows_limit(T, "rmsnorm_forward");
+  rmsnorm_forward_kernel<<<unsigned(T), kRowThreads>>>(y, x, w, dim, eps);
+  check_launch("rmsnorm_forward");
+}
+
+void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& r) {
+  if (T == 0 || n_heads == 0 || r.head_dim < 2) return;
+  rows_limit(T, "rope_forward");
+  rope_forward_kernel<<<unsigned(T), 64>>>(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq);
+  check_launch("rope_forward");
+}
+
+void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) {
+  if (T == 0 || kv.kv_stride == 0) return;
+  rows_limit(T, "kv_store");
+  kv_store_kernel<<<unsigned(T), kRowThreads>>>(kv.k, kv.v, k, v, pos, slot, kv.n_ctx, kv.kv_stride);
+  check_launch("kv_store");
+}
+
+void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {
+  if (n == 0) return;
+  swiglu_forward_kernel<<<flat_blocks(n), 256>>>(h, g, u, n);
+  check_launch("swiglu_forward");
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  if (n == 0) return;
+  add_inplace_kernel<<<flat_blocks(n), 256>>>(y, x, n);
+  check_launch("add_inplace");
+}
+
+void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
+  if (n == 0) return;
+  f32_to_bf16_kernel<<<flat_blocks(n), 256>>>(dst, src, n);
+  check_launch("f32_to_bf16");
+}
+
+}  // namespace cuda
+}  // namespace tailor

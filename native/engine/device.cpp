@@ -1,0 +1,69 @@
+// device.cpp — the backend choice of a model load ('auto' | 'cpu' | 'cuda'), and, in a build without the
+// CUDA kernels, the cuda_devices() that says so. The CUDA build's cuda_devices() is native/cuda/device.cu.
+#include "device.h"
+
+#include "errors.h"
+
+namespace tailor {
+
+std::string cuda_version_string(int v) {
+  if (v <= 0) return "none";
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+#if !defined(TAILOR_WITH_CUDA)
+#if !defined(TAILOR_CUDA_OFF_REASON)
+#define TAILOR_CUDA_OFF_REASON "the engine was built without CUDA"
+#endif
+CudaStatus cuda_devices(bool) {
+  CudaStatus s;
+  s.reason = std::string("not built with CUDA (") + TAILOR_CUDA_OFF_REASON + ")";
+  return s;
+}
+#endif
+
+BackendKind parse_backend_kind(const std::string& s) {
+  if (s == "auto") return BackendKind::Auto;
+  if (s == "cpu") return BackendKind::Cpu;
+  if (s == "cuda") return BackendKind::Cuda;
+  fail(ErrorCode::ARG, "backend must be 'auto', 'cpu' or 'cuda' (got '" + s + "')");
+}
+
+const char* backend_kind_name(BackendKind k) {
+  switch (k) {
+    case BackendKind::Auto: return "auto";
+    case BackendKind::Cpu: return "cpu";
+    case BackendKind::Cuda: return "cuda";
+  }
+  return "cpu";
+}
+
+static std::string first_device(const CudaStatus& s) {
+  for (const CudaDevice& d : s.devices)
+    if (d.supported)
+      return "device " + std::to_string(d.index) + ", " + d.name + ", sm_" + std::to_string(d.cc_major) + std::to_string(d.cc_minor);
+  return "no supported device";
+}
+
+BackendChoice choose_backend(BackendKind requested) {
+  BackendChoice c;
+  c.requested = requested;
+  c.used = BackendKind::Cpu;
+  if (requested == BackendKind::Cpu) return c;
+  CudaStatus s = cuda_devices(false);
+  if (requested == BackendKind::Cuda) {
+    if (!s.available)
+      fail(ErrorCode::UNSUPPORTED, "the CUDA backend is not available: " + s.reason + "; use backend 'cpu' or 'auto'");
+    fail(ErrorCode::UNSUPPORTED, "the CUDA backend does not run whole models yet (the CUDA kernels are built and a device is present: " +
+                                     first_device(s) + "); use backend 'cpu' or 'auto'");
+  }
+  if (s.available) {
+    c.auto_pick = BackendKind::Cuda;
+    c.note = "auto chose the CPU; it would choose CUDA (" + first_device(s) + "), but the CUDA backend does not run whole models yet";
+  } else {
+    c.note = "auto chose the CPU; CUDA is not available: " + s.reason;
+  }
+  return c;
+}
+
+}  // namespace tailor

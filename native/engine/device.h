@@ -1,0 +1,53 @@
+// device.h — what compute devices this build and this machine offer, and which backend a model load
+// uses. Pure C++ (no CUDA headers): in a build with the CUDA kernels (TAILOR_WITH_CUDA) cuda_devices() is
+// implemented in native/cuda/device.cu, otherwise in device.cpp, where it says why there is no CUDA.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+struct CudaDevice {
+  int index = 0;
+  std::string name;
+  int cc_major = 0, cc_minor = 0;  // compute capability
+  int multiprocessors = 0;
+  uint64_t total_memory = 0;       // bytes
+  uint64_t free_memory = 0;        // bytes (0 when not queried)
+  bool supported = false;          // this build has code that runs on it (sm_75 and newer)
+};
+
+struct CudaStatus {
+  bool built = false;              // the engine was compiled with the CUDA kernels
+  bool available = false;          // at least one supported device answered
+  std::vector<CudaDevice> devices;
+  std::string reason;              // why not available ("no CUDA driver", "no device", the CUDA error); empty when available
+  std::string architectures;       // compiled-in SM list, e.g. "75,80,86,89,90" (empty when not built)
+  int runtime_version = 0;         // CUDA runtime linked in, e.g. 13000 (0 when not built)
+  int driver_version = 0;          // CUDA version the driver supports (0: no driver)
+};
+
+// Never throws. with_memory: also query free memory, which creates the CUDA context on each device the
+// first time (slow, and holds device memory for the process); without it the result is cached.
+CudaStatus cuda_devices(bool with_memory = true);
+
+// "13.0" for 13000
+std::string cuda_version_string(int v);
+
+enum class BackendKind { Auto, Cpu, Cuda };
+BackendKind parse_backend_kind(const std::string& s);  // "auto" | "cpu" | "cuda", else E_ARG
+const char* backend_kind_name(BackendKind k);
+
+struct BackendChoice {
+  BackendKind requested = BackendKind::Auto;
+  BackendKind used = BackendKind::Cpu;       // what runs the model (the CPU until the CUDA backend runs whole models)
+  BackendKind auto_pick = BackendKind::Cpu;  // what 'auto' would pick on this machine once it does
+  std::string note;                          // one line for `tailor info`; empty for an explicit 'cpu'
+};
+
+// The backend for a model load. 'cuda' throws E_UNSUPPORTED saying why it cannot run (not built, no
+// driver, no device, or: the CUDA backend does not run whole models yet).
+BackendChoice choose_backend(BackendKind requested);
+
+}  // namespace tailor

@@ -1,0 +1,398 @@
+// cudacheck.cpp — tailor_cudacheck: the CUDA kernels (native/cuda) against the CPU backend, op by op, on
+// seeded random inputs of realistic shapes (GQA, sizes that are not multiples of a tile, T=1 decode and
+// T=64 prefill). Prints one row per case: max |gpu − cpu|, that divided by max |cpu| (normwise relative
+// error) and the tolerance; exits 1 on any failure, 77 ("skipped") when there is no usable CUDA device.
+// Built only with the CUDA kernels (TAILOR_CUDA). Compiled by the host compiler: kernels.h carries no
+// CUDA headers.
+//   tailor_cudacheck [--device N] [--bench]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "device.h"
+#include "errors.h"
+#include "forward.h"
+#include "kernels.h"
+
+using namespace tailor;
+namespace cu = tailor::cuda;
+
+namespace {
+
+int failures = 0, checks = 0;
+std::mt19937_64 rng(20240531);
+
+std::vector<float> randf(size_t n, float scale = 1.f) {
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// a device copy of a host vector (or n uninitialised elements), freed with the object
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : p(static_cast<T*>(cu::device_malloc(count * sizeof(T)))), n(count) {}
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { cu::to_device(p, h.data(), h.size() * sizeof(T)); }
+  Dev(const Dev&) = delete;
+  ~Dev() { cu::device_free(p); }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    cu::to_host(h.data(), p, n * sizeof(T));
+    return h;
+  }
+};
+
+// round to nearest even, as __float2bfloat16_rn does for finite values
+uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+float bf16_value(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// one table row: normwise error of got against ref (non-finite values fail)
+template <typename T>
+void report(const char* op, const std::string& what, const std::vector<T>& got, const std::vector<T>& ref, double tol) {
+  double diff = 0, scale = 0;
+  bool finite = got.size() == ref.size();
+  for (size_t i = 0; i < got.size() && i < ref.size(); i++) {
+    double g = double(got[i]), r = double(ref[i]);
+    if (!std::isfinite(g) && !(std::isnan(g) && std::isnan(r)) && g != r) finite = false;
+    if (std::isfinite(g) && std::isfinite(r)) diff = std::max(diff, std::fabs(g - r));
+    if (std::isfinite(r)) scale = std::max(scale, std::fabs(r));
+  }
+  double rel = diff / std::max(scale, 1e-30);
+  bool ok = finite && rel <= tol;
+  checks++;
+  if (!ok) failures++;
+  std::printf("%-22s %-44s %11.3e %11.3e %9.1e  %s\n", op, what.c_str(), diff, rel, tol, ok ? "ok" : finite ? "FAIL" : "FAIL (non-finite)");
+}
+
+void note(const char* op, const std::string& what, const std::string& msg) { std::printf("%-22s %-44s %s\n", op, what.c_str(), msg.c_str()); }
+
+const double kF32 = 1e-4;  // fp32 kernels against the CPU: a different summation order, nothing more
+const double kBf16 = 1e-2; // bf16 inputs against fp32 ones: within bf16 rounding (8-bit mantissa)
+
+std::string shape(int64_t T, int64_t in, int64_t out, bool acc) {
+  return "T=" + std::to_string(T) + " in=" + std::to_string(in) + " out=" + std::to_string(out) + (acc ? " +=" : "");
+}
+
+void check_matmul(Backend& cpu) {
+  struct Case { int64_t T, in, out; bool acc; };
+  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, false}, {37, 101, 203, true}, {64, 2048, 5632, false}, {5, 0, 7, false},
+                        {130, 1000, 1, true}};
+  for (const Case& c : cases) {
+    auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
+    auto ref = y0;
+    cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
+    Dev<float> dx(x), dw(w), dy(y0);
+    cu::matmul_forward(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc);
+    report("matmul_forward", shape(c.T, c.in, c.out, c.acc), dy.get(), ref, kF32);
+  }
+}
+
+void check_matmul_bf16(Backend& cpu, int cc) {
+  struct Case { int64_t T, in, out; bool acc; };
+  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, false}, {37, 101, 203, true}, {64, 2048, 5632, false}, {3, 17, 1, false}};
+  for (const Case& c : cases) {
+    auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
+    std::vector<uint16_t> xb(x.size()), wb(w.size());
+    std::vector<float> xr(x.size()), wr(w.size());  // the bf16 values as floats
+    for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(xb[i] = bf16_bits(x[i]));
+    for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
+    auto ref_rounded = y0, ref_f32 = y0;
+    cpu.matmul_forward(ref_rounded.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);
+    cpu.matmul_forward(ref_f32.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
+    Dev<float> dxf(x), dwf(w);
+    Dev<uint16_t> dxb(x.size()), dwb(w.size());
+    cu::f32_to_bf16(dxb.p, dxf.p, int64_t(x.size()));
+    cu::f32_to_bf16(dwb.p, dwf.p, int64_t(w.size()));
+    auto conv = dwb.get();
+    report("f32_to_bf16", "W of " + shape(c.T, c.in, c.out, false), conv, wb, 0.0);
+    const std::pair<cu::Bf16Path, const char*> paths[] = {{cu::Bf16Path::TensorCores, "wmma"}, {cu::Bf16Path::Fallback, "tiled"}};
+    for (auto& p : paths) {
+      std::string name = std::string("matmul_bf16 ") + p.second;
+      if (p.first == cu::Bf16Path::TensorCores && cc < 80) {
+        note(name.c_str(), shape(c.T, c.in, c.out, c.acc), "n/a (sm_" + std::to_string(cc) + " has no bf16 tensor cores)");
+        continue;
+      }
+      Dev<float> dy(y0);
+      cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.first);
+      auto got = dy.get();
+      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs bf16 in", got, ref_rounded, kF32);
+      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs fp32 in", got, ref_f32, kBf16);
+    }
+  }
+}
+
+void check_matmul_backward(Backend& cpu) {
+  struct Case { int64_t T, in, out; bool dx, dw; };
+  const Case cases[] = {{64, 288, 768, true, true}, {37, 101, 203, true, false}, {1, 2048, 5632, false, true}, {7, 33, 1, true, true}};
+  for (const Case& c : cases) {
+    auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), dy = randf(size_t(c.T * c.out));
+    auto dx0 = randf(size_t(c.T * c.in)), dw0 = randf(size_t(c.out * c.in), 0.01f);
+    auto rdx = dx0, rdw = dw0;
+    cpu.matmul_backward(c.dx ? rdx.data() : nullptr, c.dw ? rdw.data() : nullptr, dy.data(), x.data(), w.data(), c.T, c.in, c.out);
+    Dev<float> gx(x), gw(w), gdy(dy), gdx(dx0), gdw(dw0);
+    cu::matmul_backward(c.dx ? gdx.p : nullptr, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
+    std::string s = shape(c.T, c.in, c.out, false);
+    report("matmul_backward", s + " dx" + (c.dx ? "" : " (null)"), gdx.get(), rdx, kF32);
+    report("matmul_backward", s + " dW" + (c.dw ? "" : " (null)"), gdw.get(), rdw, kF32);
+  }
+}
+
+void check_rmsnorm(Backend& cpu) {
+  struct Case { int64_t T, dim; float eps; };
+  for (const Case& c : {Case{1, 4096, 1e-5f}, Case{64, 288, 1e-5f}, Case{7, 101, 1e-6f}}) {
+    auto x = randf(size_t(c.T * c.dim), 3.f), w = randf(size_t(c.dim));
+    std::vector<float> ref(x.size());
+    cpu.rmsnorm_forward(ref.data(), x.data(), w.data(), c.T, c.dim, c.eps);
+    Dev<float> gx(x), gw(w), gy(x.size());
+    cu::rmsnorm_forward(gy.p, gx.p, gw.p, c.T, c.dim, c.eps);
+    report("rmsnorm_forward", "T=" + std::to_string(c.T) + " dim=" + std::to_string(c.dim), gy.get(), ref, kF32);
+  }
+}
+
+RopeTable rope_table(int hd, bool interleaved, RopeScalingType type, float factor, float theta) {
+  Config c;
+  c.head_dim = hd;
+  c.rope_interleaved = interleaved;
+  c.rope_theta = theta;
+  c.rope_scaling.type = type;
+  c.rope_scaling.factor = factor;
+  return make_rope_table(c);
+}
+
+void check_rope(Backend& cpu) {
+  struct Case { const char* name; RopeTable r; int n_heads; std::vector<int> pos; };
+  std::vector<int> prefill(64), decode{5000}, mixed{0, 1, 2, 700, 701, 3};
+  for (int i = 0; i < 64; i++) prefill[size_t(i)] = i;
+  const Case cases[] = {
+      {"interleaved hd=48 q 6 heads prefill", rope_table(48, true, RopeScalingType::None, 1, 10000), 6, prefill},
+      {"interleaved hd=48 k 2 heads decode@5000", rope_table(48, true, RopeScalingType::None, 1, 10000), 2, decode},
+      {"rotate-half hd=128 llama3 q 8 heads prefill", rope_table(128, false, RopeScalingType::Llama3, 8, 500000), 8, prefill},
+      {"rotate-half hd=128 llama3 k 2 heads mixed", rope_table(128, false, RopeScalingType::Llama3, 8, 500000), 2, mixed},
+      {"rotate-half hd=64 linear x4 decode@5000", rope_table(64, false, RopeScalingType::Linear, 4, 10000), 4, decode},
+  };
+  for (const Case& c : cases) {
+    const int64_t T = int64_t(c.pos.size());
+    auto x = randf(size_t(T * c.n_heads * c.r.head_dim));
+    auto ref = x;
+    cpu.rope_forward(ref.data(), c.pos.data(), T, c.n_heads, c.r);
+    Dev<float> gx(x);
+    Dev<int> gp(c.pos);
+    Dev<double> gf(c.r.inv_freq);
+    cu::DeviceRope dr;
+    dr.head_dim = c.r.head_dim;
+    dr.interleaved = c.r.interleaved;
+    dr.pos_scale = c.r.pos_scale;
+    dr.inv_freq = gf.p;
+    cu::rope_forward(gx.p, gp.p, T, c.n_heads, dr);
+    report("rope_forward", c.name, gx.get(), ref, kF32);
+  }
+}
+
+void check_attention(Backend& cpu) {
+  struct Case { const char* name; int n_head, n_kv, hd, n_ctx, slots; std::vector<int> pos, slot; };
+  std::vector<int> p64(64), s64(64, 1), mp, ms;
+  for (int i = 0; i < 64; i++) p64[size_t(i)] = i;
+  for (int i = 10; i <= 20; i++) mp.push_back(i), ms.push_back(0);
+  for (int i = 0; i <= 5; i++) mp.push_back(i), ms.push_back(1);
+  mp.push_back(50), ms.push_back(2);
+  const Case cases[] = {
+      {"GQA 8/2 hd=64 prefill T=64 (slot 1)", 8, 2, 64, 128, 2, p64, s64},
+      {"GQA 32/8 hd=128 decode T=1 @100", 32, 8, 128, 256, 1, {100}, {0}},
+      {"GQA 6/3 hd=40 mixed 3 slots T=18", 6, 3, 40, 64, 3, mp, ms},
+      {"MHA 4/4 hd=256 T=3 @0,1,2", 4, 4, 256, 16, 1, {0, 1, 2}, {0, 0, 0}},
+      {"GQA 8/1 hd=8 T=5 @31..35", 8, 1, 8, 40, 1, {31, 32, 33, 34, 35}, {0, 0, 0, 0, 0}},
+  };
+  for (const Case& c : cases) {
+    const int64_t T = int64_t(c.pos.size()), kvs = int64_t(c.n_kv) * c.hd, qd = int64_t(c.n_head) * c.hd;
+    const size_t cache_n = size_t(c.slots) * size_t(c.n_ctx) * size_t(kvs);
+    auto kc = randf(cache_n), vc = randf(cache_n), k = randf(size_t(T * kvs)), v = randf(size_t(T * kvs)), q = randf(size_t(T * qd));
+    std::vector<float> ref(static_cast<size_t>(T * qd));
+    auto rk = kc, rv = vc;
+    KvView cv{rk.data(), rv.data(), c.n_ctx, int(kvs)};
+    cpu.kv_store(cv, k.data(), v.data(), c.pos.data(), c.slot.data(), T);
+    cpu.attention_forward(ref.data(), q.data(), cv, c.pos.data(), c.slot.data(), T, c.n_head, c.n_kv, c.hd);
+    Dev<float> gkc(kc), gvc(vc), gk(k), gv(v), gq(q), gout(ref.size());
+    Dev<int> gp(c.pos), gs(c.slot);
+    KvView gview{gkc.p, gvc.p, c.n_ctx, int(kvs)};
+    cu::kv_store(gview, gk.p, gv.p, gp.p, gs.p, T);
+    cu::attention_forward(gout.p, gq.p, gview, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
+    report("kv_store", c.name, gkc.get(), rk, 0.0);
+    report("kv_store (v)", c.name, gvc.get(), rv, 0.0);
+    report("attention_forward", c.name, gout.get(), ref, kF32);
+  }
+}
+
+void check_pointwise(Backend& cpu) {
+  const int64_t n = 64 * 1000 + 3;
+  auto g = randf(size_t(n), 3.f), u = randf(size_t(n));
+  std::vector<float> ref(static_cast<size_t>(n));
+  cpu.swiglu_forward(ref.data(), g.data(), u.data(), n);
+  {
+    Dev<float> gg(g), gu(u), gh(static_cast<size_t>(n));
+    cu::swiglu_forward(gh.p, gg.p, gu.p, n);
+    report("swiglu_forward", "n=64003", gh.get(), ref, kF32);
+    cu::swiglu_forward(gg.p, gg.p, gu.p, n);
+    report("swiglu_forward", "n=64003 in place (h = g)", gg.get(), ref, kF32);
+  }
+  auto y = randf(100003), x = randf(100003);
+  auto ry = y;
+  cpu.add_inplace(ry.data(), x.data(), int64_t(x.size()));
+  Dev<float> gy(y), gx(x);
+  cu::add_inplace(gy.p, gx.p, int64_t(x.size()));
+  report("add_inplace", "n=100003", gy.get(), ry, 0.0);
+}
+
+void check_losses(Backend& cpu) {
+  struct Case { int64_t R, V; };
+  for (const Case& c : {Case{64, 32000}, Case{3, 513}, Case{1, 128256}}) {
+    auto logits = randf(size_t(c.R * c.V), 3.f);
+    std::vector<int> target(static_cast<size_t>(c.R));
+    std::uniform_int_distribution<int> pick(0, int(c.V) - 1);
+    for (int64_t r = 0; r < c.R; r++) target[size_t(r)] = r % 5 == 3 ? -1 : pick(rng);
+    std::vector<double> rlp(size_t(c.R), 12345.0);  // rows with target < 0 keep this
+    std::vector<int> ram(size_t(c.R), -7);
+    cpu.logprob_forward(logits.data(), c.R, c.V, target.data(), rlp.data(), ram.data());
+    Dev<float> gl(logits);
+    Dev<int> gt(target), gam(ram);
+    Dev<double> glp(rlp);
+    cu::logprob_forward(gl.p, c.R, c.V, gt.p, glp.p, gam.p);
+    std::string s = "R=" + std::to_string(c.R) + " V=" + std::to_string(c.V);
+    report("logprob_forward", s + " logprob", glp.get(), rlp, kF32);
+    report("logprob_forward", s + " argmax (exact)", gam.get(), ram, 0.0);
+  }
+  struct CeCase { int64_t N, V; double scale; bool grad; int zero_every; };
+  for (const CeCase& c : {CeCase{64, 32000, 0.5, true, 4}, CeCase{17, 1000, 1.0, false, 0}, CeCase{5, 513, 1.0, true, 1}}) {
+    auto logits = randf(size_t(c.N * c.V), 3.f);
+    std::vector<int> target(static_cast<size_t>(c.N));
+    std::vector<float> weight(static_cast<size_t>(c.N));
+    std::uniform_int_distribution<int> pick(0, int(c.V) - 1);
+    std::uniform_real_distribution<float> wd(0.5f, 2.f);
+    for (int64_t n = 0; n < c.N; n++) {
+      target[size_t(n)] = pick(rng);
+      weight[size_t(n)] = c.zero_every && n % c.zero_every == 0 ? 0.f : wd(rng);
+    }
+    std::vector<float> rd(c.grad ? size_t(c.N * c.V) : 0, 7.f);
+    double rloss = cpu.crossentropy_forward_backward(c.grad ? rd.data() : nullptr, logits.data(), target.data(), weight.data(), c.N, c.V, c.scale);
+    Dev<float> gl(logits), gw(weight), gd(std::vector<float>(c.grad ? rd.size() : 1, 7.f));
+    Dev<int> gt(target);
+    double gloss = cu::crossentropy_forward_backward(c.grad ? gd.p : nullptr, gl.p, gt.p, gw.p, c.N, c.V, c.scale);
+    std::string s = "N=" + std::to_string(c.N) + " V=" + std::to_string(c.V) + (c.zero_every == 1 ? " all weights 0" : c.zero_every ? " some weights 0" : "");
+    report("crossentropy", s + " loss", std::vector<double>{gloss}, std::vector<double>{rloss}, kF32);
+    if (c.grad) report("crossentropy", s + " dlogits", gd.get(), rd, kF32);
+  }
+}
+
+double time_ms(const std::function<void()>& f, int reps) {
+  f();
+  cu::device_synchronize();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; i++) f();
+  cu::device_synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+}
+
+// a few timings of the kernels as they are (no tuning yet): where the next session starts measuring
+void bench(int cc) {
+  std::printf("\nbench (GPU only, mean of repeated calls after a warm-up)\n");
+  const int64_t T = 512, in = 4096, out = 4096;
+  Dev<float> x(randf(size_t(T * in))), w(randf(size_t(out * in), 0.02f)), y(size_t(T * out));
+  Dev<uint16_t> xb(size_t(T * in)), wb(size_t(out * in));
+  cu::f32_to_bf16(xb.p, x.p, T * in);
+  cu::f32_to_bf16(wb.p, w.p, out * in);
+  const double flop = 2.0 * T * in * out;
+  double ms = time_ms([&] { cu::matmul_forward(y.p, x.p, w.p, T, in, out, false); }, 10);
+  std::printf("  matmul fp32 tiled     %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
+  ms = time_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, T, in, out, false, cu::Bf16Path::Fallback); }, 10);
+  std::printf("  matmul bf16 tiled     %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
+  if (cc >= 80) {
+    ms = time_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, T, in, out, false, cu::Bf16Path::TensorCores); }, 10);
+    std::printf("  matmul bf16 wmma      %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
+  }
+  const int n_head = 32, n_kv = 8, hd = 128, n_ctx = 4096;
+  const int64_t kvs = int64_t(n_kv) * hd;
+  Dev<float> kc(randf(size_t(n_ctx * kvs))), vc(randf(size_t(n_ctx * kvs)));
+  KvView kv{kc.p, vc.p, n_ctx, int(kvs)};
+  for (int64_t Tq : {int64_t(1), int64_t(512)}) {
+    std::vector<int> pos(static_cast<size_t>(Tq)), slot(size_t(Tq), 0);
+    for (int64_t i = 0; i < Tq; i++) pos[size_t(i)] = int(n_ctx - Tq + i);
+    Dev<int> gp(pos), gs(slot);
+    Dev<float> q(randf(size_t(Tq * n_head * hd))), o(size_t(Tq * n_head * hd));
+    ms = time_ms([&] { cu::attention_forward(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd); }, Tq == 1 ? 50 : 3);
+    const double bytes = 2.0 * n_ctx * kvs * 4;  // K and V of the slot, if each were read once per call
+    std::printf("  attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n",
+                (long long)Tq, n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int device = 0;
+  bool do_bench = false;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
+    else if (a == "--bench") do_bench = true;
+    else {
+      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench]\n");
+      return 2;
+    }
+  }
+  CudaStatus st = cuda_devices(true);
+  std::printf("tailor_cudacheck: CUDA runtime %s, driver %s, kernels for sm %s\n", cuda_version_string(st.runtime_version).c_str(),
+              cuda_version_string(st.driver_version).c_str(), st.architectures.c_str());
+  if (!st.available) {
+    std::printf("no CUDA device: %s — skipped\n", st.reason.c_str());
+    return 77;
+  }
+  const CudaDevice* dev = nullptr;
+  for (const CudaDevice& d : st.devices)
+    if (d.index == device) dev = &d;
+  if (!dev || !dev->supported) {
+    std::printf("no CUDA device: device %d is not a usable device — skipped\n", device);
+    return 77;
+  }
+  try {
+    cu::set_device(device);
+    const int cc = cu::compute_capability();
+    std::printf("device %d: %s, sm_%d, %d SMs, %.1f GiB (%.1f GiB free)\n\n", dev->index, dev->name.c_str(), cc, dev->multiprocessors,
+                double(dev->total_memory) / (1 << 30), double(dev->free_memory) / (1 << 30));
+    BackendOptions bo;
+    auto cpu = make_cpu_backend(bo);
+    std::printf("%-22s %-44s %11s %11s %9s  %s\n", "op", ("case (reference: " + cpu->name() + ")").c_str(), "max abs", "rel", "tol", "");
+    check_matmul(*cpu);
+    check_matmul_bf16(*cpu, cc);
+    check_matmul_backward(*cpu);
+    check_rmsnorm(*cpu);
+    check_rope(*cpu);
+    check_attention(*cpu);
+    check_pointwise(*cpu);
+    check_losses(*cpu);
+    cu::device_synchronize();
+    std::printf("\n%d checks, %d failed\n", checks, failures);
+    if (do_bench) bench(cc);
+  } catch (const EngineError& e) {
+    std::printf("\nerror (%s): %s\n", error_code_name(e.code()), e.what());
+    return 1;
+  }
+  return failures ? 1 : 0;
+}

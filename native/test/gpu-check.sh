@@ -1,0 +1,60 @@
+#!/bin/sh
+# gpu-check.sh — the CUDA kernels against the CPU backend on a GPU machine, in one command and without Node:
+# builds the engine and tailor_cudacheck with plain CMake (machine code for this GPU only, so it builds
+# quickly), prints the parity table and a few kernel timings, then runs the table again under
+# compute-sanitizer memcheck when it is installed (out-of-bounds and misaligned accesses in the kernels).
+# Copies everything it prints to $OUT/gpu-check.txt when OUT is set.
+# Exit status: tailor_cudacheck's (0 all within tolerance, 1 a failure, 77 no usable CUDA device), or 1
+# when memcheck reports errors.
+#   sh native/test/gpu-check.sh
+#   CUDA_ARCHS="75-real;80-real;86-real;89-real;90" sh native/test/gpu-check.sh   (the shipped list)
+#   GPU_CHECK_MEMCHECK=0 sh native/test/gpu-check.sh                               (skip memcheck)
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${GPU_CHECK_BUILD:-native/build-gpu}
+LOG=${OUT:+$OUT/gpu-check.txt}
+LOG=${LOG:-$BUILD/gpu-check.txt}
+mkdir -p "$BUILD" "$(dirname "$LOG")"
+: >"$LOG"
+say() { echo "$*" | tee -a "$LOG"; }
+
+if [ -z "${CUDA_ARCHS:-}" ]; then
+  if nvidia-smi -L >/dev/null 2>&1; then CUDA_ARCHS=native; else CUDA_ARCHS="75-real;80-real;86-real;89-real;90"; fi
+fi
+GEN=""
+command -v ninja >/dev/null 2>&1 && GEN="-G Ninja"
+say "== gpu-check: $(date -u +%FT%TZ), $(uname -m), nvcc: $(nvcc --version 2>/dev/null | tail -1), architectures: $CUDA_ARCHS"
+if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>&1 | tee -a "$LOG"; else say "(no nvidia-smi)"; fi
+
+start=$(date +%s)
+# shellcheck disable=SC2086
+if ! cmake -S native -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" >"$BUILD/configure.log" 2>&1; then
+  cat "$BUILD/configure.log" | tee -a "$LOG"
+  say "== gpu-check: configure FAILED"
+  exit 1
+fi
+grep "Tailor:" "$BUILD/configure.log" | tee -a "$LOG"
+if ! cmake --build "$BUILD" --target tailor_cudacheck -j "$(nproc)" >"$BUILD/build.log" 2>&1; then
+  tail -60 "$BUILD/build.log" | tee -a "$LOG"
+  say "== gpu-check: build FAILED"
+  exit 1
+fi
+say "== built in $(( $(date +%s) - start )) s"
+
+# a hung kernel must not eat the session: the table and timings take seconds on a GPU
+timeout 240 "$BUILD/tailor_cudacheck" --bench >"$BUILD/cudacheck.txt" 2>&1
+rc=$?
+tee -a "$LOG" <"$BUILD/cudacheck.txt"
+[ "$rc" -eq 124 ] && say "== tailor_cudacheck TIMED OUT after 240 s (a kernel that never finishes?)"
+say "== tailor_cudacheck exit $rc"
+
+if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMCHECK:-1}" != 0 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  say "== compute-sanitizer --tool memcheck (the table again, slower)"
+  timeout 180 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tailor_cudacheck" >"$BUILD/memcheck.txt" 2>&1
+  mrc=$?
+  grep -E "ERROR SUMMARY|=========|checks, |error|Device not supported" "$BUILD/memcheck.txt" | head -60 | tee -a "$LOG"
+  say "== memcheck exit $mrc"
+  if [ "$rc" -eq 0 ] && [ "$mrc" -ne 0 ] && ! grep -q "Device not supported" "$BUILD/memcheck.txt"; then rc=1; fi
+fi
+say "== gpu-check done in $(( $(date +%s) - start )) s, exit $rc"
+exit "$rc"

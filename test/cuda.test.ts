@@ -1,0 +1,151 @@
+// CUDA: what engineInfo says about the build and the machine, the `backend` load option ('auto' runs on the
+// CPU for now, 'cuda' is a clear E_UNSUPPORTED saying why), and the CUDA kernels against the CPU backend
+// (tailor_cudacheck, built with the CUDA kernels). On a machine without a usable GPU the kernel parity check
+// is skipped, visibly, with the reason; on a GPU machine it must pass.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EngineError, Model, engineInfo } from '../electron/core/engine/engine.js';
+import { REPO_ROOT, shared } from './helpers/paths.js';
+
+const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
+const CUDACHECK = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck');
+const HF = shared('models', 'stories260K-hf');
+const TEXT = path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt');
+
+function tailor(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** The message a 'cuda' request must fail with on this machine, from engineInfo's own account. */
+function expectedCudaRefusal(): RegExp {
+  const c = engineInfo().cuda;
+  if (!c.built) return /CUDA backend is not available: not built with CUDA/;
+  if (!c.available) return /CUDA backend is not available: /;
+  return /CUDA backend does not run whole models yet/;
+}
+
+test('engineInfo reports the CUDA build and, when it cannot be used, why', () => {
+  const e = engineInfo();
+  const c = e.cuda;
+  assert.equal(typeof c.built, 'boolean');
+  assert.equal(e.cudaBuilt, c.built, 'cudaBuilt is kept for compatibility and equals cuda.built');
+  assert.equal(c.available, c.devices.some((d) => d.supported));
+  if (c.available) {
+    assert.equal(c.reason, null);
+    for (const d of c.devices) {
+      assert.match(d.computeCapability, /^\d+\.\d+$/);
+      assert.ok(d.totalMemory > 0 && d.freeMemory > 0 && d.freeMemory <= d.totalMemory, `${d.name}: memory ${d.freeMemory}/${d.totalMemory}`);
+    }
+  } else {
+    assert.ok(typeof c.reason === 'string' && c.reason.length > 0, 'a reason when CUDA is not available');
+  }
+  if (c.built) {
+    assert.match(c.architectures ?? '', /75.*80.*86.*89.*90/, 'kernels for sm_75 … sm_90 unless the build overrode CMAKE_CUDA_ARCHITECTURES');
+    assert.match(c.runtimeVersion ?? '', /^\d+\.\d+$/);
+    // a machine without the NVIDIA driver: the CUDA build still loads and runs (static cudart), and says why
+    if (!fs.existsSync('/dev/nvidiactl') && !fs.existsSync('/dev/nvidia0')) {
+      assert.equal(c.available, false);
+      assert.equal(c.driverVersion, null);
+      assert.match(c.reason ?? '', /no CUDA driver|no device|older than|CUDA error/);
+    }
+  } else {
+    assert.match(c.reason ?? '', /^not built with CUDA \(/);
+    assert.equal(c.architectures, null);
+  }
+});
+
+test("backend 'cuda' is a clear E_UNSUPPORTED (never a crash); 'auto' runs on the CPU and says what it would pick", async () => {
+  const refusal = expectedCudaRefusal();
+  await assert.rejects(Model.load(HF, { backend: 'cuda' }), (e: unknown) => {
+    assert.ok(e instanceof EngineError);
+    assert.equal(e.code, 'E_UNSUPPORTED');
+    assert.match(e.message, refusal);
+    assert.match(e.message, /use backend 'cpu' or 'auto'/);
+    return true;
+  });
+  await assert.rejects(Model.load(HF, { backend: 'gpu' as never }), (e: unknown) => e instanceof EngineError && e.code === 'E_ARG' && /'auto', 'cpu' or 'cuda'/.test(e.message));
+
+  const ids = [[1, 403, 407, 261, 378, 429, 411, 283, 300, 2]];
+  const cpu = await Model.load(HF, { backend: 'cpu' });
+  const auto = await Model.load(HF, { backend: 'auto' });
+  const dflt = await Model.load(HF);
+  try {
+    assert.equal(cpu.info.backendKind, 'cpu');
+    assert.equal(cpu.info.backendRequested, 'cpu');
+    assert.equal(cpu.info.backendNote, null);
+    for (const m of [auto, dflt]) {
+      assert.equal(m.info.backendKind, 'cpu', 'auto runs on the CPU until the CUDA backend runs whole models');
+      assert.equal(m.info.backendRequested, 'auto');
+      assert.equal(m.info.backendAutoPick, engineInfo().cuda.available ? 'cuda' : 'cpu');
+      assert.match(m.info.backendNote ?? '', /^auto chose the CPU; /);
+    }
+    const [a] = await auto.score(ids);
+    const [b] = await cpu.score(ids);
+    assert.deepEqual(Array.from(a.logprob), Array.from(b.logprob), 'auto is the CPU backend, bit for bit');
+    assert.deepEqual(Array.from(a.argmax), Array.from(b.argmax));
+  } finally {
+    cpu.dispose();
+    auto.dispose();
+    dflt.dispose();
+  }
+});
+
+test('tailor --backend: info shows the backend and the CUDA status; cuda fails clearly on info, generate, perplexity, eval', () => {
+  const info = tailor('info', HF, '--backend', 'auto');
+  assert.equal(info.code, 0, info.err);
+  assert.match(info.out, /^backend\s+cpu \(.*\), \d+ threads \(--backend auto: (CUDA not available|would pick CUDA, which does not run whole models yet)\)$/m);
+  assert.match(info.out, /^cuda\s+(not available: not built with CUDA|built for sm [\d,]+ \(CUDA \d+\.\d+\)[;,] )/m);
+  const js = tailor('info', HF, '--json');
+  assert.equal(js.code, 0, js.err);
+  const j = JSON.parse(js.out);
+  assert.equal(j.backendKind, 'cpu');
+  assert.equal(typeof j.engine.cuda.built, 'boolean');
+
+  const refusal = expectedCudaRefusal();
+  const runs: string[][] = [
+    ['info', HF],
+    ['generate', HF, '--prompt', 'Once upon a time', '--max-tokens', '4'],
+    ['perplexity', HF, '--text', TEXT, '--max-windows', '1'],
+    ['eval', HF, '--task', 'story_cloze', '--limit', '2', '--no-history'],
+  ];
+  for (const args of runs) {
+    const r = tailor(...args, '--backend', 'cuda');
+    assert.equal(r.code, 1, `${args[0]}: ${r.err}`);
+    assert.match(r.err, /error \[E_UNSUPPORTED\]/, args[0]);
+    assert.match(r.err, refusal, args[0]);
+    assert.doesNotMatch(r.err, /Error:|at .*\.js:\d+/, `${args[0]}: no stack trace`);
+  }
+  const bad = tailor('perplexity', HF, '--text', TEXT, '--backend', 'gpu');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--backend must be auto, cpu or cuda/);
+
+  const pa = tailor('perplexity', HF, '--text', TEXT, '--max-windows', '2', '--backend', 'auto', '--json');
+  const pc = tailor('perplexity', HF, '--text', TEXT, '--max-windows', '2', '--backend', 'cpu', '--json');
+  assert.equal(pa.code, 0, pa.err);
+  assert.equal(pc.code, 0, pc.err);
+  assert.deepEqual(JSON.parse(pa.out), JSON.parse(pc.out), "perplexity with 'auto' is the CPU's");
+});
+
+test('CUDA kernels against the CPU backend (tailor_cudacheck)', (t) => {
+  const c = engineInfo().cuda;
+  if (!c.built) {
+    t.skip(c.reason ?? 'not built with CUDA');
+    return;
+  }
+  assert.ok(fs.existsSync(CUDACHECK), `${CUDACHECK} is built with the CUDA kernels (npm run build:native)`);
+  const r = spawnSync(CUDACHECK, [], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 300_000 });
+  const out = (r.stdout ?? '') + (r.stderr ?? '');
+  if (r.status === 77) {
+    const line = out.split('\n').find((l) => l.startsWith('no CUDA device:')) ?? out.trim();
+    assert.equal(c.available, false, 'the harness skips only where engineInfo sees no usable device');
+    t.skip(line);
+    return;
+  }
+  for (const l of out.trimEnd().split('\n')) t.diagnostic(l);
+  assert.equal(r.status, 0, `tailor_cudacheck failed:\n${out}`);
+  assert.match(out, /\n\d+ checks, 0 failed\n/);
+});
