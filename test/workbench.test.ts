@@ -71,6 +71,11 @@ test('every payload is checked before anything acts: wrong types, ranges, enums,
   const { w } = await open('payloads');
   try {
     assert.deepEqual(await w.call('no.such', {}), { ok: false, error: { code: 'E_UNKNOWN_CHANNEL', message: 'unknown channel "no.such"' } });
+    // the app shows the engine as it is: CUDA either usable or with the reason it is not
+    const info = await w.invoke('app.info', {});
+    assert.equal(info.engine.cuda.built, info.engine.cudaBuilt);
+    assert.equal(info.engine.cuda.available, info.engine.cuda.reason === null);
+    assert.equal(info.engine.backend, 'cpu');
     const r = await w.call('runs.get', { runId: 'nope' });
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, 'E_NOT_FOUND');

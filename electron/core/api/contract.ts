@@ -29,7 +29,13 @@ export interface AppInfo {
   /** native file dialogs are available (Electron); otherwise the user types paths */
   canPickFiles: boolean;
   platform: string;
-  engine: { blas: string; hardwareThreads: number; cudaBuilt: boolean; backend: string };
+  engine: {
+    blas: string; hardwareThreads: number; cudaBuilt: boolean;
+    /** the backend models run on ('cpu' until the CUDA backend runs whole models) */
+    backend: string;
+    /** CUDA as this build and machine offer it: compiled in, a usable device, or why not */
+    cuda: { built: boolean; available: boolean; reason: string | null; devices: Array<{ name: string; computeCapability: string; totalMemory: number; freeMemory: number }> };
+  };
   dataDir: string;
   dbPath: string;
 }

@@ -58,6 +58,8 @@ export function infoFromHfConfig(dir: string): StoredInfo | null {
     vocabSize: a.vocabSize, contextLength: num('max_position_embeddings', 2048), normEps: num('rms_norm_eps', 1e-6), ropeTheta: num('rope_theta', 10000),
     ropeLayout: 'interleaved', sourceRopeLayout: 'rotate_half', ropeScaling: { type: 'none', factor: 1 }, ropeFreqFactors: false, tiedEmbeddings: a.tied,
     bosId: num('bos_token_id', 1), eosId: num('eos_token_id', 2), layers: a.layers, nParams: paramCount(a), backend: 'cpu', threads: 0, tokenizer,
+    // read from the config, not loaded: no backend has run it yet
+    backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from config.json; not loaded yet',
   };
 }
 

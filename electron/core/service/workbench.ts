@@ -121,7 +121,10 @@ export class Workbench {
       'app.info': (): AppInfo => {
         const e = engineInfo();
         return { version: version(), mode: o.mode, canPickFiles: !!o.desktop, platform: `${process.platform}-${process.arch}`,
-          engine: { ...e, backend: 'cpu' }, dataDir: o.dataDir, dbPath: o.dbPath };
+          engine: { blas: e.blas, hardwareThreads: e.hardwareThreads, cudaBuilt: e.cudaBuilt, backend: 'cpu',
+            cuda: { built: e.cuda.built, available: e.cuda.available, reason: e.cuda.reason,
+              devices: e.cuda.devices.map((d) => ({ name: d.name, computeCapability: d.computeCapability, totalMemory: d.totalMemory, freeMemory: d.freeMemory })) } },
+          dataDir: o.dataDir, dbPath: o.dbPath };
       },
       'models.list': () => this.library.list(),
       'models.add': (r) => this.library.add(r.path),
