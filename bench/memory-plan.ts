@@ -1,0 +1,72 @@
+// memory-plan.ts — the GPU memory plan of issue #8, computed rather than written by hand: LLaMA-7B and its
+// structurally pruned 5B and 4B versions (LLM-Pruner's layers 4-29, parameter targets solved by Tailor's
+// own planner), LoRA fine-tuning and the Taylor importance pass on a 24 GB GPU. Prints the Markdown table
+// that docs/memory-plan.md holds: `node dist/bench/memory-plan.js [--batch 4] [--seq 256] [--rank 8]`.
+import { archFromHfConfig, paramCount, planLocal, ratioForTarget, type ArchConfig, type LayerShape } from '../electron/core/prune/plan.js';
+import { loraSlots, LORA_TARGETS } from '../electron/core/train/lora.js';
+
+const arg = (k: string, d: number) => {
+  const i = process.argv.indexOf(`--${k}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
+};
+const B = arg('batch', 4), T = arg('seq', 256), RANK = arg('rank', 8);
+const GiB = 1024 ** 3;
+const LLAMA7B = { hidden_size: 4096, intermediate_size: 11008, num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 32, vocab_size: 32000, tie_word_embeddings: false };
+
+interface Row { name: string; params: number; parts: Record<string, number> }
+
+/** Bytes of one LoRA training step at B×T tokens, with activation checkpointing at layer boundaries. */
+function loraPlan(name: string, a: ArchConfig, layers: LayerShape[]): Row {
+  const params = paramCount(a, layers);
+  const nLora = loraSlots({ dim: a.dim, headDim: a.headDim, layers }, RANK, LORA_TARGETS).size;
+  const N = B * T;
+  // the largest layer's activations, kept while it is recomputed and back-propagated (fp32): the input and
+  // its norm, q/k/v/attention output, the o-projection input, the FFN norm, gate/up/activation, the output,
+  // and the same again for their gradients; fused attention keeps no T×T scores
+  const layerActs = Math.max(...layers.map((l) => {
+    const q = l.nHead * a.headDim, kv = l.nKvHead * a.headDim;
+    return N * (4 * a.dim + 2 * q + 2 * kv + 3 * l.ffn) * 4 * 2;
+  }));
+  return {
+    name, params,
+    parts: {
+      'weights (bf16)': params * 2,
+      'LoRA params + grads + AdamW m, v (fp32)': nLora * 4 * 4,
+      'checkpoints: residual stream at each layer (fp32)': N * a.dim * 4 * (layers.length + 1),
+      "one layer's activations and their gradients (fp32)": layerActs,
+      'logits and their gradient, fused with the head in chunks of 1024 tokens (fp32)': Math.min(N, 1024) * a.vocabSize * 4 * 2,
+      'allowance for the CUDA context and kernels': 0.5 * GiB,
+    },
+  };
+}
+
+/** The Taylor importance pass (one layer's full weight gradient at a time, as grad_pass.cpp does). */
+function importancePlan(a: ArchConfig): number {
+  const layer = a.layers.reduce((m, l) => Math.max(m, a.dim * a.headDim * (2 * l.nHead + 2 * l.nKvHead) + 3 * a.dim * l.ffn + 2 * a.dim), 0);
+  const N = 10 * 64; // LLM-Pruner's calibration: 10 × 64 tokens
+  return paramCount(a) * 2 + layer * 4 * 2 + N * a.dim * 4 * (a.layers.length + 1) + N * a.vocabSize * 4 * 2 + 0.5 * GiB;
+}
+
+const full = archFromHfConfig(LLAMA7B);
+const scope = { attnLayers: [4, 29] as [number, number], mlpLayers: [4, 29] as [number, number] };
+const rows: Row[] = [loraPlan('LLaMA-7B (unpruned)', full, full.layers)];
+for (const target of [5e9, 4e9]) {
+  const ratio = ratioForTarget(full, target, scope);
+  const plan = planLocal(full, ratio, scope);
+  rows.push(loraPlan(`pruned to ${target / 1e9}B (ratio ${ratio.toFixed(3)}, layers 4-29)`, full, plan.layers));
+}
+const fmt = (b: number) => `${(b / GiB).toFixed(2)} GiB`;
+const keys = Object.keys(rows[0].parts);
+const lines = [
+  `LoRA rank ${RANK} on q, k, v, o, gate, up, down; batch ${B} × ${T} tokens; bf16 weights, fp32 LoRA and optimizer state; checkpointing at layer boundaries.`,
+  '',
+  `| part | ${rows.map((r) => r.name).join(' | ')} |`,
+  `|---|${rows.map(() => '---').join('|')}|`,
+  `| parameters | ${rows.map((r) => r.params.toLocaleString('en-US')).join(' | ')} |`,
+  ...keys.map((k) => `| ${k} | ${rows.map((r) => fmt(r.parts[k])).join(' | ')} |`),
+  `| **total** | ${rows.map((r) => `**${fmt(Object.values(r.parts).reduce((s, x) => s + x, 0))}**`).join(' | ')} |`,
+  `| left on a 24 GB (= 22.35 GiB) GPU | ${rows.map((r) => fmt(22.35 * GiB - Object.values(r.parts).reduce((s, x) => s + x, 0))).join(' | ')} |`,
+  '',
+  `Taylor importance pass on the unpruned LLaMA-7B (bf16 weights, one layer's fp32 gradient at a time, 10 × 64 calibration tokens): ${fmt(importancePlan(full))}.`,
+];
+process.stdout.write(lines.join('\n') + '\n');
