@@ -40,20 +40,30 @@ class CudaBackend final : public Backend {
 
   // ---- buffers (device memory) ----
   void* alloc(size_t bytes) override {
-    cuda::set_device(device_);
+    use();
     return cuda::device_malloc(bytes);  // E_OOM with the bytes needed and free
   }
   void free(void* p) noexcept override { cuda::device_free(p); }
-  void upload(void* dst, const void* src, size_t bytes) override { cuda::to_device(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override { cuda::to_host(dst, src, bytes); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    use();
+    cuda::to_device(dst, src, bytes);
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    use();
+    cuda::to_host(dst, src, bytes);
+  }
   void copy(void* dst, const void* src, size_t bytes) override {
+    use();
     if (bytes) cuda::check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
   }
-  void memset0(void* p, size_t bytes) override { cuda::device_memset(p, 0, bytes); }
+  void memset0(void* p, size_t bytes) override {
+    use();
+    cuda::device_memset(p, 0, bytes);
+  }
 
   // ---- weights: a device copy of the host arena (fp32; bf16 storage is future work) ----
   void bind_weights(const Model& m) override {
-    cuda::set_device(device_);
+    use();
     const size_t n = m.arena.size();
     if (n != n_weights_) {
       cuda::device_free(weights_);
@@ -73,6 +83,7 @@ class CudaBackend final : public Backend {
   }
 
   void embed_rows(float* x, const float* emb, const int* tokens, int64_t T, int64_t dim) override {
+    use();
     if (T == 0 || dim == 0) return;
     if (T > 0x7fffffff) fail(ErrorCode::ARG, "embed_rows: too many rows");
     embed_rows_kernel<<<unsigned(T), 256>>>(x, emb, tokens, dim);
@@ -81,12 +92,15 @@ class CudaBackend final : public Backend {
 
   // ---- ops: the kernels of kernels.h ----
   void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
+    use();
     cuda::matmul_forward(y, x, w, T, in, out, acc);
   }
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) override {
+    use();
     cuda::rmsnorm_forward(y, x, w, T, dim, eps);
   }
   void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) override {
+    use();
     cuda::DeviceRope r;
     r.head_dim = rope.head_dim;
     r.interleaved = rope.interleaved;
@@ -95,30 +109,44 @@ class CudaBackend final : public Backend {
     cuda::rope_forward(x, pos, T, n_heads, r);
   }
   void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) override {
+    use();
     cuda::kv_store(kv, k, v, pos, slot, T);
   }
   void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                          int hd) override {
+    use();
     cuda::attention_forward(out, q, kv, pos, slot, T, n_head, n_kv, hd);
   }
-  void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { cuda::swiglu_forward(h, g, u, n); }
+  void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {
+    use();
+    cuda::swiglu_forward(h, g, u, n);
+  }
   void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) override {
+    use();
     cuda::logprob_forward(logits, R, V, target, logprob, argmax);
   }
   void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
+    use();
     cuda::matmul_backward(dx, dw, dy, x, w, T, in, out);
   }
   double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
                                        double scale) override {
+    use();
     return cuda::crossentropy_forward_backward(dlogits, logits, target, weight, N, V, scale);
   }
   // host work (no device threads to split it over): runs fn over the whole range on the calling thread
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
     if (n > 0) fn(0, n);
   }
-  void add_inplace(float* y, const float* x, int64_t n) override { cuda::add_inplace(y, x, n); }
+  void add_inplace(float* y, const float* x, int64_t n) override {
+    use();
+    cuda::add_inplace(y, x, n);
+  }
 
  private:
+  // the CUDA current device belongs to the calling host thread (the addon runs jobs on worker threads)
+  void use() const { cuda::set_device(device_); }
+
   // the table's inv_freq[head_dim/2] on the device, uploaded again only when the table changes
   const double* rope_freqs(const RopeTable& rope) {
     if (rope.inv_freq != rope_host_) {
