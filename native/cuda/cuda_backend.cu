@@ -3,6 +3,7 @@
 // weight pointer to the same offset in that copy). The ops are the kernels of kernels.h; only the embedding
 // gather is defined here. Inference runs whole models on it; training keeps to the CPU backend.
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "backend.h"
@@ -63,6 +64,7 @@ class CudaBackend final : public Backend {
 
   // ---- weights: a device copy of the host arena (fp32; bf16 storage is future work) ----
   void bind_weights(const Model& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
     use();
     const size_t n = m.arena.size();
     if (n != n_weights_) {
@@ -149,6 +151,7 @@ class CudaBackend final : public Backend {
 
   // the table's inv_freq[head_dim/2] on the device, uploaded again only when the table changes
   const double* rope_freqs(const RopeTable& rope) {
+    std::lock_guard<std::mutex> lock(mu_);
     if (rope.inv_freq != rope_host_) {
       if (rope.inv_freq.size() > rope_cap_) {
         cuda::device_free(rope_freq_);
@@ -171,6 +174,7 @@ class CudaBackend final : public Backend {
   double* rope_freq_ = nullptr;      // [head_dim/2]
   size_t rope_cap_ = 0;
   std::vector<double> rope_host_;    // what rope_freq_ holds
+  std::mutex mu_;                    // jobs on several host threads may share the backend
 };
 
 }  // namespace
