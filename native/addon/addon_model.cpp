@@ -78,13 +78,20 @@ class LoadWorker : public EngineWorker {
   void Run() override {
     choice_ = choose_backend(kind_);  // 'cuda' fails here, before any weights are read
     model_ = std::shared_ptr<Model>(load_model(path_).release());
-    backend_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
+    cpu_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
+    if (choice_.used == BackendKind::Cuda) {
+      backend_ = std::shared_ptr<Backend>(make_cuda_backend(choice_.device).release());
+      backend_->bind_weights(*model_);  // the fp32 weights, uploaded once (E_OOM when the device is too small)
+    } else {
+      backend_ = cpu_;
+    }
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object obj = AddonModel::constructor->New({});
     AddonModel* am = AddonModel::Unwrap(obj);
     am->model = model_;
     am->backend = backend_;
+    am->cpu_backend = cpu_;
     am->choice = choice_;
     return obj;
   }
@@ -95,7 +102,7 @@ class LoadWorker : public EngineWorker {
   BackendKind kind_;
   BackendChoice choice_;
   std::shared_ptr<Model> model_;
-  std::shared_ptr<Backend> backend_;
+  std::shared_ptr<Backend> backend_, cpu_;
 };
 
 // ---- score ------------------------------------------------------------------------------------------
@@ -122,6 +129,7 @@ class ScoreWorker : public ModelJob {
         });
       };
     }
+    owner_->sync_weights();
     res_ = score_sequences(*owner_->model, *owner_->backend, seqs_, so_, CancelToken{cancel_.ptr()}, pr);
   }
   Napi::Value Result(Napi::Env env) override {
@@ -173,6 +181,7 @@ class GenerateWorker : public ModelJob {
     }
   }
   void Run() override {
+    owner_->sync_weights();
     Session s(*owner_->model, *owner_->backend, n_ctx_);
     Sampler sampler(sp_);
     CancelToken ct{cancel_.ptr()};
@@ -244,7 +253,7 @@ class TaylorWorker : public ModelJob {
   void Run() override {
     TrainBatch b = calibration_batch(ex_);  // the gradient of the mean loss over every token
     double t0 = now_ms();
-    st_ = taylor_tensor_stats(*owner_->model, *owner_->backend, b, CancelToken{cancel_.ptr()});
+    st_ = taylor_tensor_stats(*owner_->model, *owner_->cpu_backend, b, CancelToken{cancel_.ptr()});
     ms_ = now_ms() - t0;
   }
   Napi::Value Result(Napi::Env env) override {
@@ -288,7 +297,7 @@ class ImportanceWorker : public ModelJob {
   }
   void Run() override {
     double t0 = now_ms();
-    gs_ = group_importance(*owner_->model, *owner_->backend, ex_, method_, agg_, seed_, CancelToken{cancel_.ptr()});
+    gs_ = group_importance(*owner_->model, *owner_->cpu_backend, ex_, method_, agg_, seed_, CancelToken{cancel_.ptr()});
     ms_ = now_ms() - t0;
   }
   Napi::Value Result(Napi::Env env) override {
@@ -514,6 +523,7 @@ Napi::Value AddonModel::MergeLora(const Napi::CallbackInfo& info) {
     throw make_error(env, "E_SHAPE", "the adapter has " + std::to_string(p.ElementLength()) + " LoRA values; this model with rank " + std::to_string(lc.rank) +
                                          " on these targets needs " + std::to_string(lay.size) + " (was it trained on another base?)");
   lora_merge(*model, lay, p.Data());
+  weights_stale = true;
   return env.Undefined();
 }
 
@@ -550,6 +560,7 @@ Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {
   if (busy.load() > 0) throw make_error(env, "E_ARG", "the model is busy; cancel or await its jobs before disposing it");
   model.reset();
   backend.reset();
+  cpu_backend.reset();
   return env.Undefined();
 }
 

@@ -1,4 +1,5 @@
-// addon_model.h — AddonModel: the JS handle of one loaded engine Model and its CPU backend.
+// addon_model.h — AddonModel: the JS handle of one loaded engine Model, the backend its inference runs on
+// (CPU or CUDA) and the CPU backend its training and pruning statistics run on.
 // Methods return promises (work runs on libuv threads and the engine's pool) and never block Node.
 #pragma once
 #include <napi.h>
@@ -19,7 +20,13 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // used by workers
   std::shared_ptr<tailor::Model> model;
-  std::shared_ptr<tailor::Backend> backend;
+  std::shared_ptr<tailor::Backend> backend;      // scoring and generation (CPU or CUDA)
+  std::shared_ptr<tailor::Backend> cpu_backend;  // training, Taylor statistics, importance (== backend on the CPU)
+  std::atomic<bool> weights_stale{false};        // the host weights changed since the backend's copy was made
+  // refreshes a device backend's weight copy after the host weights changed (LoRA merge, training)
+  void sync_weights() {
+    if (weights_stale.exchange(false) && !backend->host_memory()) backend->bind_weights(*model);
+  }
   tailor::BackendChoice choice;  // the backend asked for at load, the one used, and why
   std::atomic<int> busy{0};
 

@@ -65,6 +65,7 @@ class RunWorker : public TrainerJob {
     }
   }
   void Run() override {
+    owner_->model->weights_stale = true;  // full fine-tuning writes the model's own weights
     CancelToken ct{cancel_.ptr()};
     for (int64_t i = 0; i < max_steps_ && !owner_->trainer->done(); i++) {
       StepStats s;
@@ -171,7 +172,7 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   Napi::Object obj = AddonTrainer::constructor->New({});
   AddonTrainer* t = AddonTrainer::Unwrap(obj);
   try {
-    t->trainer = std::make_unique<Trainer>(*am->model, *am->backend, cfg, std::move(ex));
+    t->trainer = std::make_unique<Trainer>(*am->model, *am->cpu_backend, cfg, std::move(ex));
   } catch (const EngineError& e) {
     throw make_error(env, error_code_name(e.code()), e.what());
   }
@@ -278,6 +279,7 @@ Napi::Value AddonTrainer::MergeInto(const Napi::CallbackInfo& info) {
   if (owner_full()) return env.Undefined();  // full fine-tuning already trains the model's own weights
   if (model->busy.load() > 1) throw make_error(env, "E_ARG", "the model is busy");
   lora_merge(*model->model, trainer->layout(), trainer->params().data());
+  model->weights_stale = true;
   return env.Undefined();
 }
 

@@ -105,7 +105,18 @@ int compute_capability() {
 
 void* device_malloc(size_t bytes) {
   void* p = nullptr;
-  check(cudaMalloc(&p, bytes == 0 ? 1 : bytes), "cudaMalloc");
+  cudaError_t e = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    int dev = 0;
+    cudaGetDevice(&dev);
+    std::string avail = cudaMemGetInfo(&free_b, &total_b) == cudaSuccess
+                            ? std::to_string(free_b) + " bytes free of " + std::to_string(total_b)
+                            : std::string("free memory unknown");
+    fail(ErrorCode::OOM, "out of device memory on CUDA device " + std::to_string(dev) + ": " + std::to_string(bytes) + " bytes needed, " + avail);
+  }
+  check(e, "cudaMalloc");
   return p;
 }
 

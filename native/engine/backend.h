@@ -1,7 +1,10 @@
 // backend.h — the seam between the model code and the hardware. The forward pass (forward.cpp) is
 // written once against this interface; the CPU backend (cpu_backend.cpp) is the reference, and the CUDA
-// backend implements the same ops on device memory. Tensors are raw float buffers the backend allocated.
+// backend implements the same ops on device memory. Tensors are raw float buffers the backend allocated
+// (alloc/free; upload/download move bytes between them and the host). Weights stay in the model's host
+// arena: ops take host weight pointers through weight(), which the CUDA backend maps to its device copy.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,11 +39,33 @@ struct KvView {
   int kv_stride;  // floats per position (n_kv*hd of this layer)
 };
 
+struct Model;
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual int threads() const = 0;
+  // true when alloc() returns host memory that the host may read and write directly (the CPU backend)
+  virtual bool host_memory() const = 0;
+
+  // ---- buffers: memory where this backend computes (CPU: host memory, 64-byte aligned) ----
+  virtual void* alloc(size_t bytes) = 0;  // E_OOM saying the bytes asked for (and free, on a device)
+  virtual void free(void* p) noexcept = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;    // host → backend buffer
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;  // backend buffer → host (waits for queued ops)
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;           // backend buffer → backend buffer
+  virtual void memset0(void* p, size_t bytes) = 0;
+
+  // ---- weights: the model's host arena, mirrored where the backend computes ----
+  // makes (or refreshes) this backend's copy of m's weights (CPU: nothing to do); call again after the
+  // host weights change (a LoRA merge, full fine-tuning)
+  virtual void bind_weights(const Model& m) = 0;
+  // the pointer ops take for a host weight pointer into the bound arena (CPU: the same pointer)
+  virtual const float* weight(const float* host) const = 0;
+
+  // x[T, dim] = emb[tokens[t], :] (emb a weight() pointer [vocab, dim]; tokens a backend buffer, ids checked)
+  virtual void embed_rows(float* x, const float* emb, const int* tokens, int64_t T, int64_t dim) = 0;
 
   // y[T, out] = x[T, in] · W[out, in]ᵀ   (accumulate: y += ...)
   virtual void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) = 0;
@@ -76,6 +101,40 @@ struct BackendOptions {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
+// the CUDA backend on one device and its default stream (inference ops only: the backward ops run, but
+// training keeps to the CPU backend). E_UNSUPPORTED in a build without CUDA (device.cpp).
+std::unique_ptr<Backend> make_cuda_backend(int device_index);
+
+// An owned backend buffer of `bytes`, grown on demand (contents are not kept when it grows).
+class BackendBuffer {
+ public:
+  BackendBuffer() = default;
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+  ~BackendBuffer() { release(); }
+  void reserve(Backend& be, size_t bytes) {
+    if (be_ == &be && bytes <= bytes_) return;
+    release();
+    p_ = be.alloc(bytes);
+    be_ = &be;
+    bytes_ = bytes;
+  }
+  void release() noexcept {
+    if (be_ && p_) be_->free(p_);
+    p_ = nullptr;
+    be_ = nullptr;
+    bytes_ = 0;
+  }
+  float* f() const { return static_cast<float*>(p_); }
+  int* i() const { return static_cast<int*>(p_); }
+  double* d() const { return static_cast<double*>(p_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Backend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
 bool cpu_has_blas();  // whether this build links a BLAS
 std::string cpu_blas_name();
 

@@ -2,6 +2,7 @@
 // build found one) or a portable blocked kernel, the other ops as threaded loops with AVX2 where present.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -326,6 +327,33 @@ class CpuBackend final : public Backend {
 
   void add_inplace(float* y, const float* x, int64_t n) override {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  }
+
+  // buffers are host memory: upload/download/copy are memcpy, weights are the host arena itself
+  bool host_memory() const override { return true; }
+  void* alloc(size_t bytes) override {
+    size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, n);
+    if (!p) fail(ErrorCode::OOM, "out of memory: " + std::to_string(bytes) + " bytes of host memory");
+    return p;
+  }
+  void free(void* p) noexcept override { std::free(p); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  void memset0(void* p, size_t bytes) override {
+    if (bytes) std::memset(p, 0, bytes);
+  }
+  void bind_weights(const Model&) override {}
+  const float* weight(const float* host) const override { return host; }
+  void embed_rows(float* x, const float* emb, const int* tokens, int64_t T, int64_t D) override {
+    for (int64_t t = 0; t < T; t++) std::memcpy(x + t * D, emb + int64_t(tokens[t]) * D, sizeof(float) * size_t(D));
   }
 
  private:

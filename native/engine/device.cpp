@@ -2,6 +2,7 @@
 // CUDA kernels, the cuda_devices() that says so. The CUDA build's cuda_devices() is native/cuda/device.cu.
 #include "device.h"
 
+#include "backend.h"
 #include "errors.h"
 
 namespace tailor {
@@ -19,6 +20,10 @@ CudaStatus cuda_devices(bool) {
   CudaStatus s;
   s.reason = std::string("not built with CUDA (") + TAILOR_CUDA_OFF_REASON + ")";
   return s;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int) {
+  fail(ErrorCode::UNSUPPORTED, std::string("the CUDA backend is not available: not built with CUDA (") + TAILOR_CUDA_OFF_REASON + ")");
 }
 #endif
 
@@ -38,11 +43,14 @@ const char* backend_kind_name(BackendKind k) {
   return "cpu";
 }
 
-static std::string first_device(const CudaStatus& s) {
+static const CudaDevice* first_supported(const CudaStatus& s) {
   for (const CudaDevice& d : s.devices)
-    if (d.supported)
-      return "device " + std::to_string(d.index) + ", " + d.name + ", sm_" + std::to_string(d.cc_major) + std::to_string(d.cc_minor);
-  return "no supported device";
+    if (d.supported) return &d;
+  return nullptr;
+}
+
+static std::string describe(const CudaDevice& d) {
+  return "device " + std::to_string(d.index) + ", " + d.name + ", sm_" + std::to_string(d.cc_major) + std::to_string(d.cc_minor);
 }
 
 BackendChoice choose_backend(BackendKind requested) {
@@ -51,15 +59,18 @@ BackendChoice choose_backend(BackendKind requested) {
   c.used = BackendKind::Cpu;
   if (requested == BackendKind::Cpu) return c;
   CudaStatus s = cuda_devices(false);
+  const CudaDevice* d = s.available ? first_supported(s) : nullptr;
   if (requested == BackendKind::Cuda) {
-    if (!s.available)
-      fail(ErrorCode::UNSUPPORTED, "the CUDA backend is not available: " + s.reason + "; use backend 'cpu' or 'auto'");
-    fail(ErrorCode::UNSUPPORTED, "the CUDA backend does not run whole models yet (the CUDA kernels are built and a device is present: " +
-                                     first_device(s) + "); use backend 'cpu' or 'auto'");
+    if (!d) fail(ErrorCode::UNSUPPORTED, "the CUDA backend is not available: " + s.reason + "; use backend 'cpu' or 'auto'");
+    c.used = c.auto_pick = BackendKind::Cuda;
+    c.device = d->index;
+    c.note = "CUDA (" + describe(*d) + ") runs inference; training and pruning statistics run on the CPU";
+    return c;
   }
-  if (s.available) {
-    c.auto_pick = BackendKind::Cuda;
-    c.note = "auto chose the CPU; it would choose CUDA (" + first_device(s) + "), but the CUDA backend does not run whole models yet";
+  if (d) {
+    c.used = c.auto_pick = BackendKind::Cuda;
+    c.device = d->index;
+    c.note = "auto chose CUDA (" + describe(*d) + ") for inference; training and pruning statistics run on the CPU";
   } else {
     c.note = "auto chose the CPU; CUDA is not available: " + s.reason;
   }

@@ -41,13 +41,15 @@ const char* backend_kind_name(BackendKind k);
 
 struct BackendChoice {
   BackendKind requested = BackendKind::Auto;
-  BackendKind used = BackendKind::Cpu;       // what runs the model (the CPU until the CUDA backend runs whole models)
-  BackendKind auto_pick = BackendKind::Cpu;  // what 'auto' would pick on this machine once it does
+  BackendKind used = BackendKind::Cpu;       // what runs the model's inference (scoring, generation)
+  BackendKind auto_pick = BackendKind::Cpu;  // what 'auto' picks on this machine
+  int device = -1;                           // the CUDA device when used == Cuda
   std::string note;                          // one line for `tailor info`; empty for an explicit 'cpu'
 };
 
-// The backend for a model load. 'cuda' throws E_UNSUPPORTED saying why it cannot run (not built, no
-// driver, no device, or: the CUDA backend does not run whole models yet).
+// The backend for a model load. 'cuda' and 'auto' pick the first supported CUDA device when there is
+// one (inference runs there; training and pruning statistics stay on the CPU); 'cuda' throws
+// E_UNSUPPORTED saying why it cannot run (not built, no driver, no supported device).
 BackendChoice choose_backend(BackendKind requested);
 
 }  // namespace tailor

@@ -10,24 +10,37 @@
 
 namespace tailor {
 
-void KvCache::init(const Config& c, int slots, int ctx) {
-  n_slots = slots;
-  n_ctx = ctx;
-  k.resize(size_t(c.n_layers));
-  v.resize(size_t(c.n_layers));
+void KvCache::init(Backend& be, const Config& c, int slots, int ctx) {
+  n_slots = 0;
+  n_ctx = 0;
+  k.clear();
+  v.clear();
   try {
     for (int l = 0; l < c.n_layers; l++) {
-      size_t n = size_t(slots) * size_t(ctx) * size_t(c.layers[l].n_kv_head) * size_t(c.head_dim);
-      k[l].assign(n, 0.f);
-      v[l].assign(n, 0.f);
+      size_t bytes = sizeof(float) * size_t(slots) * size_t(ctx) * size_t(c.layers[l].n_kv_head) * size_t(c.head_dim);
+      k.push_back(std::make_unique<BackendBuffer>());
+      v.push_back(std::make_unique<BackendBuffer>());
+      k.back()->reserve(be, bytes);
+      v.back()->reserve(be, bytes);
+      be.memset0(k.back()->f(), bytes);
+      be.memset0(v.back()->f(), bytes);
     }
+  } catch (const EngineError& e) {
+    k.clear();
+    v.clear();
+    if (e.code() != ErrorCode::OOM) throw;
+    fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(slots) + " × " + std::to_string(ctx) + " positions (" + e.what() + ")");
   } catch (const std::bad_alloc&) {
+    k.clear();
+    v.clear();
     fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(slots) + " × " + std::to_string(ctx) + " positions");
   }
+  n_slots = slots;
+  n_ctx = ctx;
 }
 
 KvView KvCache::view(const Config& c, int l) {
-  return KvView{k[l].data(), v[l].data(), n_ctx, c.layers[l].n_kv_head * c.head_dim};
+  return KvView{k[l]->f(), v[l]->f(), n_ctx, c.layers[l].n_kv_head * c.head_dim};
 }
 
 RopeTable make_rope_table(const Config& c) {
@@ -58,12 +71,10 @@ RopeTable make_rope_table(const Config& c) {
   return r;
 }
 
-static void grow(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
+static void grow(Backend& be, BackendBuffer& b, size_t floats) { b.reserve(be, sizeof(float) * floats); }
 
 void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& kv, const Batch& b, Workspace& ws,
-                   std::vector<float>& out, const CancelToken& cancel) {
+                   BackendBuffer& out, const CancelToken& cancel) {
   const Config& c = m.cfg;
   const int64_t T = b.size(), D = c.dim, hd = c.head_dim;
   for (int64_t t = 0; t < T; t++) {
@@ -71,17 +82,26 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
     if (b.slot[t] < 0 || b.slot[t] >= kv.n_slots) fail(ErrorCode::ARG, "batch slot out of range");
     if (b.pos[t] < 0 || b.pos[t] >= kv.n_ctx) fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is beyond the context of " + std::to_string(kv.n_ctx) + " tokens");
   }
-  grow(ws.x, T * D);
-  grow(ws.xn, T * D);
-  grow(ws.q, T * c.max_heads() * hd);
-  grow(ws.att, T * c.max_heads() * hd);
-  grow(ws.k, T * c.max_kv_heads() * hd);
-  grow(ws.v, T * c.max_kv_heads() * hd);
-  grow(ws.g, T * c.max_ffn());
-  grow(ws.u, T * c.max_ffn());
-  float* x = ws.x.data();   // [T, D] residual stream
-  float* xn = ws.xn.data(); // [T, D] normalised input of the current sublayer
-  for (int64_t t = 0; t < T; t++) std::memcpy(x + t * D, m.tok_emb + int64_t(b.tokens[t]) * D, sizeof(float) * D);
+  grow(be, ws.x, T * D);
+  grow(be, ws.xn, T * D);
+  grow(be, ws.q, T * c.max_heads() * hd);
+  grow(be, ws.att, T * c.max_heads() * hd);
+  grow(be, ws.k, T * c.max_kv_heads() * hd);
+  grow(be, ws.v, T * c.max_kv_heads() * hd);
+  grow(be, ws.g, T * c.max_ffn());
+  grow(be, ws.u, T * c.max_ffn());
+  const size_t ib = sizeof(int) * size_t(T);
+  ws.tokens.reserve(be, ib);
+  ws.pos.reserve(be, ib);
+  ws.slot.reserve(be, ib);
+  be.upload(ws.tokens.i(), b.tokens.data(), ib);
+  be.upload(ws.pos.i(), b.pos.data(), ib);
+  be.upload(ws.slot.i(), b.slot.data(), ib);
+  const int* pos = ws.pos.i();    // [T] positions (backend buffer)
+  const int* slot = ws.slot.i();  // [T] KV-cache slots (backend buffer)
+  float* x = ws.x.f();   // [T, D] residual stream
+  float* xn = ws.xn.f(); // [T, D] normalised input of the current sublayer
+  be.embed_rows(x, be.weight(m.tok_emb), ws.tokens.i(), T, D);
 
   for (int l = 0; l < c.n_layers; l++) {
     cancel.check();
@@ -89,38 +109,38 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
     const LayerShape& s = c.layers[l];
     if (s.n_head > 0) {
       const int64_t qd = int64_t(s.n_head) * hd, kvd = int64_t(s.n_kv_head) * hd;
-      float* q = ws.q.data();     // [T, n_head*hd]
-      float* k = ws.k.data();     // [T, n_kv*hd]
-      float* v = ws.v.data();     // [T, n_kv*hd]
-      float* att = ws.att.data(); // [T, n_head*hd]
-      be.rmsnorm_forward(xn, x, w.attn_norm, T, D, c.norm_eps);
-      be.matmul_forward(q, xn, w.wq, T, D, qd, false);
-      be.matmul_forward(k, xn, w.wk, T, D, kvd, false);
-      be.matmul_forward(v, xn, w.wv, T, D, kvd, false);
-      be.rope_forward(q, b.pos.data(), T, s.n_head, rope);
-      be.rope_forward(k, b.pos.data(), T, s.n_kv_head, rope);
+      float* q = ws.q.f();     // [T, n_head*hd]
+      float* k = ws.k.f();     // [T, n_kv*hd]
+      float* v = ws.v.f();     // [T, n_kv*hd]
+      float* att = ws.att.f(); // [T, n_head*hd]
+      be.rmsnorm_forward(xn, x, be.weight(w.attn_norm), T, D, c.norm_eps);
+      be.matmul_forward(q, xn, be.weight(w.wq), T, D, qd, false);
+      be.matmul_forward(k, xn, be.weight(w.wk), T, D, kvd, false);
+      be.matmul_forward(v, xn, be.weight(w.wv), T, D, kvd, false);
+      be.rope_forward(q, pos, T, s.n_head, rope);
+      be.rope_forward(k, pos, T, s.n_kv_head, rope);
       KvView view = kv.view(c, l);
-      be.kv_store(view, k, v, b.pos.data(), b.slot.data(), T);
-      be.attention_forward(att, q, view, b.pos.data(), b.slot.data(), T, s.n_head, s.n_kv_head, int(hd));
-      be.matmul_forward(x, att, w.wo, T, qd, D, true);  // x += att · woᵀ
+      be.kv_store(view, k, v, pos, slot, T);
+      be.attention_forward(att, q, view, pos, slot, T, s.n_head, s.n_kv_head, int(hd));
+      be.matmul_forward(x, att, be.weight(w.wo), T, qd, D, true);  // x += att · woᵀ
     }
     if (s.ffn > 0) {
       const int64_t F = s.ffn;
-      float* g = ws.g.data();  // [T, F] gate, then silu(gate)*up
-      float* u = ws.u.data();  // [T, F]
-      be.rmsnorm_forward(xn, x, w.ffn_norm, T, D, c.norm_eps);
-      be.matmul_forward(g, xn, w.w_gate, T, D, F, false);
-      be.matmul_forward(u, xn, w.w_up, T, D, F, false);
+      float* g = ws.g.f();  // [T, F] gate, then silu(gate)*up
+      float* u = ws.u.f();  // [T, F]
+      be.rmsnorm_forward(xn, x, be.weight(w.ffn_norm), T, D, c.norm_eps);
+      be.matmul_forward(g, xn, be.weight(w.w_gate), T, D, F, false);
+      be.matmul_forward(u, xn, be.weight(w.w_up), T, D, F, false);
       be.swiglu_forward(g, g, u, T * F);
-      be.matmul_forward(x, g, w.w_down, T, F, D, true);  // x += h · downᵀ
+      be.matmul_forward(x, g, be.weight(w.w_down), T, F, D, true);  // x += h · downᵀ
     }
   }
-  out.resize(size_t(T * D));
-  be.rmsnorm_forward(out.data(), x, m.out_norm, T, D, c.norm_eps);
+  grow(be, out, T * D);
+  be.rmsnorm_forward(out.f(), x, be.weight(m.out_norm), T, D, c.norm_eps);
 }
 
 void logits_forward(const Model& m, Backend& be, const float* h, int64_t R, float* logits) {
-  be.matmul_forward(logits, h, m.lm_head, R, m.cfg.dim, m.cfg.vocab_size, false);
+  be.matmul_forward(logits, h, be.weight(m.lm_head), R, m.cfg.dim, m.cfg.vocab_size, false);
 }
 
 }  // namespace tailor

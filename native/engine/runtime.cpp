@@ -1,4 +1,5 @@
-// runtime.cpp — sequence scoring, KV-cache sessions and sampling (see runtime.h).
+// runtime.cpp — sequence scoring, KV-cache sessions and sampling (see runtime.h). Activations, logits
+// and the KV cache are backend buffers; the host reads log-probs, argmaxes and logits through download().
 #include "runtime.h"
 
 #include <algorithm>
@@ -29,7 +30,10 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
   RopeTable rope = make_rope_table(m.cfg);
   Workspace ws;
   KvCache kv;
-  std::vector<float> h, logits;
+  BackendBuffer h;        // [tokens, D] final hidden states of a batch
+  BackendBuffer logits;   // [RB, V] logits of a row block
+  BackendBuffer target_b, lp_b, am_b;  // [RB] targets in, log-probs and argmaxes out
+  std::vector<float> last;  // [V] host copy of one row of logits
   int64_t done = 0;
   size_t i = 0;
   while (i < seqs.size()) {
@@ -49,7 +53,7 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
         b.pos.push_back(int(p));
         b.slot.push_back(int(s - i));
       }
-    if (kv.n_slots < int(j - i) || kv.n_ctx < max_len) kv.init(m.cfg, std::max(kv.n_slots, int(j - i)), std::max(kv.n_ctx, max_len));
+    if (kv.n_slots < int(j - i) || kv.n_ctx < max_len) kv.init(be, m.cfg, std::max(kv.n_slots, int(j - i)), std::max(kv.n_ctx, max_len));
     model_forward(m, be, rope, kv, b, ws, h, cancel);
     // logits in row blocks; float64 log-softmax per row
     const int64_t RB = 256;
@@ -62,21 +66,28 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
       r.argmax.resize(size_t(n));
       for (int64_t p0 = 0; p0 < n; p0 += RB) {
         int64_t rows = std::min(RB, n - p0);
-        logits.resize(size_t(rows * V));
-        logits_forward(m, be, h.data() + (row + p0) * D, rows, logits.data());
+        logits.reserve(be, sizeof(float) * size_t(rows * V));
+        logits_forward(m, be, h.f() + (row + p0) * D, rows, logits.f());
         std::vector<int> target(static_cast<size_t>(rows), -1), am(static_cast<size_t>(rows));
         std::vector<double> lp(static_cast<size_t>(rows), 0.0);
         for (int64_t p = p0; p < p0 + rows; p++)
           if (p + 1 < n) target[p - p0] = ids[p + 1];
-        be.logprob_forward(logits.data(), rows, V, target.data(), lp.data(), am.data());
+        target_b.reserve(be, sizeof(int) * size_t(rows));
+        lp_b.reserve(be, sizeof(double) * size_t(rows));
+        am_b.reserve(be, sizeof(int) * size_t(rows));
+        be.upload(target_b.i(), target.data(), sizeof(int) * size_t(rows));
+        be.upload(lp_b.d(), lp.data(), sizeof(double) * size_t(rows));  // rows with no target keep 0
+        be.logprob_forward(logits.f(), rows, V, target_b.i(), lp_b.d(), am_b.i());
+        be.download(lp.data(), lp_b.d(), sizeof(double) * size_t(rows));
+        be.download(am.data(), am_b.i(), sizeof(int) * size_t(rows));
         for (int64_t p = p0; p < p0 + rows; p++) {
           r.argmax[p] = am[p - p0];
           if (p + 1 < n) {
             r.logprob[p] = float(lp[p - p0]);
             r.nll_sum -= lp[p - p0];
           } else if (opt.last_logits) {
-            const float* lg = logits.data() + (p - p0) * V;
-            r.last_logits.assign(lg, lg + V);
+            r.last_logits.resize(size_t(V));
+            be.download(r.last_logits.data(), logits.f() + (p - p0) * V, sizeof(float) * size_t(V));
           }
         }
       }
@@ -91,7 +102,7 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
 
 Session::Session(const Model& m, Backend& be, int n_ctx) : m_(m), be_(be), rope_(make_rope_table(m.cfg)) {
   if (n_ctx <= 0 || n_ctx > m.cfg.context_length) n_ctx = m.cfg.context_length;
-  kv_.init(m.cfg, 1, n_ctx);
+  kv_.init(be, m.cfg, 1, n_ctx);
 }
 
 const std::vector<float>& Session::eval(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch) {
@@ -109,8 +120,11 @@ const std::vector<float>& Session::eval(const std::vector<int>& tokens, const Ca
     model_forward(m_, be_, rope_, kv_, b, ws_, h_, cancel);
     n_past_ += int(e - i);
     if (e == tokens.size()) {
-      logits_.resize(size_t(m_.cfg.vocab_size));
-      logits_forward(m_, be_, h_.data() + (b.size() - 1) * m_.cfg.dim, 1, logits_.data());
+      const size_t V = size_t(m_.cfg.vocab_size);
+      logits_dev_.reserve(be_, sizeof(float) * V);
+      logits_forward(m_, be_, h_.f() + (b.size() - 1) * m_.cfg.dim, 1, logits_dev_.f());
+      logits_.resize(V);
+      be_.download(logits_.data(), logits_dev_.f(), sizeof(float) * V);
     }
   }
   return logits_;

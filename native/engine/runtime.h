@@ -46,7 +46,9 @@ class Session {
   RopeTable rope_;
   KvCache kv_;
   Workspace ws_;
-  std::vector<float> h_, logits_;
+  BackendBuffer h_;            // [T, dim] final hidden states of the last chunk
+  BackendBuffer logits_dev_;   // [vocab] logits of the last token (backend buffer)
+  std::vector<float> logits_;  // [vocab] the same, on the host
   int n_past_ = 0;
 };
 

@@ -3,8 +3,9 @@
 // T=64 prefill). Prints one row per case: max |gpu − cpu|, that divided by max |cpu| (normwise relative
 // error) and the tolerance; exits 1 on any failure, 77 ("skipped") when there is no usable CUDA device.
 // Built only with the CUDA kernels (TAILOR_CUDA). Compiled by the host compiler: kernels.h carries no
-// CUDA headers.
-//   tailor_cudacheck [--device N] [--bench]
+// CUDA headers. --model PATH (repeatable) and --random-model add whole-model rows (cudamodel.cpp): the
+// model on the CPU and on the CUDA backend, logits at every position and 64 greedy tokens.
+//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--random-model]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +24,8 @@
 
 using namespace tailor;
 namespace cu = tailor::cuda;
+
+int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks);  // cudamodel.cpp
 
 namespace {
 
@@ -347,13 +350,16 @@ void bench(int cc) {
 
 int main(int argc, char** argv) {
   int device = 0;
-  bool do_bench = false;
+  bool do_bench = false, random_model = false;
+  std::vector<std::string> models;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (a == "--bench") do_bench = true;
+    else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
+    else if (a == "--random-model") random_model = true;
     else {
-      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench]\n");
+      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--random-model]\n");
       return 2;
     }
   }
@@ -388,6 +394,12 @@ int main(int argc, char** argv) {
     check_pointwise(*cpu);
     check_losses(*cpu);
     cu::device_synchronize();
+    if (!models.empty() || random_model) {
+      std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
+      int n = 0;
+      failures += check_whole_models(models, random_model, device, &n);
+      checks += n;
+    }
     std::printf("\n%d checks, %d failed\n", checks, failures);
     if (do_bench) bench(cc);
   } catch (const EngineError& e) {

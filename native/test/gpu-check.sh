@@ -1,7 +1,9 @@
 #!/bin/sh
 # gpu-check.sh — the CUDA kernels against the CPU backend on a GPU machine, in one command and without Node:
 # builds the engine and tailor_cudacheck with plain CMake (machine code for this GPU only, so it builds
-# quickly), prints the parity table and a few kernel timings, then runs the table again under
+# quickly), prints the parity table, the whole-model rows (stories260K and a random GQA model on the CPU
+# and on the CUDA backend: logits at every position, 64 greedy tokens) and a few kernel timings, then runs
+# the table again (with the random model) under
 # compute-sanitizer memcheck when it is installed (out-of-bounds and misaligned accesses in the kernels).
 # Copies everything it prints to $OUT/gpu-check.txt when OUT is set.
 # Exit status: tailor_cudacheck's (0 all within tolerance, 1 a failure, 77 no usable CUDA device), or 1
@@ -41,8 +43,12 @@ if ! cmake --build "$BUILD" --target tailor_cudacheck -j "$(nproc)" >"$BUILD/bui
 fi
 say "== built in $(( $(date +%s) - start )) s"
 
+# the whole-model check's model: the shared copy when this checkout sits beside ../shared, else the bundled one
+MODEL=../shared/models/stories260K-hf
+[ -f "$MODEL/config.json" ] || MODEL=resources/models/stories260K
+say "== whole-model check on $MODEL"
 # a hung kernel must not eat the session: the table and timings take seconds on a GPU
-timeout 240 "$BUILD/tailor_cudacheck" --bench >"$BUILD/cudacheck.txt" 2>&1
+timeout 240 "$BUILD/tailor_cudacheck" --bench --model "$MODEL" --random-model >"$BUILD/cudacheck.txt" 2>&1
 rc=$?
 tee -a "$LOG" <"$BUILD/cudacheck.txt"
 [ "$rc" -eq 124 ] && say "== tailor_cudacheck TIMED OUT after 240 s (a kernel that never finishes?)"
@@ -50,7 +56,7 @@ say "== tailor_cudacheck exit $rc"
 
 if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMCHECK:-1}" != 0 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   say "== compute-sanitizer --tool memcheck (the table again, slower)"
-  timeout 180 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tailor_cudacheck" >"$BUILD/memcheck.txt" 2>&1
+  timeout 180 compute-sanitizer --tool memcheck --print-limit 20 "$BUILD/tailor_cudacheck" --random-model >"$BUILD/memcheck.txt" 2>&1
   mrc=$?
   grep -E "ERROR SUMMARY|=========|checks, |error|Device not supported" "$BUILD/memcheck.txt" | head -60 | tee -a "$LOG"
   say "== memcheck exit $mrc"

@@ -31,7 +31,7 @@ export interface AppInfo {
   platform: string;
   engine: {
     blas: string; hardwareThreads: number; cudaBuilt: boolean;
-    /** the backend models run on ('cpu' until the CUDA backend runs whole models) */
+    /** the backend model inference runs on ('cpu', or 'cuda' when a model was loaded on a usable device) */
     backend: string;
     /** CUDA as this build and machine offer it: compiled in, a usable device, or why not */
     cuda: { built: boolean; available: boolean; reason: string | null; devices: Array<{ name: string; computeCapability: string; totalMemory: number; freeMemory: number }> };

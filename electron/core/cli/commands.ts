@@ -64,7 +64,7 @@ async function runInfo(ctx: CommandContext): Promise<void> {
       `rope          theta ${i.ropeTheta}, ${i.sourceRopeLayout} in the file${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
       `norm eps      ${Number(i.normEps.toPrecision(6))}`,
       `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
-      `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendAutoPick === 'cuda' ? ': would pick CUDA, which does not run whole models yet' : ': CUDA not available') : ''})`,
+      `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendKind === 'cuda' ? ': chose CUDA' : ': CUDA not available') : ''})`,
       `cuda          ${cudaStatusLine(engine.cuda)}`,
       uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
     ];

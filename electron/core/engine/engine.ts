@@ -17,9 +17,10 @@ export interface LoadOptions {
   /** use the BLAS library for matrix products when the build has one (default true) */
   blas?: boolean;
   /**
-   * the compute backend (default 'auto'): 'auto' runs on the CPU for now and says in `info.backendNote` what it
-   * would pick; 'cuda' rejects with E_UNSUPPORTED saying why (not built, no driver, no device, or: the CUDA
-   * backend does not run whole models yet)
+   * the compute backend of inference (default 'auto'): 'auto' runs scoring and generation on the first supported
+   * CUDA device when there is one, else on the CPU, and says which in `info.backendNote`; 'cuda' requires a device
+   * and rejects with E_UNSUPPORTED saying why not (not built, no driver, no supported device). Training and
+   * pruning statistics always run on the CPU, over the same weights
    */
   backend?: BackendRequest;
   /** skip looking for a tokenizer (score/generate by ids only) */

@@ -20,11 +20,11 @@ export interface RawModelInfo {
   nParams: number;
   backend: string;
   threads: number;
-  /** what runs this model: 'cpu' until the CUDA backend runs whole models */
+  /** what runs this model's inference (scoring, generation); training and pruning statistics always run on the CPU */
   backendKind: 'cpu' | 'cuda';
   /** the `backend` load option */
   backendRequested: 'auto' | 'cpu' | 'cuda';
-  /** what 'auto' would pick on this machine once the CUDA backend runs whole models */
+  /** what 'auto' picks on this machine ('cuda' when a supported device is usable) */
   backendAutoPick: 'cpu' | 'cuda';
   /** why 'auto' chose what it chose (null for an explicit 'cpu') */
   backendNote: string | null;

@@ -1,0 +1,177 @@
+// cudamodel.cpp — the whole-model part of tailor_cudacheck: one model loaded once, run on the CPU backend
+// and on the CUDA backend (its weights uploaded by bind_weights), compared position by position. Rows:
+// logits of a fixed sequence at every position (max abs diff ≤ 1e-4), score_sequences on three packed
+// sequences of different lengths (log-probs ≤ 1e-4, argmax ids), and 64 greedy tokens through a KV-cache
+// Session (ids identical). Models: a path (HF folder, GGUF or llama2.c file) or a seeded random GQA model
+// with a layer whose attention is pruned away.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "errors.h"
+#include "forward.h"
+#include "loader.h"
+#include "model.h"
+#include "runtime.h"
+
+using namespace tailor;
+
+namespace {
+
+int m_checks = 0, m_failures = 0;
+const double kLogitTol = 1e-4;  // absolute, on logits and log-probs
+
+void row(const char* op, const std::string& what, double diff, double tol, bool ok, const std::string& extra = "") {
+  m_checks++;
+  if (!ok) m_failures++;
+  std::printf("%-22s %-44s %11.3e %11s %9.1e  %s%s\n", op, what.c_str(), diff, "", tol, ok ? "ok" : "FAIL", extra.c_str());
+}
+
+// a seeded random model: dim 96, 3 layers of different shapes (GQA 6/2, MHA 2/2, attention pruned), vocab 300
+std::unique_ptr<Model> random_gqa_model() {
+  auto m = std::make_unique<Model>();
+  Config& c = m->cfg;
+  c.format = "hf";
+  c.architecture = "llama";
+  c.source_dtype = "F32";
+  c.dim = 96;
+  c.n_layers = 3;
+  c.head_dim = 16;
+  c.vocab_size = 300;
+  c.context_length = 128;
+  c.rope_theta = 10000.f;
+  c.rope_interleaved = true;
+  c.tied = false;
+  c.layers = {{6, 2, 200}, {2, 2, 77}, {0, 0, 130}};
+  model_allocate(*m);
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& w : m->arena) w = 0.08f * nd(rng);
+  auto norm = [&](float* p) {
+    for (int i = 0; i < c.dim; i++) p[i] = 1.f + 0.1f * nd(rng);
+  };
+  norm(m->out_norm);
+  for (int l = 0; l < c.n_layers; l++) {
+    if (c.layers[l].n_head > 0) norm(m->layers[l].attn_norm);
+    if (c.layers[l].ffn > 0) norm(m->layers[l].ffn_norm);
+  }
+  return m;
+}
+
+// logits[T, V] of one sequence from position 0, on the host
+std::vector<float> sequence_logits(const Model& m, Backend& be, const std::vector<int>& ids) {
+  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab_size;
+  RopeTable rope = make_rope_table(m.cfg);
+  KvCache kv;
+  kv.init(be, m.cfg, 1, int(T));
+  Workspace ws;
+  Batch b;
+  for (int64_t t = 0; t < T; t++) {
+    b.tokens.push_back(ids[size_t(t)]);
+    b.pos.push_back(int(t));
+    b.slot.push_back(0);
+  }
+  BackendBuffer h, logits;  // [T, dim], [T, V]
+  model_forward(m, be, rope, kv, b, ws, h, CancelToken{});
+  logits.reserve(be, sizeof(float) * size_t(T * V));
+  logits_forward(m, be, h.f(), T, logits.f());
+  std::vector<float> out(size_t(T * V));
+  be.download(out.data(), logits.f(), out.size() * sizeof(float));
+  return out;
+}
+
+std::vector<int> greedy(const Model& m, Backend& be, const std::vector<int>& prompt, int n) {
+  Session s(m, be, 0);
+  Sampler sampler(SampleParams{});
+  std::vector<int> out;
+  const std::vector<float>* lg = &s.eval(prompt, CancelToken{});
+  for (int i = 0; i < n && s.n_past() < s.n_ctx(); i++) {
+    int tok = sampler.sample(*lg);
+    out.push_back(tok);
+    if (i + 1 < n && s.n_past() < s.n_ctx()) lg = &s.eval({tok}, CancelToken{});
+  }
+  return out;
+}
+
+void check_model(const Model& m, const std::string& label, Backend& cpu, int device) {
+  auto gpu = make_cuda_backend(device);
+  gpu->bind_weights(m);
+  const int V = m.cfg.vocab_size;
+  const int L = std::min(64, m.cfg.context_length);
+  std::mt19937 rng(11);
+  std::vector<int> ids{m.cfg.bos_id >= 0 && m.cfg.bos_id < V ? m.cfg.bos_id : 0};
+  while (int(ids.size()) < L) ids.push_back(int(rng() % uint32_t(V)));
+
+  // 1. logits at every position of one sequence
+  auto lc = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
+  double diff = 0;
+  bool finite = true;
+  for (size_t i = 0; i < lc.size(); i++) {
+    if (!std::isfinite(lg[i])) finite = false;
+    else diff = std::max(diff, double(std::fabs(lg[i] - lc[i])));
+  }
+  row("model logits", label + " T=" + std::to_string(L) + " every position", diff, kLogitTol, finite && diff <= kLogitTol,
+      finite ? "" : " (non-finite)");
+
+  // 2. score_sequences: three sequences packed into one batch (three KV slots)
+  std::vector<std::vector<int>> seqs{ids, std::vector<int>(ids.begin(), ids.begin() + L / 2), std::vector<int>(ids.begin() + 1, ids.begin() + 1 + L / 3)};
+  ScoreOptions so;
+  so.last_logits = true;
+  auto sc = score_sequences(m, cpu, seqs, so, CancelToken{}, nullptr);
+  auto sg = score_sequences(m, *gpu, seqs, so, CancelToken{}, nullptr);
+  double dlp = 0, dlast = 0;
+  int am_diff = 0;
+  for (size_t s = 0; s < seqs.size(); s++) {
+    for (size_t i = 0; i < sc[s].logprob.size(); i++) dlp = std::max(dlp, double(std::fabs(sc[s].logprob[i] - sg[s].logprob[i])));
+    for (size_t i = 0; i < sc[s].argmax.size(); i++) am_diff += sc[s].argmax[i] != sg[s].argmax[i];
+    for (size_t i = 0; i < sc[s].last_logits.size(); i++) dlast = std::max(dlast, double(std::fabs(sc[s].last_logits[i] - sg[s].last_logits[i])));
+  }
+  row("score_sequences", label + " 3 seqs, log-probs", std::isfinite(dlp) ? dlp : 1e30, kLogitTol, std::isfinite(dlp) && dlp <= kLogitTol);
+  row("score_sequences", label + " 3 seqs, last logits", std::isfinite(dlast) ? dlast : 1e30, kLogitTol, std::isfinite(dlast) && dlast <= kLogitTol);
+  row("score_sequences", label + " 3 seqs, argmax ids (differing)", double(am_diff), 0, am_diff == 0);
+
+  // 3. greedy generation through the KV cache: 64 tokens after an 8-token prompt
+  std::vector<int> prompt(ids.begin(), ids.begin() + std::min<size_t>(8, ids.size()));
+  auto gc = greedy(m, cpu, prompt, 64), gg = greedy(m, *gpu, prompt, 64);
+  int first = -1;
+  for (size_t i = 0; i < std::max(gc.size(), gg.size()); i++)
+    if (i >= gc.size() || i >= gg.size() || gc[i] != gg[i]) { first = int(i); break; }
+  row("greedy generation", label + " " + std::to_string(gc.size()) + " tokens, ids identical", first < 0 ? 0.0 : 1.0, 0, first < 0,
+      first < 0 ? "" : " (first difference at token " + std::to_string(first) + ")");
+}
+
+}  // namespace
+
+// runs the whole-model rows for each path (and the random GQA model when asked); returns the failures
+int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks) {
+  BackendOptions bo;
+  auto cpu = make_cpu_backend(bo);
+  for (const std::string& p : paths) {
+    try {
+      auto m = load_model(p);
+      std::string label = p.substr(p.find_last_of('/') == std::string::npos ? 0 : p.find_last_of('/') + 1);
+      check_model(*m, label.empty() ? p : label, *cpu, device);
+    } catch (const EngineError& e) {
+      std::printf("%-22s %-44s error (%s): %s\n", "model", p.c_str(), error_code_name(e.code()), e.what());
+      m_checks++;
+      m_failures++;
+    }
+  }
+  if (random_model) {
+    try {
+      auto m = random_gqa_model();
+      check_model(*m, "random GQA 6/2,2/2,0/0", *cpu, device);
+    } catch (const EngineError& e) {
+      std::printf("%-22s %-44s error (%s): %s\n", "model", "random GQA", error_code_name(e.code()), e.what());
+      m_checks++;
+      m_failures++;
+    }
+  }
+  *n_checks = m_checks;
+  return m_failures;
+}
