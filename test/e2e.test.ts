@@ -2,7 +2,7 @@
 // with the real engine and a temporary history: refused inputs leave the database clean; the whole wizard
 // on stories260K with a small task and two ratios, live progress, the recovery table, the run in History,
 // compared with a second run; the Playground and a GGUF export; cancel and resume. Screenshots of each
-// screen go to out/e2e-screens/ (light at 1024×700; the Models screen in dark too).
+// screen, light and dark at 1024×700, go to out/e2e-screens/ (no screen may be wider than the window).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -43,7 +43,18 @@ after(async () => {
 // forbids), written self-contained (only their own text reaches the page); this file compiles without
 // the DOM's types, hence the cast to this shape.
 type Doc = { querySelector(s: string): { textContent: string | null } | null };
-const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+/** Screenshots a screen in the light and the dark theme, checking that nothing overflows the 1024-px width. */
+async function shot(name: string, fullPage = false): Promise<void> {
+  const overflow = await page.evaluate(() => {
+    const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+    return d.scrollWidth - d.clientWidth;
+  });
+  assert.ok(overflow <= 0, `${name}: the page is ${overflow} px wider than the window`);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(SHOTS, `${name}-dark.png`), fullPage });
+  await page.emulateMedia({ colorScheme: 'light' });
+}
 const tid = (id: string) => page.getByTestId(id);
 const runIdOfScreen = async () => String(await tid('run-screen').getAttribute('data-run-id'));
 
@@ -86,9 +97,6 @@ async function wizardFinish(name: string, lora: { epochs: string; trainshots: st
 test('refused inputs: a malformed task file and an impossible ratio show clear messages, and the database stays clean; the keyboard reaches the navigation', async () => {
   await tid('model-item').first().waitFor();
   await shot('01-models');
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await shot('01-models-dark');
-  await page.emulateMedia({ colorScheme: 'light' });
   const bad = path.join(dir, 'broken.csv');
   fs.writeFileSync(bad, 'review,label\n"great film,positive\nbad,negative\n');
   await tid('nav-wizard').click();
