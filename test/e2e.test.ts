@@ -3,7 +3,7 @@
 // on stories260K with a small task and two ratios, live progress, the recovery table, the run in History,
 // compared with a second run; the Playground and a GGUF export; cancel and resume. Screenshots of each
 // screen, light and dark at 1024×700, go to out/e2e-screens/ (no screen may be wider than the window).
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -32,6 +32,13 @@ before(async () => {
   });
   after(() => assert.deepEqual(problems, [], 'no errors in the page'));
   await page.goto(server.url);
+});
+
+// a test that fails mid-run must not leave its run going into the next test (which would see E_BUSY)
+afterEach(async () => {
+  if (!server) return;
+  for (const r of server.workbench.history.listRuns({ status: 'running' })) server.workbench.runs.cancel(r.id);
+  await server.workbench.runs.idle();
 });
 
 after(async () => {
