@@ -11,6 +11,8 @@ import { PayloadError, validatePayload } from '../electron/core/api/validate.js'
 import { Throttle } from '../electron/core/service/events.js';
 import { Workbench } from '../electron/core/service/workbench.js';
 import { infoFromHfConfig } from '../electron/core/service/library.js';
+import { randomModel } from '../electron/core/formats/model-tensors.js';
+import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { spawnSync } from 'node:child_process';
 import { handleInvoke, senderAllowed, trustedPage } from '../electron/main/ipc.js';
 import { Model } from '../electron/core/engine/engine.js';
@@ -285,6 +287,29 @@ test('the playground streams exactly the text the engine generates for a model',
     } finally {
       m.dispose();
     }
+  } finally {
+    await w.shutdown();
+  }
+});
+
+test('Playground Stop cancels a long generation within a second, and its job ends once, cancelled', async () => {
+  const { w, got, dataDir } = await open('stop');
+  try {
+    // a random model wide and long enough that 4 000 tokens take many seconds on the CPU
+    const big = path.join(dataDir, 'random-wide');
+    writeHfFolder(big, randomModel({ dim: 512, nLayers: 8, nHead: 8, nKvHead: 8, ffn: 1408, vocabSize: 512, contextLength: 4096, seed: 7 }));
+    fs.copyFileSync(path.join(MODEL, 'tokenizer.model'), path.join(big, 'tokenizer.model'));
+    const { jobId } = await w.invoke('generate.start', { source: { kind: 'model', path: big }, prompt: 'Once', maxTokens: 4000, temperature: 1, topK: 0, topP: 1, seed: 3, side: 'a' });
+    await until(() => (got['job.text'].some((e) => e.jobId === jobId) ? true : undefined), 60_000);
+    const t0 = Date.now();
+    assert.deepEqual(await w.invoke('jobs.cancel', { jobId }), { cancelled: true });
+    const fin = await until(() => got['job.finished'].find((e) => e.jobId === jobId));
+    assert.ok(Date.now() - t0 < 1000, `stopped in ${Date.now() - t0} ms`);
+    assert.equal(fin.ok, false);
+    assert.equal(fin.error?.code, 'E_CANCELLED');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(got['job.finished'].filter((e) => e.jobId === jobId).length, 1);
+    assert.deepEqual(await w.invoke('jobs.cancel', { jobId }), { cancelled: false }, 'a finished job is not cancelled again');
   } finally {
     await w.shutdown();
   }
