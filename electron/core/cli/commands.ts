@@ -22,7 +22,7 @@ import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
 import { evaluateItems } from '../eval/eval.js';
-import { listTasks, fewShot, defaultTemplate, alpacaTemplate, renderExample } from '../tasks/index.js';
+import { listTasks, fewShot, renderExample, templateFor } from '../tasks/index.js';
 import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
 import { runPipeline } from '../pipeline/pipeline.js';
@@ -340,7 +340,7 @@ async function runEval(ctx: CommandContext): Promise<void> {
   if (ctx.values.preview !== undefined) {
     // the training prompts LoRA would see for this task: the task template (or --template-style alpaca)
     const n = num(ctx, 'preview', 3, { int: true, min: 1, max: 100 });
-    const tpl = ctx.values['template-style'] === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+    const tpl = templateFor(task, ctx.values['template-style'] === 'alpaca' ? 'alpaca' : 'task');
     const ex = fewShot(task.trainItems(), n, num(ctx, 'seed', 0, { int: true, min: 0 })).map((it) => renderExample(tpl, it));
     if (ctx.values.json) return json(ctx, { template: tpl, examples: ex });
     return ctx.out(ex.map((e, i) => `--- example ${i + 1} ---\n${e.prompt}\u2502${e.completion}\n`).join('\n'));

@@ -6,7 +6,7 @@ import { EngineError } from '../engine/errors.js';
 import type { Model } from '../engine/engine.js';
 import type { RawExample } from '../engine/native.js';
 import { calibrationFromExamples, calibrationFromIds, calibrationFromText, taskCalibrationRecords } from '../prune/calibration.js';
-import { alpacaTemplate, defaultTemplate } from '../tasks/index.js';
+import { templateFor } from '../tasks/index.js';
 import { readTextFile } from '../train/data.js';
 import { num, str, taskArg, type CommandContext } from './args.js';
 
@@ -31,7 +31,7 @@ export function pruneCalibration(ctx: CommandContext, m: Model, method: string, 
     const style = str(ctx, 'template-style') ?? 'task';
     if (style !== 'task' && style !== 'alpaca') throw ctx.usageError('--template-style must be task or alpaca');
     const task = taskArg(ctx, 'calib-task');
-    const template = style === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+    const template = templateFor(task, style);
     const records = taskCalibrationRecords([{ items: task.trainItems(), template }], seed);
     return { calib: calibrationFromExamples(m.requireTokenizer(), records, samples, seqLen, seed, m.info.bosId), source: `task:${task.info.name}` };
   }

@@ -14,7 +14,7 @@ import type { RawExample } from '../engine/native.js';
 import { ratioForTarget } from '../prune/plan.js';
 import { perplexity } from '../text/perplexity.js';
 import { exportModel } from '../export/export.js';
-import { getTask, loadCustomTask, fewShot, defaultTemplate, alpacaTemplate, renderExample, type Task, type CustomMapping, type PromptTemplate } from '../tasks/index.js';
+import { getTask, loadCustomTask, fewShot, renderExample, templateFor, type Task, type CustomMapping } from '../tasks/index.js';
 import type { StageProgress } from '../text/progress.js';
 import { atomicWriteFile } from '../train/atomic.js';
 import { promptCompletionExamples } from '../train/data.js';
@@ -64,12 +64,6 @@ async function evalAll(model: Model, spec: PipelineSpec, signal?: AbortSignal, o
   return out;
 }
 
-/** The LoRA training prompt of the spec: the task's own, Alpaca's, or the user's template. */
-function trainingTemplate(spec: PipelineSpec, task: Task): PromptTemplate {
-  const t = spec.lora.template;
-  return t === 'alpaca' ? alpacaTemplate(task) : t === 'task' ? defaultTemplate(task) : t;
-}
-
 /**
  * The prune stage's calibration: the spec's tasks (their training items rendered with the LoRA template,
  * packed into windows) with prune.calibTask, else the spec's text or the shipped TinyStories sample.
@@ -79,7 +73,7 @@ function pruneCalibration(spec: PipelineSpec, base: Model): { calib: RawExample[
   if (spec.prune.calibTask) {
     const parts = spec.tasks.map((ref) => {
       const task = resolveTask(ref, spec.seed);
-      return { items: task.trainItems(), template: trainingTemplate(spec, task) };
+      return { items: task.trainItems(), template: templateFor(task, spec.lora.template) };
     });
     const records = taskCalibrationRecords(parts, spec.seed);
     return { calib: calibrationFromExamples(base.requireTokenizer(), records, n, len, spec.seed, base.info.bosId), source: `task:${spec.tasks.map(taskName).join(',')}` };
@@ -179,7 +173,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
             const tok = pruned.requireTokenizer();
             const recs = spec.tasks.flatMap((ref) => {
               const task = resolveTask(ref, spec.seed);
-              const tpl = trainingTemplate(spec, task);
+              const tpl = templateFor(task, spec.lora.template);
               return fewShot(task.trainItems(), spec.lora.trainShots, spec.seed).map((it) => renderExample(tpl, it));
             });
             const ex = promptCompletionExamples(tok, recs, { eos: false, maxLen: Math.min(spec.lora.maxLen, pruned.info.contextLength) });

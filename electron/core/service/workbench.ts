@@ -12,7 +12,7 @@ import { engineInfo } from '../engine/engine.js';
 import { History } from '../history/db.js';
 import { resolveTask } from '../pipeline/pipeline.js';
 import { planLocal, ratioForTarget } from '../prune/plan.js';
-import { alpacaTemplate, choiceTexts, defaultTemplate, fewShot, listTasks, previewRows, renderExample, type Task } from '../tasks/index.js';
+import { choiceTexts, fewShot, listTasks, previewRows, renderExample, templateFor, type Task } from '../tasks/index.js';
 import { loraSlots } from '../train/lora.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 import { ServiceError, toWireError, type Emit } from './events.js';
@@ -110,9 +110,7 @@ export class Workbench {
   }
 
   private template(ref: TaskRef, t: 'task' | 'alpaca' | PromptTemplate): PromptTemplate {
-    if (typeof t === 'object') return t;
-    const task = this.task(ref);
-    return t === 'alpaca' ? alpacaTemplate(task) : defaultTemplate(task);
+    return templateFor(this.task(ref), t);
   }
 
   private makeHandlers(): Handlers {

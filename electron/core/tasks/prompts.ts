@@ -71,6 +71,11 @@ export function alpacaTemplate(task: Task | string): PromptTemplate {
   };
 }
 
+/** The training template a choice names: the task's own ('task'), Alpaca's ('alpaca'), or the user's template. */
+export function templateFor(task: Task | string, choice: 'task' | 'alpaca' | PromptTemplate): PromptTemplate {
+  return choice === 'alpaca' ? alpacaTemplate(task) : choice === 'task' ? defaultTemplate(task) : choice;
+}
+
 /** The human-readable text of each choice: `options` where given, else the continuations without their leading space. */
 export function choiceTexts(item: ChoiceItem): string[] {
   return item.options ?? item.continuations.map((c) => (c.startsWith(' ') ? c.slice(1) : c));
