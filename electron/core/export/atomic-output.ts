@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError } from '../engine/errors.js';
 import { FileSink, ioError, throwIfAborted, type PlannedFile } from '../formats/sink.js';
+import { fsyncPath } from '../train/atomic.js';
 
 export interface WriteProgress {
   bytesWritten: number;
@@ -25,19 +26,6 @@ export interface AtomicOutputOptions {
   progressIntervalMs?: number;
   /** the largest single write (default 4 MiB) */
   chunkBytes?: number;
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // not every platform can fsync a folder; the renames are atomic regardless
-  }
 }
 
 const exists = (p: string): boolean => {
@@ -104,7 +92,7 @@ export async function writeAtomically(out: string, files: PlannedFile[], o: Atom
         }
         await writeOne(dst, f);
       }
-      for (const d of dirs) fsyncDir(d);
+      for (const d of dirs) fsyncPath(d);
     }
     if (written !== total) throw new EngineError('E_INTERNAL', `${written} bytes written, ${total} planned`);
     throwIfAborted(o.signal);
@@ -125,7 +113,7 @@ export async function writeAtomically(out: string, files: PlannedFile[], o: Atom
     } else {
       fs.renameSync(tmp, abs);
     }
-    fsyncDir(parent);
+    fsyncPath(parent);
     return written;
   } catch (e) {
     await (sink as FileSink | null)?.abandon();

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError } from '../engine/errors.js';
 
-function fsyncPath(p: string): void {
+/** Flushes a file or folder to disk (folders cannot be fsynced everywhere: then it does nothing). */
+export function fsyncPath(p: string): void {
   try {
     const fd = fs.openSync(p, 'r');
     try {
