@@ -2,7 +2,10 @@
 // device 'auto' runs on the CPU and 'cuda' is a clear E_UNSUPPORTED saying why; with one both run inference
 // on the CUDA backend, matching the CPU within 1e-4), and the CUDA kernels and whole models against the CPU
 // backend (tailor_cudacheck, built with the CUDA kernels). On a machine without a usable GPU the parity
-// check is skipped, visibly, with the reason; on a GPU machine it must pass.
+// check is skipped, visibly, with the reason; on a GPU machine it must pass. Everywhere, the same CUDA
+// sources also run on the CPU emulator (native/test/cuemu: tailor_cuemu_selftest for the emulator itself,
+// tailor_cudacheck_emu for the kernels' indexing, bounds, barriers and whole-model parity, as sm_80 and
+// as sm_75), which catches logic errors without a GPU but says nothing of speed, races or the hardware.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,6 +16,8 @@ import { REPO_ROOT, shared } from './helpers/paths.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
 const CUDACHECK = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck');
+const CUDACHECK_EMU = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck_emu');
+const CUEMU_SELFTEST = path.join(REPO_ROOT, 'native', 'build', 'tailor_cuemu_selftest');
 const HF = shared('models', 'stories260K-hf');
 const TEXT = path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt');
 
@@ -188,3 +193,33 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
   assert.equal(r.status, 0, `tailor_cudacheck failed:\n${out}`);
   assert.match(out, /\n\d+ checks, 0 failed\n/);
 });
+
+test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks', (t) => {
+  assert.ok(fs.existsSync(CUEMU_SELFTEST), `${CUEMU_SELFTEST} is built (npm run build:native)`);
+  const r = spawnSync(CUEMU_SELFTEST, [], { encoding: 'utf8', timeout: 60_000 });
+  for (const l of (r.stdout ?? '').trimEnd().split('\n')) t.diagnostic(l);
+  assert.equal(r.status, 0, `tailor_cuemu_selftest failed:\n${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /\n13 checks, 0 failed\n/);
+});
+
+for (const cc of ['80', '75']) {
+  test(`CUDA kernels and whole models on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
+    assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
+    const r = spawnSync(CUDACHECK_EMU, ['--model', HF, '--random-model'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      timeout: 300_000,
+      env: { ...process.env, TAILOR_CUEMU_CC: cc },
+    });
+    const out = (r.stdout ?? '') + (r.stderr ?? '');
+    for (const l of out.trimEnd().split('\n')) t.diagnostic(l);
+    assert.equal(r.status, 0, `tailor_cudacheck_emu failed:\n${out}`);
+    assert.match(out, /Tailor CUDA emulator/, 'the harness ran on the emulated device');
+    assert.match(out, /\n\d+ checks, 0 failed\n/);
+    if (cc === '75') assert.match(out, /matmul_bf16 wmma .*n\/a \(sm_75 has no bf16 tensor cores\)/);
+    else assert.match(out, /matmul_bf16 wmma .* ok/);
+    // the whole-model rows ran too (stories260K and the random GQA model)
+    assert.match(out, /greedy generation\s+stories260K-hf 64 tokens, ids identical .* ok/);
+    assert.match(out, /greedy generation\s+random GQA .* ok/);
+  });
+}

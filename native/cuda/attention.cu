@@ -78,7 +78,7 @@ void attention_forward(float* out, const float* q, const KvView& kv, const int* 
   if (n_kv <= 0 || n_head % n_kv != 0) fail(ErrorCode::ARG, "attention_forward: n_head must be a multiple of n_kv");
   const int64_t pairs = T * n_head;
   if ((pairs + kWarps - 1) / kWarps > 2147483647) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens in one call");
-  attention_forward_kernel<<<ceil_div(pairs, kWarps), 32 * kWarps>>>(out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx,
+  TAILOR_LAUNCH(attention_forward_kernel, ceil_div(pairs, kWarps), 32 * kWarps)(out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx,
                                                                     kv.kv_stride, 1.f / sqrtf(float(hd)));
   check_launch("attention_forward");
 }

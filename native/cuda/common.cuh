@@ -1,7 +1,15 @@
-// common.cuh — what every .cu file of the CUDA kernels shares (nvcc only, never included by C++ code):
-// error checks that throw the engine's EngineError, grid arithmetic, and warp/block reductions.
+// common.cuh — what every .cu file of the CUDA kernels shares (never included by the engine's C++ code):
+// error checks that throw the engine's EngineError, grid arithmetic, warp/block reductions, and the
+// launch macro. Compiled by nvcc for the GPU, and by the host compiler against the CPU emulator of
+// native/test/cuemu (whose cuda_runtime.h defines TAILOR_CUEMU and its own TAILOR_LAUNCH) for the tests.
 #pragma once
 #include <cuda_runtime.h>
+
+// kernel<<<grid, block>>>(args...) is written TAILOR_LAUNCH(kernel, grid, block)(args...), so that the
+// same sources also build for the emulator
+#ifndef TAILOR_CUEMU
+#define TAILOR_LAUNCH(kernel, grid, block) kernel<<<grid, block>>>
+#endif
 
 #include <cstdint>
 #include <string>

@@ -88,7 +88,7 @@ class CudaBackend final : public Backend {
     use();
     if (T == 0 || dim == 0) return;
     if (T > 0x7fffffff) fail(ErrorCode::ARG, "embed_rows: too many rows");
-    embed_rows_kernel<<<unsigned(T), 256>>>(x, emb, tokens, dim);
+    TAILOR_LAUNCH(embed_rows_kernel, unsigned(T), 256)(x, emb, tokens, dim);
     cuda::check_launch("embed_rows");
   }
 

@@ -112,7 +112,7 @@ void logprob_forward(const float* logits, int64_t R, int64_t V, const int* targe
   if (R == 0) return;
   if (V <= 0) fail(ErrorCode::ARG, "logprob_forward: empty vocabulary");
   if (R > 2147483647) fail(ErrorCode::UNSUPPORTED, "logprob_forward: too many rows in one call");
-  logprob_forward_kernel<<<unsigned(R), kThreads>>>(logits, V, target, logprob, argmax);
+  TAILOR_LAUNCH(logprob_forward_kernel, unsigned(R), kThreads)(logits, V, target, logprob, argmax);
   check_launch("logprob_forward");
 }
 
@@ -124,11 +124,11 @@ double crossentropy_forward_backward(float* dlogits, const float* logits, const 
   double* scratch = static_cast<double*>(device_malloc(sizeof(double) * size_t(N + 2)));
   double loss = 0;
   try {
-    sum_weights_kernel<<<1, kThreads>>>(weight, N, scratch);
+    TAILOR_LAUNCH(sum_weights_kernel, 1, kThreads)(weight, N, scratch);
     check_launch("crossentropy (Σ weights)");
-    crossentropy_kernel<<<unsigned(N), kThreads>>>(dlogits, scratch + 2, logits, target, weight, scratch, V, scale);
+    TAILOR_LAUNCH(crossentropy_kernel, unsigned(N), kThreads)(dlogits, scratch + 2, logits, target, weight, scratch, V, scale);
     check_launch("crossentropy_forward_backward");
-    sum_doubles_kernel<<<1, kThreads>>>(scratch + 2, N, scratch + 1);
+    TAILOR_LAUNCH(sum_doubles_kernel, 1, kThreads)(scratch + 2, N, scratch + 1);
     check_launch("crossentropy (Σ rows)");
     to_host(&loss, scratch + 1, sizeof(double));
   } catch (...) {

@@ -85,7 +85,7 @@ void gemm_tiled(float* C, const TIn* A, const TIn* B, int64_t M, int64_t N, int6
   if (M == 0 || N == 0) return;
   if (ceil_div(M, TM) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than 4,194,240 rows in one call");
   dim3 grid(ceil_div(N, TN), ceil_div(M, TM));
-  gemm_tiled_kernel<TIn><<<grid, TTHREADS>>>(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  TAILOR_LAUNCH(gemm_tiled_kernel<TIn>, grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
   check_launch(what);
 }
 
@@ -179,7 +179,7 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
     if (cc < 80) fail(ErrorCode::UNSUPPORTED, "bf16 tensor cores need sm_80 or newer (this device is sm_" + std::to_string(cc) + ")");
     if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_forward_bf16: more than 4,194,240 rows in one call");
     dim3 grid(ceil_div(out, WN), ceil_div(T, WM));
-    matmul_bf16_wmma_kernel<<<grid, WTHREADS>>>(y, x, w, T, in, out, accumulate);
+    TAILOR_LAUNCH(matmul_bf16_wmma_kernel, grid, WTHREADS)(y, x, w, T, in, out, accumulate);
     check_launch("matmul_forward_bf16 (tensor cores)");
   } else {
     gemm_tiled<uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");

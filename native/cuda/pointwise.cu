@@ -93,39 +93,39 @@ void rows_limit(int64_t T, const char* what) {
 void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) {
   if (T == 0) return;
   rows_limit(T, "rmsnorm_forward");
-  rmsnorm_forward_kernel<<<unsigned(T), kRowThreads>>>(y, x, w, dim, eps);
+  TAILOR_LAUNCH(rmsnorm_forward_kernel, unsigned(T), kRowThreads)(y, x, w, dim, eps);
   check_launch("rmsnorm_forward");
 }
 
 void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& r) {
   if (T == 0 || n_heads == 0 || r.head_dim < 2) return;
   rows_limit(T, "rope_forward");
-  rope_forward_kernel<<<unsigned(T), 64>>>(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq);
+  TAILOR_LAUNCH(rope_forward_kernel, unsigned(T), 64)(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq);
   check_launch("rope_forward");
 }
 
 void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) {
   if (T == 0 || kv.kv_stride == 0) return;
   rows_limit(T, "kv_store");
-  kv_store_kernel<<<unsigned(T), kRowThreads>>>(kv.k, kv.v, k, v, pos, slot, kv.n_ctx, kv.kv_stride);
+  TAILOR_LAUNCH(kv_store_kernel, unsigned(T), kRowThreads)(kv.k, kv.v, k, v, pos, slot, kv.n_ctx, kv.kv_stride);
   check_launch("kv_store");
 }
 
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {
   if (n == 0) return;
-  swiglu_forward_kernel<<<flat_blocks(n), 256>>>(h, g, u, n);
+  TAILOR_LAUNCH(swiglu_forward_kernel, flat_blocks(n), 256)(h, g, u, n);
   check_launch("swiglu_forward");
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
   if (n == 0) return;
-  add_inplace_kernel<<<flat_blocks(n), 256>>>(y, x, n);
+  TAILOR_LAUNCH(add_inplace_kernel, flat_blocks(n), 256)(y, x, n);
   check_launch("add_inplace");
 }
 
 void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
   if (n == 0) return;
-  f32_to_bf16_kernel<<<flat_blocks(n), 256>>>(dst, src, n);
+  TAILOR_LAUNCH(f32_to_bf16_kernel, flat_blocks(n), 256)(dst, src, n);
   check_launch("f32_to_bf16");
 }
 

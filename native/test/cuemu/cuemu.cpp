@@ -1,0 +1,424 @@
+// cuemu.cpp — the CUDA emulator's scheduler and runtime (see cuemu.h). A launch runs its blocks one
+// after another on the calling thread; a block's threads are ucontext fibers on guarded stacks, switched
+// round-robin whenever one waits at a barrier. Barriers are strict: __syncthreads completes when every
+// thread of the block arrives and a warp collective when all 32 lanes do (a thread that returned early
+// never arrives, which the GPU may forgive but CUDA leaves undefined), else the launch aborts (on x86-64 by a six-register stack switch, elsewhere by
+// swapcontext, which costs a system call per switch). Device memory is host memory from the allocator below,
+// with the emulated device's capacity (TAILOR_CUEMU_MEMORY bytes, default 8 GiB) enforced so that
+// out-of-memory paths can be tested; copies and memsets are bounds-checked against the allocations.
+// Environment: TAILOR_CUEMU_CC (compute capability ×10, default 80), TAILOR_CUEMU_DEVICES (default 1).
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cuemu.h"
+
+// swapcontext "returns twice" to GCC, which then warns that locals may be clobbered; it saves and restores
+// every register, so they are not
+#pragma GCC diagnostic ignored "-Wclobbered"
+
+#if defined(__x86_64__)
+// saves the callee-saved registers on the current stack, stores its pointer in *from, and continues on
+// the stack `to` (the System V ABI leaves every other register to the caller)
+extern "C" void cuemu_switch(void** from, void* to);
+asm(R"(
+  .text
+  .globl cuemu_switch
+  .type cuemu_switch, @function
+cuemu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cuemu_switch, .-cuemu_switch
+)");
+#define CUEMU_FAST_SWITCH 1
+#endif
+
+thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace cuemu {
+namespace {
+
+constexpr size_t kStack = 256 * 1024;  // per fiber, with a guard page below
+constexpr size_t kPage = 4096;
+
+struct Fiber {
+  ucontext_t ctx;  // (swapcontext)
+  void* sp;        // its saved stack pointer (fast switch)
+  dim3 tid;
+  bool done = false;
+  unsigned char slot[16];  // this lane's value in a warp exchange
+};
+
+struct Block {
+  const char* name;
+  void (*entry)(void*);
+  void* arg;
+  int n = 0, live = 0, current = 0;
+  std::vector<Fiber> fibers;
+  ucontext_t sched;
+  void* sched_sp;
+  unsigned bar_gen = 0;
+  int bar_arrived = 0;
+  std::vector<unsigned> warp_gen;
+  std::vector<int> warp_arrived, warp_lanes;
+  bool progress = false;
+};
+
+thread_local Block* cur = nullptr;
+thread_local std::vector<char*> stacks;  // reused across launches on this host thread
+
+char* stack_at(int i) {
+  while (int(stacks.size()) <= i) {
+    void* m = mmap(nullptr, kStack + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+      std::fprintf(stderr, "cuemu: cannot map fiber stacks\n");
+      std::abort();
+    }
+    mprotect(m, kPage, PROT_NONE);  // overflow faults instead of corrupting the neighbour
+    stacks.push_back(static_cast<char*>(m) + kPage);
+  }
+  return stacks[size_t(i)];
+}
+
+void fiber_main() {
+  Block* b = cur;
+  b->entry(b->arg);
+  b->fibers[size_t(b->current)].done = true;
+#ifdef CUEMU_FAST_SWITCH
+  cuemu_switch(&b->fibers[size_t(b->current)].sp, b->sched_sp);
+  __builtin_unreachable();
+#endif
+}  // (swapcontext) returns to uc_link: the scheduler
+
+void yield() {
+  Block* b = cur;
+#ifdef CUEMU_FAST_SWITCH
+  cuemu_switch(&b->fibers[size_t(b->current)].sp, b->sched_sp);
+#else
+  swapcontext(&b->fibers[size_t(b->current)].ctx, &b->sched);
+#endif
+}
+
+// a fresh fiber on stack i that starts in fiber_main
+void start_fiber(Block& b, Fiber& f, int i) {
+#ifdef CUEMU_FAST_SWITCH
+  // from the top: a zero return address for fiber_main's frame, fiber_main (cuemu_switch's ret), six registers
+  auto* top = reinterpret_cast<uintptr_t*>(stack_at(i) + kStack);
+  top[-1] = 0;
+  top[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
+  for (int r = 3; r <= 8; r++) top[-r] = 0;
+  f.sp = top - 8;
+#else
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = stack_at(i);
+  f.ctx.uc_stack.ss_size = kStack;
+  f.ctx.uc_link = &b.sched;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
+void resume(Block& b, Fiber& f) {
+#ifdef CUEMU_FAST_SWITCH
+  cuemu_switch(&b.sched_sp, f.sp);
+#else
+  swapcontext(&b.sched, &f.ctx);
+#endif
+}
+
+thread_local cudaError_t last_error = cudaSuccess;
+
+}  // namespace
+
+int lane() { return cur->current % 32; }
+
+void trap() {
+  std::fprintf(stderr, "cuemu: __trap() in kernel %s, block (%u,%u,%u) thread (%u,%u,%u)\n", cur ? cur->name : "?", blockIdx.x, blockIdx.y,
+               blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  std::abort();
+}
+
+void syncthreads() {
+  Block& b = *cur;
+  b.progress = true;
+  const unsigned gen = b.bar_gen;
+  if (++b.bar_arrived >= b.n) {  // every thread of the block: one that has exited never arrives
+    b.bar_arrived = 0;
+    b.bar_gen++;
+    return;
+  }
+  while (b.bar_gen == gen) yield();
+}
+
+void syncwarp() {
+  Block& b = *cur;
+  const int w = b.current / 32;
+  b.progress = true;
+  const unsigned gen = b.warp_gen[size_t(w)];
+  if (++b.warp_arrived[size_t(w)] >= b.warp_lanes[size_t(w)]) {
+    b.warp_arrived[size_t(w)] = 0;
+    b.warp_gen[size_t(w)]++;
+    return;
+  }
+  while (b.warp_gen[size_t(w)] == gen) yield();
+}
+
+void warp_exchange(const void* in, void* out, size_t bytes, int src_lane) {
+  Block& b = *cur;
+  const int me = b.current;
+  std::memcpy(b.fibers[size_t(me)].slot, in, bytes);
+  syncwarp();
+  const int src = (me / 32) * 32 + src_lane;
+  if (src_lane < 0 || src_lane >= 32 || src >= b.n || b.fibers[size_t(src)].done)
+    std::memcpy(out, in, bytes);  // an inactive lane: undefined on the GPU; own value here
+  else
+    std::memcpy(out, b.fibers[size_t(src)].slot, bytes);
+  syncwarp();  // nobody overwrites a slot before every lane has read
+}
+
+bool run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* arg) {
+  const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
+  if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 ||
+      grid.z > 65535) {
+    last_error = cudaErrorInvalidConfiguration;
+    return false;
+  }
+  if (cur) {
+    std::fprintf(stderr, "cuemu: kernel %s launched from inside kernel %s\n", name, cur->name);
+    std::abort();
+  }
+  Block b;
+  b.name = name;
+  b.entry = entry;
+  b.arg = arg;
+  b.n = int(nthreads);
+  b.fibers.resize(nthreads);
+  const int nwarps = (b.n + 31) / 32;
+  gridDim = grid;
+  blockDim = block;
+  for (unsigned bz = 0; bz < grid.z; bz++)
+    for (unsigned by = 0; by < grid.y; by++)
+      for (unsigned bx = 0; bx < grid.x; bx++) {
+        blockIdx = dim3(bx, by, bz);
+        b.live = b.n;
+        b.bar_gen = 0;
+        b.bar_arrived = 0;
+        b.warp_gen.assign(size_t(nwarps), 0);
+        b.warp_arrived.assign(size_t(nwarps), 0);
+        b.warp_lanes.assign(size_t(nwarps), 32);
+        if (b.n % 32) b.warp_lanes.back() = b.n % 32;
+        for (int i = 0; i < b.n; i++) {
+          Fiber& f = b.fibers[size_t(i)];
+          f.done = false;
+          f.tid = dim3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
+          start_fiber(b, f, i);
+        }
+        cur = &b;
+        while (b.live > 0) {
+          b.progress = false;
+          for (int i = 0; i < b.n; i++) {
+            Fiber& f = b.fibers[size_t(i)];
+            if (f.done) continue;
+            b.current = i;
+            threadIdx = f.tid;
+            resume(b, f);
+            if (f.done) {
+              b.live--;
+              b.progress = true;
+            }
+          }
+          if (b.live > 0 && !b.progress) {
+            std::fprintf(stderr,
+                         "cuemu: deadlock in kernel %s, block (%u,%u,%u): %d threads wait at barriers that can never complete "
+                         "(__syncthreads or a warp collective in divergent code, or after some threads returned)\n",
+                         name, bx, by, bz, b.live);
+            std::abort();
+          }
+        }
+        cur = nullptr;
+      }
+  return true;
+}
+
+// ---- memory ----
+namespace {
+std::mutex mem_mu;
+std::map<uintptr_t, size_t> allocs;  // base → bytes
+size_t in_use = 0;
+thread_local int current_device = 0;
+
+size_t env_size(const char* name, size_t def) {
+  const char* v = std::getenv(name);
+  return v && *v ? size_t(std::strtoull(v, nullptr, 10)) : def;
+}
+size_t capacity() { return env_size("TAILOR_CUEMU_MEMORY", size_t(8) << 30); }
+int device_count() { return int(env_size("TAILOR_CUEMU_DEVICES", 1)); }
+int cc() { return int(env_size("TAILOR_CUEMU_CC", 80)); }
+
+// true when [p, p+bytes) lies inside one allocation
+bool on_device(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mem_mu);
+  auto u = uintptr_t(p);
+  auto it = allocs.upper_bound(u);
+  if (it == allocs.begin()) return false;
+  --it;
+  return u >= it->first && u + bytes <= it->first + it->second;
+}
+cudaError_t err(cudaError_t e) {
+  if (e != cudaSuccess) last_error = e;
+  return e;
+}
+bool copy_ok(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  bool d_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  bool s_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (kind == cudaMemcpyDefault) return true;
+  return (!d_dev || on_device(dst, bytes)) && (!s_dev || on_device(src, bytes));
+}
+}  // namespace
+
+size_t bytes_in_use() {
+  std::lock_guard<std::mutex> lock(mem_mu);
+  return in_use;
+}
+
+}  // namespace cuemu
+
+using namespace cuemu;
+
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = device_count();
+  return *n > 0 ? cudaSuccess : err(cudaErrorNoDevice);
+}
+cudaError_t cudaGetDevice(int* d) {
+  *d = current_device;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) {
+  if (d < 0 || d >= device_count()) return err(cudaErrorInvalidDevice);
+  current_device = d;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+  if (d < 0 || d >= device_count()) return err(cudaErrorInvalidDevice);
+  std::memset(p, 0, sizeof(*p));
+  std::snprintf(p->name, sizeof(p->name), "Tailor CUDA emulator (CPU)");
+  p->totalGlobalMem = capacity();
+  p->major = cc() / 10;
+  p->minor = cc() % 10;
+  p->multiProcessorCount = 1;
+  p->sharedMemPerBlock = 48 * 1024;
+  p->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
+  if (d < 0 || d >= device_count()) return err(cudaErrorInvalidDevice);
+  switch (a) {
+    case cudaDevAttrComputeCapabilityMajor: *v = cc() / 10; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *v = cc() % 10; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *v = 1; return cudaSuccess;
+  }
+  return err(cudaErrorInvalidValue);
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = 13000;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 13000;
+  return cudaSuccess;
+}
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mem_mu);
+  size_t rounded = (bytes + 255) / 256 * 256;
+  if (rounded == 0 || in_use + rounded > capacity()) {
+    *p = nullptr;
+    return err(rounded == 0 ? cudaErrorInvalidValue : cudaErrorMemoryAllocation);
+  }
+  void* m = std::aligned_alloc(256, rounded);
+  if (!m) return err(cudaErrorMemoryAllocation);
+  std::memset(m, 0xff, rounded);  // NaN floats: a read of memory nobody wrote shows in the results
+  allocs[uintptr_t(m)] = bytes;
+  in_use += rounded;
+  *p = m;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(mem_mu);
+  auto it = allocs.find(uintptr_t(p));
+  if (it == allocs.end()) return err(cudaErrorInvalidValue);
+  in_use -= (it->second + 255) / 256 * 256;
+  allocs.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (!copy_ok(dst, src, bytes, kind)) return err(cudaErrorInvalidValue);
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) { return cudaMemcpy(dst, src, bytes, kind); }
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (!on_device(p, bytes)) return err(cudaErrorInvalidValue);
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) {
+  std::lock_guard<std::mutex> lock(mem_mu);
+  *total_b = capacity();
+  *free_b = capacity() - in_use;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaGetLastError() {
+  cudaError_t e = last_error;
+  last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return last_error; }
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+  }
+  return "unknown error";
+}

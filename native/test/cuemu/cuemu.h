@@ -1,0 +1,163 @@
+// cuemu.h — a CPU emulator for Tailor's CUDA sources, for testing only: native/cuda/*.cu compiled by the
+// host compiler against these shadow headers (cuda_runtime.h, cuda_bf16.h, mma.h) run their kernels on the
+// CPU, so the kernels' indexing, bounds, reductions and barriers are checked on machines without a GPU
+// (CI). Each block runs its threads as cooperative fibers: __syncthreads() and warp shuffles switch fibers;
+// shared memory is a thread_local static (blocks run one after another); device memory is host memory
+// handed out by the emulated runtime (cuemu.cpp), filled with NaN bytes on allocation so that a read of
+// unwritten memory shows. A barrier that can never complete (divergent __syncthreads) aborts, naming the
+// kernel. Not emulated: concurrency between threads (races), the memory model, timing, launch overheads.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <utility>
+
+#define TAILOR_CUEMU 1
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+#define __shared__ static thread_local
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+// the emulated device is sm_80 unless TAILOR_CUEMU_CC says otherwise (the host code asks at run time)
+#define __CUDA_ARCH__ 800
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+constexpr int warpSize = 32;
+
+namespace cuemu {
+// runs entry(ctx) as every thread of every block of the grid; false (a launch error) for a bad configuration
+bool run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* ctx);
+void syncthreads();
+void syncwarp();
+// the value `bytes` at `in` of lane src_lane (of this warp), every lane of the warp taking part
+void warp_exchange(const void* in, void* out, size_t bytes, int src_lane);
+int lane();
+[[noreturn]] void trap();
+
+template <typename F>
+struct Launch {
+  dim3 grid, block;
+  const char* name;
+  F kernel;
+  template <typename... A>
+  void operator()(A... a) const {
+    auto args = std::make_tuple(a...);
+    auto body = [&]() { std::apply(kernel, args); };
+    using Body = decltype(body);
+    run_kernel(grid, block, name, [](void* p) { (*static_cast<Body*>(p))(); }, &body);
+  }
+};
+template <typename F>
+Launch<F> launch(dim3 grid, dim3 block, const char* name, F kernel) {
+  return Launch<F>{grid, block, name, kernel};
+}
+}  // namespace cuemu
+
+// kernel<<<grid, block>>>(args) is written TAILOR_LAUNCH(kernel, grid, block)(args) in the sources
+#define TAILOR_LAUNCH(kernel, grid, block) ::cuemu::launch(dim3(grid), dim3(block), #kernel, kernel)
+
+// ---- device intrinsics ----
+inline void __syncthreads() { cuemu::syncthreads(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { cuemu::syncwarp(); }
+inline void __threadfence() {}
+[[noreturn]] inline void __trap() { cuemu::trap(); }
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
+  T r;
+  const int l = cuemu::lane();
+  cuemu::warp_exchange(&v, &r, sizeof(T), (l & ~(width - 1)) | ((l ^ lane_mask) & (width - 1)));
+  return r;
+}
+template <typename T>
+T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+  T r;
+  const int l = cuemu::lane(), idx = (l & (width - 1)) + int(delta);
+  cuemu::warp_exchange(&v, &r, sizeof(T), idx >= width ? l : (l & ~(width - 1)) + idx);
+  return r;
+}
+template <typename T>
+T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
+  T r;
+  const int l = cuemu::lane();
+  cuemu::warp_exchange(&v, &r, sizeof(T), (l & ~(width - 1)) + (src_lane & (width - 1)));
+  return r;
+}
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+inline float __int_as_float(int u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline int __float_as_int(float f) { int u; std::memcpy(&u, &f, 4); return u; }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+template <typename T>
+T __ldg(const T* p) { return *p; }
+// fibers never interleave inside one call, so plain read-modify-writes are atomic here
+inline float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; }
+inline double atomicAdd(double* p, double v) { double o = *p; *p = o + v; return o; }
+inline int atomicAdd(int* p, int v) { int o = *p; *p = o + v; return o; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto o = *p; *p = o + v; return o; }
+inline int atomicMax(int* p, int v) { int o = *p; if (v > o) *p = v; return o; }
+inline int atomicCAS(int* p, int cmp, int v) { int o = *p; if (o == cmp) *p = v; return o; }
+inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long cmp, unsigned long long v) { auto o = *p; if (o == cmp) *p = v; return o; }
+
+// ---- the runtime API (the subset Tailor uses) ----
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorLaunchFailure = 719,
+};
+using cudaError = cudaError_t;
+enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
+enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76, cudaDevAttrMultiProcessorCount = 16 };
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor;
+  int multiProcessorCount;
+  size_t sharedMemPerBlock;
+  int maxThreadsPerBlock;
+};
+cudaError_t cudaGetDeviceCount(int* n);
+cudaError_t cudaGetDevice(int* d);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d);
+cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d);
+cudaError_t cudaDriverGetVersion(int* v);
+cudaError_t cudaRuntimeGetVersion(int* v);
+cudaError_t cudaMalloc(void** p, size_t bytes);
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
+cudaError_t cudaMemset(void* p, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = nullptr);
+cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+const char* cudaGetErrorName(cudaError_t e);
+const char* cudaGetErrorString(cudaError_t e);
+
+namespace cuemu {
+// bytes the emulated device has handed out and not freed (the allocator tests' accounting)
+size_t bytes_in_use();
+}

@@ -1,0 +1,69 @@
+// mma.h — the emulator's stand-in for CUDA's WMMA API (see cuemu.h). A real fragment is spread over the
+// 32 lanes of a warp in an unspecified layout; here every lane holds the whole tile and computes it
+// (the layout is opaque to correct code, so the results are the same). Products of bf16/half inputs are
+// exact in fp32 and accumulate in fp32, as on the tensor cores (the order of the sums may differ).
+#pragma once
+#include <type_traits>
+
+#include "cuda_bf16.h"
+
+namespace nvcuda {
+namespace wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same<Use, matrix_b>::value ? K : M;
+  static constexpr int cols = std::is_same<Use, matrix_a>::value ? K : N;
+  static constexpr int num_elements = rows * cols;
+  float x[rows * cols];  // [rows, cols] row-major, whatever the memory layout
+};
+
+inline float to_f32(float v) { return v; }
+inline float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename Use, int M, int N, int K, typename T, typename L>
+void fill_fragment(fragment<Use, M, N, K, T, L>& f, float v) {
+  for (float& e : f.x) e = v;
+}
+
+// a/b fragments: the layout is part of the type
+template <typename Use, int M, int N, int K, typename T, typename L, typename P>
+void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const P* p, unsigned ldm) {
+  using Fr = fragment<Use, M, N, K, T, L>;
+  for (int r = 0; r < Fr::rows; r++)
+    for (int c = 0; c < Fr::cols; c++)
+      f.x[r * Fr::cols + c] = to_f32(std::is_same<L, col_major>::value ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]);
+}
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
+  for (int r = 0; r < M; r++)
+    for (int c = 0; c < N; c++) f.x[r * N + c] = layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c];
+}
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  for (int r = 0; r < M; r++)
+    for (int c = 0; c < N; c++) (layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]) = f.x[r * N + c];
+}
+// d = a·b + c
+template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
+              const fragment<matrix_b, M, N, K, TB, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  float out[M * N];
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      float s = c.x[m * N + n];
+      for (int k = 0; k < K; k++) s += a.x[m * K + k] * b.x[k * N + n];
+      out[m * N + n] = s;
+    }
+  for (int i = 0; i < M * N; i++) d.x[i] = out[i];
+}
+
+}  // namespace wmma
+}  // namespace nvcuda

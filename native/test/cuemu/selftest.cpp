@@ -1,0 +1,127 @@
+// selftest.cpp — tailor_cuemu_selftest: the CUDA emulator's own semantics, so that a kernel passing on it
+// means something: barriers order shared-memory writes before reads across a whole 1024-thread block,
+// warp shuffles return the right lanes, atomics add up, launches with a bad configuration fail, copies
+// outside an allocation and allocations beyond the device's capacity are refused, unwritten device
+// memory reads as NaN, and __syncthreads after an early return aborts with the kernel's name (in a child process).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_runtime.h"
+
+namespace {
+
+int failures = 0, checks = 0;
+void expect(bool ok, const std::string& what) {
+  checks++;
+  if (!ok) failures++;
+  std::printf("%-70s %s\n", what.c_str(), ok ? "ok" : "FAIL");
+}
+
+// out[b] = Σ over the block of (threadIdx.x + 1) through a shared-memory tree (a barrier per level)
+__global__ void tree_sum_kernel(int* out) {
+  __shared__ int s[1024];
+  const int t = int(threadIdx.x);
+  s[t] = t + 1;
+  __syncthreads();
+  for (int half = int(blockDim.x) / 2; half > 0; half /= 2) {
+    if (t < half) s[t] += s[t + half];
+    __syncthreads();
+  }
+  if (t == 0) out[blockIdx.x] = s[0];
+}
+
+// xor[t] = lane of t ^ 5; down[t] = value of lane + 3 (own value past the end); sum[t] = Σ lanes by xor tree
+__global__ void shuffle_kernel(int* xr, int* down, int* sum) {
+  const int t = int(threadIdx.x), lane = t % 32;
+  xr[t] = __shfl_xor_sync(0xffffffffu, lane, 5);
+  down[t] = __shfl_down_sync(0xffffffffu, 100 + lane, 3);
+  int v = lane;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  sum[t] = v;
+}
+
+__global__ void atomic_kernel(float* acc) { atomicAdd(acc, 1.f); }
+
+__global__ void divergent_kernel(int* out) {
+  if (threadIdx.x < 16) return;  // half the block returns before the barrier: undefined in CUDA
+  __syncthreads();
+  out[threadIdx.x] = 1;
+}
+
+}  // namespace
+
+int main() {
+  int* d = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&d), 4 * 1024 * sizeof(int));
+  TAILOR_LAUNCH(tree_sum_kernel, 3, 1024)(d);
+  std::vector<int> h(3);
+  cudaMemcpy(h.data(), d, 3 * sizeof(int), cudaMemcpyDeviceToHost);
+  expect(h[0] == 1024 * 1025 / 2 && h[1] == h[0] && h[2] == h[0], "barriers: shared-memory tree sum over 1024 threads, 3 blocks");
+
+  int *xr = d, *dn = d + 1024, *sm = d + 2048;
+  TAILOR_LAUNCH(shuffle_kernel, 1, 64)(xr, dn, sm);
+  std::vector<int> a(64), b(64), c(64);
+  cudaMemcpy(a.data(), xr, sizeof(int) * 64, cudaMemcpyDeviceToHost);
+  cudaMemcpy(b.data(), dn, sizeof(int) * 64, cudaMemcpyDeviceToHost);
+  cudaMemcpy(c.data(), sm, sizeof(int) * 64, cudaMemcpyDeviceToHost);
+  bool ok_x = true, ok_d = true, ok_s = true;
+  for (int t = 0; t < 64; t++) {
+    int lane = t % 32;
+    ok_x = ok_x && a[size_t(t)] == (lane ^ 5);
+    ok_d = ok_d && b[size_t(t)] == 100 + (lane + 3 < 32 ? lane + 3 : lane);
+    ok_s = ok_s && c[size_t(t)] == 31 * 32 / 2;
+  }
+  expect(ok_x, "__shfl_xor_sync returns lane ^ mask, per warp");
+  expect(ok_d, "__shfl_down_sync returns lane + delta (own value past the warp)");
+  expect(ok_s, "xor butterfly reduction gives every lane the warp's sum");
+
+  float* f = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&f), sizeof(float) * 4);
+  float nanv = 0;
+  cudaMemcpy(&nanv, f, sizeof(float), cudaMemcpyDeviceToHost);
+  expect(std::isnan(nanv), "device memory nobody wrote reads as NaN");
+  cudaMemset(f, 0, sizeof(float));
+  TAILOR_LAUNCH(atomic_kernel, 7, 96)(f);
+  float got = 0;
+  cudaMemcpy(&got, f, sizeof(float), cudaMemcpyDeviceToHost);
+  expect(got == 7 * 96, "atomicAdd from 672 threads");
+
+  cudaGetLastError();
+  TAILOR_LAUNCH(atomic_kernel, 1, 2048)(f);
+  expect(cudaGetLastError() == cudaErrorInvalidConfiguration, "a block of 2048 threads is a launch error");
+  TAILOR_LAUNCH(atomic_kernel, dim3(1, 70000), 32)(f);
+  expect(cudaGetLastError() == cudaErrorInvalidConfiguration, "gridDim.y of 70000 is a launch error");
+
+  float host[8] = {};
+  expect(cudaMemcpy(f, host, sizeof(host), cudaMemcpyHostToDevice) == cudaErrorInvalidValue, "a copy past the end of an allocation is refused");
+  expect(cudaMemcpy(host, host + 1, 4, cudaMemcpyDeviceToHost) == cudaErrorInvalidValue, "a host pointer passed as device memory is refused");
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  void* big = nullptr;
+  expect(cudaMalloc(&big, free_b + 1) == cudaErrorMemoryAllocation && big == nullptr, "an allocation beyond the free memory fails");
+  cudaGetLastError();
+  size_t before = cuemu::bytes_in_use();
+  cudaFree(f);
+  expect(cuemu::bytes_in_use() == before - 256, "freeing returns the allocation's bytes");
+
+  std::fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    TAILOR_LAUNCH(divergent_kernel, 1, 32)(d);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "__syncthreads after some threads returned aborts (deadlock detected)");
+  cudaFree(d);
+
+  std::printf("\n%d checks, %d failed\n", checks, failures);
+  return failures ? 1 : 0;
+}
