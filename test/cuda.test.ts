@@ -12,6 +12,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError, Model, engineInfo } from '../electron/core/engine/engine.js';
+import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
+import { promptCompletionExamples } from '../electron/core/train/data.js';
 import { REPO_ROOT, shared } from './helpers/paths.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
@@ -203,9 +205,11 @@ test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launc
 });
 
 for (const cc of ['80', '75']) {
-  test(`CUDA kernels and whole models on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
+  // sm_80: every row, stories260K and the random GQA model; sm_75 (no bf16 tensor cores): the random model only
+  const args = cc === '80' ? ['--model', HF, '--random-model'] : ['--random-model'];
+  test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
     assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
-    const r = spawnSync(CUDACHECK_EMU, ['--model', HF, '--random-model'], {
+    const r = spawnSync(CUDACHECK_EMU, args, {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
       timeout: 300_000,
@@ -218,8 +222,48 @@ for (const cc of ['80', '75']) {
     assert.match(out, /\n\d+ checks, 0 failed\n/);
     if (cc === '75') assert.match(out, /matmul_bf16 wmma .*n\/a \(sm_75 has no bf16 tensor cores\)/);
     else assert.match(out, /matmul_bf16 wmma .* ok/);
-    // the whole-model rows ran too (stories260K and the random GQA model)
-    assert.match(out, /greedy generation\s+stories260K-hf 64 tokens, ids identical .* ok/);
-    assert.match(out, /greedy generation\s+random GQA .* ok/);
+    // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
+    for (const op of ['rmsnorm_forward_train', 'rmsnorm_backward', 'rope_apply', 'attention_fwd_train', 'attention_backward', 'swiglu_backward',
+      'embedding_backward', 'lora_dropout', 'sum_squares', 'adamw_step']) {
+      assert.match(out, new RegExp(`^${op}\\b.* ok$`, 'm'), `${op} rows`);
+    }
+    const models = cc === '80' ? ['stories260K-hf', 'random GQA'] : ['random GQA'];
+    for (const m of models) {
+      for (const row of ['greedy generation', 'LoRA training', 'pruning statistics', 'pruning selection']) {
+        assert.match(out, new RegExp(`^${row}\\s+${m}.* ok$`, 'm'), `${row} on ${m}`);
+      }
+    }
+    assert.match(out, /^caching allocator\s+a request beyond the device is E_OOM .* ok$/m);
   });
 }
+
+test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines only)', async (t) => {
+  const c = engineInfo().cuda;
+  if (!c.available) {
+    t.skip(`no usable CUDA device: ${c.reason}`);
+    return;
+  }
+  const gpu = await Model.load(HF, { backend: 'cuda' });
+  const cpu = await Model.load(HF, { backend: 'cpu' });
+  try {
+    const recs = [{ prompt: 'The cat is', completion: ' red.' }, { prompt: 'The dog is', completion: ' blue.' }, { prompt: 'The bird is', completion: ' green.' }];
+    const ex = promptCompletionExamples(cpu.requireTokenizer(), recs, { eos: false });
+    const settings = { ...DEFAULT_TRAIN, lora: { ...DEFAULT_TRAIN.lora, dropout: 0.1 }, optim: { ...DEFAULT_TRAIN.optim, lr: 1e-2 }, epochs: 6, batch: 2, microBatch: 1, seed: 3 };
+    const curves: number[][] = [];
+    for (const m of [cpu, gpu]) {
+      const tr = Trainer.create(m, settings, ex);
+      const losses: number[] = [];
+      await tr.run({ onStep: (s) => losses.push(s.loss) });
+      assert.match(tr.info().backend, m === gpu ? /^cuda / : /^cpu /);
+      tr.dispose();
+      curves.push(losses);
+    }
+    for (let i = 0; i < curves[0].length; i++) {
+      const rel = Math.abs(curves[1][i] - curves[0][i]) / Math.abs(curves[0][i]);
+      assert.ok(rel <= 1e-4, `step ${i + 1}: GPU loss ${curves[1][i]} vs CPU ${curves[0][i]} (rel ${rel})`);
+    }
+  } finally {
+    gpu.dispose();
+    cpu.dispose();
+  }
+});

@@ -253,7 +253,8 @@ class TaylorWorker : public ModelJob {
   void Run() override {
     TrainBatch b = calibration_batch(ex_);  // the gradient of the mean loss over every token
     double t0 = now_ms();
-    st_ = taylor_tensor_stats(*owner_->model, *owner_->cpu_backend, b, CancelToken{cancel_.ptr()});
+    owner_->sync_weights();  // the gradients run where the model computes (CUDA or CPU)
+    st_ = taylor_tensor_stats(*owner_->model, *owner_->backend, b, CancelToken{cancel_.ptr()});
     ms_ = now_ms() - t0;
   }
   Napi::Value Result(Napi::Env env) override {
@@ -297,7 +298,8 @@ class ImportanceWorker : public ModelJob {
   }
   void Run() override {
     double t0 = now_ms();
-    gs_ = group_importance(*owner_->model, *owner_->cpu_backend, ex_, method_, agg_, seed_, CancelToken{cancel_.ptr()});
+    owner_->sync_weights();
+    gs_ = group_importance(*owner_->model, *owner_->backend, ex_, method_, agg_, seed_, CancelToken{cancel_.ptr()});
     ms_ = now_ms() - t0;
   }
   Napi::Value Result(Napi::Env env) override {

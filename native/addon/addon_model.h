@@ -20,8 +20,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 
   // used by workers
   std::shared_ptr<tailor::Model> model;
-  std::shared_ptr<tailor::Backend> backend;      // scoring and generation (CPU or CUDA)
-  std::shared_ptr<tailor::Backend> cpu_backend;  // training, Taylor statistics, importance (== backend on the CPU)
+  std::shared_ptr<tailor::Backend> backend;      // scoring, generation, LoRA training, pruning gradients (CPU or CUDA)
+  std::shared_ptr<tailor::Backend> cpu_backend;  // full fine-tuning (host weights written in place); == backend on the CPU
   std::atomic<bool> weights_stale{false};        // the host weights changed since the backend's copy was made
   // refreshes a device backend's weight copy after the host weights changed (LoRA merge, training)
   void sync_weights() {

@@ -65,7 +65,10 @@ class RunWorker : public TrainerJob {
     }
   }
   void Run() override {
-    owner_->model->weights_stale = true;  // full fine-tuning writes the model's own weights
+    if (owner_->owner_full())
+      owner_->model->weights_stale = true;  // full fine-tuning (on the CPU) writes the model's own weights
+    else
+      owner_->model->sync_weights();  // LoRA on a device reads the device copy: bring it up to date first
     CancelToken ct{cancel_.ptr()};
     for (int64_t i = 0; i < max_steps_ && !owner_->trainer->done(); i++) {
       StepStats s;
@@ -117,7 +120,10 @@ class EvalWorker : public TrainerJob {
       : TrainerJob(env, t, self), ex_(std::move(ex)) {
     cancel_.bind(opts.Get("cancel"));
   }
-  void Run() override { loss_ = owner_->trainer->eval_loss(ex_, CancelToken{cancel_.ptr()}); }
+  void Run() override {
+    if (!owner_->owner_full()) owner_->model->sync_weights();
+    loss_ = owner_->trainer->eval_loss(ex_, CancelToken{cancel_.ptr()});
+  }
   Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, loss_); }
 
  private:
@@ -172,7 +178,10 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   Napi::Object obj = AddonTrainer::constructor->New({});
   AddonTrainer* t = AddonTrainer::Unwrap(obj);
   try {
-    t->trainer = std::make_unique<Trainer>(*am->model, *am->cpu_backend, cfg, std::move(ex));
+    // LoRA trains where the model computes (CUDA or CPU); full fine-tuning writes host weights, on the CPU
+    am->sync_weights();
+    tailor::Backend& be = cfg.full ? *am->cpu_backend : *am->backend;
+    t->trainer = std::make_unique<Trainer>(*am->model, be, cfg, std::move(ex));
   } catch (const EngineError& e) {
     throw make_error(env, error_code_name(e.code()), e.what());
   }
@@ -207,6 +216,7 @@ Napi::Value AddonTrainer::Info(const Napi::CallbackInfo& info) {
   const LoraLayout& lay = trainer->layout();
   Napi::Object o = Napi::Object::New(env);
   o.Set("totalSteps", double(trainer->total_steps()));
+  o.Set("backend", trainer->backend().name());
   o.Set("step", double(trainer->step()));
   o.Set("nParams", double(lay.size));
   o.Set("rank", lay.cfg.rank);
@@ -251,6 +261,7 @@ Napi::Value AddonTrainer::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_idle(env);
   Napi::Object o = Napi::Object::New(env);
+  trainer->state_to_host();
   o.Set("params", copy_f32(env, trainer->params()));
   o.Set("m", copy_f32(env, trainer->adam_m()));
   o.Set("v", copy_f32(env, trainer->adam_v()));
@@ -269,6 +280,7 @@ Napi::Value AddonTrainer::SetState(const Napi::CallbackInfo& info) {
   double step = opt_num(o, "step", double(trainer->step()));
   if (step < 0 || step > double(trainer->total_steps()) || step != std::floor(step)) throw make_error(env, "E_ARG", "step out of range");
   trainer->set_step(int64_t(step));
+  trainer->state_to_device();
   return env.Undefined();
 }
 
@@ -278,6 +290,7 @@ Napi::Value AddonTrainer::MergeInto(const Napi::CallbackInfo& info) {
   require_idle(env);
   if (owner_full()) return env.Undefined();  // full fine-tuning already trains the model's own weights
   if (model->busy.load() > 1) throw make_error(env, "E_ARG", "the model is busy");
+  trainer->state_to_host();
   lora_merge(*model->model, trainer->layout(), trainer->params().data());
   model->weights_stale = true;
   return env.Undefined();

@@ -33,7 +33,9 @@ class AddonTrainer : public Napi::ObjectWrap<AddonTrainer> {
   Napi::Value MergeInto(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   void require_idle(Napi::Env env);
-  bool owner_full() const;
+
+ public:
+  bool owner_full() const;  // full fine-tuning (which trains on the CPU and writes the model's weights)
 };
 
 // AddonModel.createTrainer(config, examples) is implemented here (needs both classes)

@@ -1,8 +1,15 @@
 // cuda_backend.cu — the CUDA Backend (backend.h): one device, its default stream, every buffer in device
 // memory, and a device copy of the model's F32 weight arena (uploaded by bind_weights; weight() maps a host
 // weight pointer to the same offset in that copy). The ops are the kernels of kernels.h; only the embedding
-// gather is defined here. Inference runs whole models on it; training keeps to the CPU backend.
+// gather is defined here. Inference, LoRA training and the pruner's weight gradients run on it.
+// Buffers come from a caching allocator: a freed block goes to a free list and is handed out again for a
+// request of up to its size (at most twice the request), so a training step's many short-lived tensors do
+// not each pay for cudaMalloc/cudaFree (which synchronise). With one stream this is safe: a kernel that
+// reads a block was queued before the host could free it, so the next user's kernels run after it. On
+// out-of-memory the cache is returned to the driver and the allocation tried once more; then E_OOM says
+// what was needed, what is free, what Tailor holds, and what to change.
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -32,19 +39,60 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
-    cuda::device_free(weights_);
+    free(weights_);
     cuda::device_free(rope_freq_);
+    for (auto& b : cache_) cuda::device_free(b.second);
+    for (auto& b : live_) cuda::device_free(b.first);  // buffers still held (their owners outlived us: a bug, not a leak)
   }
   std::string name() const override { return name_; }
   int threads() const override { return 1; }
   bool host_memory() const override { return false; }
 
-  // ---- buffers (device memory) ----
+  // ---- buffers (device memory, through the cache) ----
   void* alloc(size_t bytes) override {
     use();
-    return cuda::device_malloc(bytes);  // E_OOM with the bytes needed and free
+    const size_t size = round_size(bytes);
+    std::lock_guard<std::mutex> lock(alloc_mu_);
+    void* p = nullptr;
+    auto it = cache_.lower_bound(size);
+    if (it != cache_.end() && it->first <= 2 * size) {
+      p = it->second;
+      live_[p] = it->first;
+      cached_ -= it->first;
+      in_use_ += it->first;
+      cache_.erase(it);
+    } else {
+      p = fresh(size);
+      live_[p] = size;
+      in_use_ += size;
+    }
+    peak_ = std::max(peak_, in_use_);
+    return p;
   }
-  void free(void* p) noexcept override { cuda::device_free(p); }
+  void free(void* p) noexcept override {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(alloc_mu_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return cuda::device_free(p);  // not ours (cannot happen through the interface)
+    in_use_ -= it->second;
+    cached_ += it->second;
+    cache_.emplace(it->second, p);
+    live_.erase(it);
+  }
+  MemoryStats memory_stats() const override {
+    std::lock_guard<std::mutex> lock(alloc_mu_);
+    MemoryStats m;
+    m.in_use = in_use_, m.peak = peak_, m.cached = cached_;
+    size_t free_b = 0, total_b = 0;
+    cuda::set_device(device_);
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
+    else cudaGetLastError();
+    return m;
+  }
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(alloc_mu_);
+    peak_ = in_use_;
+  }
   void upload(void* dst, const void* src, size_t bytes) override {
     use();
     cuda::to_device(dst, src, bytes);
@@ -68,10 +116,10 @@ class CudaBackend final : public Backend {
     use();
     const size_t n = m.arena.size();
     if (n != n_weights_) {
-      cuda::device_free(weights_);
+      free(weights_);
       weights_ = nullptr;
       n_weights_ = 0;
-      weights_ = static_cast<float*>(cuda::device_malloc(sizeof(float) * n));
+      weights_ = static_cast<float*>(alloc(sizeof(float) * n));
       n_weights_ = n;
     }
     cuda::to_device(weights_, m.arena.data(), sizeof(float) * n);
@@ -103,12 +151,7 @@ class CudaBackend final : public Backend {
   }
   void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) override {
     use();
-    cuda::DeviceRope r;
-    r.head_dim = rope.head_dim;
-    r.interleaved = rope.interleaved;
-    r.pos_scale = rope.pos_scale;
-    r.inv_freq = rope_freqs(rope);
-    cuda::rope_forward(x, pos, T, n_heads, r);
+    cuda::rope_forward(x, pos, T, n_heads, device_rope(rope));
   }
   void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) override {
     use();
@@ -136,6 +179,55 @@ class CudaBackend final : public Backend {
     use();
     return cuda::crossentropy_forward_backward(dlogits, logits, target, weight, N, V, scale);
   }
+  // ---- training ops (train.cu) ----
+  void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps) override {
+    use();
+    cuda::rmsnorm_forward_train(y, rstd, x, w, N, D, eps);
+  }
+  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D) override {
+    use();
+    cuda::rmsnorm_backward(dx, dw, dy, x, w, rstd, N, D);
+  }
+  void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const RopeTable& rope, int sign) override {
+    use();
+    cuda::rope_apply(x, pos, N, n_heads, device_rope(rope), sign);
+  }
+  void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv,
+                               int hd) override {
+    use();
+    cuda::attention_forward_train(out, att, q, k, v, B, Tn, nh, nkv, hd);
+  }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
+                          int B, int Tn, int nh, int nkv, int hd) override {
+    use();
+    cuda::attention_backward(dq, dk, dv, dout, att, q, k, v, B, Tn, nh, nkv, hd);
+  }
+  void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
+    use();
+    cuda::swiglu_backward(dg, du, dh, g, u, n);
+  }
+  void embedding_backward(float* dtable, const float* dout, const int* ids, int64_t N, int64_t D) override {
+    use();
+    cuda::embedding_backward(dtable, dout, ids, N, D);
+  }
+  void scale_inplace(float* x, float s, int64_t n) override {
+    use();
+    cuda::scale_inplace(x, s, n);
+  }
+  void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t seed, uint64_t step, int layer, int target) override {
+    use();
+    cuda::lora_dropout(y, x, n, p, seed, step, layer, target);
+  }
+  double sum_squares(const float* x, int64_t n) override {
+    use();
+    return cuda::sum_squares(x, n);
+  }
+  void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float wd,
+                  double lr, double bc1, double bc2) override {
+    use();
+    cuda::adamw_step(p, grad, m, v, n, clip, beta1, beta2, eps, wd, lr, bc1, bc2);
+  }
+
   // host work (no device threads to split it over): runs fn over the whole range on the calling thread
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
     if (n > 0) fn(0, n);
@@ -148,6 +240,42 @@ class CudaBackend final : public Backend {
  private:
   // the CUDA current device belongs to the calling host thread (the addon runs jobs on worker threads)
   void use() const { cuda::set_device(device_); }
+
+  cuda::DeviceRope device_rope(const RopeTable& rope) {
+    cuda::DeviceRope r;
+    r.head_dim = rope.head_dim;
+    r.interleaved = rope.interleaved;
+    r.pos_scale = rope.pos_scale;
+    r.inv_freq = rope_freqs(rope);
+    return r;
+  }
+
+  // blocks of 512 bytes; large ones in whole MiB so that similar sizes share cached blocks
+  static size_t round_size(size_t bytes) {
+    if (bytes < (size_t(1) << 20)) return std::max<size_t>(512, (bytes + 511) / 512 * 512);
+    return (bytes + (size_t(1) << 20) - 1) >> 20 << 20;
+  }
+  // a new block from the driver; on out-of-memory the cache goes back to it and we try once more
+  void* fresh(size_t size) {
+    try {
+      return cuda::device_malloc(size);
+    } catch (const EngineError& e) {
+      if (e.code() != ErrorCode::OOM) throw;
+    }
+    for (auto& b : cache_) cuda::device_free(b.second);
+    cache_.clear();
+    cached_ = 0;
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, size);
+    if (err == cudaSuccess) return p;
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    auto mib = [](uint64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB"; };
+    fail(ErrorCode::OOM, "out of GPU memory on " + name_ + ": " + mib(size) + " more needed, " + mib(free_b) + " free of " + mib(total_b) +
+                             " (Tailor holds " + mib(in_use_) + "). Use a shorter maximum length, a smaller micro-batch or LoRA rank, " +
+                             "activation checkpointing, a smaller model, or backend 'cpu'");
+  }
 
   // the table's inv_freq[head_dim/2] on the device, uploaded again only when the table changes
   const double* rope_freqs(const RopeTable& rope) {
@@ -175,6 +303,10 @@ class CudaBackend final : public Backend {
   size_t rope_cap_ = 0;
   std::vector<double> rope_host_;    // what rope_freq_ holds
   std::mutex mu_;                    // jobs on several host threads may share the backend
+  mutable std::mutex alloc_mu_;      // the allocator's state below
+  std::map<void*, size_t> live_;     // handed out: block → bytes
+  std::multimap<size_t, void*> cache_;  // freed, kept for reuse: bytes → block
+  uint64_t in_use_ = 0, peak_ = 0, cached_ = 0;
 };
 
 }  // namespace

@@ -69,5 +69,34 @@ void logprob_forward(const float* logits, int64_t R, int64_t V, const int* targe
 double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
                                      double scale);
 
+// ---- training ops (train.cu): the float semantics of train_ops.h; backward ops ACCUMULATE (+=) ----
+// y[N, D] = x·rstd·w, rstd[N] = 1/sqrt(mean(x²) + eps) saved for the backward (sum of squares in float64)
+void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps);
+// dx[N, D] += r·w·dy − r³·x/D·Σ dy·w·x;  dw[D] += Σ_n dy·x·r (dw may be null)
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D);
+// x[N, n_heads*hd] rotated in place by pos[n]; sign = -1 the inverse rotation (RoPE's backward)
+void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRope& rope, int sign);
+// causal GQA attention over B right-padded sequences of Tn tokens: q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd] →
+// out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] the softmax probabilities (row t: columns 0..t, the rest 0)
+void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
+// dq[B*Tn, nh*hd], dk/dv[B*Tn, nkv*hd] += ... from dout and the saved probabilities
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
+                        int B, int Tn, int nh, int nkv, int hd);
+// dg[n] += dh·u·σ(g)(1 + g(1 − σ(g)));  du[n] += dh·silu(g)
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n);
+// dtable[V, D] += dout[n, :] at row ids[n], rows added in order n = 0..N-1 (deterministic)
+void embedding_backward(float* dtable, const float* dout, const int* ids, int64_t N, int64_t D);
+// x[n] *= s
+void scale_inplace(float* x, float s, int64_t n);
+// LoRA dropout: y[i] = dropout_draw(dropout_key(seed, step, layer, target), i) < p ? 0 : x[i] / (1 − p)
+// (lora_hash.h; y may be x)
+void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t seed, uint64_t step, int layer, int target);
+// Σ x² in float64, returned to the host (this synchronises)
+double sum_squares(const float* x, int64_t n);
+// AdamW on a flat arena, as Trainer::train_step on the CPU: g = grad·clip; m = β1·m + (1−β1)·g;
+// v = β2·v + (1−β2)·g²; p = p·(1 − lr·wd) − lr·(m/bc1) / (√(v/bc2) + eps) (the last line in float64)
+void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float weight_decay,
+                double lr, double bc1, double bc2);
+
 }  // namespace cuda
 }  // namespace tailor

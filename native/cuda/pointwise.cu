@@ -2,6 +2,8 @@
 //   rmsnorm_forward  y = x / rms(x) * w      one block per row; sum of squares in float64, as on the CPU
 //   rope_forward     rotary embedding in place, interleaved (GGUF/llama2.c) or rotate-half (HF) pairs,
 //                    angle = pos · pos_scale · inv_freq[j] in float64 (exact for long contexts), as on the CPU
+//   rope_apply       the same kernel with a sign (-1: the inverse rotation, RoPE's backward; a training op
+//                    of kernels.h kept here beside rope_forward so the two share one kernel)
 //   kv_store         k/v rows into the KV cache at (slot, position)
 //   swiglu_forward   h = silu(g) · u
 //   add_inplace      y += x
@@ -31,16 +33,17 @@ __global__ void rmsnorm_forward_kernel(float* __restrict__ y, const float* __res
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
 }
 
-// x[T, n_heads*hd] in place, pos[T], inv_freq[hd/2]; grid T, block 64 (thread j handles pair j in every head)
-__global__ void rope_forward_kernel(float* __restrict__ x, const int* __restrict__ pos, int n_heads, int hd, bool interleaved,
-                                    double pos_scale, const double* __restrict__ inv_freq) {
+// x[T, n_heads*hd] in place, pos[T], inv_freq[hd/2]; sign +1 rotates, -1 rotates back; grid T, block 64
+// (thread j handles pair j in every head)
+__global__ void rope_kernel(float* __restrict__ x, const int* __restrict__ pos, int n_heads, int hd, bool interleaved, double pos_scale,
+                            const double* __restrict__ inv_freq, int sign) {
   const int64_t t = blockIdx.x;
   const int half = hd / 2;
   const double p = double(pos[t]) * pos_scale;
   for (int j = threadIdx.x; j < half; j += blockDim.x) {
     double sd, cd;
     sincos(p * inv_freq[j], &sd, &cd);
-    const float c = float(cd), s = float(sd);
+    const float c = float(cd), s = float(double(sign) * sd);
     const int i0 = interleaved ? 2 * j : j, i1 = interleaved ? 2 * j + 1 : j + half;
     for (int h = 0; h < n_heads; h++) {
       float* v = x + (t * n_heads + h) * hd;
@@ -100,8 +103,16 @@ void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_
 void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& r) {
   if (T == 0 || n_heads == 0 || r.head_dim < 2) return;
   rows_limit(T, "rope_forward");
-  TAILOR_LAUNCH(rope_forward_kernel, unsigned(T), 64)(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq);
+  TAILOR_LAUNCH(rope_kernel, unsigned(T), 64)(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq, 1);
   check_launch("rope_forward");
+}
+
+void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRope& r, int sign) {
+  if (N == 0 || n_heads == 0 || r.head_dim < 2) return;
+  if (sign != 1 && sign != -1) fail(ErrorCode::ARG, "rope_apply: sign must be +1 or -1");
+  rows_limit(N, "rope_apply");
+  TAILOR_LAUNCH(rope_kernel, unsigned(N), 64)(x, pos, n_heads, r.head_dim, r.interleaved, r.pos_scale, r.inv_freq, sign);
+  check_launch("rope_apply");
 }
 
 void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) {

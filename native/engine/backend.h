@@ -93,6 +93,42 @@ class Backend {
   virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
   // y[n] += x[n]
   virtual void add_inplace(float* y, const float* x, int64_t n) = 0;
+
+  // ---- training ops (train_graph.cpp): the float semantics of train_ops.h; backward ops ACCUMULATE ----
+  // y[N, D] = x·rstd·w with rstd[N] = 1/sqrt(mean(x²) + eps) saved for the backward
+  virtual void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps) = 0;
+  // dx[N, D] += ∂/∂x;  dw[D] += Σ_n dy·x·rstd (dw may be null)
+  virtual void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D) = 0;
+  // x[N, n_heads*hd] rotated in place by pos[n]; sign = -1 the inverse rotation (RoPE's backward)
+  virtual void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const RopeTable& rope, int sign) = 0;
+  // causal GQA attention over B right-padded sequences of Tn tokens: q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd] →
+  // out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] keeps the probabilities for the backward
+  virtual void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv,
+                                       int hd) = 0;
+  // dq, dk, dv += ... from dout and the saved probabilities
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k,
+                                  const float* v, int B, int Tn, int nh, int nkv, int hd) = 0;
+  // dg, du += ∂(silu(g)·u)/∂g·dh, ∂/∂u·dh
+  virtual void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) = 0;
+  // dtable[V, D] += dout[n, :] at row ids[n]
+  virtual void embedding_backward(float* dtable, const float* dout, const int* ids, int64_t N, int64_t D) = 0;
+  // x[n] *= s
+  virtual void scale_inplace(float* x, float s, int64_t n) = 0;
+  // LoRA dropout of target t in layer l: y[i] = 0 where lora_dropout_uniform(seed, step, l, t, i) < p, else x[i]/(1−p) (y may be x)
+  virtual void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t seed, uint64_t step, int layer, int target) = 0;
+  // Σ x² (float64)
+  virtual double sum_squares(const float* x, int64_t n) = 0;
+  // AdamW over a flat arena (Trainer::train_step): g = grad·clip; moments m, v; p updated in place
+  virtual void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps,
+                          float weight_decay, double lr, double bc1, double bc2) = 0;
+
+  // ---- memory accounting (bytes of backend buffers): in use now, the peak since reset_peak(), and held
+  // in the backend's cache for reuse (a device's caching allocator; 0 on the CPU) ----
+  struct MemoryStats {
+    uint64_t in_use = 0, peak = 0, cached = 0, device_total = 0, device_free = 0;
+  };
+  virtual MemoryStats memory_stats() const { return {}; }
+  virtual void reset_peak() {}
 };
 
 struct BackendOptions {
@@ -101,8 +137,8 @@ struct BackendOptions {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
-// the CUDA backend on one device and its default stream (inference ops only: the backward ops run, but
-// training keeps to the CPU backend). E_UNSUPPORTED in a build without CUDA (device.cpp).
+// the CUDA backend on one device and its default stream: inference, LoRA training and the weight
+// gradients of the pruner. E_UNSUPPORTED in a build without CUDA (device.cpp).
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
 
 // An owned backend buffer of `bytes`, grown on demand (contents are not kept when it grows).
@@ -111,6 +147,15 @@ class BackendBuffer {
   BackendBuffer() = default;
   BackendBuffer(const BackendBuffer&) = delete;
   BackendBuffer& operator=(const BackendBuffer&) = delete;
+  BackendBuffer(BackendBuffer&& o) noexcept : be_(o.be_), p_(o.p_), bytes_(o.bytes_) { o.be_ = nullptr, o.p_ = nullptr, o.bytes_ = 0; }
+  BackendBuffer& operator=(BackendBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      be_ = o.be_, p_ = o.p_, bytes_ = o.bytes_;
+      o.be_ = nullptr, o.p_ = nullptr, o.bytes_ = 0;
+    }
+    return *this;
+  }
   ~BackendBuffer() { release(); }
   void reserve(Backend& be, size_t bytes) {
     if (be_ == &be && bytes <= bytes_) return;

@@ -8,6 +8,8 @@
 
 #include "backend.h"
 #include "errors.h"
+#include "lora_hash.h"
+#include "train_ops.h"
 #include "vec.h"
 
 #if defined(TAILOR_HAVE_CBLAS)
@@ -327,6 +329,56 @@ class CpuBackend final : public Backend {
 
   void add_inplace(float* y, const float* x, int64_t n) override {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  }
+
+  // ---- training ops: the reference templates of train_ops.h, so CPU training is what the float64 gradient
+  // checks verified (attention split over the pool by (sequence, KV head), which writes disjoint rows) ----
+  void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps) override {
+    ops::rmsnorm_forward(y, rstd, x, w, N, D, eps);
+  }
+  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D) override {
+    ops::rmsnorm_backward(dx, dw, dy, x, w, rstd, N, D);
+  }
+  void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const RopeTable& r, int sign) override {
+    ops::rope_apply(x, pos, N, n_heads, r.head_dim, r.inv_freq.data(), r.pos_scale, r.interleaved, sign);
+  }
+  void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv,
+                               int hd) override {
+    pool_.parallel_for(int64_t(B) * nkv, 1, [&](int64_t a, int64_t b, int) { ops::attention_forward(out, att, q, k, v, B, Tn, nh, nkv, hd, a, b); });
+  }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
+                          int B, int Tn, int nh, int nkv, int hd) override {
+    pool_.parallel_for(int64_t(B) * nkv, 1,
+                       [&](int64_t a, int64_t b, int) { ops::attention_backward(dq, dk, dv, dout, att, q, k, v, B, Tn, nh, nkv, hd, a, b); });
+  }
+  void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
+    ops::swiglu_backward(dg, du, dh, g, u, n);
+  }
+  void embedding_backward(float* dtable, const float* dout, const int* ids, int64_t N, int64_t D) override {
+    ops::embedding_backward(dtable, dout, ids, N, D);
+  }
+  void scale_inplace(float* x, float s, int64_t n) override {
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+  }
+  void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t seed, uint64_t step, int layer, int target) override {
+    const float inv = float(1.0 / (1.0 - p));
+    const uint64_t key = dropout_key(seed, step, layer, target);
+    for (int64_t i = 0; i < n; i++) y[i] = dropout_draw(key, uint64_t(i)) < p ? 0.f : x[i] * inv;
+  }
+  double sum_squares(const float* x, int64_t n) override {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += double(x[i]) * x[i];
+    return s;
+  }
+  void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float wd,
+                  double lr, double bc1, double bc2) override {
+    for (int64_t i = 0; i < n; i++) {
+      float g = grad[i] * clip;
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      double mh = m[i] / bc1, vh = v[i] / bc2;
+      p[i] = float(double(p[i]) * (1 - lr * wd) - lr * mh / (std::sqrt(vh) + eps));
+    }
   }
 
   // buffers are host memory: upload/download/copy are memcpy, weights are the host arena itself

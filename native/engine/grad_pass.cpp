@@ -22,24 +22,56 @@ double weight_gradient_pass(const Model& m, Backend& be, const TrainBatch& batch
       mx[k] = std::max(mx[k], n);
     }
   }
-  std::vector<float> scratch[9];
-  for (int k = 0; k < 9; k++) scratch[k].assign(size_t(mx[k]), 0.f);
-  std::vector<float> g_emb(size_t(c.vocab_size) * c.dim, 0.f), g_norm(size_t(c.dim), 0.f), g_head(c.tied ? 0 : size_t(c.vocab_size) * c.dim, 0.f);
+  // gradients where the backend computes; on a device, each finished layer is copied to host buffers of
+  // the same shape for `reduce` (one layer at a time, so the host never holds more either)
+  const bool host = be.host_memory();
+  const int64_t n_emb = int64_t(c.vocab_size) * c.dim, n_head = c.tied ? 0 : n_emb;
+  BackendBuffer dev[9], d_emb, d_norm, d_head;
+  std::vector<float> hbuf[9], h_emb, h_norm, h_head;
+  auto make = [&](BackendBuffer& d, std::vector<float>& h, int64_t n) -> float* {
+    if (n == 0) return nullptr;
+    d.reserve(be, sizeof(float) * size_t(n));
+    be.memset0(d.f(), sizeof(float) * size_t(n));
+    if (!host) h.assign(size_t(n), 0.f);
+    return d.f();
+  };
   GradsT<float> g;
-  g.tok_emb = g_emb.data();
-  g.out_norm = g_norm.data();
-  g.lm_head = c.tied ? nullptr : g_head.data();
-  g.layers.assign(size_t(c.n_layers), {scratch[0].data(), scratch[1].data(), scratch[2].data(), scratch[3].data(), scratch[4].data(),
-                                       scratch[5].data(), scratch[6].data(), scratch[7].data(), scratch[8].data()});
+  float* sp[9];
+  for (int k = 0; k < 9; k++) sp[k] = make(dev[k], hbuf[k], mx[k]);
+  g.tok_emb = make(d_emb, h_emb, n_emb);
+  g.out_norm = make(d_norm, h_norm, c.dim);
+  g.lm_head = make(d_head, h_head, n_head);
+  g.layers.assign(size_t(c.n_layers), {sp[0], sp[1], sp[2], sp[3], sp[4], sp[5], sp[6], sp[7], sp[8]});
+  // the host view handed to reduce (the same pointers on the CPU)
+  GradsT<float> hg = g;
+  if (!host) {
+    float* hp[9];
+    for (int k = 0; k < 9; k++) hp[k] = hbuf[k].empty() ? nullptr : hbuf[k].data();
+    hg.tok_emb = h_emb.empty() ? nullptr : h_emb.data();
+    hg.out_norm = h_norm.data();
+    hg.lm_head = h_head.empty() ? nullptr : h_head.data();
+    hg.layers.assign(size_t(c.n_layers), {hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], hp[6], hp[7], hp[8]});
+  }
   WeightsT<float> w = weights_view(m);
   RopeTable rope = make_rope_table(c);
   TrainOptions opt;
   opt.training = false;  // no dropout; there is no LoRA here anyway
   opt.cancel = cancel;
-  LayerGradHook<float> hook = [&](int layer, const GradsT<float>& gr) {
-    reduce(layer, gr);
-    if (layer >= 0)
-      for (auto& s : scratch) std::fill(s.begin(), s.end(), 0.f);  // ready for the next layer down
+  auto fetch = [&](float* h, const float* d, int64_t n) {
+    if (!host && h && n > 0) be.download(h, d, sizeof(float) * size_t(n));
+  };
+  LayerGradHook<float> hook = [&](int layer, const GradsT<float>&) {
+    if (layer >= 0) {
+      for (int k = 0; k < 9; k++) fetch(hbuf[k].empty() ? nullptr : hbuf[k].data(), sp[k], mx[k]);
+    } else {
+      fetch(hg.tok_emb, g.tok_emb, n_emb);
+      fetch(hg.out_norm, g.out_norm, c.dim);
+      fetch(hg.lm_head, g.lm_head, n_head);
+    }
+    reduce(layer, hg);
+    if (layer >= 0)  // ready for the next layer down
+      for (int k = 0; k < 9; k++)
+        if (sp[k]) be.memset0(sp[k], sizeof(float) * size_t(mx[k]));
   };
   return train_forward_backward<float>(c, w, rope, nullptr, nullptr, nullptr, &g, hook, batch, opt, &be);
 }

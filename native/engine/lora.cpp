@@ -1,6 +1,8 @@
 // lora.cpp — LoRA layout, initialisation, merging and dropout draws (see lora.h).
 #include "lora.h"
 
+#include "lora_hash.h"
+
 #include <cmath>
 
 #include "errors.h"
@@ -49,12 +51,6 @@ void LoraLayout::build(const Config& c, const LoraConfig& lc) {
     }
 }
 
-static uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 void lora_init(const LoraLayout& lay, float* p, uint64_t seed) {
   for (size_t l = 0; l < lay.slots.size(); l++)
@@ -95,8 +91,7 @@ void lora_merge(Model& m, const LoraLayout& lay, const float* p) {
 }
 
 double lora_dropout_uniform(uint64_t seed, uint64_t step, int layer, int target, uint64_t index) {
-  uint64_t h = mix64(seed ^ mix64(step * 0x100000001B3ull + uint64_t(layer) * 131 + uint64_t(target)));
-  return double(mix64(h + index) >> 11) * (1.0 / 9007199254740992.0);
+  return dropout_draw(dropout_key(seed, step, layer, target), index);
 }
 
 }  // namespace tailor

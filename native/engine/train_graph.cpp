@@ -7,19 +7,28 @@
 #include <type_traits>
 
 #include "errors.h"
+#include "lora_hash.h"
 
 namespace tailor {
 
 namespace {
 
+// A tensor of the graph: host memory (std::vector) without a backend — the float64 checks and the scalar
+// float reference — else a backend buffer (host memory on the CPU backend, device memory on CUDA).
 template <typename T>
-using Vec = std::vector<T>;
+struct Buf {
+  std::vector<T> h;
+  BackendBuffer d;
+  T* p = nullptr;
+  int64_t n = 0;
+  T* data() const { return p; }
+};
 
 // Saved activations of one layer; with checkpointing only x is kept between forward and backward.
 template <typename T>
 struct LayerActs {
-  Vec<T> x, rstd1, xn1, q, k, v, att, ao, xm, rstd2, xn2, g, u, h;
-  Vec<T> xa[kNumTargets];  // LoRA: dropout(input)·Aᵀ, [N, r]
+  Buf<T> x, rstd1, xn1, q, k, v, att, ao, xm, rstd2, xn2, g, u, h;
+  Buf<T> xa[kNumTargets];  // LoRA: dropout(input)·Aᵀ, [N, r]
 };
 
 // projection t of a layer's weights or gradients (both structs name their members alike)
@@ -39,242 +48,362 @@ auto proj(L& layer, int t) {
 template <typename T>
 struct Graph {
   const Config& c;
-  const WeightsT<T>& w;
+  const WeightsT<T>& w;  // host weight pointers (a backend maps them with weight())
   const RopeTable& rope;
   const LoraLayout* lay;
-  const T* lp;   // LoRA params
-  T* lg;         // LoRA grads
-  GradsT<T>* bg; // base grads
+  const T* lp;   // LoRA params   (backend buffers when there is a backend)
+  T* lg;         // LoRA grads    (idem)
+  GradsT<T>* bg; // base grads    (idem)
   const TrainBatch& batch;
   const TrainOptions& opt;
   int64_t N;
-  std::vector<int> pos;
-  Backend* be = nullptr;
+  Backend* be = nullptr;  // float only; null: the reference templates on host memory
+  std::vector<int> pos_h;
+  BackendBuffer ids_d, targets_d, weight_d, pos_d;
+  const int *ids = nullptr, *targets = nullptr, *pos = nullptr;
+  const float* lweight = nullptr;
 
-  void mm(T* y, const T* x, const T* wt, int64_t n, int64_t in, int64_t out, bool acc = false) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (be) return be->matmul_forward(y, x, wt, n, in, out, acc);
+  bool on_be() const {
+    if constexpr (std::is_same_v<T, float>) return be != nullptr;
+    return false;
+  }
+  Backend& B() const { return *be; }
+
+  // ---- buffers ----
+  void make(Buf<T>& b, int64_t n, bool zero = true) {
+    b.n = n;
+    if (on_be()) {
+      b.d.reserve(B(), sizeof(T) * size_t(std::max<int64_t>(n, 1)));
+      b.p = reinterpret_cast<T*>(b.d.f());
+      if (zero) B().memset0(b.p, sizeof(T) * size_t(n));
+    } else {
+      b.h.assign(size_t(n), T(0));
+      b.p = b.h.data();
     }
+  }
+  void drop(Buf<T>& b) {
+    b.h = std::vector<T>();
+    b.d.release();
+    b.p = nullptr;
+    b.n = 0;
+  }
+  void copy(Buf<T>& dst, const Buf<T>& src) {
+    make(dst, src.n, false);
+    if (on_be()) B().copy(dst.p, src.p, sizeof(T) * size_t(src.n));
+    else std::copy(src.p, src.p + src.n, dst.p);
+  }
+  void add(T* y, const T* x, int64_t n) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().add_inplace(y, x, n);
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+  }
+  void scale(T* x, T s, int64_t n) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().scale_inplace(x, s, n);
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+  }
+  const T* W(const T* host) const {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().weight(host);
+    return host;
+  }
+
+  // ---- ops: the backend's, or the reference templates ----
+  void mm(T* y, const T* x, const T* wt, int64_t n, int64_t in, int64_t out, bool acc = false) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().matmul_forward(y, x, wt, n, in, out, acc);
     ops::matmul_forward(y, x, wt, n, in, out, acc);
   }
   void mmb(T* dx, T* dw, const T* dy, const T* x, const T* wt, int64_t n, int64_t in, int64_t out) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (be) return be->matmul_backward(dx, dw, dy, x, wt, n, in, out);
-    }
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().matmul_backward(dx, dw, dy, x, wt, n, in, out);
     ops::matmul_backward(dx, dw, dy, x, wt, n, in, out);
   }
+  void norm_fwd(T* y, T* rstd, const T* x, const T* wt, int64_t D) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().rmsnorm_forward_train(y, rstd, x, W(wt), N, D, c.norm_eps);
+    ops::rmsnorm_forward(y, rstd, x, wt, N, D, c.norm_eps);
+  }
+  void norm_bwd(T* dx, T* dw, const T* dy, const T* x, const T* wt, const T* rstd, int64_t D) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().rmsnorm_backward(dx, dw, dy, x, W(wt), rstd, N, D);
+    ops::rmsnorm_backward(dx, dw, dy, x, wt, rstd, N, D);
+  }
+  void rope_(T* x, int nh, int sign) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().rope_apply(x, pos, N, nh, rope, sign);
+    ops::rope_apply(x, pos, N, nh, c.head_dim, rope.inv_freq.data(), rope.pos_scale, rope.interleaved, sign);
+  }
   void attn_fwd(T* o, T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
-    int64_t tasks = int64_t(batch.B) * nkv;
-    if (be) return be->parallel_for(tasks, [&](int64_t a, int64_t b) { ops::attention_forward(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd, a, b); });
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().attention_forward_train(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
     ops::attention_forward(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
   }
   void attn_bwd(T* dq, T* dk, T* dv, const T* dout, const T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
-    int64_t tasks = int64_t(batch.B) * nkv;
-    if (be)
-      return be->parallel_for(tasks, [&](int64_t a, int64_t b) { ops::attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd, a, b); });
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
     ops::attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
+  }
+  void swiglu_fwd(T* h, const T* g, const T* u, int64_t n) {
+    // on host memory the reference template (the CPU backend's inference kernel uses a faster exp)
+    if constexpr (std::is_same_v<T, float>)
+      if (be && !B().host_memory()) return B().swiglu_forward(h, g, u, n);
+    ops::swiglu_forward(h, g, u, n);
+  }
+  void swiglu_bwd(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t n) {
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().swiglu_backward(dg, du, dh, g, u, n);
+    ops::swiglu_backward(dg, du, dh, g, u, n);
   }
 
   bool adapted(int l, int t) const { return lay && lp && lay->at(l, t).a >= 0; }
-  T scale() const { return T(lay->cfg.scale()); }
-  float keep() const { return 1.f - lay->cfg.dropout; }
+  T lscale() const { return T(lay->cfg.scale()); }
   bool dropping() const { return opt.training && lay && lay->cfg.dropout > 0; }
 
-  // dropout(x) for target t of layer l into xd[N, in]
-  void dropped(Vec<T>& xd, const T* x, int l, int t, int64_t in) const {
-    xd.assign(x, x + N * in);
-    if (!dropping()) return;
+  // xd[N, in] = dropout(x) for target t of layer l (or with mask_only, x's gradient through the mask in place)
+  void dropout(T* y, const T* x, int l, int t, int64_t n) {
     const double p = lay->cfg.dropout;
+    if constexpr (std::is_same_v<T, float>)
+      if (be) return B().lora_dropout(y, x, n, p, opt.dropout_seed, opt.step, l, t);
     const T inv = T(1.0 / (1.0 - p));
-    for (int64_t i = 0; i < N * in; i++)
-      xd[size_t(i)] = lora_dropout_uniform(opt.dropout_seed, opt.step, l, t, uint64_t(i)) < p ? T(0) : xd[size_t(i)] * inv;
+    for (int64_t i = 0; i < n; i++) y[i] = lora_dropout_uniform(opt.dropout_seed, opt.step, l, t, uint64_t(i)) < p ? T(0) : x[i] * inv;
+  }
+  void dropped(Buf<T>& xd, const T* x, int l, int t, int64_t in) {
+    make(xd, N * in, false);
+    if (dropping()) return dropout(xd.p, x, l, t, N * in);
+    if (on_be()) B().copy(xd.p, x, sizeof(T) * size_t(N * in));
+    else std::copy(x, x + N * in, xd.p);
   }
 
   // y[N, out] = x·Wᵀ (+ s·dropout(x)·Aᵀ·Bᵀ)
-  void linear_forward(T* y, const T* x, int l, int t, int64_t in, int64_t out, Vec<T>* xa) {
-    mm(y, x, proj(w.layers[size_t(l)], t), N, in, out);
+  void linear_forward(T* y, const T* x, int l, int t, int64_t in, int64_t out, Buf<T>* xa) {
+    mm(y, x, W(proj(w.layers[size_t(l)], t)), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
-    Vec<T> xd;
+    Buf<T> xd, xs;
     dropped(xd, x, l, t, in);
-    xa->assign(size_t(N * r), T(0));
-    mm(xa->data(), xd.data(), lp + s.a, N, in, r);
-    Vec<T> xs(xa->begin(), xa->end());
-    for (auto& v : xs) v *= scale();
-    mm(y, xs.data(), lp + s.b, N, r, out, true);
+    make(*xa, N * r);
+    mm(xa->p, xd.p, lp + s.a, N, in, r);
+    copy(xs, *xa);
+    scale(xs.p, lscale(), N * r);
+    mm(y, xs.p, lp + s.b, N, r, out, true);
   }
 
   // dx += ∂/∂x; LoRA and base gradients accumulated
-  void linear_backward(T* dx, const T* dy, const T* x, int l, int t, int64_t in, int64_t out, const Vec<T>* xa) {
+  void linear_backward(T* dx, const T* dy, const T* x, int l, int t, int64_t in, int64_t out, const Buf<T>* xa) {
     T* dW = bg ? proj(bg->layers[size_t(l)], t) : nullptr;
-    mmb(dx, dW, dy, x, proj(w.layers[size_t(l)], t), N, in, out);
+    mmb(dx, dW, dy, x, W(proj(w.layers[size_t(l)], t)), N, in, out);
     if (!adapted(l, t)) return;
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
     // y += s·xa·Bᵀ:  dB += s·dyᵀ·xa;  dxa = s·dy·B
-    Vec<T> xs(xa->begin(), xa->end());
-    for (auto& v : xs) v *= scale();
-    Vec<T> dxa(size_t(N * r), T(0));
-    mmb(dxa.data(), lg ? lg + s.b : nullptr, dy, xs.data(), lp + s.b, N, r, out);
-    for (auto& v : dxa) v *= scale();
+    Buf<T> xs, dxa, xd, dxd;
+    copy(xs, *xa);
+    scale(xs.p, lscale(), N * r);
+    make(dxa, N * r);
+    mmb(dxa.p, lg ? lg + s.b : nullptr, dy, xs.p, lp + s.b, N, r, out);
+    scale(dxa.p, lscale(), N * r);
     // xa = xd·Aᵀ: dA += dxaᵀ·xd; dxd = dxa·A → dx through the dropout mask
-    Vec<T> xd;
     dropped(xd, x, l, t, in);
-    Vec<T> dxd(size_t(N * in), T(0));
-    mmb(dxd.data(), lg ? lg + s.a : nullptr, dxa.data(), xd.data(), lp + s.a, N, in, r);
-    if (dropping()) {
-      const double p = lay->cfg.dropout;
-      const T inv = T(1.0 / (1.0 - p));
-      for (int64_t i = 0; i < N * in; i++)
-        if (lora_dropout_uniform(opt.dropout_seed, opt.step, l, t, uint64_t(i)) < p) dxd[size_t(i)] = 0;
-        else dxd[size_t(i)] *= inv;
-    }
-    for (int64_t i = 0; i < N * in; i++) dx[i] += dxd[size_t(i)];
+    make(dxd, N * in);
+    mmb(dxd.p, lg ? lg + s.a : nullptr, dxa.p, xd.p, lp + s.a, N, in, r);
+    if (dropping()) dropout(dxd.p, dxd.p, l, t, N * in);  // the same mask and 1/(1−p): dropout is linear
+    add(dx, dxd.p, N * in);
   }
 
   void layer_forward(int l, LayerActs<T>& a) {
     const LayerShape& s = c.layers[size_t(l)];
     const auto& L = w.layers[size_t(l)];
     const int64_t D = c.dim, hd = c.head_dim, qd = s.n_head * hd, kvd = s.n_kv_head * hd, F = s.ffn;
-    a.xm = a.x;
+    copy(a.xm, a.x);
     if (s.n_head > 0) {
-      a.rstd1.resize(size_t(N));
-      a.xn1.resize(size_t(N * D));
-      ops::rmsnorm_forward(a.xn1.data(), a.rstd1.data(), a.x.data(), L.attn_norm, N, D, c.norm_eps);
-      a.q.resize(size_t(N * qd));
-      a.k.resize(size_t(N * kvd));
-      a.v.resize(size_t(N * kvd));
-      linear_forward(a.q.data(), a.xn1.data(), l, kQ, D, qd, &a.xa[kQ]);
-      linear_forward(a.k.data(), a.xn1.data(), l, kK, D, kvd, &a.xa[kK]);
-      linear_forward(a.v.data(), a.xn1.data(), l, kV, D, kvd, &a.xa[kV]);
-      ops::rope_apply(a.q.data(), pos.data(), N, s.n_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, 1);
-      ops::rope_apply(a.k.data(), pos.data(), N, s.n_kv_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, 1);
-      a.att.resize(size_t(batch.B) * s.n_head * batch.Tn * batch.Tn);
-      a.ao.resize(size_t(N * qd));
-      attn_fwd(a.ao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), s.n_head, s.n_kv_head, int(hd));
-      Vec<T> o(size_t(N * D));
-      linear_forward(o.data(), a.ao.data(), l, kO, qd, D, &a.xa[kO]);
-      for (int64_t i = 0; i < N * D; i++) a.xm[size_t(i)] += o[size_t(i)];
+      make(a.rstd1, N, false);
+      make(a.xn1, N * D, false);
+      norm_fwd(a.xn1.p, a.rstd1.p, a.x.p, L.attn_norm, D);
+      make(a.q, N * qd, false);
+      make(a.k, N * kvd, false);
+      make(a.v, N * kvd, false);
+      linear_forward(a.q.p, a.xn1.p, l, kQ, D, qd, &a.xa[kQ]);
+      linear_forward(a.k.p, a.xn1.p, l, kK, D, kvd, &a.xa[kK]);
+      linear_forward(a.v.p, a.xn1.p, l, kV, D, kvd, &a.xa[kV]);
+      rope_(a.q.p, s.n_head, 1);
+      rope_(a.k.p, s.n_kv_head, 1);
+      make(a.att, int64_t(batch.B) * s.n_head * batch.Tn * batch.Tn, false);
+      make(a.ao, N * qd, false);
+      attn_fwd(a.ao.p, a.att.p, a.q.p, a.k.p, a.v.p, s.n_head, s.n_kv_head, int(hd));
+      Buf<T> o;
+      make(o, N * D, false);
+      linear_forward(o.p, a.ao.p, l, kO, qd, D, &a.xa[kO]);
+      add(a.xm.p, o.p, N * D);
     }
     if (F > 0) {
-      a.rstd2.resize(size_t(N));
-      a.xn2.resize(size_t(N * D));
-      ops::rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.xm.data(), L.ffn_norm, N, D, c.norm_eps);
-      a.g.resize(size_t(N * F));
-      a.u.resize(size_t(N * F));
-      a.h.resize(size_t(N * F));
-      linear_forward(a.g.data(), a.xn2.data(), l, kGate, D, F, &a.xa[kGate]);
-      linear_forward(a.u.data(), a.xn2.data(), l, kUp, D, F, &a.xa[kUp]);
-      ops::swiglu_forward(a.h.data(), a.g.data(), a.u.data(), N * F);
+      make(a.rstd2, N, false);
+      make(a.xn2, N * D, false);
+      norm_fwd(a.xn2.p, a.rstd2.p, a.xm.p, L.ffn_norm, D);
+      make(a.g, N * F, false);
+      make(a.u, N * F, false);
+      make(a.h, N * F, false);
+      linear_forward(a.g.p, a.xn2.p, l, kGate, D, F, &a.xa[kGate]);
+      linear_forward(a.u.p, a.xn2.p, l, kUp, D, F, &a.xa[kUp]);
+      swiglu_fwd(a.h.p, a.g.p, a.u.p, N * F);
     }
   }
 
   // next x = xm + down(h)
-  void layer_output(int l, const LayerActs<T>& a, Vec<T>& next) {
+  void layer_output(int l, LayerActs<T>& a, Buf<T>& next) {
     const LayerShape& s = c.layers[size_t(l)];
-    next = a.xm;
+    copy(next, a.xm);
     if (s.ffn > 0) {
-      Vec<T> d(size_t(N * c.dim));
-      linear_forward(d.data(), a.h.data(), l, kDown, s.ffn, c.dim, const_cast<Vec<T>*>(&a.xa[kDown]));
-      for (size_t i = 0; i < next.size(); i++) next[i] += d[i];
+      Buf<T> d;
+      make(d, N * c.dim, false);
+      linear_forward(d.p, a.h.p, l, kDown, s.ffn, c.dim, &a.xa[kDown]);
+      add(next.p, d.p, N * c.dim);
     }
   }
 
   // dx: gradient w.r.t. the layer output on entry, w.r.t. the layer input on exit
-  void layer_backward(int l, LayerActs<T>& a, Vec<T>& dx) {
+  void layer_backward(int l, LayerActs<T>& a, Buf<T>& dx) {
     const LayerShape& s = c.layers[size_t(l)];
     const auto& L = w.layers[size_t(l)];
     auto* G = bg ? &bg->layers[size_t(l)] : nullptr;
     const int64_t D = c.dim, hd = c.head_dim, qd = s.n_head * hd, kvd = s.n_kv_head * hd, F = s.ffn;
     // dx currently = ∂L/∂(xm + mlp) = ∂L/∂xm (residual) + the MLP path below
     if (F > 0) {
-      Vec<T> dh(size_t(N * F), T(0)), dg(size_t(N * F), T(0)), du(size_t(N * F), T(0)), dxn2(size_t(N * D), T(0));
-      linear_backward(dh.data(), dx.data(), a.h.data(), l, kDown, F, D, &a.xa[kDown]);
-      ops::swiglu_backward(dg.data(), du.data(), dh.data(), a.g.data(), a.u.data(), N * F);
-      linear_backward(dxn2.data(), dg.data(), a.xn2.data(), l, kGate, D, F, &a.xa[kGate]);
-      linear_backward(dxn2.data(), du.data(), a.xn2.data(), l, kUp, D, F, &a.xa[kUp]);
-      ops::rmsnorm_backward(dx.data(), G ? G->ffn_norm : nullptr, dxn2.data(), a.xm.data(), L.ffn_norm, a.rstd2.data(), N, D);
+      Buf<T> dh, dg, du, dxn2;
+      make(dh, N * F), make(dg, N * F), make(du, N * F), make(dxn2, N * D);
+      linear_backward(dh.p, dx.p, a.h.p, l, kDown, F, D, &a.xa[kDown]);
+      swiglu_bwd(dg.p, du.p, dh.p, a.g.p, a.u.p, N * F);
+      linear_backward(dxn2.p, dg.p, a.xn2.p, l, kGate, D, F, &a.xa[kGate]);
+      linear_backward(dxn2.p, du.p, a.xn2.p, l, kUp, D, F, &a.xa[kUp]);
+      norm_bwd(dx.p, G ? G->ffn_norm : nullptr, dxn2.p, a.xm.p, L.ffn_norm, a.rstd2.p, D);
     }
     if (s.n_head > 0) {
-      Vec<T> dao(size_t(N * qd), T(0)), dq(size_t(N * qd), T(0)), dk(size_t(N * kvd), T(0)), dv(size_t(N * kvd), T(0)), dxn1(size_t(N * D), T(0));
-      linear_backward(dao.data(), dx.data(), a.ao.data(), l, kO, qd, D, &a.xa[kO]);
-      attn_bwd(dq.data(), dk.data(), dv.data(), dao.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), s.n_head, s.n_kv_head, int(hd));
-      ops::rope_apply(dq.data(), pos.data(), N, s.n_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, -1);
-      ops::rope_apply(dk.data(), pos.data(), N, s.n_kv_head, int(hd), rope.inv_freq.data(), rope.pos_scale, rope.interleaved, -1);
-      linear_backward(dxn1.data(), dq.data(), a.xn1.data(), l, kQ, D, qd, &a.xa[kQ]);
-      linear_backward(dxn1.data(), dk.data(), a.xn1.data(), l, kK, D, kvd, &a.xa[kK]);
-      linear_backward(dxn1.data(), dv.data(), a.xn1.data(), l, kV, D, kvd, &a.xa[kV]);
-      ops::rmsnorm_backward(dx.data(), G ? G->attn_norm : nullptr, dxn1.data(), a.x.data(), L.attn_norm, a.rstd1.data(), N, D);
+      Buf<T> dao, dq, dk, dv, dxn1;
+      make(dao, N * qd), make(dq, N * qd), make(dk, N * kvd), make(dv, N * kvd), make(dxn1, N * D);
+      linear_backward(dao.p, dx.p, a.ao.p, l, kO, qd, D, &a.xa[kO]);
+      attn_bwd(dq.p, dk.p, dv.p, dao.p, a.att.p, a.q.p, a.k.p, a.v.p, s.n_head, s.n_kv_head, int(hd));
+      rope_(dq.p, s.n_head, -1);
+      rope_(dk.p, s.n_kv_head, -1);
+      linear_backward(dxn1.p, dq.p, a.xn1.p, l, kQ, D, qd, &a.xa[kQ]);
+      linear_backward(dxn1.p, dk.p, a.xn1.p, l, kK, D, kvd, &a.xa[kK]);
+      linear_backward(dxn1.p, dv.p, a.xn1.p, l, kV, D, kvd, &a.xa[kV]);
+      norm_bwd(dx.p, G ? G->attn_norm : nullptr, dxn1.p, a.x.p, L.attn_norm, a.rstd1.p, D);
     }
+  }
+
+  void clear(LayerActs<T>& a, bool keep_x) {
+    Buf<T> x = std::move(a.x);
+    a = LayerActs<T>();
+    if (keep_x) a.x = std::move(x);
+  }
+
+  // the batch's ids, targets, loss weights and positions where the backend computes
+  void stage_batch() {
+    pos_h.resize(size_t(N));
+    for (int64_t i = 0; i < N; i++) pos_h[size_t(i)] = int(i % batch.Tn);
+    ids = batch.ids.data(), targets = batch.targets.data(), pos = pos_h.data(), lweight = batch.weight.data();
+    if (!on_be() || B().host_memory()) return;
+    auto up = [&](BackendBuffer& b, const void* src, size_t bytes) {
+      b.reserve(B(), bytes);
+      B().upload(b.i(), src, bytes);
+      return b.i();
+    };
+    ids = up(ids_d, batch.ids.data(), sizeof(int) * size_t(N));
+    targets = up(targets_d, batch.targets.data(), sizeof(int) * size_t(N));
+    pos = up(pos_d, pos_h.data(), sizeof(int) * size_t(N));
+    lweight = reinterpret_cast<const float*>(up(weight_d, batch.weight.data(), sizeof(float) * size_t(N)));
   }
 
   double run(const LayerGradHook<T>& hook) {
     const int64_t D = c.dim, V = c.vocab_size;
     const bool backward = lg || bg;
+    stage_batch();
     std::vector<LayerActs<T>> acts(size_t(c.n_layers));
-    Vec<T> x(size_t(N * D));
-    ops::embedding_forward(x.data(), w.tok_emb, batch.ids.data(), N, D);
+    Buf<T> x;
+    make(x, N * D, false);
+    if constexpr (std::is_same_v<T, float>) {
+      if (be) B().embed_rows(x.p, W(w.tok_emb), ids, N, D);
+      else ops::embedding_forward(x.p, w.tok_emb, ids, N, D);
+    } else {
+      ops::embedding_forward(x.p, w.tok_emb, ids, N, D);
+    }
+    std::vector<float> hook_h[4];  // device activations copied for the hook
     for (int l = 0; l < c.n_layers; l++) {
       opt.cancel.check();
       LayerActs<T>& a = acts[size_t(l)];
-      a.x = x;
+      a.x = std::move(x);
       layer_forward(l, a);
       if constexpr (std::is_same_v<T, float>) {
         if (opt.on_layer_forward) {
           const LayerShape& ls = c.layers[size_t(l)];
-          opt.on_layer_forward(l, ls.n_head ? a.xn1.data() : nullptr, ls.n_head ? a.ao.data() : nullptr, ls.ffn ? a.xn2.data() : nullptr,
-                               ls.ffn ? a.h.data() : nullptr, N);
+          const float* p[4] = {ls.n_head ? a.xn1.p : nullptr, ls.n_head ? a.ao.p : nullptr, ls.ffn ? a.xn2.p : nullptr, ls.ffn ? a.h.p : nullptr};
+          const int64_t n[4] = {a.xn1.n, a.ao.n, a.xn2.n, a.h.n};
+          if (be && !B().host_memory())
+            for (int i = 0; i < 4; i++)
+              if (p[i]) {
+                hook_h[i].resize(size_t(n[i]));
+                B().download(hook_h[i].data(), p[i], sizeof(float) * size_t(n[i]));
+                p[i] = hook_h[i].data();
+              }
+          opt.on_layer_forward(l, p[0], p[1], p[2], p[3], N);
         }
       }
+      x = Buf<T>();
       layer_output(l, a, x);
-      if (opt.checkpoint && backward) {  // keep only the layer input
-        Vec<T> keep = std::move(a.x);
-        a = LayerActs<T>();
-        a.x = std::move(keep);
-      }
+      if (!backward) clear(a, false);
+      else if (opt.checkpoint) clear(a, true);  // keep only the layer input
     }
     // head
-    Vec<T> rstd(static_cast<size_t>(N)), xn(static_cast<size_t>(N * D)), logits(static_cast<size_t>(N * V));
-    ops::rmsnorm_forward(xn.data(), rstd.data(), x.data(), w.out_norm, N, D, c.norm_eps);
-    mm(logits.data(), xn.data(), w.lm_head, N, D, V);
-    Vec<T> dlogits(backward ? size_t(N * V) : 0);
+    Buf<T> rstd, xn, logits, dlogits;
+    make(rstd, N, false);
+    make(xn, N * D, false);
+    make(logits, N * V, false);
+    norm_fwd(xn.p, rstd.p, x.p, w.out_norm, D);
+    mm(logits.p, xn.p, W(w.lm_head), N, D, V);
+    if (backward) make(dlogits, N * V, false);
     double loss;
     bool scaled = false;
     if constexpr (std::is_same_v<T, float>) {
       if (be) {
-        loss = be->crossentropy_forward_backward(backward ? dlogits.data() : nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V, opt.loss_scale);
+        loss = B().crossentropy_forward_backward(backward ? dlogits.p : nullptr, logits.p, targets, lweight, N, V, opt.loss_scale);
         scaled = true;
       } else {
-        loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
+        loss = ops::crossentropy_forward_backward(backward ? dlogits.p : (T*)nullptr, logits.p, targets, lweight, N, V);
       }
     } else {
-      loss = ops::crossentropy_forward_backward(backward ? dlogits.data() : (T*)nullptr, logits.data(), batch.targets.data(), batch.weight.data(), N, V);
+      loss = ops::crossentropy_forward_backward(backward ? dlogits.p : (T*)nullptr, logits.p, targets, lweight, N, V);
     }
     if (!backward) return loss;
-    if (!scaled && opt.loss_scale != 1.0)
-      for (auto& d : dlogits) d *= T(opt.loss_scale);
-    logits.clear();
-    logits.shrink_to_fit();
-    Vec<T> dxn(size_t(N * D), T(0)), dx(size_t(N * D), T(0));
+    if (!scaled && opt.loss_scale != 1.0) scale(dlogits.p, T(opt.loss_scale), N * V);
+    drop(logits);
+    Buf<T> dxn, dx;
+    make(dxn, N * D);
+    make(dx, N * D);
     T* dhead = bg ? (c.tied ? bg->tok_emb : bg->lm_head) : nullptr;
-    mmb(dxn.data(), dhead, dlogits.data(), xn.data(), w.lm_head, N, D, V);
-    dlogits.clear();
-    dlogits.shrink_to_fit();
-    ops::rmsnorm_backward(dx.data(), bg ? bg->out_norm : nullptr, dxn.data(), x.data(), w.out_norm, rstd.data(), N, D);
+    mmb(dxn.p, dhead, dlogits.p, xn.p, W(w.lm_head), N, D, V);
+    drop(dlogits);
+    norm_bwd(dx.p, bg ? bg->out_norm : nullptr, dxn.p, x.p, w.out_norm, rstd.p, D);
     for (int l = c.n_layers - 1; l >= 0; l--) {
       opt.cancel.check();
       LayerActs<T>& a = acts[size_t(l)];
       if (opt.checkpoint) {  // recompute the layer from its saved input
         layer_forward(l, a);
-        Vec<T> unused;
+        Buf<T> unused;
         layer_output(l, a, unused);
       }
       layer_backward(l, a, dx);
-      a = LayerActs<T>();
+      clear(a, false);
       if (bg && hook) hook(l, *bg);
     }
-    if (bg && bg->tok_emb) ops::embedding_backward(bg->tok_emb, dx.data(), batch.ids.data(), N, D);
+    if (bg && bg->tok_emb) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (be) B().embedding_backward(bg->tok_emb, dx.p, ids, N, D);
+        else ops::embedding_backward(bg->tok_emb, dx.p, ids, N, D);
+      } else {
+        ops::embedding_backward(bg->tok_emb, dx.p, ids, N, D);
+      }
+    }
     if (bg && hook) hook(-1, *bg);
     return loss;
   }
@@ -295,10 +424,8 @@ double train_forward_backward(const Config& c, const WeightsT<T>& w, const RopeT
       fail(ErrorCode::ARG, "training batch: token id outside the vocabulary");
     if (!(batch.weight[size_t(i)] >= 0)) fail(ErrorCode::ARG, "training batch: loss weights must be ≥ 0");
   }
-  Graph<T> g{c, w, rope, lay, lora_params, lora_grads, base_grads, batch, opt, N, {}, nullptr};
+  Graph<T> g{c, w, rope, lay, lora_params, lora_grads, base_grads, batch, opt, N, nullptr, {}, {}, {}, {}, {}};
   if constexpr (std::is_same_v<T, float>) g.be = be;
-  g.pos.resize(size_t(N));
-  for (int64_t i = 0; i < N; i++) g.pos[size_t(i)] = int(i % batch.Tn);
   return g.run(hook);
 }
 

@@ -35,6 +35,16 @@ Trainer::Trainer(Model& m, Backend& be, const TrainConfig& cfg, std::vector<Exam
   } catch (const std::bad_alloc&) {
     fail(ErrorCode::OOM, "not enough memory for gradients and AdamW moments of " + std::to_string(n) + " parameters");
   }
+  if (cfg.full && !be.host_memory())
+    fail(ErrorCode::UNSUPPORTED, "full fine-tuning runs on the CPU backend (" + be.name() + " trains LoRA adapters only)");
+  if (be.host_memory()) {
+    P_ = params().data(), G_ = g_.data(), M_ = am_.data(), V_ = av_.data();
+  } else {
+    const size_t bytes = sizeof(float) * n;
+    dp_.reserve(be, bytes), dg_.reserve(be, bytes), dm_.reserve(be, bytes), dv_.reserve(be, bytes);
+    P_ = dp_.f(), G_ = dg_.f(), M_ = dm_.f(), V_ = dv_.f();
+    state_to_device();
+  }
   if (cfg.full) {
     auto map = [&](const float* p) { return p ? g_.data() + (p - m.arena.data()) : nullptr; };
     full_grads_.tok_emb = map(m.tok_emb);
@@ -45,6 +55,22 @@ Trainer::Trainer(Model& m, Backend& be, const TrainConfig& cfg, std::vector<Exam
   }
   steps_per_epoch_ = (int64_t(data_.size()) + cfg.batch - 1) / cfg.batch;
   total_steps_ = steps_per_epoch_ * cfg.epochs;
+}
+
+void Trainer::state_to_host() {
+  if (be_.host_memory()) return;
+  const size_t bytes = sizeof(float) * p_.size();
+  be_.download(p_.data(), P_, bytes);
+  be_.download(am_.data(), M_, bytes);
+  be_.download(av_.data(), V_, bytes);
+}
+
+void Trainer::state_to_device() {
+  if (be_.host_memory()) return;
+  const size_t bytes = sizeof(float) * p_.size();
+  be_.upload(P_, p_.data(), bytes);
+  be_.upload(M_, am_.data(), bytes);
+  be_.upload(V_, av_.data(), bytes);
 }
 
 static uint64_t mix(uint64_t z) {
@@ -108,7 +134,8 @@ StepStats Trainer::train_step(const CancelToken& cancel) {
     for (size_t t = 0; t < len; t++) wtotal += e->weight[t];
     tokens += int64_t(len);
   }
-  std::fill(g_.begin(), g_.end(), 0.f);
+  const int64_t n = int64_t(params().size());
+  be_.memset0(G_, sizeof(float) * size_t(n));
   double loss = 0;
   for (size_t i = 0; i < ex.size(); i += size_t(cfg_.micro_batch)) {
     std::vector<const Example*> mb(ex.begin() + long(i), ex.begin() + long(std::min(ex.size(), i + size_t(cfg_.micro_batch))));
@@ -123,27 +150,18 @@ StepStats Trainer::train_step(const CancelToken& cancel) {
     opt.loss_scale = wm / wtotal;
     opt.cancel = cancel;
     double l = cfg_.full ? train_forward_backward<float>(m_.cfg, w_, rope_, nullptr, nullptr, nullptr, &full_grads_, nullptr, b, opt, &be_)
-                         : train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, p_.data(), g_.data(), nullptr, nullptr, b, opt, &be_);
+                         : train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, P_, G_, nullptr, nullptr, b, opt, &be_);
     loss += l * wm / wtotal;
   }
   cancel.check();
   // global-norm clipping, then AdamW (decoupled weight decay, bias-corrected moments)
-  double norm = 0;
-  for (float x : g_) norm += double(x) * x;
-  norm = std::sqrt(norm);
+  const double norm = std::sqrt(be_.sum_squares(G_, n));
   const OptimConfig& o = cfg_.optim;
   float clip = (o.clip > 0 && norm > o.clip) ? float(o.clip / (norm + 1e-6)) : 1.f;
   const double lr = lr_at(step_);
   const int64_t t = step_ + 1;
   const double bc1 = 1 - std::pow(double(o.beta1), double(t)), bc2 = 1 - std::pow(double(o.beta2), double(t));
-  std::vector<float>& P = params();
-  for (size_t i = 0; i < P.size(); i++) {
-    float g = g_[i] * clip;
-    am_[i] = o.beta1 * am_[i] + (1 - o.beta1) * g;
-    av_[i] = o.beta2 * av_[i] + (1 - o.beta2) * g * g;
-    double mh = am_[i] / bc1, vh = av_[i] / bc2;
-    P[i] = float(double(P[i]) * (1 - lr * o.weight_decay) - lr * mh / (std::sqrt(vh) + o.eps));
-  }
+  be_.adamw_step(P_, G_, M_, V_, n, clip, o.beta1, o.beta2, o.eps, o.weight_decay, lr, bc1, bc2);
   step_++;
   return StepStats{step_, loss, lr, norm, tokens};
 }
@@ -160,7 +178,7 @@ double Trainer::eval_loss(const std::vector<Example>& data, const CancelToken& c
     TrainOptions opt;
     opt.training = false;
     opt.cancel = cancel;
-    double l = train_forward_backward<float>(m_.cfg, w_, rope_, cfg_.full ? nullptr : &lay_, cfg_.full ? nullptr : p_.data(), nullptr, nullptr, nullptr, b, opt, &be_);
+    double l = train_forward_backward<float>(m_.cfg, w_, rope_, cfg_.full ? nullptr : &lay_, cfg_.full ? nullptr : P_, nullptr, nullptr, nullptr, b, opt, &be_);
     num += l * wm;
     den += wm;
   }

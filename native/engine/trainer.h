@@ -3,7 +3,8 @@
 // clipping, AdamW with linear warm-up then a constant or cosine schedule. Deterministic on the CPU:
 // the same seed gives the same loss curve bit for bit, and a run restored from a checkpoint (LoRA
 // weights, AdamW moments, step) continues exactly as the uninterrupted run — the data order and the
-// dropout masks are functions of (seed, step), not state.
+// dropout masks are functions of (seed, step), not state. Runs on any backend: on a device, the LoRA
+// parameters, gradients and AdamW moments stay on the device between steps.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -64,12 +65,17 @@ class Trainer {
   double eval_loss(const std::vector<Example>& data, const CancelToken& cancel);
 
   const LoraLayout& layout() const { return lay_; }
-  // the trained parameters: the LoRA arena, or (full) the model's own weight arena
+  // the trained parameters: the LoRA arena, or (full) the model's own weight arena. On a device backend
+  // the state lives on the device: state_to_host() refreshes these host copies before they are read, and
+  // state_to_device() sends them back after they were written (both nothing to do on the CPU).
   std::vector<float>& params() { return cfg_.full ? m_.arena : p_; }
   std::vector<float>& adam_m() { return am_; }
   std::vector<float>& adam_v() { return av_; }
+  void state_to_host();
+  void state_to_device();
   void set_step(int64_t s) { step_ = s; }
   const TrainConfig& config() const { return cfg_; }
+  Backend& backend() const { return be_; }
   double lr_at(int64_t step) const;
 
  private:
@@ -84,7 +90,9 @@ class Trainer {
   RopeTable rope_;
   WeightsT<float> w_;
   std::vector<float> p_, g_, am_, av_;  // LoRA params, grads, AdamW moments (grads/moments cover the
-                                        // model's arena when full)
+                                        // model's arena when full); on a device backend, host copies
+  BackendBuffer dp_, dg_, dm_, dv_;     // the same four on the device (device backends only)
+  float *P_ = nullptr, *G_ = nullptr, *M_ = nullptr, *V_ = nullptr;  // where the backend reads them
   GradsT<float> full_grads_;            // full: gradient pointers into g_, laid out like the arena
   int64_t step_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;
 };

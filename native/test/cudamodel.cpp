@@ -3,7 +3,7 @@
 // logits of a fixed sequence at every position (max abs diff ≤ 1e-4), score_sequences on three packed
 // sequences of different lengths (log-probs ≤ 1e-4, argmax ids), and 64 greedy tokens through a KV-cache
 // Session (ids identical). Models: a path (HF folder, GGUF or llama2.c file) or a seeded random GQA model
-// with a layer whose attention is pruned away.
+// with a layer whose attention is pruned away. Then the training rows of cudatrain.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +20,8 @@
 #include "runtime.h"
 
 using namespace tailor;
+
+void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int* checks, int* failures);  // cudatrain.cpp
 
 namespace {
 
@@ -143,6 +145,9 @@ void check_model(const Model& m, const std::string& label, Backend& cpu, int dev
     if (i >= gc.size() || i >= gg.size() || gc[i] != gg[i]) { first = int(i); break; }
   row("greedy generation", label + " " + std::to_string(gc.size()) + " tokens, ids identical", first < 0 ? 0.0 : 1.0, 0, first < 0,
       first < 0 ? "" : " (first difference at token " + std::to_string(first) + ")");
+
+  // 4. LoRA training, the pruner's statistics and the allocator (cudatrain.cpp)
+  check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, &m_checks, &m_failures);
 }
 
 }  // namespace

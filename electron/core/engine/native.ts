@@ -58,7 +58,8 @@ export interface RawStepStats { step: number; loss: number; lr: number; gradNorm
 export interface RawLoraSlot { layer: number; target: string; module: string; a: number; b: number; in: number; out: number }
 export interface RawTrainerState { params: Float32Array; m?: Float32Array; v?: Float32Array; step?: number }
 export interface RawAddonTrainer {
-  info(): { totalSteps: number; step: number; nParams: number; rank: number; alpha: number; scale: number; slots: RawLoraSlot[] };
+  /** backend: where the trainer computes (the model's backend for LoRA; the CPU for full fine-tuning) */
+  info(): { totalSteps: number; step: number; backend: string; nParams: number; rank: number; alpha: number; scale: number; slots: RawLoraSlot[] };
   run(opts: { maxSteps?: number; cancel?: Int32Array; onStep?: (s: RawStepStats) => void }): Promise<{ steps: number; step: number; done: boolean; cancelled: boolean; stats: RawStepStats[] }>;
   evalLoss(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<number>;
   getState(): Required<RawTrainerState>;
