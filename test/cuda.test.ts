@@ -160,6 +160,14 @@ test('tailor --backend: info shows the backend and the CUDA status; without a de
     assert.match(r.err, refusal, args[0]);
     assert.doesNotMatch(r.err, /Error:|at .*\.js:\d+/, `${args[0]}: no stack trace`);
   }
+  const badw = tailor('info', HF, '--weights', 'fp8');
+  assert.equal(badw.code, 2);
+  assert.match(badw.err, /--weights must be f32 or bf16/);
+  const bfj = tailor('info', HF, '--weights', 'bf16', '--json');
+  assert.equal(bfj.code, 0, bfj.err);
+  const bi = JSON.parse(bfj.out);
+  if (onGpu) assert.match(bi.backend, /bf16 weights/);
+  else assert.match(bi.backendNote ?? '', /bf16 weights apply to CUDA only: the CPU computes in fp32/);
   const bad = tailor('perplexity', HF, '--text', TEXT, '--backend', 'gpu');
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--backend must be auto, cpu or cuda/);
@@ -183,7 +191,11 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
     return;
   }
   assert.ok(fs.existsSync(CUDACHECK), `${CUDACHECK} is built with the CUDA kernels (npm run build:native)`);
-  const r = spawnSync(CUDACHECK, ['--model', HF, '--random-model'], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 300_000 });
+  const r = spawnSync(CUDACHECK, ['--model', HF, '--golden', shared('fixtures', 'golden', 'stories260K.json'), '--random-model'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    timeout: 300_000,
+  });
   const out = (r.stdout ?? '') + (r.stderr ?? '');
   if (r.status === 77) {
     const line = out.split('\n').find((l) => l.startsWith('no CUDA device:')) ?? out.trim();
@@ -209,7 +221,7 @@ for (const cc of ['80', '75']) {
   const args = cc === '80' ? ['--model', HF, '--random-model'] : ['--random-model'];
   test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
     assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
-    const r = spawnSync(CUDACHECK_EMU, args, {
+    const r = spawnSync(CUDACHECK_EMU, cc === '80' ? [...args, '--golden', shared('fixtures', 'golden', 'stories260K.json')] : args, {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
       timeout: 300_000,
@@ -234,6 +246,14 @@ for (const cc of ['80', '75']) {
       }
     }
     assert.match(out, /^caching allocator\s+a request beyond the device is E_OOM .* ok$/m);
+    // bf16 weights: each product exact (op rows), the model within bf16 rounding, golden argmax identical
+    assert.match(out, /^matmul_bf16w (tiled|wmma) .* ok$/m);
+    for (const m of models) assert.match(out, new RegExp(`^bf16 weights\\s+${m} .*(\\|GPU − CPU bf16 ref\\||logits vs CPU on bf16 weights).* ok`, 'm'));
+    if (cc === '80') {
+      for (const g of ['once_upon_a_time', 'tinystories_64', 'random_96']) {
+        assert.match(out, new RegExp(`^bf16 weights\\s+stories260K-hf golden ${g} argmax differing .* ok$`, 'm'));
+      }
+    }
   });
 }
 
@@ -257,6 +277,16 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
       assert.match(tr.info().backend, m === gpu ? /^cuda / : /^cpu /);
       tr.dispose();
       curves.push(losses);
+    }
+    const bf = await Model.load(HF, { backend: 'cuda', weights: 'bf16' });
+    try {
+      assert.match(bf.info.backend, /bf16 weights/);
+      const ids = [[1, 403, 407, 261, 378, 429, 411, 283, 300, 2]];
+      const [a] = await bf.score(ids);
+      const [b] = await cpu.score(ids);
+      assert.deepEqual(Array.from(a.argmax), Array.from(b.argmax), 'bf16 weights: argmax identical');
+    } finally {
+      bf.dispose();
     }
     for (let i = 0; i < curves[0].length; i++) {
       const rel = Math.abs(curves[1][i] - curves[0][i]) / Math.abs(curves[0][i]);

@@ -80,10 +80,11 @@ class LoadWorker : public EngineWorker {
     model_ = std::shared_ptr<Model>(load_model(path_).release());
     cpu_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
     if (choice_.used == BackendKind::Cuda) {
-      backend_ = std::shared_ptr<Backend>(make_cuda_backend(choice_.device).release());
-      backend_->bind_weights(*model_);  // the fp32 weights, uploaded once (E_OOM when the device is too small)
+      backend_ = std::shared_ptr<Backend>(make_cuda_backend(choice_.device, bo_).release());
+      backend_->bind_weights(*model_);  // the weights (fp32 or bf16), uploaded once (E_OOM when the device is too small)
     } else {
       backend_ = cpu_;
+      if (bo_.bf16_weights) choice_.note += std::string(choice_.note.empty() ? "" : "; ") + "bf16 weights apply to CUDA only: the CPU computes in fp32";
     }
   }
   Napi::Value Result(Napi::Env env) override {
@@ -360,6 +361,12 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
     Napi::Object o = info[1].As<Napi::Object>();
     bo.threads = opt_int(o, "threads", 0);
     bo.blas = opt_bool(o, "blas", true);
+    Napi::Value wv = o.Get("weights");
+    if (!wv.IsUndefined() && !wv.IsNull()) {
+      std::string ws = wv.IsString() ? wv.As<Napi::String>().Utf8Value() : "";
+      if (ws != "f32" && ws != "bf16") throw make_error(env, "E_ARG", "weights must be 'f32' or 'bf16'");
+      bo.bf16_weights = ws == "bf16";
+    }
     if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
     Napi::Value b = o.Get("backend");
     if (!b.IsUndefined() && !b.IsNull()) {

@@ -8,6 +8,7 @@
 // reads a block was queued before the host could free it, so the next user's kernels run after it. On
 // out-of-memory the cache is returned to the driver and the allocation tried once more; then E_OOM says
 // what was needed, what is free, what Tailor holds, and what to change.
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -29,17 +30,29 @@ __global__ void embed_rows_kernel(float* __restrict__ x, const float* __restrict
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = src[i];
 }
 
+// x[T, dim] = emb[tokens[t], :] from a bf16 table
+__global__ void embed_rows_bf16_kernel(float* __restrict__ x, const uint16_t* __restrict__ emb, const int* __restrict__ tokens, int64_t dim) {
+  const int64_t t = blockIdx.x;
+  const uint16_t* src = emb + int64_t(tokens[t]) * dim;
+  float* dst = x + t * dim;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = cuda::bf16_bits_to_float(src[i]);
+}
+
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, const BackendOptions& opt) : device_(device), bf16_(opt.bf16_weights) {
     cuda::set_device(device);
     cudaDeviceProp p;
     cuda::check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
-    name_ = "cuda (device " + std::to_string(device) + ", " + p.name + ", sm_" + std::to_string(p.major) + std::to_string(p.minor) + ")";
+    cc_ = p.major * 10 + p.minor;
+    name_ = "cuda (device " + std::to_string(device) + ", " + p.name + ", sm_" + std::to_string(p.major) + std::to_string(p.minor) +
+            (bf16_ ? ", bf16 weights" : "") + ")";
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
     free(weights_);
+    free(wbf_);
+    free(wnorm_);
     cuda::device_free(rope_freq_);
     for (auto& b : cache_) cuda::device_free(b.second);
     for (auto& b : live_) cuda::device_free(b.first);  // buffers still held (their owners outlived us: a bug, not a leak)
@@ -110,39 +123,94 @@ class CudaBackend final : public Backend {
     cuda::device_memset(p, 0, bytes);
   }
 
-  // ---- weights: a device copy of the host arena (fp32; bf16 storage is future work) ----
+  // ---- weights: a device copy of the host arena, fp32 or (bf16_weights) bf16 with the norm vectors kept
+  // in fp32. A bf16 weight is handed to ops as a "handle": its bf16 address cast to const float*, which only
+  // this backend's matmul and embedding ops accept (they recognise the range); norms get fp32 pointers. ----
   void bind_weights(const Model& m) override {
     std::lock_guard<std::mutex> lock(mu_);
     use();
     const size_t n = m.arena.size();
-    if (n != n_weights_) {
-      free(weights_);
-      weights_ = nullptr;
-      n_weights_ = 0;
-      weights_ = static_cast<float*>(alloc(sizeof(float) * n));
+    host_base_ = nullptr;
+    if (!bf16_) {
+      if (n != n_weights_) {
+        free(weights_);
+        weights_ = nullptr;
+        n_weights_ = 0;
+        weights_ = static_cast<float*>(alloc(sizeof(float) * n));
+      }
       n_weights_ = n;
+      cuda::to_device(weights_, m.arena.data(), sizeof(float) * n);
+      host_base_ = m.arena.data();
+      return;
     }
-    cuda::to_device(weights_, m.arena.data(), sizeof(float) * n);
+    // the norm vectors (fp32 on the device), in arena order
+    norms_.clear();
+    size_t nn = 0;
+    auto add_norm = [&](const float* p) {
+      if (!p) return;
+      norms_.push_back({size_t(p - m.arena.data()), nn});
+      nn += size_t(m.cfg.dim);
+    };
+    for (auto& L : m.layers) add_norm(L.attn_norm), add_norm(L.ffn_norm);
+    add_norm(m.out_norm);
+    std::sort(norms_.begin(), norms_.end());
+    if (n != n_weights_ || nn != n_norm_) {
+      free(wbf_), free(wnorm_);
+      wbf_ = nullptr, wnorm_ = nullptr, n_weights_ = 0, n_norm_ = 0;
+      wbf_ = static_cast<uint16_t*>(alloc(sizeof(uint16_t) * n));
+      wnorm_ = static_cast<float*>(alloc(sizeof(float) * std::max<size_t>(nn, 1)));
+    }
+    n_weights_ = n, n_norm_ = nn;
+    // fp32 chunks through a staging buffer, rounded to bf16 on the device (never a whole fp32 copy)
+    const size_t chunk = std::min<size_t>(n, size_t(16) << 20);
+    BackendBuffer staging;
+    staging.reserve(*this, sizeof(float) * std::max<size_t>(chunk, 1));
+    for (size_t i = 0; i < n; i += chunk) {
+      const size_t k = std::min(chunk, n - i);
+      cuda::to_device(staging.f(), m.arena.data() + i, sizeof(float) * k);
+      cuda::f32_to_bf16(wbf_ + i, staging.f(), int64_t(k));
+    }
+    for (auto& r : norms_) cuda::to_device(wnorm_ + r.dst, m.arena.data() + r.off, sizeof(float) * size_t(m.cfg.dim));
+    cuda::device_synchronize();
     host_base_ = m.arena.data();
+    norm_dim_ = size_t(m.cfg.dim);
   }
   const float* weight(const float* host) const override {
     if (!host) return nullptr;
     if (!host_base_ || host < host_base_ || host >= host_base_ + n_weights_)
       fail(ErrorCode::INTERNAL, "the CUDA backend was given a weight outside the model it holds (bind_weights was not called for this model)");
-    return weights_ + (host - host_base_);
+    const size_t off = size_t(host - host_base_);
+    if (!bf16_) return weights_ + off;
+    for (auto& r : norms_)
+      if (off >= r.off && off < r.off + norm_dim_) return wnorm_ + r.dst + (off - r.off);
+    return reinterpret_cast<const float*>(wbf_ + off);  // a bf16 handle
+  }
+  // the bf16 weight behind a handle, or null for an fp32 pointer
+  const uint16_t* bf16_of(const float* w) const {
+    if (!bf16_ || !wbf_) return nullptr;
+    auto* p = reinterpret_cast<const uint16_t*>(w);
+    return p >= wbf_ && p < wbf_ + n_weights_ ? p : nullptr;
   }
 
   void embed_rows(float* x, const float* emb, const int* tokens, int64_t T, int64_t dim) override {
     use();
     if (T == 0 || dim == 0) return;
     if (T > 0x7fffffff) fail(ErrorCode::ARG, "embed_rows: too many rows");
-    TAILOR_LAUNCH(embed_rows_kernel, unsigned(T), 256)(x, emb, tokens, dim);
+    if (const uint16_t* e = bf16_of(emb)) TAILOR_LAUNCH(embed_rows_bf16_kernel, unsigned(T), 256)(x, e, tokens, dim);
+    else TAILOR_LAUNCH(embed_rows_kernel, unsigned(T), 256)(x, emb, tokens, dim);
     cuda::check_launch("embed_rows");
   }
 
   // ---- ops: the kernels of kernels.h ----
   void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
     use();
+    if (const uint16_t* wb = bf16_of(w)) {
+      const bool tc = cc_ >= 80;
+      BackendBuffer scratch;  // x in bf16 for the tensor cores (from the cache: no cudaMalloc in steady state)
+      if (tc) scratch.reserve(*this, sizeof(uint16_t) * size_t(std::max<int64_t>(T * in, 1)));
+      return cuda::matmul_forward_bf16w(y, x, wb, T, in, out, acc, tc ? reinterpret_cast<uint16_t*>(scratch.f()) : nullptr,
+                                        tc ? cuda::Bf16Path::TensorCores : cuda::Bf16Path::Fallback);
+    }
     cuda::matmul_forward(y, x, w, T, in, out, acc);
   }
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) override {
@@ -172,6 +240,11 @@ class CudaBackend final : public Backend {
   }
   void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
     use();
+    if (const uint16_t* wb = bf16_of(w)) {  // base weights in bf16: dx through them; dW does not read W
+      if (dx) cuda::matmul_backward_dx_bf16w(dx, dy, wb, T, in, out);
+      if (dw) cuda::matmul_backward(nullptr, dw, dy, x, nullptr, T, in, out);
+      return;
+    }
     cuda::matmul_backward(dx, dw, dy, x, w, T, in, out);
   }
   double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
@@ -295,8 +368,18 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
+  bool bf16_ = false;                // weights stored in bf16 (norm vectors in fp32)
+  int cc_ = 0;                       // compute capability ×10
   std::string name_;
-  float* weights_ = nullptr;         // [arena] device copy of the model's weights
+  float* weights_ = nullptr;         // [arena] device copy of the model's weights (fp32 mode)
+  uint16_t* wbf_ = nullptr;          // [arena] the same in bf16 (bf16 mode)
+  float* wnorm_ = nullptr;           // [n_norm_] the norm vectors in fp32 (bf16 mode)
+  size_t n_norm_ = 0, norm_dim_ = 0;
+  struct NormRange {
+    size_t off, dst;  // arena offset of a norm vector, and where it sits in wnorm_
+    bool operator<(const NormRange& o) const { return off < o.off; }
+  };
+  std::vector<NormRange> norms_;
   size_t n_weights_ = 0;             // floats
   const float* host_base_ = nullptr; // the host arena it mirrors
   double* rope_freq_ = nullptr;      // [head_dim/2]
@@ -311,6 +394,6 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index) { return std::make_unique<CudaBackend>(device_index); }
+std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt) { return std::make_unique<CudaBackend>(device_index, opt); }
 
 }  // namespace tailor

@@ -30,6 +30,13 @@ void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t
 enum class Bf16Path { Auto, TensorCores, Fallback };
 void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
                          Bf16Path path = Bf16Path::Auto);
+// y[T, out] (+)= x[T, in] · W[out, in]ᵀ with fp32 x and bf16 W (the backend's bf16 weights): tensor cores on
+// sm_80+, where x is first rounded to bf16 into x_bf16 (T·in values of scratch); the tiled kernel (fp32 x,
+// no scratch needed) on sm_75 or when forced
+void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate, uint16_t* x_bf16,
+                          Bf16Path path = Bf16Path::Auto);
+// dx[T, in] += dy[T, out] · W[out, in] with bf16 W
+void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out);
 // dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
 

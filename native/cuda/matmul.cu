@@ -4,6 +4,9 @@
 //   matmul_forward_bf16  the same from bf16 x and W with fp32 accumulation: tensor cores through WMMA on
 //                        sm_80+ (matmul_bf16_wmma_kernel), the tiled kernel on sm_75 (and when forced)
 //   matmul_backward      dx[T,in] += dy[T,out] · W[out,in];  dW[out,in] += dyᵀ · x[T,in]
+//   matmul_forward_bf16w / matmul_backward_dx_bf16w   the same with W stored in bf16 (the backend's bf16
+//                        weights): fp32 x rounded to bf16 for the tensor cores on sm_80+, else the tiled kernel
+//                        reading fp32 x and bf16 W; the backward's dx through the tiled kernel
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
 // addressed through strides, so W and dy are read in place, never transposed in memory.
 // Straightforward kernels (no double buffering, no vector loads): correct first, fast later.
@@ -27,9 +30,9 @@ __device__ inline float load_elem(const float* p, int64_t i) { return p[i]; }
 __device__ inline float load_elem(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
 
 // C[M, N] row-major = (beta ? C : 0) + A·B,  A(m,k) = A[m*sam + k*sak] [M, K],  B(k,n) = B[k*sbk + n*sbn] [K, N]
-// grid (ceil(N/TN), ceil(M/TM)), block TTHREADS
-template <typename TIn>
-__global__ void gemm_tiled_kernel(float* __restrict__ C, const TIn* __restrict__ A, const TIn* __restrict__ B, int64_t M, int64_t N,
+// (A and B each fp32 or bf16 bits); grid (ceil(N/TN), ceil(M/TM)), block TTHREADS
+template <typename TA, typename TB>
+__global__ void gemm_tiled_kernel(float* __restrict__ C, const TA* __restrict__ A, const TB* __restrict__ B, int64_t M, int64_t N,
                                   int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, bool beta) {
   __shared__ float As[TK][TM + 1];  // As[k][m] = A(m0+m, k0+k)
   __shared__ float Bs[TK][TN + 1];  // Bs[k][n] = B(k0+k, n0+n)
@@ -79,13 +82,13 @@ __global__ void gemm_tiled_kernel(float* __restrict__ C, const TIn* __restrict__
   }
 }
 
-template <typename TIn>
-void gemm_tiled(float* C, const TIn* A, const TIn* B, int64_t M, int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn,
+template <typename TA, typename TB>
+void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn,
                 bool beta, const char* what) {
   if (M == 0 || N == 0) return;
   if (ceil_div(M, TM) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than 4,194,240 rows in one call");
   dim3 grid(ceil_div(N, TN), ceil_div(M, TM));
-  TAILOR_LAUNCH(gemm_tiled_kernel<TIn>, grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  TAILOR_LAUNCH((gemm_tiled_kernel<TA, TB>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
   check_launch(what);
 }
 
@@ -167,7 +170,7 @@ __global__ void matmul_bf16_wmma_kernel(float* __restrict__ y, const uint16_t* _
 void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
   if (T == 0 || out == 0) return;
   // A = x (m = t, k = i), B(k, n) = W[n, k]
-  gemm_tiled<float>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward");
+  gemm_tiled<float, float>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward");
 }
 
 void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
@@ -182,16 +185,33 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
     TAILOR_LAUNCH(matmul_bf16_wmma_kernel, grid, WTHREADS)(y, x, w, T, in, out, accumulate);
     check_launch("matmul_forward_bf16 (tensor cores)");
   } else {
-    gemm_tiled<uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
+    gemm_tiled<uint16_t, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
   }
 }
 
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) {
   if (T == 0 || in == 0 || out == 0) return;
   // dx[T, in] += dy[T, out] · W[out, in]:  A = dy (m = t, k = o), B(k = o, n = i) = W[o, i]
-  if (dx) gemm_tiled<float>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
+  if (dx) gemm_tiled<float, float>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
   // dW[out, in] += dyᵀ · x:  A(m = o, k = t) = dy[t, o], B(k = t, n = i) = x[t, i]
-  if (dw) gemm_tiled<float>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
+  if (dw) gemm_tiled<float, float>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
+}
+
+void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
+                          uint16_t* x_bf16, Bf16Path path) {
+  if (T == 0 || out == 0) return;
+  if (path == Bf16Path::Auto) path = compute_capability() >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
+  if (path == Bf16Path::TensorCores) {
+    if (!x_bf16) fail(ErrorCode::INTERNAL, "matmul_forward_bf16w: the tensor-core path needs a T×in bf16 scratch buffer");
+    f32_to_bf16(x_bf16, x, T * in);
+    return matmul_forward_bf16(y, x_bf16, w, T, in, out, accumulate, Bf16Path::TensorCores);
+  }
+  gemm_tiled<float, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16w (tiled)");
+}
+
+void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out) {
+  if (T == 0 || in == 0 || out == 0) return;
+  gemm_tiled<float, uint16_t>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w");
 }
 
 }  // namespace cuda

@@ -134,12 +134,14 @@ class Backend {
 struct BackendOptions {
   int threads = 0;    // 0 = all cores
   bool blas = true;   // use the BLAS library for matmul when the build has one
+  bool bf16_weights = false;  // CUDA: keep the weights on the device in bf16 (norm vectors fp32); half the memory,
+                              // products on tensor cores (sm_80+). LoRA parameters and optimizer state stay fp32.
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
 // the CUDA backend on one device and its default stream: inference, LoRA training and the weight
 // gradients of the pruner. E_UNSUPPORTED in a build without CUDA (device.cpp).
-std::unique_ptr<Backend> make_cuda_backend(int device_index);
+std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt = {});
 
 // An owned backend buffer of `bytes`, grown on demand (contents are not kept when it grows).
 class BackendBuffer {

@@ -22,7 +22,7 @@ CudaStatus cuda_devices(bool) {
   return s;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int) {
+std::unique_ptr<Backend> make_cuda_backend(int, const BackendOptions&) {
   fail(ErrorCode::UNSUPPORTED, std::string("the CUDA backend is not available: not built with CUDA (") + TAILOR_CUDA_OFF_REASON + ")");
 }
 #endif

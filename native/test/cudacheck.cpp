@@ -6,7 +6,7 @@
 // CUDA headers. --model PATH (repeatable) and --random-model add whole-model rows (cudamodel.cpp): the
 // model on the CPU and on the CUDA backend, logits at every position and 64 greedy tokens. The training ops
 // (train.cu) are checked against the float templates of engine/train_ops.h called on host copies.
-//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--random-model]
+//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,7 +28,8 @@
 using namespace tailor;
 namespace cu = tailor::cuda;
 
-int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks);  // cudamodel.cpp
+int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks,
+                       const std::string& golden_path);  // cudamodel.cpp
 
 namespace {
 
@@ -143,6 +144,41 @@ void check_matmul_bf16(Backend& cpu, int cc) {
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs bf16 in", got, ref_rounded, kF32);
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs fp32 in", got, ref_f32, kBf16);
     }
+  }
+}
+
+// fp32 x with bf16 W (the backend's bf16 weights): against the CPU on the bf16 W, with x rounded to bf16
+// too on the tensor-core path (what the hardware multiplies); dx of the backward through bf16 W
+void check_matmul_bf16w(Backend& cpu, int cc) {
+  struct Case { int64_t T, in, out; bool acc; };
+  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}};
+  for (const Case& c : cases) {
+    auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
+    std::vector<uint16_t> wb(w.size());
+    std::vector<float> wr(w.size()), xr(x.size());
+    for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
+    for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(bf16_bits(x[i]));
+    auto ref_tiled = y0, ref_tc = y0;
+    cpu.matmul_forward(ref_tiled.data(), x.data(), wr.data(), c.T, c.in, c.out, c.acc);
+    cpu.matmul_forward(ref_tc.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);
+    Dev<float> dx(x);
+    Dev<uint16_t> dw(wb), scratch(size_t(std::max<int64_t>(1, c.T * c.in)));
+    {
+      Dev<float> dy(y0);
+      cu::matmul_forward_bf16w(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc, nullptr, cu::Bf16Path::Fallback);
+      report("matmul_bf16w tiled", shape(c.T, c.in, c.out, c.acc) + " vs bf16 W", dy.get(), ref_tiled, kF32);
+    }
+    if (cc >= 80) {
+      Dev<float> dy(y0);
+      cu::matmul_forward_bf16w(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc, scratch.p, cu::Bf16Path::TensorCores);
+      report("matmul_bf16w wmma", shape(c.T, c.in, c.out, c.acc) + " vs bf16 W and x", dy.get(), ref_tc, kF32);
+    }
+    auto g = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in));
+    auto rdx = dx0;
+    cpu.matmul_backward(rdx.data(), nullptr, g.data(), x.data(), wr.data(), c.T, c.in, c.out);
+    Dev<float> dg(g), ddx(dx0);
+    cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out);
+    report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " dx +=", ddx.get(), rdx, kF32);
   }
 }
 
@@ -549,14 +585,16 @@ int main(int argc, char** argv) {
   int device = 0;
   bool do_bench = false, random_model = false;
   std::vector<std::string> models;
+  std::string golden;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (a == "--bench") do_bench = true;
     else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
     else if (a == "--random-model") random_model = true;
+    else if (a == "--golden" && i + 1 < argc) golden = argv[++i];  // golden JSON of the first --model (bf16 argmax rows)
     else {
-      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--random-model]\n");
+      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model]\n");
       return 2;
     }
   }
@@ -584,6 +622,7 @@ int main(int argc, char** argv) {
     std::printf("%-22s %-44s %11s %11s %9s  %s\n", "op", ("case (reference: " + cpu->name() + ")").c_str(), "max abs", "rel", "tol", "");
     check_matmul(*cpu);
     check_matmul_bf16(*cpu, cc);
+    check_matmul_bf16w(*cpu, cc);
     check_matmul_backward(*cpu);
     check_rmsnorm(*cpu);
     check_rope(*cpu);
@@ -598,7 +637,7 @@ int main(int argc, char** argv) {
     if (!models.empty() || random_model) {
       std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
       int n = 0;
-      failures += check_whole_models(models, random_model, device, &n);
+      failures += check_whole_models(models, random_model, device, &n, golden);
       checks += n;
     }
     std::printf("\n%d checks, %d failed\n", checks, failures);

@@ -2,7 +2,8 @@
 # gpu-check.sh — the CUDA kernels against the CPU backend on a GPU machine, in one command and without Node:
 # builds the engine and tailor_cudacheck with plain CMake (machine code for this GPU only, so it builds
 # quickly), prints the parity table, the whole-model rows (stories260K and a random GQA model on the CPU
-# and on the CUDA backend: logits at every position, 64 greedy tokens) and a few kernel timings, then runs
+# and on the CUDA backend: logits at every position, 64 greedy tokens, LoRA training, the pruner's
+# statistics and picks, bf16 weights against the golden argmax, the caching allocator) and kernel timings, then runs
 # the table again (with the random model) under
 # compute-sanitizer memcheck when it is installed (out-of-bounds and misaligned accesses in the kernels).
 # Copies everything it prints to $OUT/gpu-check.txt when OUT is set.
@@ -45,10 +46,12 @@ say "== built in $(( $(date +%s) - start )) s"
 
 # the whole-model check's model: the shared copy when this checkout sits beside ../shared, else the bundled one
 MODEL=../shared/models/stories260K-hf
-[ -f "$MODEL/config.json" ] || MODEL=resources/models/stories260K
+GOLDEN=""
+if [ -f "$MODEL/config.json" ]; then GOLDEN="--golden ../shared/fixtures/golden/stories260K.json"; else MODEL=resources/models/stories260K; fi
 say "== whole-model check on $MODEL"
 # a hung kernel must not eat the session: the table and timings take seconds on a GPU
-timeout 240 "$BUILD/tailor_cudacheck" --bench --model "$MODEL" --random-model >"$BUILD/cudacheck.txt" 2>&1
+# shellcheck disable=SC2086
+timeout 240 "$BUILD/tailor_cudacheck" --bench --model "$MODEL" $GOLDEN --random-model >"$BUILD/cudacheck.txt" 2>&1
 rc=$?
 tee -a "$LOG" <"$BUILD/cudacheck.txt"
 [ "$rc" -eq 124 ] && say "== tailor_cudacheck TIMED OUT after 240 s (a kernel that never finishes?)"

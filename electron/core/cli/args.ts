@@ -49,7 +49,9 @@ export function modelArg(ctx: CommandContext): string {
 export function loadOpts(ctx: CommandContext): LoadOptions {
   const backend = str(ctx, 'backend') ?? 'auto';
   if (backend !== 'auto' && backend !== 'cpu' && backend !== 'cuda') throw ctx.usageError(`--backend must be auto, cpu or cuda (got "${backend}")`);
-  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'], backend };
+  const weights = str(ctx, 'weights') ?? 'f32';
+  if (weights !== 'f32' && weights !== 'bf16') throw ctx.usageError(`--weights must be f32 or bf16 (got "${weights}")`);
+  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'], backend, weights };
 }
 
 /** Loads MODEL and, with --adapter DIR, merges that PEFT adapter into it (base + adapter). */

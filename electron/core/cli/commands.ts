@@ -43,6 +43,7 @@ const common = {
   threads: { type: 'string' },
   'no-blas': { type: 'boolean' },
   backend: { type: 'string' },
+  weights: { type: 'string' },
 } as const;
 
 // ---- verbs -----------------------------------------------------------------------------------------
@@ -564,7 +565,7 @@ export function usage(): string {
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`),
     '',
     'MODEL is a Hugging Face folder (config.json + safetensors), a GGUF file or a llama2.c .bin.',
-    'Commands that load a model take --threads N, --no-blas and --backend auto|cpu|cuda (auto: the CPU for now).',
+    'Commands that load a model take --threads N, --no-blas, --backend auto|cpu|cuda (auto: CUDA when a device is usable) and --weights f32|bf16 (bf16: CUDA only).',
     'Run "tailor <command> --help" for a command\'s options.',
     '',
   ].join('\n');

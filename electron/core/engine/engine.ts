@@ -19,10 +19,16 @@ export interface LoadOptions {
   /**
    * the compute backend of inference (default 'auto'): 'auto' runs scoring and generation on the first supported
    * CUDA device when there is one, else on the CPU, and says which in `info.backendNote`; 'cuda' requires a device
-   * and rejects with E_UNSUPPORTED saying why not (not built, no driver, no supported device). Training and
-   * pruning statistics always run on the CPU, over the same weights
+   * and rejects with E_UNSUPPORTED saying why not (not built, no driver, no supported device). LoRA training and
+   * the pruner's gradient passes run on the same backend; full fine-tuning runs on the CPU
    */
   backend?: BackendRequest;
+  /**
+   * how a CUDA backend stores the weights (default 'f32'): 'bf16' halves their device memory and runs the matrix
+   * products on tensor cores (sm_80+); norm vectors, LoRA parameters and optimizer state stay fp32. The CPU
+   * backend always computes in fp32 (the choice is then noted in `info.backendNote`)
+   */
+  weights?: 'f32' | 'bf16';
   /** skip looking for a tokenizer (score/generate by ids only) */
   noTokenizer?: boolean;
 }
@@ -114,7 +120,7 @@ export class Model {
 
   /** Loads a Hugging Face folder, a GGUF file or a llama2.c checkpoint, and the tokenizer that goes with it. */
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
-    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto' }));
+    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32' }));
     try {
       const rawInfo = raw.info();
       let tokenizer: Tokenizer | null = null;
