@@ -6,7 +6,7 @@
 // CUDA headers. --model PATH (repeatable) and --random-model add whole-model rows (cudamodel.cpp): the
 // model on the CPU and on the CUDA backend, logits at every position and 64 greedy tokens. The training ops
 // (train.cu) are checked against the float templates of engine/train_ops.h called on host copies.
-//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model]
+//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model] [--memory-plan 7b|tiny]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +28,7 @@
 using namespace tailor;
 namespace cu = tailor::cuda;
 
+int memory_plan_run(int device, const std::string& which);  // cudamem.cpp
 int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks,
                        const std::string& golden_path);  // cudamodel.cpp
 
@@ -585,16 +586,17 @@ int main(int argc, char** argv) {
   int device = 0;
   bool do_bench = false, random_model = false;
   std::vector<std::string> models;
-  std::string golden;
+  std::string golden, memory_plan;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (a == "--bench") do_bench = true;
     else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
     else if (a == "--random-model") random_model = true;
-    else if (a == "--golden" && i + 1 < argc) golden = argv[++i];  // golden JSON of the first --model (bf16 argmax rows)
+    else if (a == "--golden" && i + 1 < argc) golden = argv[++i];
+    else if (a == "--memory-plan" && i + 1 < argc) memory_plan = argv[++i];  // 7b | tiny: docs/memory-plan.md measured  // golden JSON of the first --model (bf16 argmax rows)
     else {
-      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model]\n");
+      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model] [--memory-plan 7b|tiny]\n");
       return 2;
     }
   }
@@ -617,6 +619,7 @@ int main(int argc, char** argv) {
     const int cc = cu::compute_capability();
     std::printf("device %d: %s, sm_%d, %d SMs, %.1f GiB (%.1f GiB free)\n\n", dev->index, dev->name.c_str(), cc, dev->multiprocessors,
                 double(dev->total_memory) / (1 << 30), double(dev->free_memory) / (1 << 30));
+    if (!memory_plan.empty()) return memory_plan_run(device, memory_plan);  // alone: its own report, no checks
     BackendOptions bo;
     auto cpu = make_cpu_backend(bo);
     std::printf("%-22s %-44s %11s %11s %9s  %s\n", "op", ("case (reference: " + cpu->name() + ")").c_str(), "max abs", "rel", "tol", "");

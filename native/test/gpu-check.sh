@@ -5,13 +5,15 @@
 # and on the CUDA backend: logits at every position, 64 greedy tokens, LoRA training, the pruner's
 # statistics and picks, bf16 weights against the golden argmax, the caching allocator) and kernel timings, then runs
 # the table again (with the random model) under
-# compute-sanitizer memcheck when it is installed (out-of-bounds and misaligned accesses in the kernels).
+# compute-sanitizer memcheck when it is installed (out-of-bounds and misaligned accesses in the kernels),
+# and last the memory plan measured on a LLaMA-7B-shaped random model (tailor_cudacheck --memory-plan 7b).
 # Copies everything it prints to $OUT/gpu-check.txt when OUT is set.
 # Exit status: tailor_cudacheck's (0 all within tolerance, 1 a failure, 77 no usable CUDA device), or 1
 # when memcheck reports errors.
 #   sh native/test/gpu-check.sh
 #   CUDA_ARCHS="75-real;80-real;86-real;89-real;90" sh native/test/gpu-check.sh   (the shipped list)
 #   GPU_CHECK_MEMCHECK=0 sh native/test/gpu-check.sh                               (skip memcheck)
+#   GPU_CHECK_MEMPLAN=0 sh native/test/gpu-check.sh                                (skip the 7B memory plan run)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${GPU_CHECK_BUILD:-native/build-gpu}
@@ -64,6 +66,12 @@ if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMCHECK:-1}" != 0 ] && command -v compute
   grep -E "ERROR SUMMARY|=========|checks, |error|Device not supported" "$BUILD/memcheck.txt" | head -60 | tee -a "$LOG"
   say "== memcheck exit $mrc"
   if [ "$rc" -eq 0 ] && [ "$mrc" -ne 0 ] && ! grep -q "Device not supported" "$BUILD/memcheck.txt"; then rc=1; fi
+fi
+if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMPLAN:-1}" != 0 ]; then
+  say "== memory plan (docs/memory-plan.md) against the allocator's accounting: LLaMA-7B shape, bf16 weights"
+  timeout 300 "$BUILD/tailor_cudacheck" --memory-plan 7b >"$BUILD/memplan.txt" 2>&1
+  say "== memory plan exit $?"
+  tee -a "$LOG" <"$BUILD/memplan.txt"
 fi
 say "== gpu-check done in $(( $(date +%s) - start )) s, exit $rc"
 exit "$rc"
