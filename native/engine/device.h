@@ -48,7 +48,7 @@ struct BackendChoice {
 };
 
 // The backend for a model load. 'cuda' and 'auto' pick the first supported CUDA device when there is
-// one (inference runs there; training and pruning statistics stay on the CPU); 'cuda' throws
+// one (inference, LoRA training and the pruner's gradients run there; full fine-tuning on the CPU); 'cuda' throws
 // E_UNSUPPORTED saying why it cannot run (not built, no driver, no supported device).
 BackendChoice choose_backend(BackendKind requested);
 
