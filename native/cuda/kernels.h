@@ -80,8 +80,10 @@ void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRo
 // out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] the softmax probabilities (row t: columns 0..t, the rest 0)
 void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
 // dq[B*Tn, nh*hd], dk/dv[B*Tn, nkv*hd] += ... from dout and the saved probabilities
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                        int B, int Tn, int nh, int nkv, int hd);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* att, const float* q, const float* k,
+                        const float* v, int B, int Tn, int nh, int nkv, int hd);
+// the floats of att for these sizes
+int64_t attention_saved_floats(int B, int Tn, int nh);
 // dg[n] += dh·u·σ(g)(1 + g(1 − σ(g)));  du[n] += dh·silu(g)
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n);
 // dtable[V, D] += dout[n, :] at row ids[n], rows added in order n = 0..N-1 (deterministic)

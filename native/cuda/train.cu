@@ -334,8 +334,10 @@ void attention_forward_train(float* out, float* att, const float* q, const float
   check_launch("attention_forward_train");
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                        int B, int Tn, int nh, int nkv, int hd) {
+int64_t attention_saved_floats(int B, int Tn, int nh) { return int64_t(B) * nh * Tn * Tn; }
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* /*out*/, const float* att, const float* q,
+                        const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
   if (!attention_shape("attention_backward", B, Tn, nh, nkv, hd)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   // Σ_j p_j dp_j of every query row, [B, nh, Tn] (no allocator yet: one cudaMalloc per call)

@@ -380,7 +380,7 @@ void check_attention_train() {
                                    c.nkv, c.hd);
     Dev<float> gq(q), gk(k), gv(v), gout(q.size()), gatt(an), gdout(dout), gratt(ratt), gdq(dq0), gdk(dk0), gdv(dv0);
     cu::attention_forward_train(gout.p, gatt.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
-    cu::attention_backward(gdq.p, gdk.p, gdv.p, gdout.p, gratt.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
+    cu::attention_backward(gdq.p, gdk.p, gdv.p, gdout.p, gout.p, gratt.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
     report("attention_fwd_train", std::string(c.name) + " out", gout.get(), rout, kF32);
     report("attention_fwd_train", std::string(c.name) + " att", gatt.get(), ratt, kF32);
     report("attention_backward", std::string(c.name) + " dq +=", gdq.get(), rdq, kF32);
@@ -491,7 +491,7 @@ void check_train_pointwise() {
     cu::rmsnorm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64);
     cu::rope_apply(nullptr, nullptr, 0, 4, dr, -1);
     cu::attention_forward_train(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 16, 8, 2, 64);
-    cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
+    cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
     cu::swiglu_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0);
     cu::embedding_backward(nullptr, nullptr, nullptr, 0, 64);
     cu::scale_inplace(nullptr, 2.f, 0);
