@@ -105,8 +105,8 @@ __device__ inline void warp_load(float (&a)[kMaxPerLane], const float* __restric
 // memory in tiles of nk rows (attention_tile) that all the block's warps read. In a tile lane l owns row l:
 // its score is one thread's dot product over the head (rows at stride hd+1, so lanes hit distinct banks,
 // no shuffles), and the sums over the tile's rows go per dimension (dims lane, lane+32, … as in attention.cu)
-// with row l's weight passed from lane l by a shuffle. s_tj is computed by the same code in all three
-// kernels, so the backward sees the forward's scores bit for bit.
+// with row l's weight passed from lane l by a shuffle. All three kernels compute s_tj with the same code in
+// the same order (q·k over d = 0..hd−1, then ×scale), so the backward rebuilds the forward's scores.
 
 __device__ inline int imin(int a, int b) { return a < b ? a : b; }
 
