@@ -270,10 +270,11 @@ class CudaBackend final : public Backend {
     use();
     cuda::attention_forward_train(out, att, q, k, v, B, Tn, nh, nkv, hd);
   }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                          int B, int Tn, int nh, int nkv, int hd) override {
+  int64_t attention_saved_floats(int B, int Tn, int nh) const override { return cuda::attention_saved_floats(B, Tn, nh); }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* att, const float* q, const float* k,
+                          const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     use();
-    cuda::attention_backward(dq, dk, dv, dout, att, q, k, v, B, Tn, nh, nkv, hd);
+    cuda::attention_backward(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd);
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
     use();

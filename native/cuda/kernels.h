@@ -84,11 +84,14 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 // x[N, n_heads*hd] rotated in place by pos[n]; sign = -1 the inverse rotation (RoPE's backward)
 void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRope& rope, int sign);
 // causal GQA attention over B right-padded sequences of Tn tokens: q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd] →
-// out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] the softmax probabilities (row t: columns 0..t, the rest 0)
-void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
-// dq[B*Tn, nh*hd], dk/dv[B*Tn, nkv*hd] += ... from dout and the saved probabilities
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                        int B, int Tn, int nh, int nkv, int hd);
+// out[B*Tn, nh*hd]; lse[B, nh, Tn] = log Σ_{j≤t} exp(q_t·k_j/√hd) of each score row, all the backward keeps
+// (flash-style: the probabilities are recomputed there, never stored); hd ≤ 256
+void attention_forward_train(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
+// dq[B*Tn, nh*hd], dk/dv[B*Tn, nkv*hd] += ... from dout[B*Tn, nh*hd], the forward's out and lse, and q, k, v
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
+                        const float* v, int B, int Tn, int nh, int nkv, int hd);
+// the floats of the saved state (lse) for these sizes: B*nh*Tn
+int64_t attention_saved_floats(int B, int Tn, int nh);
 // dg[n] += dh·u·σ(g)(1 + g(1 − σ(g)));  du[n] += dh·silu(g)
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n);
 // dtable[V, D] += dout[n, :] at row ids[n], rows added in order n = 0..N-1 (deterministic)

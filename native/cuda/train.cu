@@ -3,10 +3,12 @@
 //   rmsnorm_forward_train  one block per row, sum of squares in float64; saves rstd[N]
 //   rmsnorm_backward       dx: one block per row (float64 dot); dw: a second kernel over columns that adds
 //                          the rows in a fixed order (no atomics, deterministic)
-//   attention_forward_train  one warp per (sequence, head, query) row: scores, softmax into att, out = p·v
-//   attention_backward     two kernels, no atomics: per query row, dq and Σ_j p·dp (saved, [B, nh, Tn]);
-//                          per (sequence, KV head, key), dk and dv summed over the group's heads and the
-//                          queries t ≥ j. dp = dout·v is recomputed instead of storing a [B, nh, Tn, Tn] buffer
+//   attention_forward_train  flash-style: saves only lse[B, nh, Tn] (log Σ exp of each score row), never the
+//                          [B, nh, Tn, Tn] probabilities. A block holds 8 query rows of one head (a warp each)
+//                          and streams the keys ≤ its last row through shared memory in tiles; online softmax
+//   attention_backward     recomputes p = exp(s − lse), no atomics: D_t = dout_t·out_t per row; per query row
+//                          (blocks as the forward's) dq; per (sequence, KV head, 8 keys) dk and dv summed over
+//                          the group's heads and the queries t ≥ j streamed in tiles, in a fixed order
 //   swiglu_backward, scale_inplace, lora_dropout, adamw_step   element-wise, grid-stride
 //   embedding_backward     one thread per column, rows added in order n = 0..N-1 (deterministic)
 //   sum_squares            float64 partial sums per block, then one block adds them in order
@@ -23,8 +25,10 @@ namespace cuda {
 namespace {
 
 constexpr int kRowThreads = 256;
-constexpr int kWarps = 4;       // attention rows per block
-constexpr int kMaxPerLane = 8;  // head_dim ≤ 32 × 8 = 256
+constexpr int kTileRows = 8;                  // attention: query (or key) rows per block, one per warp
+constexpr int kTileThreads = 32 * kTileRows;
+constexpr int kSmemFloats = 11264;            // attention: 44 KiB of static shared memory per block (the limit is 48)
+constexpr int kMaxPerLane = 8;                // head_dim ≤ 32 × 8 = 256
 constexpr int kColRows = 8;     // rmsnorm dw: row groups per column block
 
 // y[N, D], rstd[N], x[N, D], w[D]; grid N, block kRowThreads
@@ -95,92 +99,151 @@ __device__ inline void warp_load(float (&a)[kMaxPerLane], const float* __restric
   }
 }
 
-// out[B*Tn, nh*hd], att[B, nh, Tn, Tn], q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd]; one warp per att row (b, h, t);
-// grid ceil(B*nh*Tn / kWarps), block 32*kWarps
-__global__ void attention_forward_train_kernel(float* __restrict__ out, float* __restrict__ att, const float* __restrict__ q,
-                                               const float* __restrict__ k, const float* __restrict__ v, int B, int Tn, int nh, int nkv,
-                                               int hd, float scale) {
-  const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= int64_t(B) * nh * Tn) return;  // whole warps leave together
-  const int t = int(row % Tn), h = int(row / Tn % nh), b = int(row / Tn / nh), g = h / (nh / nkv);
+// ---- flash-style attention. The forward keeps out and lse_t = log Σ_{j≤t} exp s_tj per score row; the
+// backward recomputes p_tj = exp(s_tj − lse_t) from q and k. A block owns kTileRows query rows (forward, dq)
+// or key rows (dk/dv) of one head, one per warp, in shared memory; the other side streams through shared
+// memory in tiles of nk rows (attention_tile) that all the block's warps read. In a tile lane l owns row l:
+// its score is one thread's dot product over the head (rows at stride hd+1, so lanes hit distinct banks,
+// no shuffles), and the sums over the tile's rows go per dimension (dims lane, lane+32, … as in attention.cu)
+// with row l's weight passed from lane l by a shuffle. All three kernels compute s_tj with the same code in
+// the same order (q·k over d = 0..hd−1, then ×scale), so the backward rebuilds the forward's scores.
+
+__device__ inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Σ_d a[d]·b[d] in order, by one thread
+__device__ inline float row_dot(const float* a, const float* b, int hd) {
+  float s = 0.f;
+  for (int d = 0; d < hd; d++) s += a[d] * b[d];
+  return s;
+}
+
+// dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd; every thread of the block
+__device__ inline void load_rows(float* dst, int stride, const float* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
+  for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
+    const int r = i / hd, d = i - r * hd;
+    dst[r * stride + d] = r < valid ? src[r * src_stride + d] : 0.f;
+  }
+}
+
+// out[B*Tn, nh*hd], lse[B, nh, Tn], q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd]. Block: (b, h) and the query rows t0..t0+kTileRows−1,
+// warp w the row t = t0 + w, an online softmax over the key tiles (running max m and Σ exp(s − m), out rescaled as m
+// grows); grid B*nh*ceil(Tn/kTileRows), block kTileThreads
+__global__ void attention_forward_train_kernel(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q,
+                                               const float* __restrict__ k, const float* __restrict__ v, int Tn, int nh, int nkv, int hd,
+                                               int nk, float scale) {
+  __shared__ float sm[kSmemFloats];
+  const int tiles = (Tn + kTileRows - 1) / kTileRows;
+  const int64_t bh = blockIdx.x / tiles;  // b·nh + h
+  const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
+  const int t0 = int(blockIdx.x % tiles) * kTileRows, last = imin(t0 + kTileRows, Tn) - 1;  // the block's rows t0..last
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, t = t0 + w, st = hd + 1;
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  const float* kb = k + int64_t(b) * Tn * ks + int64_t(g) * hd;  // k[b, 0.., g, :]
-  const float* vb = v + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  float* ar = att + row * Tn;
-  float qr[kMaxPerLane], acc[kMaxPerLane];
-  warp_load(qr, q + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd, hd);
-  // scores: entry j written (and later read back) by lane j % 32
-  float mx = -INFINITY;
-  for (int j = 0; j <= t; j++) {
-    const float s = warp_dot(qr, kb + int64_t(j) * ks, hd) * scale;
-    if (lane == j % 32) ar[j] = s;
-    mx = fmaxf(mx, s);
-  }
-  double sum = 0;
-  for (int j = lane; j <= t; j += 32) {
-    const float e = expf(ar[j] - mx);
-    ar[j] = e;
-    sum += double(e);
-  }
-  sum = warp_sum(sum);
-  const float inv = float(1.0 / sum);
-  for (int j = lane; j <= t; j += 32) ar[j] *= inv;
-  for (int j = t + 1 + lane; j < Tn; j += 32) ar[j] = 0.f;
-  // out = Σ_j p_j v_j, p_j passed from its lane by shuffles
+  float* kt = sm;            // key tile [nk][st]
+  float* vt = kt + nk * st;  // value tile [nk][st]
+  float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
+  load_rows(qt, hd, q + (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd, qs, kTileRows, last + 1 - t0, hd);
+  float acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) acc[i] = 0.f;
-  for (int j0 = 0; j0 <= t; j0 += 32) {
-    const float pl = j0 + lane <= t ? ar[j0 + lane] : 0.f;
-    const int nj = t + 1 - j0 < 32 ? t + 1 - j0 : 32;
+  float m = -INFINITY, l = 0.f;
+  for (int j0 = 0; j0 <= last; j0 += nk) {
+    const int n = imin(nk, last + 1 - j0);
+    __syncthreads();  // every warp is done with the previous tile
+    load_rows(kt, st, k + (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd, ks, n, n, hd);
+    load_rows(vt, st, v + (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd, ks, n, n, hd);
+    __syncthreads();
+    if (t > last || j0 > t) continue;  // warp-uniform: no key of this tile is visible from row t
+    const int nj = imin(n, t + 1 - j0);  // keys j0..j0+nj−1 ≤ t
+    const float s = lane < nj ? row_dot(qt + w * hd, kt + lane * st, hd) * scale : -INFINITY;
+    const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0 holds key j0 ≤ t
+    const float corr = expf(m - m_new);         // 0 on the first tile (m = −∞)
+    const float p = lane < nj ? expf(s - m_new) : 0.f;
+    l = l * corr + warp_sum(p);
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; i++) acc[i] *= corr;
     for (int jj = 0; jj < nj; jj++) {
-      const float p = __shfl_sync(0xffffffffu, pl, jj);
-      const float* vr = vb + int64_t(j0 + jj) * ks;
+      const float pj = __shfl_sync(0xffffffffu, p, jj);
+      const float* vr = vt + jj * st;
 #pragma unroll
       for (int i = 0; i < kMaxPerLane; i++) {
         const int d = lane + 32 * i;
-        if (d < hd) acc[i] += p * vr[d];
+        if (d < hd) acc[i] += pj * vr[d];
       }
     }
+    m = m_new;
   }
+  if (t > last) return;  // past the last barrier
+  const float inv = 1.f / l;
   float* o = out + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) {
     const int d = lane + 32 * i;
-    if (d < hd) o[d] = acc[i];
+    if (d < hd) o[d] = acc[i] * inv;
   }
+  if (lane == 0) lse[bh * Tn + t] = m + logf(l);
 }
 
-// dq[B*Tn, nh*hd] += Σ_j ds_j k_j with ds_j = p_j (dp_j − Σ p dp)·scale, dp_j = dout·v_j; pdp[B, nh, Tn] ← Σ p dp
-// (for the dk/dv kernel). dout/q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd], att[B, nh, Tn, Tn]; one warp per row (b, h, t);
-// grid ceil(B*nh*Tn / kWarps), block 32*kWarps
-__global__ void attention_backward_dq_kernel(float* __restrict__ dq, float* __restrict__ pdp_out, const float* __restrict__ dout,
-                                             const float* __restrict__ att, const float* __restrict__ k, const float* __restrict__ v,
-                                             int B, int Tn, int nh, int nkv, int hd, float scale) {
-  const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= int64_t(B) * nh * Tn) return;  // whole warps leave together
-  const int t = int(row % Tn), h = int(row / Tn % nh), b = int(row / Tn / nh), g = h / (nh / nkv);
+// D[B, nh, Tn] = dout_t·out_t of each (b, h, t) row, which is Σ_j p_tj·dp_tj (out_t = Σ_j p_tj v_j, dp_tj = dout_t·v_j);
+// dout/out[B*Tn, nh*hd]; one warp per row, grid ceil(B*nh*Tn / kTileRows), block kTileThreads
+__global__ void attention_backward_d_kernel(float* __restrict__ D, const float* __restrict__ dout, const float* __restrict__ out, int64_t rows,
+                                            int Tn, int nh, int hd) {
+  const int64_t row = int64_t(blockIdx.x) * kTileRows + threadIdx.x / 32;
+  if (row >= rows) return;  // whole warps leave together
+  const int t = int(row % Tn), h = int(row / Tn % nh), b = int(row / Tn / nh);
+  const int64_t off = (int64_t(b) * Tn + t) * nh * hd + int64_t(h) * hd;
+  float g[kMaxPerLane];
+  warp_load(g, dout + off, hd);
+  const float s = warp_dot(g, out + off, hd);
+  if (threadIdx.x % 32 == 0) D[row] = s;
+}
+
+// dq[B*Tn, nh*hd] += Σ_{j≤t} ds_tj·k_j, ds_tj = p_tj (dout_t·v_j − D_t)·scale, p_tj = exp(s_tj − lse_t); dout[B*Tn, nh*hd],
+// lse/D[B, nh, Tn], q/k/v as in the forward. Blocks, warps and key tiles as the forward's; grid and block too
+__global__ void attention_backward_dq_kernel(float* __restrict__ dq, const float* __restrict__ dout, const float* __restrict__ lse,
+                                             const float* __restrict__ D, const float* __restrict__ q, const float* __restrict__ k,
+                                             const float* __restrict__ v, int Tn, int nh, int nkv, int hd, int nk, float scale) {
+  __shared__ float sm[kSmemFloats];
+  const int tiles = (Tn + kTileRows - 1) / kTileRows;
+  const int64_t bh = blockIdx.x / tiles;
+  const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
+  const int t0 = int(blockIdx.x % tiles) * kTileRows, last = imin(t0 + kTileRows, Tn) - 1;
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, t = t0 + w, st = hd + 1;
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  const float* kb = k + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  const float* vb = v + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  const float* ar = att + row * Tn;
-  float go[kMaxPerLane], acc[kMaxPerLane];
-  warp_load(go, dout + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd, hd);
-  float pdp = 0.f;
-  for (int j = 0; j <= t; j++) pdp += ar[j] * warp_dot(go, vb + int64_t(j) * ks, hd);
-  if (lane == 0) pdp_out[row] = pdp;
+  float* kt = sm;                    // key tile [nk][st]
+  float* vt = kt + nk * st;          // value tile [nk][st]
+  float* qt = vt + nk * st;          // query rows [kTileRows][hd]
+  float* gt = qt + kTileRows * hd;   // their dout rows [kTileRows][hd]
+  const int64_t first = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd;
+  load_rows(qt, hd, q + first, qs, kTileRows, last + 1 - t0, hd);
+  load_rows(gt, hd, dout + first, qs, kTileRows, last + 1 - t0, hd);
+  const float L = t <= last ? lse[bh * Tn + t] : 0.f, Dt = t <= last ? D[bh * Tn + t] : 0.f;
+  float acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) acc[i] = 0.f;
-  for (int j = 0; j <= t; j++) {
-    const float ds = ar[j] * (warp_dot(go, vb + int64_t(j) * ks, hd) - pdp) * scale;
-    const float* kr = kb + int64_t(j) * ks;
+  for (int j0 = 0; j0 <= last; j0 += nk) {
+    const int n = imin(nk, last + 1 - j0);
+    __syncthreads();
+    load_rows(kt, st, k + (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd, ks, n, n, hd);
+    load_rows(vt, st, v + (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd, ks, n, n, hd);
+    __syncthreads();
+    if (t > last || j0 > t) continue;
+    const int nj = imin(n, t + 1 - j0);
+    float ds = 0.f;
+    if (lane < nj) {
+      const float p = expf(row_dot(qt + w * hd, kt + lane * st, hd) * scale - L);
+      ds = p * (row_dot(gt + w * hd, vt + lane * st, hd) - Dt) * scale;
+    }
+    for (int jj = 0; jj < nj; jj++) {
+      const float dsj = __shfl_sync(0xffffffffu, ds, jj);
+      const float* kr = kt + jj * st;
 #pragma unroll
-    for (int i = 0; i < kMaxPerLane; i++) {
-      const int d = lane + 32 * i;
-      if (d < hd) acc[i] += ds * kr[d];
+      for (int i = 0; i < kMaxPerLane; i++) {
+        const int d = lane + 32 * i;
+        if (d < hd) acc[i] += dsj * kr[d];
+      }
     }
   }
+  if (t > last) return;
   float* dqr = dq + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) {
@@ -189,36 +252,63 @@ __global__ void attention_backward_dq_kernel(float* __restrict__ dq, float* __re
   }
 }
 
-// dk/dv[B*Tn, nkv*hd] += Σ_{h in group g} Σ_{t ≥ j} (ds[t, j]·q_t, p[t, j]·dout_t) for key j; pdp[B, nh, Tn] from the dq
-// kernel, the other tensors as there; one warp per (b, g, j); grid ceil(B*nkv*Tn / kWarps), block 32*kWarps
-__global__ void attention_backward_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ pdp,
-                                              const float* __restrict__ dout, const float* __restrict__ att, const float* __restrict__ q,
-                                              const float* __restrict__ v, int B, int Tn, int nh, int nkv, int hd, float scale) {
-  const int64_t item = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (item >= int64_t(B) * nkv * Tn) return;  // whole warps leave together
-  const int j = int(item % Tn), g = int(item / Tn % nkv), b = int(item / Tn / nkv), group = nh / nkv;
+// dk/dv[B*Tn, nkv*hd] += Σ_{h of group g} Σ_{t≥j} (ds_tj·q_t, p_tj·dout_t), the rest as in the dq kernel. Block: (b, g) and the
+// key rows j0..j0+kTileRows−1, warp w the key j = j0 + w; the group's heads one after another, each with its queries t ≥ j0 in
+// tiles of nk (q and dout) — a fixed order, no atomics; grid B*nkv*ceil(Tn/kTileRows), block kTileThreads
+__global__ void attention_backward_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
+                                              const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ q,
+                                              const float* __restrict__ k, const float* __restrict__ v, int Tn, int nh, int nkv, int hd, int nk,
+                                              float scale) {
+  __shared__ float sm[kSmemFloats];
+  const int tiles = (Tn + kTileRows - 1) / kTileRows, group = nh / nkv;
+  const int64_t bg = blockIdx.x / tiles;  // b·nkv + g
+  const int g = int(bg % nkv), b = int(bg / nkv);
+  const int j0 = int(blockIdx.x % tiles) * kTileRows, last = imin(j0 + kTileRows, Tn) - 1;  // the block's keys j0..last
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, j = j0 + w, st = hd + 1;
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  float vj[kMaxPerLane], ak[kMaxPerLane], av[kMaxPerLane];
-  warp_load(vj, v + (int64_t(b) * Tn + j) * ks + int64_t(g) * hd, hd);
+  float* qt = sm;                    // query tile [nk][st]
+  float* gt = qt + nk * st;          // its dout rows [nk][st]
+  float* kt = gt + nk * st;          // key rows [kTileRows][hd]
+  float* vt = kt + kTileRows * hd;   // their value rows [kTileRows][hd]
+  const int64_t kfirst = (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd;
+  load_rows(kt, hd, k + kfirst, ks, kTileRows, last + 1 - j0, hd);
+  load_rows(vt, hd, v + kfirst, ks, kTileRows, last + 1 - j0, hd);
+  float ak[kMaxPerLane], av[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) ak[i] = av[i] = 0.f;
-  for (int h = g * group; h < (g + 1) * group; h++)
-    for (int t = j; t < Tn; t++) {
-      const int64_t row = (int64_t(b) * nh + h) * Tn + t;
-      const float* go = dout + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
-      const float* qr = q + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
-      const float p = att[row * Tn + j];
-      const float ds = p * (warp_dot(vj, go, hd) - pdp[row]) * scale;  // dp = dout_t·v_j as in the dq kernel
+  for (int h = g * group; h < (g + 1) * group; h++) {
+    const int64_t bh = int64_t(b) * nh + h;
+    for (int t0 = j0; t0 < Tn; t0 += nk) {
+      const int n = imin(nk, Tn - t0);
+      __syncthreads();
+      const int64_t qfirst = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd;
+      load_rows(qt, st, q + qfirst, qs, n, n, hd);
+      load_rows(gt, st, dout + qfirst, qs, n, n, hd);
+      __syncthreads();
+      const int lo = j > t0 ? j - t0 : 0;  // tile rows below lo are queries t < j
+      if (j > last || lo >= n) continue;   // warp-uniform
+      float ds = 0.f, p = 0.f;
+      if (lane >= lo && lane < n) {
+        const int64_t row = bh * Tn + t0 + lane;
+        p = expf(row_dot(qt + lane * st, kt + w * hd, hd) * scale - lse[row]);
+        ds = p * (row_dot(gt + lane * st, vt + w * hd, hd) - D[row]) * scale;
+      }
+      for (int r = lo; r < n; r++) {
+        const float dsr = __shfl_sync(0xffffffffu, ds, r), pr = __shfl_sync(0xffffffffu, p, r);
+        const float* qr = qt + r * st;
+        const float* gr = gt + r * st;
 #pragma unroll
-      for (int i = 0; i < kMaxPerLane; i++) {
-        const int d = lane + 32 * i;
-        if (d < hd) {
-          ak[i] += ds * qr[d];
-          av[i] += p * go[d];
+        for (int i = 0; i < kMaxPerLane; i++) {
+          const int d = lane + 32 * i;
+          if (d < hd) {
+            ak[i] += dsr * qr[d];
+            av[i] += pr * gr[d];
+          }
         }
       }
     }
+  }
+  if (j > last) return;
   const int64_t off = (int64_t(b) * Tn + j) * ks + int64_t(g) * hd;
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) {
@@ -303,9 +393,13 @@ bool attention_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
   if (B == 0 || Tn == 0 || nh == 0 || hd == 0) return false;
   if (hd > 32 * kMaxPerLane) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": head_dim up to 256 (got " + std::to_string(hd) + ")");
   if (nkv <= 0 || nh % nkv != 0) fail(ErrorCode::ARG, std::string(what) + ": n_head must be a multiple of n_kv");
-  rows_limit((int64_t(B) * nh * Tn + kWarps - 1) / kWarps, what);
+  rows_limit(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows), what);  // the most blocks a launch has
   return true;
 }
+
+// rows per streamed attention tile: two tiles [nk][hd+1] and two row sets [kTileRows][hd] fit in kSmemFloats.
+// 32 (a row per lane) up to hd = 128, 13 at hd = 256 (lanes past nk idle while scoring)
+int attention_tile(int hd) { return std::min(32, (kSmemFloats - 2 * kTileRows * hd) / (2 * (hd + 1))); }
 
 }  // namespace
 
@@ -326,32 +420,40 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
   check_launch("rmsnorm_backward (dw)");
 }
 
-void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
+void attention_forward_train(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
   if (!attention_shape("attention_forward_train", B, Tn, nh, nkv, hd)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  TAILOR_LAUNCH(attention_forward_train_kernel, ceil_div(int64_t(B) * nh * Tn, kWarps), 32 * kWarps)(out, att, q, k, v, B, Tn, nh, nkv, hd,
-                                                                                                    scale);
+  const unsigned blocks = unsigned(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows));
+  TAILOR_LAUNCH(attention_forward_train_kernel, blocks, kTileThreads)(out, lse, q, k, v, Tn, nh, nkv, hd, attention_tile(hd), scale);
   check_launch("attention_forward_train");
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                        int B, int Tn, int nh, int nkv, int hd) {
+int64_t attention_saved_floats(int B, int Tn, int nh) { return int64_t(B) * nh * Tn; }
+
+// D_t = Σ_j p_tj·dp_tj is taken as dout_t·out_t from the forward's output (FlashAttention-2): O(hd) per row, where
+// recomputing it from lse would be a second pass over every key (q·k and dout·v again) before the dq pass
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
+                        const float* v, int B, int Tn, int nh, int nkv, int hd) {
   if (!attention_shape("attention_backward", B, Tn, nh, nkv, hd)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  // Σ_j p_j dp_j of every query row, [B, nh, Tn] (no allocator yet: one cudaMalloc per call)
-  float* pdp = static_cast<float*>(device_malloc(sizeof(float) * size_t(int64_t(B) * nh * Tn)));
+  const int nk = attention_tile(hd);
+  const int64_t rows = int64_t(B) * nh * Tn, tiles = (Tn + kTileRows - 1) / kTileRows;
+  // D[B, nh, Tn] (no allocator here: one cudaMalloc per call)
+  float* D = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
   try {
-    TAILOR_LAUNCH(attention_backward_dq_kernel, ceil_div(int64_t(B) * nh * Tn, kWarps), 32 * kWarps)(dq, pdp, dout, att, k, v, B, Tn, nh, nkv,
-                                                                                                    hd, scale);
+    TAILOR_LAUNCH(attention_backward_d_kernel, ceil_div(rows, kTileRows), kTileThreads)(D, dout, out, rows, Tn, nh, hd);
+    check_launch("attention_backward (D)");
+    TAILOR_LAUNCH(attention_backward_dq_kernel, unsigned(int64_t(B) * nh * tiles), kTileThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, hd, nk,
+                                                                                               scale);
     check_launch("attention_backward (dq)");
-    TAILOR_LAUNCH(attention_backward_dkv_kernel, ceil_div(int64_t(B) * nkv * Tn, kWarps), 32 * kWarps)(dk, dv, pdp, dout, att, q, v, B, Tn, nh,
-                                                                                                      nkv, hd, scale);
+    TAILOR_LAUNCH(attention_backward_dkv_kernel, unsigned(int64_t(B) * nkv * tiles), kTileThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv,
+                                                                                                 hd, nk, scale);
     check_launch("attention_backward (dk, dv)");
   } catch (...) {
-    device_free(pdp);
+    device_free(D);
     throw;
   }
-  device_free(pdp);
+  device_free(D);
 }
 
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) {

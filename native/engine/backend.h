@@ -102,12 +102,17 @@ class Backend {
   // x[N, n_heads*hd] rotated in place by pos[n]; sign = -1 the inverse rotation (RoPE's backward)
   virtual void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const RopeTable& rope, int sign) = 0;
   // causal GQA attention over B right-padded sequences of Tn tokens: q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd] →
-  // out[B*Tn, nh*hd]; att[B, nh, Tn, Tn] keeps the probabilities for the backward
+  // out[B*Tn, nh*hd]. `att` is opaque state the forward saves for the backward, attention_saved_floats()
+  // floats: the CPU keeps the softmax probabilities [B, nh, Tn, Tn] (what the float64 checks verify), CUDA
+  // only the log-sum-exp of each score row [B, nh, Tn] and recomputes the probabilities in the backward
   virtual void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv,
                                        int hd) = 0;
-  // dq, dk, dv += ... from dout and the saved probabilities
-  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k,
-                                  const float* v, int B, int Tn, int nh, int nkv, int hd) = 0;
+  // the floats of `att` between attention_forward_train and attention_backward
+  virtual int64_t attention_saved_floats(int B, int Tn, int nh) const = 0;
+  // dq, dk, dv += ... from dout, the forward's output `out` and its saved state `att` (the CPU ignores out;
+  // CUDA takes Σ_j p·dp of a row as dout·out from it instead of a second pass over the keys)
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* att, const float* q,
+                                  const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) = 0;
   // dg, du += ∂(silu(g)·u)/∂g·dh, ∂/∂u·dh
   virtual void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) = 0;
   // dtable[V, D] += dout[n, :] at row ids[n]

@@ -346,8 +346,10 @@ class CpuBackend final : public Backend {
                                int hd) override {
     pool_.parallel_for(int64_t(B) * nkv, 1, [&](int64_t a, int64_t b, int) { ops::attention_forward(out, att, q, k, v, B, Tn, nh, nkv, hd, a, b); });
   }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v,
-                          int B, int Tn, int nh, int nkv, int hd) override {
+  // the probabilities themselves: att[B, nh, Tn, Tn]
+  int64_t attention_saved_floats(int B, int Tn, int nh) const override { return int64_t(B) * nh * Tn * Tn; }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* /*out: p is saved*/, const float* att, const float* q,
+                          const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     pool_.parallel_for(int64_t(B) * nkv, 1,
                        [&](int64_t a, int64_t b, int) { ops::attention_backward(dq, dk, dv, dout, att, q, k, v, B, Tn, nh, nkv, hd, a, b); });
   }

@@ -139,9 +139,9 @@ struct Graph {
       if (be) return B().attention_forward_train(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
     ops::attention_forward(o, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
   }
-  void attn_bwd(T* dq, T* dk, T* dv, const T* dout, const T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
+  void attn_bwd(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* att, const T* q, const T* k, const T* v, int nh, int nkv, int hd) {
     if constexpr (std::is_same_v<T, float>)
-      if (be) return B().attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
+      if (be) return B().attention_backward(dq, dk, dv, dout, out, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
     ops::attention_backward(dq, dk, dv, dout, att, q, k, v, batch.B, batch.Tn, nh, nkv, hd);
   }
   void swiglu_fwd(T* h, const T* g, const T* u, int64_t n) {
@@ -229,7 +229,7 @@ struct Graph {
       linear_forward(a.v.p, a.xn1.p, l, kV, D, kvd, &a.xa[kV]);
       rope_(a.q.p, s.n_head, 1);
       rope_(a.k.p, s.n_kv_head, 1);
-      make(a.att, int64_t(batch.B) * s.n_head * batch.Tn * batch.Tn, false);
+      make(a.att, be ? be->attention_saved_floats(batch.B, batch.Tn, s.n_head) : int64_t(batch.B) * s.n_head * batch.Tn * batch.Tn, false);
       make(a.ao, N * qd, false);
       attn_fwd(a.ao.p, a.att.p, a.q.p, a.k.p, a.v.p, s.n_head, s.n_kv_head, int(hd));
       Buf<T> o;
@@ -282,7 +282,7 @@ struct Graph {
       Buf<T> dao, dq, dk, dv, dxn1;
       make(dao, N * qd), make(dq, N * qd), make(dk, N * kvd), make(dv, N * kvd), make(dxn1, N * D);
       linear_backward(dao.p, dx.p, a.ao.p, l, kO, qd, D, &a.xa[kO]);
-      attn_bwd(dq.p, dk.p, dv.p, dao.p, a.att.p, a.q.p, a.k.p, a.v.p, s.n_head, s.n_kv_head, int(hd));
+      attn_bwd(dq.p, dk.p, dv.p, dao.p, a.ao.p, a.att.p, a.q.p, a.k.p, a.v.p, s.n_head, s.n_kv_head, int(hd));
       rope_(dq.p, s.n_head, -1);
       rope_(dk.p, s.n_kv_head, -1);
       linear_backward(dxn1.p, dq.p, a.xn1.p, l, kQ, D, qd, &a.xa[kQ]);

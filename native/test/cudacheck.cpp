@@ -396,34 +396,59 @@ void check_rope_apply() {
   }
 }
 
-void check_attention_train() {
+// the CUDA forward saves lse[B, nh, Tn] instead of the probabilities: checked against log Σ_{j≤t} exp s_tj in
+// float64; the backward then runs from the GPU's own out and lse
+void check_attention_train(Backend& cpu, Backend& gpu) {
   struct Case { const char* name; int B, Tn, nh, nkv, hd; };
   const Case cases[] = {
       {"GQA 8/2 hd=64 B=2 Tn=37", 2, 37, 8, 2, 64},
       {"MHA 4/4 hd=32 B=3 Tn=20", 3, 20, 4, 4, 32},
       {"GQA 6/3 hd=40 B=1 Tn=70", 1, 70, 6, 3, 40},
       {"GQA 4/1 hd=256 B=2 Tn=5", 2, 5, 4, 1, 256},
+      {"GQA 4/1 hd=256 B=1 Tn=40", 1, 40, 4, 1, 256},  // 13-key tiles
       {"MHA 2/2 hd=8 B=1 Tn=1", 1, 1, 2, 2, 8},
+      {"GQA 4/2 hd=128 B=1 Tn=300", 1, 300, 4, 2, 128},
   };
   for (const Case& c : cases) {
     const int64_t rows = int64_t(c.B) * c.Tn, qd = int64_t(c.nh) * c.hd, kd = int64_t(c.nkv) * c.hd;
     const size_t an = size_t(c.B) * size_t(c.nh) * size_t(c.Tn) * size_t(c.Tn);
     auto q = randf(size_t(rows * qd)), k = randf(size_t(rows * kd)), v = randf(size_t(rows * kd)), dout = randf(size_t(rows * qd));
     auto dq0 = randf(q.size()), dk0 = randf(k.size()), dv0 = randf(v.size());
-    std::vector<float> rout(q.size()), ratt(an);
+    std::vector<float> rout(q.size()), ratt(an), rlse(size_t(c.B) * size_t(c.nh) * size_t(c.Tn));
     ops::attention_forward<float>(rout.data(), ratt.data(), q.data(), k.data(), v.data(), c.B, c.Tn, c.nh, c.nkv, c.hd);
     auto rdq = dq0, rdk = dk0, rdv = dv0;
     ops::attention_backward<float>(rdq.data(), rdk.data(), rdv.data(), dout.data(), ratt.data(), q.data(), k.data(), v.data(), c.B, c.Tn, c.nh,
                                    c.nkv, c.hd);
-    Dev<float> gq(q), gk(k), gv(v), gout(q.size()), gatt(an), gdout(dout), gratt(ratt), gdq(dq0), gdk(dk0), gdv(dv0);
-    cu::attention_forward_train(gout.p, gatt.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
-    cu::attention_backward(gdq.p, gdk.p, gdv.p, gdout.p, gratt.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
+    for (size_t r = 0; r < rlse.size(); r++) {  // r = (b·nh + h)·Tn + t
+      const int64_t t = int64_t(r) % c.Tn, h = int64_t(r) / c.Tn % c.nh, b = int64_t(r) / c.Tn / c.nh;
+      std::vector<double> sc(size_t(t) + 1, 0.0);
+      for (int64_t j = 0; j <= t; j++)
+        for (int i = 0; i < c.hd; i++)
+          sc[size_t(j)] += double(q[size_t((b * c.Tn + t) * qd + h * c.hd + i)]) * k[size_t((b * c.Tn + j) * kd + h / (c.nh / c.nkv) * c.hd + i)];
+      const double mx = *std::max_element(sc.begin(), sc.end()), sq = std::sqrt(double(c.hd));
+      double sum = 0;
+      for (double x : sc) sum += std::exp((x - mx) / sq);
+      rlse[r] = float(mx / sq + std::log(sum));
+    }
+    Dev<float> gq(q), gk(k), gv(v), gout(q.size()), glse(size_t(gpu.attention_saved_floats(c.B, c.Tn, c.nh))), gdout(dout), gdq(dq0), gdk(dk0),
+        gdv(dv0);
+    cu::attention_forward_train(gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
+    cu::attention_backward(gdq.p, gdk.p, gdv.p, gdout.p, gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
     report("attention_fwd_train", std::string(c.name) + " out", gout.get(), rout, kF32);
-    report("attention_fwd_train", std::string(c.name) + " att", gatt.get(), ratt, kF32);
+    report("attention_fwd_train", std::string(c.name) + " lse", glse.get(), rlse, kF32);
     report("attention_backward", std::string(c.name) + " dq +=", gdq.get(), rdq, kF32);
     report("attention_backward", std::string(c.name) + " dk +=", gdk.get(), rdk, kF32);
     report("attention_backward", std::string(c.name) + " dv +=", gdv.get(), rdv, kF32);
   }
+  // what the train graph keeps per layer between forward and backward, LLaMA-7B-like (32 heads, B=4, Tn=512)
+  const int64_t fc = cpu.attention_saved_floats(4, 512, 32), fg = gpu.attention_saved_floats(4, 512, 32);
+  report("attention_fwd_train", "saved floats B=4 nh=32 Tn=512 (CPU, CUDA)", std::vector<int64_t>{fc, fg},
+         std::vector<int64_t>{4 * 32 * 512 * 512, 4 * 32 * 512}, 0.0);
+  auto mib = [](int64_t floats) { return double(floats) * 4 / (1 << 20); };
+  char msg[128];
+  std::snprintf(msg, sizeof msg, "per layer: CPU %.0f MiB (probabilities), CUDA %.2f MiB (lse); 32 layers: %.0f vs %.0f MiB", mib(fc), mib(fg),
+                32 * mib(fc), 32 * mib(fg));
+  note("attention_fwd_train", "saved state B=4 nh=32 Tn=512", msg);
 }
 
 void check_train_pointwise() {
@@ -528,7 +553,7 @@ void check_train_pointwise() {
     cu::rmsnorm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64);
     cu::rope_apply(nullptr, nullptr, 0, 4, dr, -1);
     cu::attention_forward_train(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 16, 8, 2, 64);
-    cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
+    cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
     cu::swiglu_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0);
     cu::embedding_backward(nullptr, nullptr, nullptr, 0, 64);
     cu::scale_inplace(nullptr, 2.f, 0);
@@ -634,7 +659,7 @@ int main(int argc, char** argv) {
     check_losses(*cpu);
     check_rmsnorm_train();
     check_rope_apply();
-    check_attention_train();
+    check_attention_train(*cpu, *make_cuda_backend(device));
     check_train_pointwise();
     cu::device_synchronize();
     if (!models.empty() || random_model) {
