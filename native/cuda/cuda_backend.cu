@@ -274,7 +274,9 @@ class CudaBackend final : public Backend {
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* att, const float* q, const float* k,
                           const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     use();
-    cuda::attention_backward(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd);
+    BackendBuffer scratch;  // D[B, nh, Tn] from the cache
+    scratch.reserve(*this, sizeof(float) * size_t(std::max<int64_t>(1, int64_t(B) * nh * Tn)));
+    cuda::attention_backward(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd, scratch.f());
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
     use();

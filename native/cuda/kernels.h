@@ -89,7 +89,7 @@ void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRo
 void attention_forward_train(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
 // dq[B*Tn, nh*hd], dk/dv[B*Tn, nkv*hd] += ... from dout[B*Tn, nh*hd], the forward's out and lse, and q, k, v
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
-                        const float* v, int B, int Tn, int nh, int nkv, int hd);
+                        const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch = nullptr);  // scratch: B*nh*Tn floats, or null
 // the floats of the saved state (lse) for these sizes: B*nh*Tn
 int64_t attention_saved_floats(int B, int Tn, int nh);
 // dg[n] += dh·u·σ(g)(1 + g(1 − σ(g)));  du[n] += dh·silu(g)

@@ -433,13 +433,15 @@ int64_t attention_saved_floats(int B, int Tn, int nh) { return int64_t(B) * nh *
 // D_t = Σ_j p_tj·dp_tj is taken as dout_t·out_t from the forward's output (FlashAttention-2): O(hd) per row, where
 // recomputing it from lse would be a second pass over every key (q·k and dout·v again) before the dq pass
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
-                        const float* v, int B, int Tn, int nh, int nkv, int hd) {
+                        const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch) {
   if (!attention_shape("attention_backward", B, Tn, nh, nkv, hd)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const int nk = attention_tile(hd);
   const int64_t rows = int64_t(B) * nh * Tn, tiles = (Tn + kTileRows - 1) / kTileRows;
-  // D[B, nh, Tn] (no allocator here: one cudaMalloc per call)
-  float* D = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
+  // D[B, nh, Tn]: the caller's scratch (the backend's cache), else one allocation for this call
+  float* D = scratch;
+  float* owned = nullptr;
+  if (!D) D = owned = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
   try {
     TAILOR_LAUNCH(attention_backward_d_kernel, ceil_div(rows, kTileRows), kTileThreads)(D, dout, out, rows, Tn, nh, hd);
     check_launch("attention_backward (D)");
@@ -450,10 +452,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                                                                                                  hd, nk, scale);
     check_launch("attention_backward (dk, dv)");
   } catch (...) {
-    device_free(D);
+    device_free(owned);
     throw;
   }
-  device_free(D);
+  device_free(owned);
 }
 
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) {

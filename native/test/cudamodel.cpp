@@ -219,9 +219,10 @@ class Bf16InputsCpu final : public Backend {
   void attention_forward_train(float* o, float* a, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     c_.attention_forward_train(o, a, q, k, v, B, Tn, nh, nkv, hd);
   }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* a, const float* q, const float* k, const float* v, int B,
-                          int Tn, int nh, int nkv, int hd) override {
-    c_.attention_backward(dq, dk, dv, dout, a, q, k, v, B, Tn, nh, nkv, hd);
+  int64_t attention_saved_floats(int B, int Tn, int nh) const override { return c_.attention_saved_floats(B, Tn, nh); }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* o, const float* a, const float* q, const float* k,
+                          const float* v, int B, int Tn, int nh, int nkv, int hd) override {
+    c_.attention_backward(dq, dk, dv, dout, o, a, q, k, v, B, Tn, nh, nkv, hd);
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override { c_.swiglu_backward(dg, du, dh, g, u, n); }
   void embedding_backward(float* dt, const float* d, const int* ids, int64_t N, int64_t D) override { c_.embedding_backward(dt, d, ids, N, D); }
