@@ -516,8 +516,9 @@ async function main(): Promise<void> {
       out.push(
         `LoRA r=${RANK}, alpha=${ALPHA}, dropout 0, on q,k,v,o,gate,up,down; AdamW lr ${LR}, clip ${CLIP}; **both fp32**: Tailor's fp32 weights ` +
           `and CUDA kernels (backend ${rows.find((r) => r.tailor)?.tailor?.backend ?? 'n/a'}), PyTorch float32 with TF32 off ` +
-          `(torch.backends.cuda.matmul.allow_tf32 = False). Device: ${deviceName}. 1 untimed warm-up step, then the timed steps, bracketed by ` +
-          `a device synchronisation; tok/s = tokens in the timed steps / their wall time. Tailor GPU MB = the drop in the device's free memory ` +
+          `(torch.backends.cuda.matmul.allow_tf32 = False). Device: ${deviceName}. 1 untimed warm-up step, then the timed steps ` +
+          `(PyTorch's between torch.cuda.synchronize() calls; Tailor's steps wait for their gradient norm, so only the last AdamW kernel ` +
+          `can be outside its timer); tok/s = tokens in the timed steps / their wall time. Tailor GPU MB = the drop in the device's free memory ` +
           `from before the model loads to after the last step (weights, activations, LoRA and AdamW state, and what the caching allocator keeps); ` +
           `PyTorch = torch.cuda.max_memory_allocated / max_memory_reserved.` +
           (haveTorch ? ` ${torchDesc}, plain nn.Module LLaMA in bench/torch_lora.py --device cuda.` : ` ${torchNote}.`),
