@@ -317,6 +317,7 @@ function parseArgs(argv: string[]): Map<string, string> {
 }
 
 const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const fmtRatio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
 const fmtParams = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(0)}K`);
 
 interface TorchProbe {
@@ -500,7 +501,7 @@ async function main(): Promise<void> {
     for (const { m, tailor, tailorWhy, torch, torchWhy } of rows) {
       const tt = tailor?.tokens_per_sec ?? NaN;
       const tps = torch?.tokens_per_sec ?? NaN;
-      const head = `| ${m.name} | ${fmtParams(m.params)} | ${m.batch}×${m.seqLen} | ${m.steps} | ${cell(tt, 1, tailorWhy)} | ${cell(tps, 1, torchWhy)} | ${fmt(tt / tps, 2)}× | `;
+      const head = `| ${m.name} | ${fmtParams(m.params)} | ${m.batch}×${m.seqLen} | ${m.steps} | ${cell(tt, 1, tailorWhy)} | ${cell(tps, 1, torchWhy)} | ${fmtRatio(tt / tps)} | `;
       if (gpu) {
         const alloc = Number(torch?.peak_gpu_mb ?? NaN);
         const resv = Number(torch?.peak_gpu_reserved_mb ?? NaN);
@@ -563,7 +564,7 @@ async function main(): Promise<void> {
       const mem = gpu
         ? `${fmt(Number(tailor?.gpu_mb ?? NaN))} | ${torch ? `${fmt(Number(torch.peak_gpu_mb))} / ${fmt(Number(torch.peak_gpu_reserved_mb))}` : 'n/a'}`
         : `${fmt(tailor?.peak_rss_mb ?? NaN)} | ${fmt(torch?.peak_rss_mb ?? NaN)}`;
-      out.push(`| ${m.name} | ${fmtParams(m.params)} | ${calibSamples}×${calibLen} | ${cell(tms, 1, tailorWhy)} | ${cell(ms, 1, torchWhy)} | ${fmt(ms / tms, 2)}× | ${mem} |`);
+      out.push(`| ${m.name} | ${fmtParams(m.params)} | ${calibSamples}×${calibLen} | ${cell(tms, 1, tailorWhy)} | ${cell(ms, 1, torchWhy)} | ${fmtRatio(ms / tms)} | ${mem} |`);
     }
     out.push('');
     out.push(`One importance pass = forward + backward of the mean next-token loss over one batch of ${calibSamples} calibration rows × ${calibLen} ids ` +
