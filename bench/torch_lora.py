@@ -7,9 +7,15 @@ transformers / peft / safetensors packages), freezes the base weights, adds LoRA
 projections (q, k, v, o, gate, up, down), and times AdamW steps on the batches the benchmark wrote.
 
 Usage: torch_lora.py --dir HF_DIR --data IDS.bin --n N --len L --batch B --steps S --threads K
-          [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0]
+          [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0] [--device cpu|cuda]
 IDS.bin holds N x L little-endian int32 token ids (L = T + 1); batch k (k = 0 is the untimed warm-up)
 is rows [k*B, (k+1)*B). Prints one JSON line on stdout.
+
+--device cuda puts the base weights, the LoRA parameters, the optimizer state and the batches on the first
+GPU, all in float32 (as Tailor's weights are), with TF32 matrix products turned OFF so that both sides do
+fp32 arithmetic; the timed region is bracketed by torch.cuda.synchronize(), and the JSON adds peak_gpu_mb
+(torch.cuda.max_memory_allocated) and peak_gpu_reserved_mb (max_memory_reserved). Exits 3 with a message
+when CUDA is not available to this PyTorch.
 
        torch_lora.py --importance --dir HF_DIR --data IDS.bin --n N --len L --threads K [--repeats 3]
 One importance (full-gradient) pass, as LLM-Pruner's Taylor importance needs: the same model without
@@ -33,7 +39,7 @@ import torch.nn.functional as F
 ST_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
-def load_safetensors(path):
+def load_safetensors(path, device="cpu"):
     with open(path, "rb") as f:
         data = bytearray(f.read())
     (hlen,) = struct.unpack("<Q", data[:8])
@@ -49,7 +55,8 @@ def load_safetensors(path):
         for s in info["shape"]:
             n *= s
         t = torch.frombuffer(data, dtype=dt, count=n, offset=base + start).view(*info["shape"])
-        out[name] = t.float() if dt != torch.float32 else t
+        t = t.float() if dt != torch.float32 else t
+        out[name] = t.to(device) if device != "cpu" else t
     return out
 
 
@@ -63,9 +70,11 @@ class LoraLinear(nn.Module):
         if r == 0:  # no LoRA (the importance pass): y = x W^T
             return
         out_f, in_f = w.shape
-        self.A = nn.Parameter(torch.empty(r, in_f))
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
-        self.B = nn.Parameter(torch.zeros(out_f, r))
+        # initialised on the CPU (the same draws whatever the device), then moved with the weight
+        A = torch.empty(r, in_f)
+        nn.init.kaiming_uniform_(A, a=math.sqrt(5))
+        self.A = nn.Parameter(A.to(w.device))
+        self.B = nn.Parameter(torch.zeros(out_f, r, device=w.device))
         self.scale = alpha / r
 
     def forward(self, x):
@@ -131,41 +140,70 @@ class Llama(nn.Module):
         self.layers = nn.ModuleList([Layer(sd, i, cfg, r, alpha) for i in range(cfg["num_hidden_layers"])])
         hd = self.layers[0].hd
         theta = cfg.get("rope_theta", 10000.0)
-        self.inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        dev = self.emb.device
+        self.inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=dev) / hd))
 
     def forward(self, ids):
         B, T = ids.shape
+        dev = ids.device
         x = F.embedding(ids, self.emb)
-        t = torch.arange(T, dtype=torch.float32)
+        t = torch.arange(T, dtype=torch.float32, device=dev)
         freqs = torch.outer(t, self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        mask = torch.full((T, T), float("-inf")).triu(1)
+        mask = torch.full((T, T), float("-inf"), device=dev).triu(1)
         for l in self.layers:
             x = l(x, cos, sin, mask)
         return F.linear(rms_norm(x, self.norm, self.eps), self.head)
 
 
+def sync(a):
+    """Waits for the GPU's queued work (timing brackets); nothing on the CPU."""
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_fields(a):
+    """What the JSON line says about the device: its name and PyTorch's peak GPU memory (MB)."""
+    if a.device != "cuda":
+        return {"device": "cpu"}
+    return {
+        "device": "cuda",
+        "device_name": torch.cuda.get_device_name(0),
+        "cuda": torch.version.cuda,
+        "tf32": torch.backends.cuda.matmul.allow_tf32,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20,
+    }
+
+
+def read_ids(a):
+    with open(a.data, "rb") as f:
+        ids = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).view(a.n, a.len).long()
+    return ids.to(a.device) if a.device != "cpu" else ids
+
+
 def importance(a):
     """One full-gradient pass over all base weights (no LoRA); see the module docstring."""
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
-    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"))
+    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"), a.device)
     model = Llama(sd, cfg, 0, 1.0)
     # every base weight once (a tied head is the embedding tensor itself: its gradient sums both uses)
     weights = list({id(t): t for t in sd.values()}.values())
     for t in weights:
         t.requires_grad_(True)
-    with open(a.data, "rb") as f:
-        ids = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).view(a.n, a.len).long()
+    ids = read_ids(a)
     inp, tgt = ids[:, :-1], ids[:, 1:]
 
     def one():
         for t in weights:
             t.grad = None
+        sync(a)
         t0 = time.perf_counter()
         logits = model(inp)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
         loss.backward()
+        sync(a)
         t1 = time.perf_counter()
         with torch.no_grad():
             s = sum(float((t * t.grad).abs().sum(dtype=torch.float64)) for t in weights)
@@ -188,6 +226,7 @@ def importance(a):
                 "sum_abs_wg_total": best[3],
                 "params": sum(t.numel() for t in weights),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                **device_fields(a),
             }
         )
     )
@@ -208,7 +247,18 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--importance", action="store_true", help="time one full-gradient pass instead of LoRA steps")
     ap.add_argument("--repeats", type=int, default=3, help="--importance: timed passes (best taken)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model, batches and LoRA live")
     a = ap.parse_args()
+
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            print(f"PyTorch {torch.__version__} cannot use CUDA here (torch.cuda.is_available() is False; "
+                  f"built for CUDA {torch.version.cuda})", file=sys.stderr)
+            sys.exit(3)
+        # fp32 arithmetic on both sides: no TF32 tensor-core shortcut for float32 matrix products
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.cuda.manual_seed_all(0)
 
     torch.set_num_threads(a.threads)
     try:
@@ -221,12 +271,11 @@ def main():
     if a.batch < 1 or a.steps < 1:
         sys.exit("--batch and --steps are required for LoRA training")
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
-    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"))
+    sd = load_safetensors(os.path.join(a.dir, "model.safetensors"), a.device)
     model = Llama(sd, cfg, a.rank, a.alpha)
     params = [p for p in model.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    with open(a.data, "rb") as f:
-        ids = torch.frombuffer(bytearray(f.read()), dtype=torch.int32).view(a.n, a.len).long()
+    ids = read_ids(a)
     if a.n < (a.steps + 1) * a.batch:
         sys.exit("not enough rows for the steps")
 
@@ -245,11 +294,13 @@ def main():
     loss0, _ = step(0)  # warm-up (untimed); its loss is the base model's (B = 0)
     losses = []
     tokens = 0
+    sync(a)
     t0 = time.perf_counter()
     for k in range(1, a.steps + 1):
-        l, n = step(k)
+        l, n = step(k)  # float(loss) at the end of a step waits for it on the GPU too, as Tailor's step does
         losses.append(l)
         tokens += n
+    sync(a)
     dt = time.perf_counter() - t0
     print(
         json.dumps(
@@ -265,6 +316,7 @@ def main():
                 "losses": losses,
                 "lora_params": sum(p.numel() for p in params),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                **device_fields(a),
             }
         )
     )

@@ -6,7 +6,11 @@
 // CUDA headers. --model PATH (repeatable) and --random-model add whole-model rows (cudamodel.cpp): the
 // model on the CPU and on the CUDA backend, logits at every position and 64 greedy tokens. The training ops
 // (train.cu) are checked against the float templates of engine/train_ops.h called on host copies.
-//   tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model] [--memory-plan 7b|tiny]
+// --bench adds timings after the checks (matrix-product TFLOP/s at LLaMA-7B shapes as a share of the device's
+// dense bf16 peak, attention); they are printed, never checked. --bench-only prints them without the checks.
+// --golden JSON: the first model's golden file (bf16 argmax rows); --memory-plan 7b|tiny: cudamem.cpp alone.
+//   tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model]
+//                    [--memory-plan 7b|tiny]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,83 +26,20 @@
 #include "errors.h"
 #include "forward.h"
 #include "kernels.h"
-#include "lora_hash.h"
-#include "train_ops.h"
 
 using namespace tailor;
-namespace cu = tailor::cuda;
+
+#include "cudacheck.h"
+
+using namespace cudacheck;
 
 int memory_plan_run(int device, const std::string& which);  // cudamem.cpp
+void check_training_ops(Backend& cpu, Backend& gpu);         // cudacheck_train.cpp
+void bench(int cc, const std::string& device_name);          // cudabench.cpp
 int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks,
                        const std::string& golden_path);  // cudamodel.cpp
 
 namespace {
-
-int failures = 0, checks = 0;
-std::mt19937_64 rng(20240531);
-
-std::vector<float> randf(size_t n, float scale = 1.f) {
-  std::normal_distribution<float> nd(0.f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = nd(rng);
-  return v;
-}
-
-// a device copy of a host vector (or n uninitialised elements), freed with the object
-template <typename T>
-struct Dev {
-  T* p = nullptr;
-  size_t n = 0;
-  explicit Dev(size_t count) : p(static_cast<T*>(cu::device_malloc(count * sizeof(T)))), n(count) {}
-  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { cu::to_device(p, h.data(), h.size() * sizeof(T)); }
-  Dev(const Dev&) = delete;
-  ~Dev() { cu::device_free(p); }
-  std::vector<T> get() const {
-    std::vector<T> h(n);
-    cu::to_host(h.data(), p, n * sizeof(T));
-    return h;
-  }
-};
-
-// round to nearest even, as __float2bfloat16_rn does for finite values
-uint16_t bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-float bf16_value(uint16_t b) {
-  uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// one table row: normwise error of got against ref (non-finite values fail)
-template <typename T>
-void report(const char* op, const std::string& what, const std::vector<T>& got, const std::vector<T>& ref, double tol) {
-  double diff = 0, scale = 0;
-  bool finite = got.size() == ref.size();
-  for (size_t i = 0; i < got.size() && i < ref.size(); i++) {
-    double g = double(got[i]), r = double(ref[i]);
-    if (!std::isfinite(g) && !(std::isnan(g) && std::isnan(r)) && g != r) finite = false;
-    if (std::isfinite(g) && std::isfinite(r)) diff = std::max(diff, std::fabs(g - r));
-    if (std::isfinite(r)) scale = std::max(scale, std::fabs(r));
-  }
-  double rel = diff / std::max(scale, 1e-30);
-  bool ok = finite && rel <= tol;
-  checks++;
-  if (!ok) failures++;
-  std::printf("%-22s %-44s %11.3e %11.3e %9.1e  %s\n", op, what.c_str(), diff, rel, tol, ok ? "ok" : finite ? "FAIL" : "FAIL (non-finite)");
-}
-
-void note(const char* op, const std::string& what, const std::string& msg) { std::printf("%-22s %-44s %s\n", op, what.c_str(), msg.c_str()); }
-
-const double kF32 = 1e-4;  // fp32 kernels against the CPU: a different summation order, nothing more
-const double kBf16 = 1e-2; // bf16 inputs against fp32 ones: within bf16 rounding (8-bit mantissa)
-
-std::string shape(int64_t T, int64_t in, int64_t out, bool acc) {
-  return "T=" + std::to_string(T) + " in=" + std::to_string(in) + " out=" + std::to_string(out) + (acc ? " +=" : "");
-}
 
 void check_matmul(Backend& cpu) {
   struct Case { int64_t T, in, out; bool acc; };
@@ -209,16 +150,6 @@ void check_rmsnorm(Backend& cpu) {
     cu::rmsnorm_forward(gy.p, gx.p, gw.p, c.T, c.dim, c.eps);
     report("rmsnorm_forward", "T=" + std::to_string(c.T) + " dim=" + std::to_string(c.dim), gy.get(), ref, kF32);
   }
-}
-
-RopeTable rope_table(int hd, bool interleaved, RopeScalingType type, float factor, float theta) {
-  Config c;
-  c.head_dim = hd;
-  c.rope_interleaved = interleaved;
-  c.rope_theta = theta;
-  c.rope_scaling.type = type;
-  c.rope_scaling.factor = factor;
-  return make_rope_table(c);
 }
 
 void check_rope(Backend& cpu) {
@@ -346,282 +277,26 @@ void check_losses(Backend& cpu) {
 
 // ---- training ops (train.cu) against the float templates of train_ops.h ----
 
-std::string nd(int64_t N, int64_t D) { return "N=" + std::to_string(N) + " D=" + std::to_string(D); }
-
-void check_rmsnorm_train() {
-  struct Case { int64_t N, D; double eps; bool dw; };
-  for (const Case& c : {Case{64, 288, 1e-5, true}, Case{7, 101, 1e-6, true}, Case{1, 4096, 1e-5, true}, Case{300, 77, 1e-5, false}}) {
-    auto x = randf(size_t(c.N * c.D), 3.f), w = randf(size_t(c.D)), dy = randf(size_t(c.N * c.D));
-    auto dx0 = randf(x.size()), dw0 = randf(size_t(c.D));
-    std::vector<float> ry(x.size()), rr(static_cast<size_t>(c.N));
-    ops::rmsnorm_forward<float>(ry.data(), rr.data(), x.data(), w.data(), c.N, c.D, c.eps);
-    auto rdx = dx0, rdw = dw0;
-    ops::rmsnorm_backward<float>(rdx.data(), c.dw ? rdw.data() : nullptr, dy.data(), x.data(), w.data(), rr.data(), c.N, c.D);
-    Dev<float> gx(x), gw(w), gy(x.size()), gr(rr.size()), gdy(dy), grr(rr), gdx(dx0), gdw(dw0);
-    cu::rmsnorm_forward_train(gy.p, gr.p, gx.p, gw.p, c.N, c.D, c.eps);
-    cu::rmsnorm_backward(gdx.p, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, grr.p, c.N, c.D);
-    const std::string s = nd(c.N, c.D);
-    report("rmsnorm_forward_train", s + " y", gy.get(), ry, kF32);
-    report("rmsnorm_forward_train", s + " rstd", gr.get(), rr, kF32);
-    report("rmsnorm_backward", s + " dx +=", gdx.get(), rdx, kF32);
-    report("rmsnorm_backward", s + (c.dw ? " dw +=" : " dw (null)"), gdw.get(), rdw, kF32);
-  }
-}
-
-void check_rope_apply() {
-  struct Case { const char* name; RopeTable r; int n_heads; int sign; std::vector<int> pos; };
-  std::vector<int> seq(37), mixed{0, 1, 2, 700, 701, 3, 5000};
-  for (int i = 0; i < 37; i++) seq[size_t(i)] = i;
-  const Case cases[] = {
-      {"interleaved hd=48 6 heads sign +1", rope_table(48, true, RopeScalingType::None, 1, 10000), 6, 1, seq},
-      {"interleaved hd=48 2 heads sign -1", rope_table(48, true, RopeScalingType::None, 1, 10000), 2, -1, mixed},
-      {"rotate-half hd=128 llama3 8 heads sign +1", rope_table(128, false, RopeScalingType::Llama3, 8, 500000), 8, 1, mixed},
-      {"rotate-half hd=64 linear x4 4 heads sign -1", rope_table(64, false, RopeScalingType::Linear, 4, 10000), 4, -1, seq},
-  };
-  for (const Case& c : cases) {
-    const int64_t N = int64_t(c.pos.size());
-    auto x = randf(size_t(N * c.n_heads * c.r.head_dim));
-    auto ref = x;
-    ops::rope_apply<float>(ref.data(), c.pos.data(), N, c.n_heads, c.r.head_dim, c.r.inv_freq.data(), c.r.pos_scale, c.r.interleaved, c.sign);
-    Dev<float> gx(x);
-    Dev<int> gp(c.pos);
-    Dev<double> gf(c.r.inv_freq);
-    cu::DeviceRope dr;
-    dr.head_dim = c.r.head_dim;
-    dr.interleaved = c.r.interleaved;
-    dr.pos_scale = c.r.pos_scale;
-    dr.inv_freq = gf.p;
-    cu::rope_apply(gx.p, gp.p, N, c.n_heads, dr, c.sign);
-    report("rope_apply", c.name, gx.get(), ref, kF32);
-  }
-}
-
-// the CUDA forward saves lse[B, nh, Tn] instead of the probabilities: checked against log Σ_{j≤t} exp s_tj in
-// float64; the backward then runs from the GPU's own out and lse
-void check_attention_train(Backend& cpu, Backend& gpu) {
-  struct Case { const char* name; int B, Tn, nh, nkv, hd; };
-  const Case cases[] = {
-      {"GQA 8/2 hd=64 B=2 Tn=37", 2, 37, 8, 2, 64},
-      {"MHA 4/4 hd=32 B=3 Tn=20", 3, 20, 4, 4, 32},
-      {"GQA 6/3 hd=40 B=1 Tn=70", 1, 70, 6, 3, 40},
-      {"GQA 4/1 hd=256 B=2 Tn=5", 2, 5, 4, 1, 256},
-      {"GQA 4/1 hd=256 B=1 Tn=40", 1, 40, 4, 1, 256},  // 13-key tiles
-      {"MHA 2/2 hd=8 B=1 Tn=1", 1, 1, 2, 2, 8},
-      {"GQA 4/2 hd=128 B=1 Tn=300", 1, 300, 4, 2, 128},
-  };
-  for (const Case& c : cases) {
-    const int64_t rows = int64_t(c.B) * c.Tn, qd = int64_t(c.nh) * c.hd, kd = int64_t(c.nkv) * c.hd;
-    const size_t an = size_t(c.B) * size_t(c.nh) * size_t(c.Tn) * size_t(c.Tn);
-    auto q = randf(size_t(rows * qd)), k = randf(size_t(rows * kd)), v = randf(size_t(rows * kd)), dout = randf(size_t(rows * qd));
-    auto dq0 = randf(q.size()), dk0 = randf(k.size()), dv0 = randf(v.size());
-    std::vector<float> rout(q.size()), ratt(an), rlse(size_t(c.B) * size_t(c.nh) * size_t(c.Tn));
-    ops::attention_forward<float>(rout.data(), ratt.data(), q.data(), k.data(), v.data(), c.B, c.Tn, c.nh, c.nkv, c.hd);
-    auto rdq = dq0, rdk = dk0, rdv = dv0;
-    ops::attention_backward<float>(rdq.data(), rdk.data(), rdv.data(), dout.data(), ratt.data(), q.data(), k.data(), v.data(), c.B, c.Tn, c.nh,
-                                   c.nkv, c.hd);
-    for (size_t r = 0; r < rlse.size(); r++) {  // r = (b·nh + h)·Tn + t
-      const int64_t t = int64_t(r) % c.Tn, h = int64_t(r) / c.Tn % c.nh, b = int64_t(r) / c.Tn / c.nh;
-      std::vector<double> sc(size_t(t) + 1, 0.0);
-      for (int64_t j = 0; j <= t; j++)
-        for (int i = 0; i < c.hd; i++)
-          sc[size_t(j)] += double(q[size_t((b * c.Tn + t) * qd + h * c.hd + i)]) * k[size_t((b * c.Tn + j) * kd + h / (c.nh / c.nkv) * c.hd + i)];
-      const double mx = *std::max_element(sc.begin(), sc.end()), sq = std::sqrt(double(c.hd));
-      double sum = 0;
-      for (double x : sc) sum += std::exp((x - mx) / sq);
-      rlse[r] = float(mx / sq + std::log(sum));
-    }
-    Dev<float> gq(q), gk(k), gv(v), gout(q.size()), glse(size_t(gpu.attention_saved_floats(c.B, c.Tn, c.nh))), gdout(dout), gdq(dq0), gdk(dk0),
-        gdv(dv0);
-    cu::attention_forward_train(gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
-    cu::attention_backward(gdq.p, gdk.p, gdv.p, gdout.p, gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
-    report("attention_fwd_train", std::string(c.name) + " out", gout.get(), rout, kF32);
-    report("attention_fwd_train", std::string(c.name) + " lse", glse.get(), rlse, kF32);
-    report("attention_backward", std::string(c.name) + " dq +=", gdq.get(), rdq, kF32);
-    report("attention_backward", std::string(c.name) + " dk +=", gdk.get(), rdk, kF32);
-    report("attention_backward", std::string(c.name) + " dv +=", gdv.get(), rdv, kF32);
-  }
-  // what the train graph keeps per layer between forward and backward, LLaMA-7B-like (32 heads, B=4, Tn=512)
-  const int64_t fc = cpu.attention_saved_floats(4, 512, 32), fg = gpu.attention_saved_floats(4, 512, 32);
-  report("attention_fwd_train", "saved floats B=4 nh=32 Tn=512 (CPU, CUDA)", std::vector<int64_t>{fc, fg},
-         std::vector<int64_t>{4 * 32 * 512 * 512, 4 * 32 * 512}, 0.0);
-  auto mib = [](int64_t floats) { return double(floats) * 4 / (1 << 20); };
-  char msg[128];
-  std::snprintf(msg, sizeof msg, "per layer: CPU %.0f MiB (probabilities), CUDA %.2f MiB (lse); 32 layers: %.0f vs %.0f MiB", mib(fc), mib(fg),
-                32 * mib(fc), 32 * mib(fg));
-  note("attention_fwd_train", "saved state B=4 nh=32 Tn=512", msg);
-}
-
-void check_train_pointwise() {
-  {
-    const int64_t n = 64 * 1000 + 3;
-    auto g = randf(size_t(n), 3.f), u = randf(size_t(n)), dh = randf(size_t(n)), dg0 = randf(size_t(n)), du0 = randf(size_t(n));
-    auto rdg = dg0, rdu = du0;
-    ops::swiglu_backward<float>(rdg.data(), rdu.data(), dh.data(), g.data(), u.data(), n);
-    Dev<float> gg(g), gu(u), gdh(dh), gdg(dg0), gdu(du0);
-    cu::swiglu_backward(gdg.p, gdu.p, gdh.p, gg.p, gu.p, n);
-    report("swiglu_backward", "n=64003 dg +=", gdg.get(), rdg, kF32);
-    report("swiglu_backward", "n=64003 du +=", gdu.get(), rdu, kF32);
-  }
-  struct ECase { int64_t N, D, V; };
-  for (const ECase& c : {ECase{200, 77, 50}, ECase{64, 4096, 1000}, ECase{3, 5, 2}}) {
-    std::vector<int> ids(static_cast<size_t>(c.N));
-    std::uniform_int_distribution<int> pick(0, int(c.V) - 1);
-    for (int& id : ids) id = pick(rng);
-    auto dout = randf(size_t(c.N * c.D)), dt0 = randf(size_t(c.V * c.D));
-    auto rdt = dt0;
-    ops::embedding_backward<float>(rdt.data(), dout.data(), ids.data(), c.N, c.D);
-    Dev<float> gdout(dout), gdt(dt0);
-    Dev<int> gids(ids);
-    cu::embedding_backward(gdt.p, gdout.p, gids.p, c.N, c.D);
-    // rows added in the same order as the CPU's: bit-exact
-    report("embedding_backward", nd(c.N, c.D) + " V=" + std::to_string(c.V) + " += (exact)", gdt.get(), rdt, 0.0);
-  }
-  {
-    auto x = randf(100003);
-    auto rx = x;
-    for (float& e : rx) e *= 0.37f;
-    Dev<float> gx(x);
-    cu::scale_inplace(gx.p, 0.37f, int64_t(x.size()));
-    report("scale_inplace", "n=100003 s=0.37 (exact)", gx.get(), rx, 0.0);
-  }
-  {
-    const int64_t n = 64 * 1000 + 3;
-    const double p = double(0.1f);  // LoraConfig::dropout is a float
-    const uint64_t seed = 1234, step = 7;
-    const int layer = 3, target = 2;
-    auto x = randf(size_t(n));
-    std::vector<float> ry(static_cast<size_t>(n));
-    std::vector<int> rmask(static_cast<size_t>(n));
-    const uint64_t key = dropout_key(seed, step, layer, target);
-    const float inv = float(1.0 / (1.0 - p));
-    int64_t dropped = 0;
-    for (int64_t i = 0; i < n; i++) {
-      rmask[size_t(i)] = dropout_draw(key, uint64_t(i)) < p;
-      dropped += rmask[size_t(i)];
-      ry[size_t(i)] = rmask[size_t(i)] ? 0.f : x[size_t(i)] * inv;
-    }
-    Dev<float> gx(x), gy(x.size());
-    cu::lora_dropout(gy.p, gx.p, n, p, seed, step, layer, target);
-    auto y = gy.get();
-    std::vector<int> mask(y.size());
-    for (size_t i = 0; i < y.size(); i++) mask[i] = y[i] == 0.f && x[i] != 0.f;
-    const std::string s = "n=64003 p=0.1 (" + std::to_string(dropped) + " dropped)";
-    report("lora_dropout", s + " mask (exact)", mask, rmask, 0.0);
-    report("lora_dropout", s + " y (exact)", y, ry, 0.0);
-    cu::lora_dropout(gx.p, gx.p, n, p, seed, step, layer, target);
-    report("lora_dropout", "n=64003 p=0.1 in place (exact)", gx.get(), ry, 0.0);
-  }
-  for (int64_t n : {int64_t(5), int64_t(1000003)}) {
-    auto x = randf(size_t(n));
-    double ref = 0;
-    for (float e : x) ref += double(e) * e;
-    Dev<float> gx(x);
-    const double got = cu::sum_squares(gx.p, n);
-    report("sum_squares", "n=" + std::to_string(n), std::vector<double>{got}, std::vector<double>{ref}, kF32);
-  }
-  {
-    // a step as Trainer::train_step takes it (step 3, clipped, with weight decay); the loop as on the CPU
-    const int64_t n = 100003;
-    const float clip = 0.4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, wd = 0.01f;
-    const double lr = 2e-4;
-    const int64_t t = 3;
-    const double bc1 = 1 - std::pow(double(beta1), double(t)), bc2 = 1 - std::pow(double(beta2), double(t));
-    auto P = randf(size_t(n), 0.05f), g = randf(size_t(n), 0.01f), m = randf(size_t(n), 0.01f), v = randf(size_t(n), 0.01f);
-    for (float& e : v) e *= e;
-    auto rP = P, rm = m, rv = v;
-    for (size_t i = 0; i < rP.size(); i++) {
-      float gi = g[i] * clip;
-      rm[i] = beta1 * rm[i] + (1 - beta1) * gi;
-      rv[i] = beta2 * rv[i] + (1 - beta2) * gi * gi;
-      double mh = rm[i] / bc1, vh = rv[i] / bc2;
-      rP[i] = float(double(rP[i]) * (1 - lr * wd) - lr * mh / (std::sqrt(vh) + eps));
-    }
-    Dev<float> gP(P), gg(g), gm(m), gv(v);
-    cu::adamw_step(gP.p, gg.p, gm.p, gv.p, n, clip, beta1, beta2, eps, wd, lr, bc1, bc2);
-    auto got = gP.get();
-    report("adamw_step", "n=100003 clip=0.4 wd=0.01 step 3 p", got, rP, kF32);
-    for (size_t i = 0; i < got.size(); i++) got[i] -= P[i], rP[i] -= P[i];  // the update alone, not hidden by |p|
-    report("adamw_step", "n=100003 clip=0.4 wd=0.01 step 3 p - p0", got, rP, kF32);
-    report("adamw_step", "n=100003 clip=0.4 wd=0.01 step 3 m", gm.get(), rm, kF32);
-    report("adamw_step", "n=100003 clip=0.4 wd=0.01 step 3 v", gv.get(), rv, kF32);
-  }
-  {
-    // empty sizes: nothing launched, nothing dereferenced (null pointers), no error
-    cu::DeviceRope dr;
-    dr.head_dim = 64;
-    cu::rmsnorm_forward_train(nullptr, nullptr, nullptr, nullptr, 0, 64, 1e-5);
-    cu::rmsnorm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64);
-    cu::rope_apply(nullptr, nullptr, 0, 4, dr, -1);
-    cu::attention_forward_train(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 16, 8, 2, 64);
-    cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
-    cu::swiglu_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0);
-    cu::embedding_backward(nullptr, nullptr, nullptr, 0, 64);
-    cu::scale_inplace(nullptr, 2.f, 0);
-    cu::lora_dropout(nullptr, nullptr, 0, 0.1, 1, 2, 3, 4);
-    cu::adamw_step(nullptr, nullptr, nullptr, nullptr, 0, 1.f, 0.9f, 0.999f, 1e-8f, 0.f, 1e-3, 0.1, 0.001);
-    report("training ops", "empty sizes (sum_squares of n=0)", std::vector<double>{cu::sum_squares(nullptr, 0)}, std::vector<double>{0.0}, 0.0);
-  }
-}
-
-double time_ms(const std::function<void()>& f, int reps) {
-  f();
-  cu::device_synchronize();
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; i++) f();
-  cu::device_synchronize();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
-}
-
-// a few timings of the kernels as they are (no tuning yet): where the next session starts measuring
-void bench(int cc) {
-  std::printf("\nbench (GPU only, mean of repeated calls after a warm-up)\n");
-  const int64_t T = 512, in = 4096, out = 4096;
-  Dev<float> x(randf(size_t(T * in))), w(randf(size_t(out * in), 0.02f)), y(size_t(T * out));
-  Dev<uint16_t> xb(size_t(T * in)), wb(size_t(out * in));
-  cu::f32_to_bf16(xb.p, x.p, T * in);
-  cu::f32_to_bf16(wb.p, w.p, out * in);
-  const double flop = 2.0 * T * in * out;
-  double ms = time_ms([&] { cu::matmul_forward(y.p, x.p, w.p, T, in, out, false); }, 10);
-  std::printf("  matmul fp32 tiled     %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
-  ms = time_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, T, in, out, false, cu::Bf16Path::Fallback); }, 10);
-  std::printf("  matmul bf16 tiled     %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
-  if (cc >= 80) {
-    ms = time_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, T, in, out, false, cu::Bf16Path::TensorCores); }, 10);
-    std::printf("  matmul bf16 wmma      %s  %8.3f ms  %8.2f TFLOP/s\n", shape(T, in, out, false).c_str(), ms, flop / ms / 1e9);
-  }
-  const int n_head = 32, n_kv = 8, hd = 128, n_ctx = 4096;
-  const int64_t kvs = int64_t(n_kv) * hd;
-  Dev<float> kc(randf(size_t(n_ctx * kvs))), vc(randf(size_t(n_ctx * kvs)));
-  KvView kv{kc.p, vc.p, n_ctx, int(kvs)};
-  for (int64_t Tq : {int64_t(1), int64_t(512)}) {
-    std::vector<int> pos(static_cast<size_t>(Tq)), slot(size_t(Tq), 0);
-    for (int64_t i = 0; i < Tq; i++) pos[size_t(i)] = int(n_ctx - Tq + i);
-    Dev<int> gp(pos), gs(slot);
-    Dev<float> q(randf(size_t(Tq * n_head * hd))), o(size_t(Tq * n_head * hd));
-    ms = time_ms([&] { cu::attention_forward(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd); }, Tq == 1 ? 50 : 3);
-    const double bytes = 2.0 * n_ctx * kvs * 4;  // K and V of the slot, if each were read once per call
-    std::printf("  attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n",
-                (long long)Tq, n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   int device = 0;
-  bool do_bench = false, random_model = false;
+  bool do_bench = false, bench_only = false, random_model = false;
   std::vector<std::string> models;
   std::string golden, memory_plan;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (a == "--bench") do_bench = true;
+    else if (a == "--bench-only") do_bench = bench_only = true;
     else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
     else if (a == "--random-model") random_model = true;
-    else if (a == "--golden" && i + 1 < argc) golden = argv[++i];
-    else if (a == "--memory-plan" && i + 1 < argc) memory_plan = argv[++i];  // 7b | tiny: docs/memory-plan.md measured  // golden JSON of the first --model (bf16 argmax rows)
+    else if (a == "--golden" && i + 1 < argc) golden = argv[++i];              // golden JSON of the first --model (bf16 argmax rows)
+    else if (a == "--memory-plan" && i + 1 < argc) memory_plan = argv[++i];  // 7b | tiny: docs/memory-plan.md measured
     else {
-      std::fprintf(stderr, "usage: tailor_cudacheck [--device N] [--bench] [--model PATH]... [--golden JSON] [--random-model] [--memory-plan 7b|tiny]\n");
+      std::fprintf(stderr,
+                   "usage: tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model] "
+                   "[--memory-plan 7b|tiny]\n");
       return 2;
     }
   }
@@ -645,6 +320,10 @@ int main(int argc, char** argv) {
     std::printf("device %d: %s, sm_%d, %d SMs, %.1f GiB (%.1f GiB free)\n\n", dev->index, dev->name.c_str(), cc, dev->multiprocessors,
                 double(dev->total_memory) / (1 << 30), double(dev->free_memory) / (1 << 30));
     if (!memory_plan.empty()) return memory_plan_run(device, memory_plan);  // alone: its own report, no checks
+    if (bench_only) {
+      bench(cc, dev->name);
+      return 0;
+    }
     BackendOptions bo;
     auto cpu = make_cpu_backend(bo);
     std::printf("%-22s %-44s %11s %11s %9s  %s\n", "op", ("case (reference: " + cpu->name() + ")").c_str(), "max abs", "rel", "tol", "");
@@ -657,10 +336,7 @@ int main(int argc, char** argv) {
     check_attention(*cpu);
     check_pointwise(*cpu);
     check_losses(*cpu);
-    check_rmsnorm_train();
-    check_rope_apply();
-    check_attention_train(*cpu, *make_cuda_backend(device));
-    check_train_pointwise();
+    check_training_ops(*cpu, *make_cuda_backend(device));
     cu::device_synchronize();
     if (!models.empty() || random_model) {
       std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
@@ -669,7 +345,7 @@ int main(int argc, char** argv) {
       checks += n;
     }
     std::printf("\n%d checks, %d failed\n", checks, failures);
-    if (do_bench) bench(cc);
+    if (do_bench) bench(cc, dev->name);
   } catch (const EngineError& e) {
     std::printf("\nerror (%s): %s\n", error_code_name(e.code()), e.what());
     return 1;

@@ -1,0 +1,120 @@
+#!/bin/sh
+# test-gpu.sh — `npm run test:gpu`: one command for a GPU machine, sized for 10 minutes in all there.
+#  1. builds the native code with TAILOR_CUDA=ON (kernels for sm_75/80/86/89/90) and the TypeScript;
+#  2. runs the CUDA tests (dist/test/cuda.test.js: engine info, the backend option, tailor_cudacheck on the
+#     GPU, the kernels on the CPU emulator, LoRA training on the GPU);
+#  3. runs the GPU benchmark (dist/bench/gpu-bench.js: matrix-product throughput against the bf16 peak, and
+#     LoRA training and the importance pass against PyTorch on the same GPU), printing the tables and writing
+#     them to out/gpu-bench/ (and $OUT when it is set); the whole log goes to out/test-gpu.log (and $OUT).
+#
+# Without a usable CUDA device the tests skip their GPU parts (visibly) and the benchmark prints
+# "no CUDA device: … — benchmark skipped": the exit status is the tests'. With a device the benchmark runs
+# even when a test failed (a GPU's time is scarce; the log says the tests failed), and the exit status is
+# the tests' failure, else the benchmark's.
+#
+# A GPU machine without Node or node_modules (the device tool sends the repository alone): run
+# `sh bench/gpu-pack.sh` here first and carry .gpu-pack and dist; this script then unpacks Node, links the
+# packed node_modules, builds the native code with plain CMake (as cmake-js would) and uses the dist/ that
+# came along. TEST_GPU_NO_BUILD=1 skips step 1 (a rerun on a machine that has built already).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+start=$(date +%s)
+mkdir -p out
+LOG=out/test-gpu.log
+: >"$LOG"
+say() { echo "$*" | tee -a "$LOG"; }
+elapsed() { echo "$(( $(date +%s) - start )) s"; }
+
+# ---- Node: the one on PATH, else the packed one ----
+if ! command -v node >/dev/null 2>&1; then
+  if [ -f .gpu-pack/node.xz ]; then
+    mkdir -p /tmp/tailor-node/bin
+    if ! xz -dc .gpu-pack/node.xz >/tmp/tailor-node/bin/node 2>/dev/null; then
+      python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu-pack/node.xz'), open('/tmp/tailor-node/bin/node', 'wb'))" || exit 1
+    fi
+    chmod +x /tmp/tailor-node/bin/node
+    PATH=/tmp/tailor-node/bin:$PATH
+    export PATH
+    say "== node $(node --version) from .gpu-pack/node.xz"
+  else
+    say "== no node on PATH and no .gpu-pack/node.xz: run 'sh bench/gpu-pack.sh' on a development machine and carry .gpu-pack and dist"
+    exit 1
+  fi
+fi
+# ---- node_modules: the checkout's, else the packed subset (a worktree's node_modules link dangles on another machine) ----
+if [ ! -f node_modules/node-addon-api/package.json ] && [ -d .gpu-pack/node_modules ]; then
+  [ -L node_modules ] && rm -f node_modules
+  [ -e node_modules ] || ln -s .gpu-pack/node_modules node_modules
+  say "== node_modules: .gpu-pack/node_modules"
+fi
+# ---- the shared data: $TAILOR_SHARED, else ../shared, else .gpu-pack/shared or a shared/ inside the checkout,
+# else the bundled stories260K alone (then the CLI's eval test lacks the story_cloze data) ----
+if [ -z "${TAILOR_SHARED:-}" ] && [ ! -f ../shared/models/stories260K-hf/config.json ]; then
+  if [ -f .gpu-pack/shared/models/stories260K-hf/config.json ]; then
+    TAILOR_SHARED="$PWD/.gpu-pack/shared"
+  elif [ -f shared/models/stories260K-hf/config.json ]; then
+    TAILOR_SHARED="$PWD/shared"
+  else
+    TAILOR_SHARED="$PWD/out/shared-fallback"
+    mkdir -p "$TAILOR_SHARED/models"
+    [ -e "$TAILOR_SHARED/models/stories260K-hf" ] || ln -s "$PWD/resources/models/stories260K" "$TAILOR_SHARED/models/stories260K-hf"
+  fi
+  export TAILOR_SHARED
+  say "== no ../shared beside this checkout: TAILOR_SHARED=$TAILOR_SHARED"
+fi
+
+# ---- 1. build ----
+if [ "${TEST_GPU_NO_BUILD:-0}" = 1 ]; then
+  say "== build skipped (TEST_GPU_NO_BUILD=1)"
+elif command -v npm >/dev/null 2>&1 && [ -f node_modules/cmake-js/package.json ]; then
+  say "== build: npm run build:native -- --CDTAILOR_CUDA=ON && npm run build:ts"
+  (npm run build:native -- --CDTAILOR_CUDA=ON >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
+  if [ "$(cat out/.test-gpu-rc)" -ne 0 ]; then
+    tail -40 out/test-gpu-build.log | tee -a "$LOG"
+    say "== build FAILED (out/test-gpu-build.log)"
+    exit 1
+  fi
+  grep "Tailor:" out/test-gpu-build.log | tee -a "$LOG"
+  say "== built ($(elapsed))"
+else
+  # plain CMake with what cmake-js passes (N-API headers from node-api-headers); dist/ came with the pack
+  [ -f dist/test/cuda.test.js ] || { say "== dist/ is missing and there is no npm to build it: carry dist (sh bench/gpu-pack.sh)"; exit 1; }
+  GEN=""
+  command -v ninja >/dev/null 2>&1 && GEN="-G Ninja"
+  say "== build: cmake (TAILOR_CUDA=ON, no npm here), nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+  # shellcheck disable=SC2086
+  (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON -DCMAKE_JS_VERSION=8.0.0 \
+    "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$PWD/native/build/Release" "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include" \
+    -DCMAKE_JS_SRC= -DCMAKE_JS_LIB= -DCMAKE_CXX_FLAGS=-DBUILDING_NODE_EXTENSION >out/test-gpu-build.log 2>&1 &&
+    cmake --build native/build -j "$(nproc)" >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
+  if [ "$(cat out/.test-gpu-rc)" -ne 0 ]; then
+    tail -40 out/test-gpu-build.log | tee -a "$LOG"
+    say "== build FAILED (out/test-gpu-build.log)"
+    exit 1
+  fi
+  grep "Tailor:" out/test-gpu-build.log | tee -a "$LOG"
+  say "== built ($(elapsed))"
+fi
+
+# ---- 2. the CUDA tests ----
+say "== CUDA tests (node --test dist/test/cuda.test.js)"
+# the emulator rows take ~1.5 min on 2 cores; a hung kernel must not eat the session
+(timeout 300 node --test --test-reporter=spec dist/test/cuda.test.js 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
+trc=$(cat out/.test-gpu-rc)
+say "== CUDA tests: $([ "$trc" -eq 0 ] && echo passed || echo "FAILED (exit $trc)") ($(elapsed) so far)"
+
+# ---- 3. the GPU benchmark ----
+say "== GPU benchmark (node dist/bench/gpu-bench.js)"
+(timeout 360 node dist/bench/gpu-bench.js "$@" 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
+brc=$(cat out/.test-gpu-rc)
+rm -f out/.test-gpu-rc
+bench="ok"
+[ "$brc" -ne 0 ] && bench="FAILED (exit $brc)"
+tail -5 "$LOG" | grep -q "benchmark skipped$" && bench="skipped (no CUDA device)"
+say "== test:gpu done in $(elapsed): tests $([ "$trc" -eq 0 ] && echo passed || echo FAILED), benchmark $bench (log: $LOG)"
+if [ -n "${OUT:-}" ] && mkdir -p "$OUT"; then
+  cp "$LOG" "$OUT/test-gpu.log" 2>/dev/null
+  cp out/test-gpu-build.log "$OUT/test-gpu-build.log" 2>/dev/null
+fi
+[ "$trc" -ne 0 ] && exit "$trc"
+exit "$brc"

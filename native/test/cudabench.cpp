@@ -1,0 +1,137 @@
+// cudabench.cpp — tailor_cudacheck --bench: timings, never checks. Matrix products at LLaMA-7B shapes in
+// TFLOP/s and as a share of the device's dense bf16 peak (a table by device name), and inference attention.
+// On the CPU emulator the shapes are tiny and the times say nothing of a GPU.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cudacheck.h"
+#include "kernels.h"
+
+using namespace tailor;
+using namespace cudacheck;
+
+namespace {
+
+double time_ms(const std::function<void()>& f, int reps) {
+  f();
+  cu::device_synchronize();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; i++) f();
+  cu::device_synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+}
+
+// The dense bf16 tensor-core peak of a device (TFLOP/s, datasheet figures without sparsity), looked up by
+// the name the driver reports; 0 when the device is not in the table. Where a card has no bf16 (T4), its
+// fp16 peak. GeForce figures are fp16/bf16 with fp16 accumulation (fp32 accumulation is half on those).
+struct Peak {
+  double tflops;
+  const char* source;
+};
+Peak bf16_peak(const std::string& name) {
+  struct Row {
+    const char* key;
+    Peak peak;
+  };
+  static const Row rows[] = {
+      // the most specific names first (H100 PCIe before H100, L40S before L40)
+      {"H200 NVL", {835, "H200 NVL"}},     {"H200", {989, "H100/H200 SXM"}},       {"H100 PCIe", {756, "H100 PCIe"}},
+      {"H100 NVL", {835, "H100 NVL"}},     {"H100", {989, "H100/H200 SXM"}},       {"H800", {989, "H800 SXM"}},
+      {"A100", {312, "A100"}},             {"A800", {312, "A800"}},                {"L40S", {362, "L40S"}},
+      {"RTX 4090", {165, "RTX 4090 (fp16 accumulate)"}}, {"RTX 3090", {71, "RTX 3090 (fp16 accumulate)"}},
+      {"Tesla T4", {65, "T4 (fp16: no bf16)"}},
+  };
+  for (const Row& r : rows)
+    if (name.find(r.key) != std::string::npos) return r.peak;
+  return {0, nullptr};
+}
+
+// mean ms of f over enough calls to fill ~0.2 s (3 to 50), after one warm-up call
+double time_adaptive_ms(const std::function<void()>& f) {
+  f();
+  cu::device_synchronize();
+  auto t0 = std::chrono::steady_clock::now();
+  f();
+  cu::device_synchronize();
+  const double one = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const int reps = std::max(3, std::min(50, int(200.0 / std::max(one, 1e-3))));
+  return time_ms(f, reps);
+}
+
+// Timings of the kernels as they are, printed, never checked: matrix-product throughput at LLaMA-7B shapes
+// as a share of the device's dense bf16 peak, and attention at decode and prefill. On the CPU emulator the
+// shapes are tiny (the emulator runs kernels on CPU fibers: its times say nothing of a GPU; the rows only
+// show that the bench runs).
+}  // namespace
+
+void bench(int cc, const std::string& device_name) {
+  const bool emulated = device_name.rfind("Tailor CUDA emulator", 0) == 0;
+  struct Shape {
+    int64_t T, in, out;
+    const char* what;
+  };
+  std::vector<Shape> shapes;
+  if (emulated)
+    shapes = {{64, 256, 256, "tiny (emulator)"}, {32, 256, 688, "tiny (emulator)"}};
+  else
+    shapes = {{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"}};
+  const Peak peak = emulated ? Peak{0, nullptr} : bf16_peak(device_name);
+  std::printf("\nbench (timings, not checks): matrix products y[T, out] = x[T, in] · W[out, in]^T, fp32 accumulation; mean of repeated calls after a warm-up\n");
+  if (peak.tflops > 0)
+    std::printf("device: %s, sm_%d; dense bf16 peak %.0f TFLOP/s (%s datasheet)\n\n", device_name.c_str(), cc, peak.tflops, peak.source);
+  else
+    std::printf("device: %s, sm_%d; dense bf16 peak unknown (not in the table of tailor_cudacheck's bench)%s\n\n", device_name.c_str(), cc,
+                emulated ? " — emulated: times say nothing of a GPU" : "");
+  std::printf("| kernel | T × in × out | shape | ms | TFLOP/s | share of bf16 peak |\n|---|---|---|---|---|---|\n");
+  int64_t max_x = 0, max_w = 0, max_y = 0;
+  for (const Shape& s : shapes) {
+    max_x = std::max(max_x, s.T * s.in);
+    max_w = std::max(max_w, s.out * s.in);
+    max_y = std::max(max_y, s.T * s.out);
+  }
+  Dev<float> x(randf(static_cast<size_t>(max_x))), w(randf(static_cast<size_t>(max_w), 0.02f)), y(static_cast<size_t>(max_y));
+  Dev<uint16_t> xb(static_cast<size_t>(max_x)), wb(static_cast<size_t>(max_w));
+  cu::f32_to_bf16(xb.p, x.p, max_x);
+  cu::f32_to_bf16(wb.p, w.p, max_w);
+  auto row = [&](const char* kernel, const Shape& s, double ms) {
+    const double tflops = 2.0 * double(s.T) * double(s.in) * double(s.out) / ms / 1e9;
+    char share[48];
+    if (peak.tflops > 0) std::snprintf(share, sizeof share, "%.1f %%", 100.0 * tflops / peak.tflops);
+    else std::snprintf(share, sizeof share, "peak unknown");
+    std::printf("| %s | %lld × %lld × %lld | %s | %.3f | %.3g | %s |\n", kernel, (long long)s.T, (long long)s.in, (long long)s.out, s.what, ms, tflops,
+                share);
+    std::fflush(stdout);
+  };
+  for (const Shape& s : shapes) {
+    row("matmul_forward fp32 tiled", s, time_adaptive_ms([&] { cu::matmul_forward(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
+    if (cc >= 80)
+      row("matmul_forward_bf16 tensor cores (WMMA)", s,
+          time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::TensorCores); }));
+    else
+      row("matmul_forward_bf16 tiled (sm_75: no bf16 tensor cores)", s,
+          time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::Fallback); }));
+  }
+
+  const int n_head = 32, n_kv = 8, hd = 128, n_ctx = emulated ? 64 : 4096;
+  const int64_t kvs = int64_t(n_kv) * hd;
+  Dev<float> kc(randf(size_t(n_ctx * kvs))), vc(randf(size_t(n_ctx * kvs)));
+  KvView kv{kc.p, vc.p, n_ctx, int(kvs)};
+  std::printf("\n");
+  for (int64_t Tq : {int64_t(1), int64_t(emulated ? 16 : 512)}) {
+    std::vector<int> pos(static_cast<size_t>(Tq)), slot(size_t(Tq), 0);
+    for (int64_t i = 0; i < Tq; i++) pos[size_t(i)] = int(n_ctx - Tq + i);
+    Dev<int> gp(pos), gs(slot);
+    Dev<float> q(randf(size_t(Tq * n_head * hd))), o(size_t(Tq * n_head * hd));
+    const double ms = time_ms([&] { cu::attention_forward(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : Tq == 1 ? 50 : 3);
+    const double bytes = 2.0 * n_ctx * kvs * 4;  // K and V of the slot, if each were read once per call
+    std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n", (long long)Tq,
+                n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
+  }
+}
+

@@ -1,0 +1,102 @@
+// cudacheck.h — what the files of tailor_cudacheck share (cudacheck.cpp: the forward kernels and main;
+// cudacheck_train.cpp: the training ops; cudabench.cpp: timings): the row counters, seeded inputs, device
+// copies of host vectors, bf16 helpers and the row printer with its tolerances.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "forward.h"
+#include "kernels.h"
+#include "model.h"
+
+namespace cudacheck {
+
+namespace cu = tailor::cuda;
+
+
+inline int failures = 0, checks = 0;
+inline std::mt19937_64 rng(20240531);
+
+inline std::vector<float> randf(size_t n, float scale = 1.f) {
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// a device copy of a host vector (or n uninitialised elements), freed with the object
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : p(static_cast<T*>(cu::device_malloc(count * sizeof(T)))), n(count) {}
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { cu::to_device(p, h.data(), h.size() * sizeof(T)); }
+  Dev(const Dev&) = delete;
+  ~Dev() { cu::device_free(p); }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    cu::to_host(h.data(), p, n * sizeof(T));
+    return h;
+  }
+};
+
+// round to nearest even, as __float2bfloat16_rn does for finite values
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+inline float bf16_value(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// one table row: normwise error of got against ref (non-finite values fail)
+template <typename T>
+void report(const char* op, const std::string& what, const std::vector<T>& got, const std::vector<T>& ref, double tol) {
+  double diff = 0, scale = 0;
+  bool finite = got.size() == ref.size();
+  for (size_t i = 0; i < got.size() && i < ref.size(); i++) {
+    double g = double(got[i]), r = double(ref[i]);
+    if (!std::isfinite(g) && !(std::isnan(g) && std::isnan(r)) && g != r) finite = false;
+    if (std::isfinite(g) && std::isfinite(r)) diff = std::max(diff, std::fabs(g - r));
+    if (std::isfinite(r)) scale = std::max(scale, std::fabs(r));
+  }
+  double rel = diff / std::max(scale, 1e-30);
+  bool ok = finite && rel <= tol;
+  checks++;
+  if (!ok) failures++;
+  std::printf("%-22s %-44s %11.3e %11.3e %9.1e  %s\n", op, what.c_str(), diff, rel, tol, ok ? "ok" : finite ? "FAIL" : "FAIL (non-finite)");
+}
+
+inline void note(const char* op, const std::string& what, const std::string& msg) { std::printf("%-22s %-44s %s\n", op, what.c_str(), msg.c_str()); }
+
+inline const double kF32 = 1e-4;  // fp32 kernels against the CPU: a different summation order, nothing more
+inline const double kBf16 = 1e-2; // bf16 inputs against fp32 ones: within bf16 rounding (8-bit mantissa)
+
+inline std::string shape(int64_t T, int64_t in, int64_t out, bool acc) {
+  return "T=" + std::to_string(T) + " in=" + std::to_string(in) + " out=" + std::to_string(out) + (acc ? " +=" : "");
+}
+
+inline std::string nd(int64_t N, int64_t D) { return "N=" + std::to_string(N) + " D=" + std::to_string(D); }
+
+// the RoPE table of a head size, layout and scaling (forward.h's make_rope_table on a minimal Config)
+inline tailor::RopeTable rope_table(int hd, bool interleaved, tailor::RopeScalingType type, float factor, float theta) {
+  tailor::Config c;
+  c.head_dim = hd;
+  c.rope_interleaved = interleaved;
+  c.rope_theta = theta;
+  c.rope_scaling.type = type;
+  c.rope_scaling.factor = factor;
+  return tailor::make_rope_table(c);
+}
+
+}  // namespace cudacheck
