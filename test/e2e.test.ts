@@ -95,6 +95,14 @@ async function wizardFinish(name: string, lora: { epochs: string; trainshots: st
   await tid('wizard-next').click();
   await page.waitForSelector('[data-testid=wizard-body][data-step=review]');
   await tid('review-name').fill(name);
+  // where it computes: auto by default; CUDA offered only with a usable device, else its reason is shown
+  assert.equal(await tid('review-backend').inputValue(), 'auto');
+  const cudaOption = tid('review-backend').locator('option[value=cuda]');
+  if (await cudaOption.isDisabled()) {
+    assert.match(await tid('review-cuda-reason').innerText(), /^CUDA: /);
+    assert.ok(await tid('review-weights').isDisabled(), 'bf16 GPU weights are not offered without a device');
+  }
+  assert.match(await tid('review-summary').innerText(), /Compute[\s\S]*Backend[\s\S]*auto/);
   await tid('review-valid').waitFor({ timeout: 30_000 });
   await tid('wizard-start').click();
   await tid('run-screen').waitFor();

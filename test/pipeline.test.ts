@@ -33,6 +33,10 @@ test('tailor run: reports in JSON, Markdown and HTML; the run and its stages in 
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout);
   for (const f of ['report.json', 'report.md', 'report.html']) assert.ok(fs.statSync(path.join(dir, 'full', f)).size > 200, f);
+  // where it ran: the spec's compute (default auto) and the backend the engine named
+  assert.deepEqual(rep.spec.compute, { backend: 'auto', weights: 'f32' });
+  assert.match(rep.compute, /^(cpu|cuda) \(/);
+  assert.match(fs.readFileSync(path.join(dir, 'full', 'report.md'), 'utf8'), /^Computed on (cpu|cuda) \(/m);
   const html = fs.readFileSync(path.join(dir, 'full', 'report.html'), 'utf8');
   assert.match(html, /<svg[^>]+aria-label="accuracy per task"/);
   assert.match(html, /aria-label="LoRA loss"/);

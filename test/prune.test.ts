@@ -276,6 +276,15 @@ test('pipeline spec: prune.calibTask is a boolean (default false) and excludes p
   assert.throws(() => parseSpec({ ...base, prune: { calibTask: true, calibText: 'a.txt' } }, '/x'), /prune\.calibTask .* and prune\.calibText .* exclude each other/);
 });
 
+test('pipeline spec: compute chooses the backend and the GPU weight storage (default auto, f32), named in errors', () => {
+  const base = { model: 'm', tasks: ['story_cloze'], outDir: 'o' };
+  assert.deepEqual(parseSpec(base, '/x').compute, { backend: 'auto', weights: 'f32' });
+  assert.deepEqual(parseSpec({ ...base, compute: { backend: 'cuda', weights: 'bf16' } }, '/x').compute, { backend: 'cuda', weights: 'bf16' });
+  assert.deepEqual(parseSpec({ ...base, compute: { backend: 'cpu' } }, '/x').compute, { backend: 'cpu', weights: 'f32' });
+  assert.throws(() => parseSpec({ ...base, compute: { backend: 'gpu' } }, '/x'), /spec: compute\.backend must be "auto", "cpu" or "cuda"/);
+  assert.throws(() => parseSpec({ ...base, compute: { weights: 'fp8' } }, '/x'), /spec: compute\.weights must be "f32" or "bf16"/);
+});
+
 test('prune errors: unreachable targets, bad ratios and missing calibration are clear', () => {
   const src = shared('models', 'stories260K-hf');
   const cases: Array<[string[], number, RegExp]> = [

@@ -66,6 +66,8 @@ test('every payload is checked before anything acts: wrong types, ranges, enums,
     ['runs.start', { spec: { ...spec('x'), lora: { ...spec('x').lora, targets: [] } } }, 'spec.lora.targets'],
     ['runs.start', { spec: { ...spec('x'), lora: { ...spec('x').lora, targets: ['q_proj', 'wq'] } } }, 'spec.lora.targets[1]'],
     ['runs.start', { spec: { ...spec('x'), prune: { ...spec('x').prune, method: 'psychic' } } }, 'spec.prune.method'],
+    ['runs.start', { spec: { ...spec('x'), compute: { backend: 'tpu', weights: 'f32' } } }, 'spec.compute.backend'],
+    ['runs.validate', { spec: { ...spec('x'), compute: { backend: 'auto', weights: 'int4' } } }, 'spec.compute.weights'],
   ];
   for (const [ch, p, field] of bad)
     assert.throws(() => validatePayload(ch as 'prune.plan', p), (e: unknown) => e instanceof PayloadError && e.code === 'E_PAYLOAD' && e.field === field, `${ch} ${field}`);

@@ -31,7 +31,7 @@ export interface AppInfo {
   platform: string;
   engine: {
     blas: string; hardwareThreads: number; cudaBuilt: boolean;
-    /** the backend model inference runs on ('cpu', or 'cuda' when a model was loaded on a usable device) */
+    /** where a run computes with compute.backend 'auto' (the default): 'cuda' when a usable device exists, else 'cpu' */
     backend: string;
     /** CUDA as this build and machine offer it: compiled in, a usable device, or why not */
     cuda: { built: boolean; available: boolean; reason: string | null; devices: Array<{ name: string; computeCapability: string; totalMemory: number; freeMemory: number }> };
@@ -97,6 +97,9 @@ export interface LoraSettings {
 export interface LoraEstimate { examples: number; steps: number; trainTokens: number; trainableParams: number; seconds: number; bytes: number }
 
 /** A pipeline spec as the wizard builds it (the same JSON `tailor run SPEC.json` reads). */
+/** where a run computes: the backend of every model it loads, and (CUDA) how the weights are stored */
+export interface ComputeSettings { backend: 'auto' | 'cpu' | 'cuda'; weights: 'f32' | 'bf16' }
+
 export interface SpecInput {
   name: string;
   model: string;
@@ -113,6 +116,8 @@ export interface SpecInput {
     calibTask?: boolean;
   };
   lora: LoraSettings;
+  /** default {backend: 'auto', weights: 'f32'} */
+  compute?: ComputeSettings;
 }
 
 export interface Draft { spec: Partial<SpecInput>; step: number; updatedAt: number }
@@ -135,6 +140,8 @@ export interface ReportView {
     importance: { layers: Array<{ attn: number[]; mlp: number[] }> }; exported: string | null }>;
   perplexity: Array<{ set: string; ratio: number; baseline: number; pruned: number; recovered: number }>;
   stageSeconds: Record<string, number>;
+  /** the backend the run's models ran on, as the engine names it (absent in reports from before it was recorded) */
+  compute?: string;
   seconds: number;
 }
 

@@ -104,6 +104,7 @@ const spec = obj({
     calibText: nullable(absPath), calibSamples: int(1, 100_000), calibSeqLen: int(2, 1 << 20), global: bool, calibTask: optional(bool),
   }),
   lora,
+  compute: optional(obj({ backend: lit('auto', 'cpu', 'cuda'), weights: lit('f32', 'bf16') })),
 });
 const source = (v: unknown, at: string) => {
   const kind = lit('model', 'run')((v as { kind?: unknown } | null)?.kind, `${at}.kind`);

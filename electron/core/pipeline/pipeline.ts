@@ -145,7 +145,9 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
     }
   };
   try {
-    const base = await Model.load(spec.model);
+    const load = { backend: spec.compute.backend, weights: spec.compute.weights };
+    const base = await Model.load(spec.model, load);
+    st.done['#compute'] = base.info.backend;
     const baseParams = base.info.nParams;
     let baseline: Scores;
     try {
@@ -165,7 +167,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
           history?.addArtifact(runId, 'model', prunedDir);
           return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare, importance: importanceJson(r.scores) };
         });
-        const pruned = await Model.load(prunedDir);
+        const pruned = await Model.load(prunedDir, load);
         try {
           const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal, evalProgress(`eval-pruned ${tag}`)));
           for (const [t, v] of Object.entries(prunedScores)) history?.setResult(runId, { task: t, setting: tag, phase: 'pruned', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
@@ -189,7 +191,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
             return { adapterDir: r.adapterDir, losses: r.losses.map((l) => l.loss), seconds: r.seconds, examples: ex.length };
           });
           const recovered = await stage(`eval-recovered ${tag}`, async () => {
-            const m = await Model.load(prunedDir);
+            const m = await Model.load(prunedDir, load);
             try {
               applyAdapter(m, lora.adapterDir);
               return await evalAll(m, spec, o.signal, evalProgress(`eval-recovered ${tag}`));
@@ -202,7 +204,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
             const ex = spec.export;
             const stageName = `export ${tag}`;
             await stage(stageName, async () => {
-              const m = await Model.load(prunedDir);
+              const m = await Model.load(prunedDir, load);
               try {
                 applyAdapter(m, lora.adapterDir);
                 const out = path.join(spec.outDir, `tailored-${ratio}${ex.format === 'gguf' ? '.gguf' : ''}`);
@@ -264,5 +266,6 @@ function buildReport(spec: PipelineSpec, st: State, baseParams: number, seconds:
       importance: p.importance, exported: (st.done[`export ${tag}`] as { out: string } | undefined)?.out ?? null });
   }
   const times = Object.fromEntries(Object.entries(st.done).filter(([k]) => k.endsWith('#seconds')).map(([k, v]) => [k.replace('#seconds', ''), v as number]));
-  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, perplexity: ppl, stageSeconds: times, seconds, spec };
+  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, perplexity: ppl, stageSeconds: times, seconds, spec,
+    compute: typeof st.done['#compute'] === 'string' ? (st.done['#compute'] as string) : undefined };
 }

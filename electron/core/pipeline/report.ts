@@ -25,6 +25,7 @@ export function markdown(r: PipelineReport): string {
       ...r.perplexity.map((x) => `| ${x.set} | ${x.ratio} | ${x.baseline.toFixed(3)} | ${x.pruned.toFixed(3)} | ${x.recovered.toFixed(3)} |`), ''] : []),
     ...r.ratios.filter((x) => x.exported).map((x) => `Exported (ratio ${x.ratio}): \`${x.exported}\``),
     '',
+    ...(r.compute ? [`Computed on ${r.compute}.`] : []),
     `Total ${r.seconds.toFixed(1)} s. Stages: ${Object.entries(r.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}.`, ''];
   return lines.join('\n');
 }

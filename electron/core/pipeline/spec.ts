@@ -23,6 +23,8 @@ export interface PipelineSpec {
     /** calibrate on the spec's tasks (their training prompts as LoRA sees them) instead of a text: task-specific compression */
     calibTask: boolean };
   lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate; targets: LoraTarget[] };
+  /** where every model of the run computes (Model.load's backend and weights) */
+  compute: { backend: 'auto' | 'cpu' | 'cuda'; weights: 'f32' | 'bf16' };
 }
 
 type Obj = Record<string, unknown>;
@@ -62,7 +64,8 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   const okTask = (t: unknown) => typeof t === 'string' || (typeof t === 'object' && t !== null && typeof (t as Obj).file === 'string' && typeof (t as Obj).mapping === 'object');
   if (!Array.isArray(tasks) || tasks.length === 0 || !tasks.every(okTask))
     throw new EngineError('E_ARG', 'spec: "tasks" must list task names or {"file": …, "mapping": {…}} custom tasks');
-  const ev = (o.eval ?? {}) as Obj, pr = (o.prune ?? {}) as Obj, lo = (o.lora ?? {}) as Obj;
+  const ev = (o.eval ?? {}) as Obj, pr = (o.prune ?? {}) as Obj, lo = (o.lora ?? {}) as Obj, co = (o.compute ?? {}) as Obj;
+  if (typeof co !== 'object' || Array.isArray(co)) throw new EngineError('E_ARG', 'spec: compute must be {"backend": "auto" | "cpu" | "cuda", "weights": "f32" | "bf16"}');
   const targets = pr.targets ?? [];
   if (!Array.isArray(targets) || targets.some((t) => !isInt(1)(t))) throw new EngineError('E_ARG', 'spec: prune.targets must be a list of parameter counts');
   const ratios = pr.ratios ?? ((targets as number[]).length ? [] : [0.2, 0.5]);
@@ -104,6 +107,10 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
         '"task", "alpaca" or {"prompt": "…{field}…", "completion": "…{answer}"}', 'lora.'),
       targets: field<LoraTarget[]>(lo, 'targets', [...LORA_TARGETS], (v) => Array.isArray(v) && v.length > 0 && new Set(v).size === v.length && v.every((x) => (LORA_TARGETS as readonly unknown[]).includes(x)),
         `a non-empty list of ${LORA_TARGETS.join(', ')}`, 'lora.'),
+    },
+    compute: {
+      backend: field<'auto' | 'cpu' | 'cuda'>(co, 'backend', 'auto', (v) => v === 'auto' || v === 'cpu' || v === 'cuda', '"auto", "cpu" or "cuda"', 'compute.'),
+      weights: field<'f32' | 'bf16'>(co, 'weights', 'f32', (v) => v === 'f32' || v === 'bf16', '"f32" or "bf16" (CUDA only)', 'compute.'),
     },
   };
 }

@@ -119,7 +119,7 @@ export class Workbench {
       'app.info': (): AppInfo => {
         const e = engineInfo();
         return { version: version(), mode: o.mode, canPickFiles: !!o.desktop, platform: `${process.platform}-${process.arch}`,
-          engine: { blas: e.blas, hardwareThreads: e.hardwareThreads, cudaBuilt: e.cudaBuilt, backend: 'cpu',
+          engine: { blas: e.blas, hardwareThreads: e.hardwareThreads, cudaBuilt: e.cudaBuilt, backend: e.cuda.available ? 'cuda' : 'cpu',
             cuda: { built: e.cuda.built, available: e.cuda.available, reason: e.cuda.reason,
               devices: e.cuda.devices.map((d) => ({ name: d.name, computeCapability: d.computeCapability, totalMemory: d.totalMemory, freeMemory: d.freeMemory })) } },
           dataDir: o.dataDir, dbPath: o.dbPath };

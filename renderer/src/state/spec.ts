@@ -29,6 +29,7 @@ export function defaultSpec(): SpecInput {
     export: null,
     prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibTask: false, calibSamples: 10, calibSeqLen: 64, global: false },
     lora: { rank: 8, alpha: 16, lr: 2e-4, epochs: 2, batch: 8, maxLen: 256, trainShots: 50, template: 'task', targets: [...LORA_TARGETS] },
+    compute: { backend: 'auto', weights: 'f32' },
   };
 }
 
@@ -50,6 +51,7 @@ export function normalizeSpec(raw: unknown): SpecInput {
   const d = defaultSpec();
   if (!isObj(raw)) return d;
   const ev = isObj(raw.eval) ? raw.eval : {}, pr = isObj(raw.prune) ? raw.prune : {}, lo = isObj(raw.lora) ? raw.lora : {};
+  const co = isObj(raw.compute) ? raw.compute : {};
   const tasks = Array.isArray(raw.tasks)
     ? raw.tasks.flatMap((t): TaskRef[] => (typeof t === 'string' ? [t] : isObj(t) && typeof t.file === 'string' && isObj(t.mapping)
       ? [{ name: String(t.name ?? t.file), file: t.file, mapping: t.mapping as never }] : []))
@@ -85,6 +87,10 @@ export function normalizeSpec(raw: unknown): SpecInput {
       rank: num(lo.rank, 8), alpha: num(lo.alpha, 16), lr: num(lo.lr, 2e-4), epochs: num(lo.epochs, 2), batch: num(lo.batch, 8),
       maxLen: num(lo.maxLen, 256), trainShots: num(lo.trainShots, 50), template: template(lo.template),
       targets: Array.isArray(lo.targets) ? LORA_TARGETS.filter((x) => (lo.targets as unknown[]).includes(x)) : [...LORA_TARGETS],
+    },
+    compute: {
+      backend: co.backend === 'cpu' || co.backend === 'cuda' ? co.backend : 'auto',
+      weights: co.weights === 'bf16' ? 'bf16' : 'f32',
     },
   };
   if (typeof raw.outDir === 'string' && raw.outDir) out.outDir = raw.outDir;
@@ -197,6 +203,10 @@ export function summarize(s: SpecInput, model: ModelEntry | undefined): Array<{ 
       ['Items per task', s.eval.limit === null ? 'all' : String(s.eval.limit)], ['Shots', String(s.eval.shots)],
       ['Perplexity files', s.eval.perplexity.length ? s.eval.perplexity.join(', ') : '—'],
       ['Export', s.export ? `${s.export.format} (${s.export.dtype})` : 'no'],
+    ] },
+    { title: 'Compute', rows: [
+      ['Backend', { auto: 'auto (CUDA when a GPU is usable, else the CPU)', cpu: 'CPU', cuda: 'CUDA' }[s.compute?.backend ?? 'auto']],
+      ['Weights on the GPU', (s.compute?.weights ?? 'f32') === 'bf16' ? 'bf16 (half the memory, tensor cores)' : 'fp32'],
     ] },
   ];
 }
