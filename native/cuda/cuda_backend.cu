@@ -241,7 +241,13 @@ class CudaBackend final : public Backend {
   void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
     use();
     if (const uint16_t* wb = bf16_of(w)) {  // base weights in bf16: dx through them; dW does not read W
-      if (dx) cuda::matmul_backward_dx_bf16w(dx, dy, wb, T, in, out);
+      if (dx) {
+        const bool tc = cc_ >= 80;
+        BackendBuffer scratch;  // dy in bf16 for the tensor cores
+        if (tc) scratch.reserve(*this, sizeof(uint16_t) * size_t(std::max<int64_t>(T * out, 1)));
+        cuda::matmul_backward_dx_bf16w(dx, dy, wb, T, in, out, tc ? reinterpret_cast<uint16_t*>(scratch.f()) : nullptr,
+                                       tc ? cuda::Bf16Path::TensorCores : cuda::Bf16Path::Fallback);
+      }
       if (dw) cuda::matmul_backward(nullptr, dw, dy, x, nullptr, T, in, out);
       return;
     }

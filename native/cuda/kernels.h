@@ -35,8 +35,10 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
 // no scratch needed) on sm_75 or when forced
 void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate, uint16_t* x_bf16,
                           Bf16Path path = Bf16Path::Auto);
-// dx[T, in] += dy[T, out] · W[out, in] with bf16 W
-void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out);
+// dx[T, in] += dy[T, out] · W[out, in] with bf16 W: tensor cores on sm_80+ (dy rounded to bf16 into dy_bf16,
+// T·out values of scratch), the tiled kernel (fp32 dy, no scratch) on sm_75 or when forced
+void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out, uint16_t* dy_bf16,
+                              Bf16Path path = Bf16Path::Auto);
 // dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
 

@@ -99,7 +99,10 @@ void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_
 // written with bounds checks (and the accumulate flag).
 constexpr int WM = 64, WN = 64, WTHREADS = 128;  // K in steps of WK = 32 (in the kernel)
 
-// y[T, out] (+)= x[T, in] · W[out, in]ᵀ; x, W as bf16 bits. grid (ceil(out/WN), ceil(T/WM)), block WTHREADS
+// y[T, out] (+)= x[T, in] · W[out, in]ᵀ; x, W as bf16 bits. grid (ceil(out/WN), ceil(T/WM)), block WTHREADS.
+// W_ROWS_ARE_K (the backward's dx = dy · W): W is [in, out] and the product is y[T, out] (+)= x[T, in] · W —
+// only the staging of W's tile from global memory differs (Bs[n][k] = W[k0+k, n0+n]).
+template <bool W_ROWS_ARE_K>
 __global__ void matmul_bf16_wmma_kernel(float* __restrict__ y, const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, int64_t T,
                                         int64_t in, int64_t out, bool accumulate) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -123,10 +126,18 @@ __global__ void matmul_bf16_wmma_kernel(float* __restrict__ y, const uint16_t* _
       int64_t gr = m0 + r, gc = k0 + c;
       As[r * WLDS + c] = (gr < T && gc < in) ? x[gr * in + gc] : uint16_t(0);
     }
-    for (int i = tid; i < WN * WK; i += WTHREADS) {
-      int r = i / WK, c = i % WK;
-      int64_t gr = n0 + r, gc = k0 + c;
-      Bs[r * WLDS + c] = (gr < out && gc < in) ? w[gr * in + gc] : uint16_t(0);
+    if (W_ROWS_ARE_K) {
+      for (int i = tid; i < WN * WK; i += WTHREADS) {  // consecutive threads walk n: W's rows are contiguous in n
+        int c = i / WN, r = i % WN;
+        int64_t gr = n0 + r, gc = k0 + c;
+        Bs[r * WLDS + c] = (gr < out && gc < in) ? w[gc * out + gr] : uint16_t(0);
+      }
+    } else {
+      for (int i = tid; i < WN * WK; i += WTHREADS) {
+        int r = i / WK, c = i % WK;
+        int64_t gr = n0 + r, gc = k0 + c;
+        Bs[r * WLDS + c] = (gr < out && gc < in) ? w[gr * in + gc] : uint16_t(0);
+      }
     }
     __syncthreads();
 #pragma unroll
@@ -182,7 +193,7 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
     if (cc < 80) fail(ErrorCode::UNSUPPORTED, "bf16 tensor cores need sm_80 or newer (this device is sm_" + std::to_string(cc) + ")");
     if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_forward_bf16: more than 4,194,240 rows in one call");
     dim3 grid(ceil_div(out, WN), ceil_div(T, WM));
-    TAILOR_LAUNCH(matmul_bf16_wmma_kernel, grid, WTHREADS)(y, x, w, T, in, out, accumulate);
+    TAILOR_LAUNCH(matmul_bf16_wmma_kernel<false>, grid, WTHREADS)(y, x, w, T, in, out, accumulate);
     check_launch("matmul_forward_bf16 (tensor cores)");
   } else {
     gemm_tiled<uint16_t, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
@@ -209,9 +220,21 @@ void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T
   gemm_tiled<float, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16w (tiled)");
 }
 
-void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out) {
+void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out, uint16_t* dy_bf16,
+                              Bf16Path path) {
   if (T == 0 || in == 0 || out == 0) return;
-  gemm_tiled<float, uint16_t>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w");
+  if (path == Bf16Path::Auto) path = compute_capability() >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
+  if (path == Bf16Path::TensorCores) {
+    if (!dy_bf16) fail(ErrorCode::INTERNAL, "matmul_backward_dx_bf16w: the tensor-core path needs a T×out bf16 scratch buffer");
+    if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_backward_dx_bf16w: more than 4,194,240 rows in one call");
+    f32_to_bf16(dy_bf16, dy, T * out);
+    // dx[T, in] += dy[T, out] · W[out, in]: the kernel's (in, out) are (out, in) here, W's rows run along k
+    dim3 grid(ceil_div(in, WN), ceil_div(T, WM));
+    TAILOR_LAUNCH(matmul_bf16_wmma_kernel<true>, grid, WTHREADS)(dx, dy_bf16, w, T, out, in, true);
+    check_launch("matmul_backward_dx_bf16w (tensor cores)");
+    return;
+  }
+  gemm_tiled<float, uint16_t>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w (tiled)");
 }
 
 }  // namespace cuda

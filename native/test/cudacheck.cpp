@@ -93,7 +93,7 @@ void check_matmul_bf16(Backend& cpu, int cc) {
 // too on the tensor-core path (what the hardware multiplies); dx of the backward through bf16 W
 void check_matmul_bf16w(Backend& cpu, int cc) {
   struct Case { int64_t T, in, out; bool acc; };
-  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}};
+  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}, {70, 130, 97, true}};
   for (const Case& c : cases) {
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     std::vector<uint16_t> wb(w.size());
@@ -116,11 +116,23 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
       report("matmul_bf16w wmma", shape(c.T, c.in, c.out, c.acc) + " vs bf16 W and x", dy.get(), ref_tc, kF32);
     }
     auto g = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in));
-    auto rdx = dx0;
+    std::vector<float> gr(g.size());
+    for (size_t i = 0; i < g.size(); i++) gr[i] = bf16_value(bf16_bits(g[i]));
+    auto rdx = dx0, rdx_tc = dx0;
     cpu.matmul_backward(rdx.data(), nullptr, g.data(), x.data(), wr.data(), c.T, c.in, c.out);
-    Dev<float> dg(g), ddx(dx0);
-    cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out);
-    report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " dx +=", ddx.get(), rdx, kF32);
+    cpu.matmul_backward(rdx_tc.data(), nullptr, gr.data(), x.data(), wr.data(), c.T, c.in, c.out);
+    Dev<float> dg(g);
+    Dev<uint16_t> gscratch(size_t(std::max<int64_t>(1, c.T * c.out)));
+    {
+      Dev<float> ddx(dx0);
+      cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, nullptr, cu::Bf16Path::Fallback);
+      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " tiled dx +=", ddx.get(), rdx, kF32);
+    }
+    if (cc >= 80) {
+      Dev<float> ddx(dx0);
+      cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, gscratch.p, cu::Bf16Path::TensorCores);
+      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma dx += (bf16 dy)", ddx.get(), rdx_tc, kF32);
+    }
   }
 }
 

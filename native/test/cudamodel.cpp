@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "bf16ref.h"
 #include "errors.h"
 #include "json.h"
 #include "forward.h"
@@ -25,7 +26,7 @@
 
 using namespace tailor;
 
-void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int* checks, int* failures);  // cudatrain.cpp
+void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device, int* checks, int* failures);  // cudatrain.cpp
 
 namespace {
 
@@ -151,16 +152,7 @@ void check_model(const Model& m, const std::string& label, Backend& cpu, int dev
       first < 0 ? "" : " (first difference at token " + std::to_string(first) + ")");
 
   // 4. LoRA training, the pruner's statistics and the allocator (cudatrain.cpp)
-  check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, &m_checks, &m_failures);
-}
-
-// bf16 bits of f (round to nearest even), back as a float
-float bf16_round(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u = ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16;
-  std::memcpy(&f, &u, 4);
-  return f;
+  check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, device, &m_checks, &m_failures);
 }
 
 // argmax of each row of logits[T, V]
@@ -170,73 +162,6 @@ std::vector<int> argmax_rows(const std::vector<float>& lg, int V) {
     out.push_back(int(std::max_element(lg.begin() + long(r * V), lg.begin() + long((r + 1) * V)) - (lg.begin() + long(r * V))));
   return out;
 }
-
-// The CPU backend computing what bf16 tensor cores compute: every matrix product's input rows rounded to
-// bf16 first (the weights are rounded by the caller). Everything else is the CPU backend's, forwarded.
-class Bf16InputsCpu final : public Backend {
- public:
-  explicit Bf16InputsCpu(Backend& cpu) : c_(cpu) {}
-  void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
-    std::vector<float> xr(x, x + T * in);
-    for (float& v : xr) v = bf16_round(v);
-    c_.matmul_forward(y, xr.data(), w, T, in, out, acc);
-  }
-  std::string name() const override { return "cpu, bf16 products"; }
-  int threads() const override { return c_.threads(); }
-  bool host_memory() const override { return true; }
-  void* alloc(size_t b) override { return c_.alloc(b); }
-  void free(void* p) noexcept override { c_.free(p); }
-  void upload(void* d, const void* s, size_t b) override { c_.upload(d, s, b); }
-  void download(void* d, const void* s, size_t b) override { c_.download(d, s, b); }
-  void copy(void* d, const void* s, size_t b) override { c_.copy(d, s, b); }
-  void memset0(void* p, size_t b) override { c_.memset0(p, b); }
-  void bind_weights(const Model& m) override { c_.bind_weights(m); }
-  const float* weight(const float* h) const override { return c_.weight(h); }
-  void embed_rows(float* x, const float* e, const int* t, int64_t T, int64_t d) override { c_.embed_rows(x, e, t, T, d); }
-  void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t d, float e) override { c_.rmsnorm_forward(y, x, w, T, d, e); }
-  void rope_forward(float* x, const int* p, int64_t T, int h, const RopeTable& r) override { c_.rope_forward(x, p, T, h, r); }
-  void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override { c_.kv_store(kv, k, v, p, s, T); }
-  void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
-    c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
-  }
-  void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { c_.swiglu_forward(h, g, u, n); }
-  void logprob_forward(const float* l, int64_t R, int64_t V, const int* t, double* lp, int* am) override { c_.logprob_forward(l, R, V, t, lp, am); }
-  void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
-    c_.matmul_backward(dx, dw, dy, x, w, T, in, out);
-  }
-  double crossentropy_forward_backward(float* d, const float* l, const int* t, const float* w, int64_t N, int64_t V, double s) override {
-    return c_.crossentropy_forward_backward(d, l, t, w, N, V, s);
-  }
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override { c_.parallel_for(n, fn); }
-  void add_inplace(float* y, const float* x, int64_t n) override { c_.add_inplace(y, x, n); }
-  void rmsnorm_forward_train(float* y, float* r, const float* x, const float* w, int64_t N, int64_t D, double e) override {
-    c_.rmsnorm_forward_train(y, r, x, w, N, D, e);
-  }
-  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* r, int64_t N, int64_t D) override {
-    c_.rmsnorm_backward(dx, dw, dy, x, w, r, N, D);
-  }
-  void rope_apply(float* x, const int* p, int64_t N, int h, const RopeTable& r, int s) override { c_.rope_apply(x, p, N, h, r, s); }
-  void attention_forward_train(float* o, float* a, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) override {
-    c_.attention_forward_train(o, a, q, k, v, B, Tn, nh, nkv, hd);
-  }
-  int64_t attention_saved_floats(int B, int Tn, int nh) const override { return c_.attention_saved_floats(B, Tn, nh); }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* o, const float* a, const float* q, const float* k,
-                          const float* v, int B, int Tn, int nh, int nkv, int hd) override {
-    c_.attention_backward(dq, dk, dv, dout, o, a, q, k, v, B, Tn, nh, nkv, hd);
-  }
-  void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override { c_.swiglu_backward(dg, du, dh, g, u, n); }
-  void embedding_backward(float* dt, const float* d, const int* ids, int64_t N, int64_t D) override { c_.embedding_backward(dt, d, ids, N, D); }
-  void scale_inplace(float* x, float s, int64_t n) override { c_.scale_inplace(x, s, n); }
-  void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t s, uint64_t st, int l, int t) override { c_.lora_dropout(y, x, n, p, s, st, l, t); }
-  double sum_squares(const float* x, int64_t n) override { return c_.sum_squares(x, n); }
-  void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float c, float b1, float b2, float e, float wd, double lr, double bc1,
-                  double bc2) override {
-    c_.adamw_step(p, g, m, v, n, c, b1, b2, e, wd, lr, bc1, bc2);
-  }
-
- private:
-  Backend& c_;
-};
 
 // the CUDA backend with bf16 weights: logits against the CPU running the same bf16-rounded weights
 // (and, on sm_80+ where the tensor cores take bf16 inputs, the product inputs rounded too): fp32 parity,
@@ -257,14 +182,7 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   while (int(ids.size()) < L) ids.push_back(int(rng() % uint32_t(V)));
   auto lf = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
   // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
-  std::vector<float> saved = m.arena;
-  std::vector<std::pair<float*, std::vector<float>>> norms;
-  for (auto& Ly : m.layers)
-    for (float* p : {Ly.attn_norm, Ly.ffn_norm})
-      if (p) norms.push_back({p, std::vector<float>(p, p + m.cfg.dim)});
-  norms.push_back({m.out_norm, std::vector<float>(m.out_norm, m.out_norm + m.cfg.dim)});
-  for (float& w : m.arena) w = bf16_round(w);
-  for (auto& n : norms) std::copy(n.second.begin(), n.second.end(), n.first);
+  std::vector<float> saved = round_weights_bf16(m);
   Bf16InputsCpu cpu_tc(cpu);
   auto lr = sequence_logits(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, ids);
   m.arena = saved;

@@ -3,15 +3,17 @@
 // dropout 0.1, micro-batches accumulated into each AdamW step, clipping on) — the loss and gradient norm
 // of every step, the trained adapter, the evaluation loss, and the GPU run again with activation
 // checkpointing; the pruner's Taylor statistics per tensor and its group scores, and the groups a 20% and
-// a 50% prune would remove (identical sets); and the caching allocator's accounting.
+// a 50% prune would remove (identical sets); LoRA on bf16 weights; and the caching allocator's accounting.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend.h"
+#include "bf16ref.h"
 #include "errors.h"
 #include "grad_pass.h"
 #include "model.h"
@@ -114,6 +116,30 @@ void check_training(Model& m, const std::string& label, Backend& cpu, Backend& g
   row("LoRA training", label + " GPU with checkpointing: loss (rel)", dlc, 1e-4, dlc <= 1e-4);
 }
 
+// LoRA on bf16 weights (tensor cores where the device has them): the first step's loss is the forward of
+// the bf16 model; against a CPU run on the bf16-rounded weights (with the weight products' inputs rounded
+// too on tensor cores) it must be within half of bf16's own effect on that loss (within 1e-4 on the tiled
+// path, whose arithmetic is the reference's); the whole curve against fp32 is reported
+void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int device) {
+  BackendOptions bo;
+  bo.bf16_weights = true;
+  auto gpu = make_cuda_backend(device, bo);
+  gpu->bind_weights(m);
+  Curve f = train(m, cpu, false), g = train(m, *gpu, false);
+  std::vector<float> saved = round_weights_bf16(m);
+  const bool tc = gpu->name().find("sm_7") == std::string::npos;
+  Bf16InputsCpu cpu_tc(cpu, &m);  // on tensor cores the products' inputs are rounded too
+  Curve r = train(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, false);
+  m.arena = saved;
+  const double dev = std::fabs(g.steps[0].loss - r.steps[0].loss), effect = std::fabs(r.steps[0].loss - f.steps[0].loss);
+  const double ratio = dev / std::max(effect, 1e-12);
+  row("LoRA on bf16 weights", label + " step-1 loss: |GPU − CPU bf16| / bf16 effect", ratio, 0.5, tc ? ratio <= 0.5 : dev <= 1e-4 * std::fabs(r.steps[0].loss),
+      tc ? "" : " (tiled: within 1e-4 rel)");
+  double worst = 0;
+  for (size_t i = 0; i < f.steps.size(); i++) worst = std::max(worst, rel(g.steps[i].loss, f.steps[i].loss));
+  std::printf("%-22s %-44s %11.3e %11s %9s  (reported)\n", "LoRA on bf16 weights", (label + " loss curve vs fp32 CPU (rel)").c_str(), worst, "", "");
+}
+
 void check_pruning(const Model& m, const std::string& label, Backend& cpu, Backend& gpu) {
   auto calib = examples(m, 6, 21);
   TrainBatch batch = calibration_batch(calib);
@@ -190,10 +216,11 @@ void check_allocator(Backend& gpu) {
 
 }  // namespace
 
-void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int* checks, int* failures) {
+void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device, int* checks, int* failures) {
   g_checks = checks;
   g_failures = failures;
   check_training(m, label, cpu, gpu);
+  check_training_bf16(m, label, cpu, device);
   check_pruning(m, label, cpu, gpu);
   check_allocator(gpu);
 }
