@@ -315,6 +315,36 @@ struct Graph {
     lweight = reinterpret_cast<const float*>(up(weight_d, batch.weight.data(), sizeof(float) * size_t(N)));
   }
 
+  // logits of rows [r0, r0+n) from xn_c[n, D], their cross-entropy (normalised over these rows' weights),
+  // and with dxn_c: dlogits scaled by the step's loss scale × share, then dxn_c and the head's gradient
+  double head_chunk(const T* xn_c, T* dxn_c, int64_t r0, int64_t n, double share) {
+    const int64_t D = c.dim, V = c.vocab_size;
+    Buf<T> logits, dlogits;
+    make(logits, n * V, false);
+    mm(logits.p, xn_c, W(w.lm_head), n, D, V);
+    if (dxn_c) make(dlogits, n * V, false);
+    T* dl = dxn_c ? dlogits.p : nullptr;
+    const double scale = opt.loss_scale * share;
+    double loss;
+    bool scaled = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (be) {
+        loss = B().crossentropy_forward_backward(dl, logits.p, targets + r0, lweight + r0, n, V, scale);
+        scaled = true;
+      } else {
+        loss = ops::crossentropy_forward_backward(dl, logits.p, targets + r0, lweight + r0, n, V);
+      }
+    } else {
+      loss = ops::crossentropy_forward_backward(dl, logits.p, targets + r0, lweight + r0, n, V);
+    }
+    if (!dxn_c) return loss;
+    if (!scaled && scale != 1.0) this->scale(dl, T(scale), n * V);
+    drop(logits);
+    T* dhead = bg ? (c.tied ? bg->tok_emb : bg->lm_head) : nullptr;
+    mmb(dxn_c, dhead, dl, xn_c, W(w.lm_head), n, D, V);
+    return loss;
+  }
+
   double run(const LayerGradHook<T>& hook) {
     const int64_t D = c.dim, V = c.vocab_size;
     const bool backward = lg || bg;
@@ -354,35 +384,27 @@ struct Graph {
       if (!backward) clear(a, false);
       else if (opt.checkpoint) clear(a, true);  // keep only the layer input
     }
-    // head
-    Buf<T> rstd, xn, logits, dlogits;
+    // head: final norm, then the logits and cross-entropy, whole or in chunks of rows
+    Buf<T> rstd, xn, dxn, dx;
     make(rstd, N, false);
     make(xn, N * D, false);
-    make(logits, N * V, false);
     norm_fwd(xn.p, rstd.p, x.p, w.out_norm, D);
-    mm(logits.p, xn.p, W(w.lm_head), N, D, V);
-    if (backward) make(dlogits, N * V, false);
-    double loss;
-    bool scaled = false;
-    if constexpr (std::is_same_v<T, float>) {
-      if (be) {
-        loss = B().crossentropy_forward_backward(backward ? dlogits.p : nullptr, logits.p, targets, lweight, N, V, opt.loss_scale);
-        scaled = true;
-      } else {
-        loss = ops::crossentropy_forward_backward(backward ? dlogits.p : (T*)nullptr, logits.p, targets, lweight, N, V);
-      }
-    } else {
-      loss = ops::crossentropy_forward_backward(backward ? dlogits.p : (T*)nullptr, logits.p, targets, lweight, N, V);
+    if (backward) make(dxn, N * D);
+    const int64_t chunk = N * V > opt.head_chunk_floats ? std::max<int64_t>(1, opt.head_chunk_floats / V) : N;
+    double total_w = 0;
+    for (int64_t i = 0; i < N; i++) total_w += batch.weight[size_t(i)];
+    double loss = 0;
+    for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+      const int64_t n = std::min(chunk, N - r0);
+      // this chunk's share of the loss weights: its rows' loss is normalised by their own weight sum below
+      double cw = 0;
+      for (int64_t i = r0; i < r0 + n; i++) cw += batch.weight[size_t(i)];
+      if (chunk < N && cw == 0) continue;  // no weighted token here: no loss, no gradient
+      const double share = chunk < N ? cw / total_w : 1.0;
+      loss += share * head_chunk(xn.p + r0 * D, backward ? dxn.p + r0 * D : nullptr, r0, n, share);
     }
     if (!backward) return loss;
-    if (!scaled && opt.loss_scale != 1.0) scale(dlogits.p, T(opt.loss_scale), N * V);
-    drop(logits);
-    Buf<T> dxn, dx;
-    make(dxn, N * D);
     make(dx, N * D);
-    T* dhead = bg ? (c.tied ? bg->tok_emb : bg->lm_head) : nullptr;
-    mmb(dxn.p, dhead, dlogits.p, xn.p, W(w.lm_head), N, D, V);
-    drop(dlogits);
     norm_bwd(dx.p, bg ? bg->out_norm : nullptr, dxn.p, x.p, w.out_norm, rstd.p, D);
     for (int l = c.n_layers - 1; l >= 0; l--) {
       opt.cancel.check();

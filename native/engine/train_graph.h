@@ -49,6 +49,10 @@ struct TrainOptions {
   uint64_t step = 0;
   bool training = true;        // false: no dropout (evaluation loss)
   double loss_scale = 1.0;     // multiplies the gradient (micro-batch share of a larger batch)
+  // the output head and cross-entropy run over chunks of rows when the batch's logits would exceed this
+  // many floats (default 2^25 = 128 MiB): each chunk's logits and their gradient are made, used for the
+  // head's gradients and dropped, so B×T×vocab logits never exist at once
+  int64_t head_chunk_floats = int64_t(1) << 25;
   CancelToken cancel;          // checked at every layer
   // float forward only: called after layer l's forward with its sublayer inputs (rows = B·Tn):
   // xn1 [N, dim], ao [N, n_head·hd], xn2 [N, dim], h [N, ffn] (null where the sublayer is pruned away)

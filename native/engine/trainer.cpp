@@ -148,6 +148,7 @@ StepStats Trainer::train_step(const CancelToken& cancel) {
     opt.dropout_seed = cfg_.seed;
     opt.step = uint64_t(step_);
     opt.loss_scale = wm / wtotal;
+    opt.head_chunk_floats = cfg_.head_chunk_floats;
     opt.cancel = cancel;
     double l = cfg_.full ? train_forward_backward<float>(m_.cfg, w_, rope_, nullptr, nullptr, nullptr, &full_grads_, nullptr, b, opt, &be_)
                          : train_forward_backward<float>(m_.cfg, w_, rope_, &lay_, P_, G_, nullptr, nullptr, b, opt, &be_);
@@ -177,6 +178,7 @@ double Trainer::eval_loss(const std::vector<Example>& data, const CancelToken& c
     if (wm == 0) continue;
     TrainOptions opt;
     opt.training = false;
+    opt.head_chunk_floats = cfg_.head_chunk_floats;
     opt.cancel = cancel;
     double l = train_forward_backward<float>(m_.cfg, w_, rope_, cfg_.full ? nullptr : &lay_, cfg_.full ? nullptr : P_, nullptr, nullptr, nullptr, b, opt, &be_);
     num += l * wm;

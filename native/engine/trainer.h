@@ -42,6 +42,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool checkpoint_activations = false;
   bool full = false;      // full fine-tuning: every base weight is trained (no LoRA); needs ~4× the model's memory
+  int64_t head_chunk_floats = int64_t(1) << 25;  // logits per head chunk (TrainOptions::head_chunk_floats)
 };
 
 struct StepStats {
