@@ -46,7 +46,7 @@ class CudaBackend final : public Backend {
     cuda::check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
     cc_ = p.major * 10 + p.minor;
     name_ = "cuda (device " + std::to_string(device) + ", " + p.name + ", sm_" + std::to_string(p.major) + std::to_string(p.minor) +
-            (bf16_ ? ", bf16 weights" : "") + ")";
+            (bf16_ ? ", bf16 weights" : "") + (cuda::lt_enabled() ? ", cuBLASLt" : "") + ")";
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "backend.h"  // KvView
 
@@ -41,6 +42,24 @@ void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int
                               Bf16Path path = Bf16Path::Auto);
 // dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
+
+// ---- the same products through cuBLASLt (blaslt.cu), when the build found it (TAILOR_HAVE_CUBLASLT) ----
+// Each returns false, having done nothing, when cuBLASLt is not built in or refuses or fails the call (the
+// caller then runs the kernels above); fp32 compute, no TF32. matmul.cu tries them first when lt_enabled().
+// y[T, out] (+)= x[T, in] · W[out, in]ᵀ
+bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate);
+// the same from bf16 x and W (bits as uint16_t), fp32 accumulation and output
+bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate);
+// dx[T, in] += dy[T, out] · W[out, in]
+bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out);
+// dW[out, in] += dy[T, out]ᵀ · x[T, in]
+bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out);
+bool lt_built_in();   // this build has cuBLASLt
+// built in, not disabled (TAILOR_CUBLASLT=0 in the environment, or lt_set_enabled(0)), and a handle could be
+// made on the current device (made here on first use)
+bool lt_enabled();
+void lt_set_enabled(int on);  // for comparisons in the tests: 1 on, 0 off, -1 back to the environment's choice
+std::string lt_status();      // "on", "off (why)", and the first refusal if there was one
 
 // ---- per-token ops (pointwise.cu) ----
 // dst[n] = bf16(src[n]), round to nearest even

@@ -9,7 +9,9 @@
 //                        reading fp32 x and bf16 W; the backward's dx through the tiled kernel
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
 // addressed through strides, so W and dy are read in place, never transposed in memory.
-// Straightforward kernels (no double buffering, no vector loads): correct first, fast later.
+// Straightforward kernels (no double buffering, no vector loads): correct first, fast later. When the build
+// has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the automatic bf16 path try
+// it first and fall back to these kernels when it refuses a call.
 #include <mma.h>
 
 #include <cuda_bf16.h>
@@ -180,6 +182,7 @@ __global__ void matmul_bf16_wmma_kernel(float* __restrict__ y, const uint16_t* _
 
 void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
   if (T == 0 || out == 0) return;
+  if (lt_enabled() && lt_matmul_f32(y, x, w, T, in, out, accumulate)) return;
   // A = x (m = t, k = i), B(k, n) = W[n, k]
   gemm_tiled<float, float>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward");
 }
@@ -188,6 +191,8 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
                          Bf16Path path) {
   if (T == 0 || out == 0) return;
   const int cc = compute_capability();
+  // cuBLASLt only on the automatic path (a forced path runs the kernel it names), and only where bf16 has tensor cores
+  if (path == Bf16Path::Auto && cc >= 80 && lt_enabled() && lt_matmul_bf16w(y, x, w, T, in, out, accumulate)) return;
   if (path == Bf16Path::Auto) path = cc >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
   if (path == Bf16Path::TensorCores) {
     if (cc < 80) fail(ErrorCode::UNSUPPORTED, "bf16 tensor cores need sm_80 or newer (this device is sm_" + std::to_string(cc) + ")");
@@ -203,19 +208,24 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) {
   if (T == 0 || in == 0 || out == 0) return;
   // dx[T, in] += dy[T, out] · W[out, in]:  A = dy (m = t, k = o), B(k = o, n = i) = W[o, i]
-  if (dx) gemm_tiled<float, float>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
+  const bool lt = lt_enabled();
+  if (dx && !(lt && lt_matmul_backward_dx_f32(dx, dy, w, T, in, out)))
+    gemm_tiled<float, float>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
   // dW[out, in] += dyᵀ · x:  A(m = o, k = t) = dy[t, o], B(k = t, n = i) = x[t, i]
-  if (dw) gemm_tiled<float, float>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
+  if (dw && !(lt && lt_matmul_backward_dw_f32(dw, dy, x, T, in, out)))
+    gemm_tiled<float, float>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
 }
 
 void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
                           uint16_t* x_bf16, Bf16Path path) {
   if (T == 0 || out == 0) return;
+  const bool automatic = path == Bf16Path::Auto;
   if (path == Bf16Path::Auto) path = compute_capability() >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
   if (path == Bf16Path::TensorCores) {
     if (!x_bf16) fail(ErrorCode::INTERNAL, "matmul_forward_bf16w: the tensor-core path needs a T×in bf16 scratch buffer");
     f32_to_bf16(x_bf16, x, T * in);
-    return matmul_forward_bf16(y, x_bf16, w, T, in, out, accumulate, Bf16Path::TensorCores);
+    // the automatic path goes through matmul_forward_bf16's (cuBLASLt first, then WMMA)
+    return matmul_forward_bf16(y, x_bf16, w, T, in, out, accumulate, automatic ? Bf16Path::Auto : Bf16Path::TensorCores);
   }
   gemm_tiled<float, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16w (tiled)");
 }

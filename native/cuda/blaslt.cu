@@ -1,0 +1,231 @@
+// blaslt.cu — the matrix products through cuBLASLt, when the build found it (TAILOR_HAVE_CUBLASLT, see
+// CMakeLists.txt's TAILOR_CUBLASLT); without it every lt_* call returns false and matmul.cu's own kernels
+// run. One cublasLt handle and one workspace (kWorkspace bytes, allocated once) per device, made on first
+// use under a mutex; the algorithm comes from cublasLtMatmulAlgoGetHeuristic on every call (no plan cache
+// yet). fp32 compute without TF32 (CUBLAS_COMPUTE_32F), so results match the fp32 CPU to rounding.
+// A call that cuBLASLt refuses or fails returns false without printing; the first such error is kept for
+// lt_status(), and the caller falls back to our kernels.
+//
+// Row-major to cuBLASLt's column-major: a row-major [R, C] array with row stride C is, read column-major,
+// the C×R matrix with ld = C (its transpose). cuBLASLt computes D(m×n) = alpha·op(A)(m×k)·op(B)(k×n) + beta·C,
+// each layout describing the matrix as stored (before op). With Wc = W[out,in] as in×out (ld in), Xc = x[T,in]
+// as in×T (ld in), DYc = dy[T,out] as out×T (ld out):
+//   forward   y[T,out] (+)= x·Wᵀ   → Yc (out×T, ld out) = Wcᵀ·Xc:   A = Wc op T, B = Xc op N;  m=out, n=T,   k=in
+//   dx        dx[T,in] += dy·W     → DXc (in×T, ld in)  = Wc·DYc:   A = Wc op N, B = DYc op N; m=in,  n=T,   k=out
+//   dW        dW[out,in] += dyᵀ·x  → DWc (in×out, ld in) = Xc·DYcᵀ: A = Xc op N, B = DYc op T; m=in,  n=out, k=T
+// (check: DXc(i,t) = Σ_o W[o,i]·dy[t,o];  DWc(i,o) = Σ_t x[t,i]·dy[t,o] = dW[o,i].)
+// Written against the documented C API only (the emulator's shadow cublasLt.h mirrors its names and
+// signatures); untested against the real library on this machine — see the notes at lt_gemm.
+#include "common.cuh"
+#include "kernels.h"
+
+#if defined(TAILOR_HAVE_CUBLASLT)
+#include <cublasLt.h>
+#endif
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace tailor {
+namespace cuda {
+
+namespace {
+int g_override = -1;  // lt_set_enabled: -1 the environment decides, 0 off, 1 on
+std::mutex g_mu;
+std::string g_first_error;  // the first refusal or failure, for lt_status()
+
+bool env_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("TAILOR_CUBLASLT");
+    return !(e && (std::string(e) == "0" || std::string(e) == "off" || std::string(e) == "OFF"));
+  }();
+  return on;
+}
+
+void keep_error(const std::string& what) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_first_error.empty()) g_first_error = what;
+}
+}  // namespace
+
+#if defined(TAILOR_HAVE_CUBLASLT)
+
+namespace {
+constexpr size_t kWorkspace = size_t(32) << 20;
+
+struct LtDevice {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  bool failed = false;  // cublasLtCreate failed on this device: never try again
+};
+std::map<int, LtDevice> g_devices;
+
+// the current device's handle and workspace (made on first use), or null when cuBLASLt cannot run there
+const LtDevice* device_state() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  std::string err;
+  const LtDevice* result = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    LtDevice& d = g_devices[dev];
+    if (!d.failed && !d.handle) {
+      cublasStatus_t s = cublasLtCreate(&d.handle);
+      if (s != CUBLAS_STATUS_SUCCESS) {
+        d.failed = true;
+        d.handle = nullptr;
+        err = "cublasLtCreate on device " + std::to_string(dev) + ": status " + std::to_string(int(s));
+      } else if (cudaMalloc(&d.workspace, kWorkspace) == cudaSuccess) {
+        d.workspace_bytes = kWorkspace;
+      } else {
+        d.workspace = nullptr;  // runs without a workspace (fewer algorithms)
+        cudaGetLastError();     // a failed cudaMalloc must not surface at the next kernel's check_launch
+      }
+    }
+    if (d.handle) result = &d;
+  }
+  if (!err.empty()) keep_error(err);
+  return result;
+}
+
+// the largest power of two up to 256 that divides the address (cuBLASLt's heuristic assumes 256-byte
+// aligned buffers unless told otherwise; our operands can be views into larger buffers)
+uint32_t alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && (a % al) != 0) al >>= 1;
+  return al;
+}
+
+struct Operand {
+  cudaDataType type;
+  uint64_t rows, cols;  // as stored, column-major
+  int64_t ld;
+  const void* p;
+};
+
+// D (m×n column-major, fp32, ld = ldd) = op(A)·op(B) + (accumulate ? D : 0). Notes for the real library
+// (not run here): TRANSA/TRANSB are set as int32_t per the documented attribute type; alpha and beta are
+// host floats (the default pointer mode, scale type CUDA_R_32F); C and D are the same buffer with the same
+// layout (in place, which cuBLASLt allows when C's and D's layouts match); the default stream (0) is the
+// one every kernel of ours runs on, so the order of operations is kept.
+bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, const Operand& A, const Operand& B, float* D, uint64_t m,
+             uint64_t n, uint64_t k, int64_t ldd, bool accumulate) {
+  constexpr uint64_t kMax = 0x7fffffffu;
+  if (m == 0 || n == 0 || k == 0 || m > kMax || n > kMax || k > kMax) return false;  // k = 0: our kernels write the zeros
+  const LtDevice* dev = device_state();
+  if (!dev) return false;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+  const char* step = "";
+  auto ok = [&](cublasStatus_t r, const char* name) {
+    if (s != CUBLAS_STATUS_SUCCESS) return false;
+    s = r;
+    step = name;
+    return r == CUBLAS_STATUS_SUCCESS;
+  };
+  const int32_t opa = ta, opb = tb;
+  const uint64_t ws = dev->workspace_bytes;
+  const uint32_t al_a = alignment(A.p), al_b = alignment(B.p), al_d = alignment(D);
+  cublasLtMatmulHeuristicResult_t heur = {};
+  int found = 0;
+  ok(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "CUBLASLT_MATMUL_DESC_TRANSA");
+  ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "CUBLASLT_MATMUL_DESC_TRANSB");
+  ok(cublasLtMatrixLayoutCreate(&la, A.type, A.rows, A.cols, A.ld), "cublasLtMatrixLayoutCreate (A)");
+  ok(cublasLtMatrixLayoutCreate(&lb, B.type, B.rows, B.cols, B.ld), "cublasLtMatrixLayoutCreate (B)");
+  ok(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, ldd), "cublasLtMatrixLayoutCreate (C/D)");
+  ok(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "MAX_WORKSPACE_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a), "MIN_ALIGNMENT_A_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b), "MIN_ALIGNMENT_B_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof al_d), "MIN_ALIGNMENT_C_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d), "MIN_ALIGNMENT_D_BYTES");
+  ok(cublasLtMatmulAlgoGetHeuristic(dev->handle, op, la, lb, ld, ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
+  bool ran = false;
+  if (s == CUBLAS_STATUS_SUCCESS && found < 1) {
+    s = CUBLAS_STATUS_NOT_SUPPORTED;
+    step = "cublasLtMatmulAlgoGetHeuristic (no algorithm)";
+  }
+  if (s == CUBLAS_STATUS_SUCCESS) {
+    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    ran = ok(cublasLtMatmul(dev->handle, op, &alpha, A.p, la, B.p, lb, &beta, D, ld, D, ld, &heur.algo, dev->workspace, ws, nullptr),
+             "cublasLtMatmul");
+  }
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (ld) cublasLtMatrixLayoutDestroy(ld);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (op) cublasLtMatmulDescDestroy(op);
+  if (!ran)
+    keep_error(std::string(what) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + ": " + step +
+               " returned status " + std::to_string(int(s)));
+  return ran;
+}
+}  // namespace
+
+bool lt_built_in() { return true; }
+
+bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
+  return lt_gemm("forward f32", CUBLAS_OP_T, CUBLAS_OP_N, {CUDA_R_32F, uint64_t(in), uint64_t(out), in, w},
+                 {CUDA_R_32F, uint64_t(in), uint64_t(T), in, x}, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+}
+
+bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate) {
+  return lt_gemm("forward bf16", CUBLAS_OP_T, CUBLAS_OP_N, {CUDA_R_16BF, uint64_t(in), uint64_t(out), in, w_bf16},
+                 {CUDA_R_16BF, uint64_t(in), uint64_t(T), in, x_bf16}, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+}
+
+bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
+  return lt_gemm("backward dx f32", CUBLAS_OP_N, CUBLAS_OP_N, {CUDA_R_32F, uint64_t(in), uint64_t(out), in, w},
+                 {CUDA_R_32F, uint64_t(out), uint64_t(T), out, dy}, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+}
+
+bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
+  return lt_gemm("backward dW f32", CUBLAS_OP_N, CUBLAS_OP_T, {CUDA_R_32F, uint64_t(in), uint64_t(T), in, x},
+                 {CUDA_R_32F, uint64_t(out), uint64_t(T), out, dy}, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
+}
+
+#else  // no cuBLASLt in this build: the callers use our kernels
+
+bool lt_built_in() { return false; }
+bool lt_matmul_f32(float*, const float*, const float*, int64_t, int64_t, int64_t, bool) { return false; }
+bool lt_matmul_bf16w(float*, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, bool) { return false; }
+bool lt_matmul_backward_dx_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }
+bool lt_matmul_backward_dw_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }
+namespace {
+const void* device_state() { return nullptr; }
+}  // namespace
+
+#endif
+
+void lt_set_enabled(int on) { g_override = on < 0 ? -1 : on ? 1 : 0; }
+
+bool lt_enabled() {
+  if (!lt_built_in()) return false;
+  if (g_override >= 0 ? g_override == 0 : !env_enabled()) return false;
+  return device_state() != nullptr;
+}
+
+std::string lt_status() {
+  std::string s;
+  if (!lt_built_in()) return "off (not in this build)";
+  if (g_override == 0 || (g_override < 0 && !env_enabled()))
+    s = g_override == 0 ? "off (disabled by the caller)" : "off (TAILOR_CUBLASLT=0)";
+  else
+    s = device_state() ? "on" : "off (no handle on this device)";
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_first_error.empty()) s += "; first refusal: " + g_first_error;
+  return s;
+}
+
+}  // namespace cuda
+}  // namespace tailor
