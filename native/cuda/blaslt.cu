@@ -43,17 +43,17 @@ bool env_enabled() {
   }();
   return on;
 }
-
-void keep_error(const std::string& what) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  if (g_first_error.empty()) g_first_error = what;
-}
 }  // namespace
 
 #if defined(TAILOR_HAVE_CUBLASLT)
 
 namespace {
 constexpr size_t kWorkspace = size_t(32) << 20;
+
+void keep_error(const std::string& what) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_first_error.empty()) g_first_error = what;
+}
 
 struct LtDevice {
   cublasLtHandle_t handle = nullptr;

@@ -14,6 +14,8 @@
 #   CUDA_ARCHS="75-real;80-real;86-real;89-real;90" sh native/test/gpu-check.sh   (the shipped list)
 #   GPU_CHECK_MEMCHECK=0 sh native/test/gpu-check.sh                               (skip memcheck)
 #   GPU_CHECK_MEMPLAN=0 sh native/test/gpu-check.sh                                (skip the 7B memory plan run)
+#   GPU_CHECK_CMAKE_ARGS=-DTAILOR_CUBLASLT=OFF sh native/test/gpu-check.sh          (our kernels only; TAILOR_CUBLASLT=0 in
+#                                                                                    the environment does the same at run time)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${GPU_CHECK_BUILD:-native/build-gpu}
@@ -32,17 +34,26 @@ say "== gpu-check: $(date -u +%FT%TZ), $(uname -m), nvcc: $(nvcc --version 2>/de
 if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>&1 | tee -a "$LOG"; else say "(no nvidia-smi)"; fi
 
 start=$(date +%s)
-# shellcheck disable=SC2086
-if ! cmake -S native -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" >"$BUILD/configure.log" 2>&1; then
-  cat "$BUILD/configure.log" | tee -a "$LOG"
-  say "== gpu-check: configure FAILED"
-  exit 1
-fi
-grep "Tailor:" "$BUILD/configure.log" | tee -a "$LOG"
-if ! cmake --build "$BUILD" --target tailor_cudacheck -j "$(nproc)" >"$BUILD/build.log" 2>&1; then
-  tail -60 "$BUILD/build.log" | tee -a "$LOG"
-  say "== gpu-check: build FAILED"
-  exit 1
+# configure and build tailor_cudacheck; $1 is extra cmake arguments. cuBLASLt is on when the toolkit has it
+# (TAILOR_CUBLASLT=AUTO); its path cannot be compiled on machines without it, so a failure with it is retried
+# once without it (-DTAILOR_CUBLASLT=OFF) rather than costing the session
+build() {
+  # shellcheck disable=SC2086
+  if ! cmake -S native -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" $1 >"$BUILD/configure.log" 2>&1; then
+    tail -40 "$BUILD/configure.log" | tee -a "$LOG"
+    say "== gpu-check: configure FAILED${1:+ ($1)}"
+    return 1
+  fi
+  grep "Tailor:" "$BUILD/configure.log" | tee -a "$LOG"
+  if ! cmake --build "$BUILD" --target tailor_cudacheck -j "$(nproc)" >"$BUILD/build.log" 2>&1; then
+    tail -60 "$BUILD/build.log" | tee -a "$LOG"
+    say "== gpu-check: build FAILED${1:+ ($1)}"
+    return 1
+  fi
+}
+if ! build "-DTAILOR_CUBLASLT=AUTO ${GPU_CHECK_CMAKE_ARGS:-}"; then
+  say "== gpu-check: retrying once without cuBLASLt (-DTAILOR_CUBLASLT=OFF): the result below is for our kernels only"
+  build "${GPU_CHECK_CMAKE_ARGS:-} -DTAILOR_CUBLASLT=OFF" || exit 1
 fi
 say "== built in $(( $(date +%s) - start )) s"
 
@@ -58,6 +69,14 @@ rc=$?
 tee -a "$LOG" <"$BUILD/cudacheck.txt"
 [ "$rc" -eq 124 ] && say "== tailor_cudacheck TIMED OUT after 240 s (a kernel that never finishes?)"
 say "== tailor_cudacheck exit $rc"
+# failures with cuBLASLt active: the table once more with it turned off, to tell its failures from our kernels'
+if [ "$rc" -eq 1 ] && grep -q "^cuBLASLt .*active (" "$BUILD/cudacheck.txt"; then
+  say "== failures with cuBLASLt active: the table again with TAILOR_CUBLASLT=0 (our kernels only)"
+  # shellcheck disable=SC2086
+  TAILOR_CUBLASLT=0 timeout 240 "$BUILD/tailor_cudacheck" --model "$MODEL" $GOLDEN --random-model >"$BUILD/cudacheck-nolt.txt" 2>&1
+  say "== tailor_cudacheck with TAILOR_CUBLASLT=0 exit $?"
+  grep -E "FAIL|checks, " "$BUILD/cudacheck-nolt.txt" | head -40 | tee -a "$LOG"
+fi
 
 if [ "$rc" -ne 77 ] && [ "${GPU_CHECK_MEMCHECK:-1}" != 0 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   say "== compute-sanitizer --tool memcheck (the table again, slower)"
