@@ -1,8 +1,8 @@
 // blaslt.cu — the matrix products through cuBLASLt, when the build found it (TAILOR_HAVE_CUBLASLT, see
 // CMakeLists.txt's TAILOR_CUBLASLT); without it every lt_* call returns false and matmul.cu's own kernels
 // run. One cublasLt handle and one workspace (kWorkspace bytes, allocated once) per device, made on first
-// use under a mutex; the algorithm comes from cublasLtMatmulAlgoGetHeuristic on every call (no plan cache
-// yet). fp32 compute without TF32 (CUBLAS_COMPUTE_32F), so results match the fp32 CPU to rounding.
+// use under a mutex; the descriptors and the algorithm (cublasLtMatmulAlgoGetHeuristic) of each shape are
+// made once and cached (plans, below). fp32 compute without TF32 (CUBLAS_COMPUTE_32F), so results match the fp32 CPU to rounding.
 // A call that cuBLASLt refuses or fails returns false without printing; the first such error is kept for
 // lt_status(), and the caller falls back to our kernels.
 //
@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 namespace tailor {
 namespace cuda {
@@ -103,71 +104,134 @@ uint32_t alignment(const void* p) {
   return al;
 }
 
-struct Operand {
-  cudaDataType type;
-  uint64_t rows, cols;  // as stored, column-major
-  int64_t ld;
-  const void* p;
+// A plan: the descriptors and the heuristic's algorithm for one shape, layout and alignment on one device,
+// made once and kept (up to kMaxPlans of them; past that, plans are made and dropped per call). A shape
+// cuBLASLt refuses is kept too (ok = false), so the refusal is asked and noted once.
+struct PlanKey {
+  int device;
+  int32_t ta, tb, type;
+  uint64_t a_rows, a_cols, b_rows, b_cols, m, n, k;
+  int64_t lda, ldb, ldd;
+  uint32_t al_a, al_b, al_d;
+  bool operator<(const PlanKey& o) const {
+    return std::tie(device, ta, tb, type, a_rows, a_cols, b_rows, b_cols, m, n, k, lda, ldb, ldd, al_a, al_b, al_d) <
+           std::tie(o.device, o.ta, o.tb, o.type, o.a_rows, o.a_cols, o.b_rows, o.b_cols, o.m, o.n, o.k, o.lda, o.ldb, o.ldd, o.al_a,
+                    o.al_b, o.al_d);
+  }
 };
-
-// D (m×n column-major, fp32, ld = ldd) = op(A)·op(B) + (accumulate ? D : 0). Notes for the real library
-// (not run here): TRANSA/TRANSB are set as int32_t per the documented attribute type; alpha and beta are
-// host floats (the default pointer mode, scale type CUDA_R_32F); C and D are the same buffer with the same
-// layout (in place, which cuBLASLt allows when C's and D's layouts match); the default stream (0) is the
-// one every kernel of ours runs on, so the order of operations is kept.
-bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, const Operand& A, const Operand& B, float* D, uint64_t m,
-             uint64_t n, uint64_t k, int64_t ldd, bool accumulate) {
-  constexpr uint64_t kMax = 0x7fffffffu;
-  if (m == 0 || n == 0 || k == 0 || m > kMax || n > kMax || k > kMax) return false;  // k = 0: our kernels write the zeros
-  const LtDevice* dev = device_state();
-  if (!dev) return false;
+struct Plan {
+  bool ok = false;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulAlgo_t algo = {};
+  std::string error;  // why not ok
+};
+constexpr size_t kMaxPlans = 1024;
+std::map<PlanKey, Plan> g_plans;  // under g_mu
+
+void destroy(Plan& p) {
+  if (p.ld) cublasLtMatrixLayoutDestroy(p.ld);
+  if (p.lb) cublasLtMatrixLayoutDestroy(p.lb);
+  if (p.la) cublasLtMatrixLayoutDestroy(p.la);
+  if (p.op) cublasLtMatmulDescDestroy(p.op);
+  p = Plan{};
+}
+
+// Notes for the real library (not run here): TRANSA/TRANSB are set as int32_t, the documented attribute
+// type; the preference's MIN_ALIGNMENT_* (uint32_t) tell the heuristic our pointers' actual alignment, whose
+// default assumption is 256 bytes; MAX_WORKSPACE_BYTES (uint64_t) is the workspace we pass to the matmul.
+Plan make_plan(const LtDevice& dev, const PlanKey& key, cublasOperation_t ta, cublasOperation_t tb, cudaDataType type) {
+  Plan p;
   cublasLtMatmulPreference_t pref = nullptr;
   cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
   const char* step = "";
   auto ok = [&](cublasStatus_t r, const char* name) {
-    if (s != CUBLAS_STATUS_SUCCESS) return false;
+    if (s != CUBLAS_STATUS_SUCCESS) return;
     s = r;
     step = name;
-    return r == CUBLAS_STATUS_SUCCESS;
   };
   const int32_t opa = ta, opb = tb;
-  const uint64_t ws = dev->workspace_bytes;
-  const uint32_t al_a = alignment(A.p), al_b = alignment(B.p), al_d = alignment(D);
+  const uint64_t ws = dev.workspace_bytes;
   cublasLtMatmulHeuristicResult_t heur = {};
   int found = 0;
-  ok(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
-  ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "CUBLASLT_MATMUL_DESC_TRANSA");
-  ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "CUBLASLT_MATMUL_DESC_TRANSB");
-  ok(cublasLtMatrixLayoutCreate(&la, A.type, A.rows, A.cols, A.ld), "cublasLtMatrixLayoutCreate (A)");
-  ok(cublasLtMatrixLayoutCreate(&lb, B.type, B.rows, B.cols, B.ld), "cublasLtMatrixLayoutCreate (B)");
-  ok(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, ldd), "cublasLtMatrixLayoutCreate (C/D)");
+  ok(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "CUBLASLT_MATMUL_DESC_TRANSA");
+  ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "CUBLASLT_MATMUL_DESC_TRANSB");
+  ok(cublasLtMatrixLayoutCreate(&p.la, type, key.a_rows, key.a_cols, key.lda), "cublasLtMatrixLayoutCreate (A)");
+  ok(cublasLtMatrixLayoutCreate(&p.lb, type, key.b_rows, key.b_cols, key.ldb), "cublasLtMatrixLayoutCreate (B)");
+  ok(cublasLtMatrixLayoutCreate(&p.ld, CUDA_R_32F, key.m, key.n, key.ldd), "cublasLtMatrixLayoutCreate (C/D)");
   ok(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
   ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "MAX_WORKSPACE_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a), "MIN_ALIGNMENT_A_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b), "MIN_ALIGNMENT_B_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof al_d), "MIN_ALIGNMENT_C_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d), "MIN_ALIGNMENT_D_BYTES");
-  ok(cublasLtMatmulAlgoGetHeuristic(dev->handle, op, la, lb, ld, ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
-  bool ran = false;
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key.al_a, sizeof key.al_a), "MIN_ALIGNMENT_A_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.al_b, sizeof key.al_b), "MIN_ALIGNMENT_B_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.al_d, sizeof key.al_d), "MIN_ALIGNMENT_C_BYTES");
+  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_d, sizeof key.al_d), "MIN_ALIGNMENT_D_BYTES");
+  ok(cublasLtMatmulAlgoGetHeuristic(dev.handle, p.op, p.la, p.lb, p.ld, p.ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
   if (s == CUBLAS_STATUS_SUCCESS && found < 1) {
     s = CUBLAS_STATUS_NOT_SUPPORTED;
     step = "cublasLtMatmulAlgoGetHeuristic (no algorithm)";
   }
-  if (s == CUBLAS_STATUS_SUCCESS) {
-    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-    ran = ok(cublasLtMatmul(dev->handle, op, &alpha, A.p, la, B.p, lb, &beta, D, ld, D, ld, &heur.algo, dev->workspace, ws, nullptr),
-             "cublasLtMatmul");
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    destroy(p);
+    p.error = std::string(step) + " returned status " + std::to_string(int(s));
+    return p;
   }
-  if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (ld) cublasLtMatrixLayoutDestroy(ld);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (la) cublasLtMatrixLayoutDestroy(la);
-  if (op) cublasLtMatmulDescDestroy(op);
-  if (!ran)
-    keep_error(std::string(what) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + ": " + step +
-               " returned status " + std::to_string(int(s)));
+  p.algo = heur.algo;
+  p.ok = true;
+  return p;
+}
+
+// D (m×n column-major, fp32, ld = ldd) = op(A)·op(B) + (accumulate ? D : 0), A and B of one type. alpha and
+// beta are host floats (the default pointer mode, scale type CUDA_R_32F); C and D are the same buffer with
+// the same layout (in place, which cuBLASLt allows when C's and D's layouts match); the default stream (0)
+// is the one every kernel of ours runs on, so the order of operations is kept.
+bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, cudaDataType type, const void* A, uint64_t a_rows,
+             uint64_t a_cols, int64_t lda, const void* B, uint64_t b_rows, uint64_t b_cols, int64_t ldb, float* D, uint64_t m, uint64_t n,
+             uint64_t k, int64_t ldd, bool accumulate) {
+  constexpr uint64_t kMax = 0x7fffffffu;
+  if (m == 0 || n == 0 || k == 0 || m > kMax || n > kMax || k > kMax) return false;  // k = 0: our kernels write the zeros
+  const LtDevice* dev = device_state();
+  if (!dev) return false;
+  int device = 0;
+  cudaGetDevice(&device);
+  const PlanKey key{device, int32_t(ta), int32_t(tb), int32_t(type), a_rows, a_cols, b_rows, b_cols, m, n, k, lda, ldb, ldd,
+                    alignment(A), alignment(B), alignment(D)};
+  Plan local;
+  const Plan* plan = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_plans.find(key);
+    if (it != g_plans.end()) plan = &it->second;  // (entries are never erased, so the pointer stays valid)
+  }
+  if (!plan) {
+    local = make_plan(*dev, key, ta, tb, type);
+    const std::string error = local.ok ? "" : local.error;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      if (g_plans.size() < kMaxPlans) {
+        auto ins = g_plans.emplace(key, local);
+        if (!ins.second) destroy(local);  // another thread made the same plan meanwhile: use theirs
+        else local = Plan{};              // the map owns the descriptors now
+        plan = &ins.first->second;
+      } else {
+        plan = &local;
+      }
+    }
+    if (!error.empty())
+      keep_error(std::string(what) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + ": " + error);
+  }
+  bool ran = false;
+  if (plan->ok) {
+    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    cublasStatus_t s = cublasLtMatmul(dev->handle, plan->op, &alpha, A, plan->la, B, plan->lb, &beta, D, plan->ld, D, plan->ld, &plan->algo,
+                                      dev->workspace, dev->workspace_bytes, nullptr);
+    ran = s == CUBLAS_STATUS_SUCCESS;
+    if (!ran)
+      keep_error(std::string(what) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                 ": cublasLtMatmul returned status " + std::to_string(int(s)));
+  }
+  if (plan == &local) destroy(local);
   return ran;
 }
 }  // namespace
@@ -175,23 +239,23 @@ bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, const
 bool lt_built_in() { return true; }
 
 bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward f32", CUBLAS_OP_T, CUBLAS_OP_N, {CUDA_R_32F, uint64_t(in), uint64_t(out), in, w},
-                 {CUDA_R_32F, uint64_t(in), uint64_t(T), in, x}, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+  return lt_gemm("forward f32", CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in, y,
+                 uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
 }
 
 bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward bf16", CUBLAS_OP_T, CUBLAS_OP_N, {CUDA_R_16BF, uint64_t(in), uint64_t(out), in, w_bf16},
-                 {CUDA_R_16BF, uint64_t(in), uint64_t(T), in, x_bf16}, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+  return lt_gemm("forward bf16", CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_16BF, w_bf16, uint64_t(in), uint64_t(out), in, x_bf16, uint64_t(in),
+                 uint64_t(T), in, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
 }
 
 bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dx f32", CUBLAS_OP_N, CUBLAS_OP_N, {CUDA_R_32F, uint64_t(in), uint64_t(out), in, w},
-                 {CUDA_R_32F, uint64_t(out), uint64_t(T), out, dy}, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+  return lt_gemm("backward dx f32", CUBLAS_OP_N, CUBLAS_OP_N, CUDA_R_32F, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out), uint64_t(T),
+                 out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
 }
 
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dW f32", CUBLAS_OP_N, CUBLAS_OP_T, {CUDA_R_32F, uint64_t(in), uint64_t(T), in, x},
-                 {CUDA_R_32F, uint64_t(out), uint64_t(T), out, dy}, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
+  return lt_gemm("backward dW f32", CUBLAS_OP_N, CUBLAS_OP_T, CUDA_R_32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
+                 out, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
 }
 
 #else  // no cuBLASLt in this build: the callers use our kernels
