@@ -232,6 +232,11 @@ for (const cc of ['80', '75']) {
     assert.equal(r.status, 0, `tailor_cudacheck_emu failed:\n${out}`);
     assert.match(out, /Tailor CUDA emulator/, 'the harness ran on the emulated device');
     assert.match(out, /\n\d+ checks, 0 failed\n/);
+    // cuBLASLt (emulated by test/cuemu/cublaslt_emu.cpp): active, its products against the CPU and our kernels, every entry point ran
+    assert.match(out, /^cuBLASLt\s+active /m);
+    assert.match(out, /^matmul cuBLASLt\s+.* ok$/m);
+    assert.match(out, /^cuBLASLt vs kernels\s+.* ok$/m);
+    assert.match(out, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
     if (cc === '75') assert.match(out, /matmul_bf16 wmma .*n\/a \(sm_75 has no bf16 tensor cores\)/);
     else assert.match(out, /matmul_bf16 wmma .* ok/);
     // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
