@@ -12,6 +12,7 @@
 // as in×T (ld in), DYc = dy[T,out] as out×T (ld out):
 //   forward   y[T,out] (+)= x·Wᵀ   → Yc (out×T, ld out) = Wcᵀ·Xc:   A = Wc op T, B = Xc op N;  m=out, n=T,   k=in
 //   dx        dx[T,in] += dy·W     → DXc (in×T, ld in)  = Wc·DYc:   A = Wc op N, B = DYc op N; m=in,  n=T,   k=out
+//             (the same for bf16 dy and W: lt_matmul_backward_dx_bf16)
 //   dW        dW[out,in] += dyᵀ·x  → DWc (in×out, ld in) = Xc·DYcᵀ: A = Xc op N, B = DYc op T; m=in,  n=out, k=T
 // (check: DXc(i,t) = Σ_o W[o,i]·dy[t,o];  DWc(i,o) = Σ_t x[t,i]·dy[t,o] = dW[o,i].)
 // Written against the documented C API only (the emulator's shadow cublasLt.h mirrors its names and
@@ -253,6 +254,11 @@ bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64
                  out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
 }
 
+bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out) {
+  return lt_gemm("backward dx bf16", CUBLAS_OP_N, CUBLAS_OP_N, CUDA_R_16BF, w_bf16, uint64_t(in), uint64_t(out), in, dy_bf16, uint64_t(out),
+                 uint64_t(T), out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+}
+
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
   return lt_gemm("backward dW f32", CUBLAS_OP_N, CUBLAS_OP_T, CUDA_R_32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
                  out, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
@@ -264,6 +270,7 @@ bool lt_built_in() { return false; }
 bool lt_matmul_f32(float*, const float*, const float*, int64_t, int64_t, int64_t, bool) { return false; }
 bool lt_matmul_bf16w(float*, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, bool) { return false; }
 bool lt_matmul_backward_dx_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }
+bool lt_matmul_backward_dx_bf16(float*, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t) { return false; }
 bool lt_matmul_backward_dw_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }
 namespace {
 const void* device_state() { return nullptr; }

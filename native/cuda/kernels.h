@@ -52,6 +52,8 @@ bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t 
 bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate);
 // dx[T, in] += dy[T, out] · W[out, in]
 bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out);
+// the same from bf16 dy and W, fp32 accumulation and output
+bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out);
 // dW[out, in] += dy[T, out]ᵀ · x[T, in]
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out);
 bool lt_built_in();   // this build has cuBLASLt

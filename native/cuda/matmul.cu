@@ -10,7 +10,7 @@
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
 // addressed through strides, so W and dy are read in place, never transposed in memory.
 // Straightforward kernels (no double buffering, no vector loads): correct first, fast later. When the build
-// has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the automatic bf16 path try
+// has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the automatic bf16 paths try
 // it first and fall back to these kernels when it refuses a call.
 #include <mma.h>
 
@@ -233,11 +233,14 @@ void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T
 void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out, uint16_t* dy_bf16,
                               Bf16Path path) {
   if (T == 0 || in == 0 || out == 0) return;
+  const bool automatic = path == Bf16Path::Auto;
   if (path == Bf16Path::Auto) path = compute_capability() >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
   if (path == Bf16Path::TensorCores) {
     if (!dy_bf16) fail(ErrorCode::INTERNAL, "matmul_backward_dx_bf16w: the tensor-core path needs a T×out bf16 scratch buffer");
-    if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_backward_dx_bf16w: more than 4,194,240 rows in one call");
     f32_to_bf16(dy_bf16, dy, T * out);
+    // the automatic path: cuBLASLt first, when it is on
+    if (automatic && lt_enabled() && lt_matmul_backward_dx_bf16(dx, dy_bf16, w, T, in, out)) return;
+    if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_backward_dx_bf16w: more than 4,194,240 rows in one call");
     // dx[T, in] += dy[T, out] · W[out, in]: the kernel's (in, out) are (out, in) here, W's rows run along k
     dim3 grid(ceil_div(in, WN), ceil_div(T, WM));
     TAILOR_LAUNCH(matmul_bf16_wmma_kernel<true>, grid, WTHREADS)(dx, dy_bf16, w, T, out, in, true);

@@ -162,45 +162,44 @@ void check_cublaslt(Backend& cpu, int cc) {
   for (const Case& c : {Case{1, 288, 768, false}, Case{37, 101, 203, true}, Case{64, 256, 512, false}}) {
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     auto dy = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in)), dw0 = randf(size_t(c.out * c.in), 0.01f);
-    std::vector<uint16_t> xb(x.size()), wb(w.size());
-    std::vector<float> xr(x.size()), wr(w.size());
+    std::vector<uint16_t> xb(x.size()), wb(w.size()), dyb(dy.size());
+    std::vector<float> xr(x.size()), wr(w.size()), dyr(dy.size());
     for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(xb[i] = bf16_bits(x[i]));
     for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
-    auto ref = y0, ref_b = y0, rdx = dx0, rdw = dw0;
+    for (size_t i = 0; i < dy.size(); i++) dyr[i] = bf16_value(dyb[i] = bf16_bits(dy[i]));
+    auto ref = y0, ref_b = y0, rdx = dx0, rdw = dw0, rdx_b = dx0;
     cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
     cpu.matmul_forward(ref_b.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);
     cpu.matmul_backward(rdx.data(), rdw.data(), dy.data(), x.data(), w.data(), c.T, c.in, c.out);
+    cpu.matmul_backward(rdx_b.data(), nullptr, dyr.data(), x.data(), wr.data(), c.T, c.in, c.out);
     Dev<float> gx(x), gw(w), gdy(dy);
-    Dev<uint16_t> gxb(xb), gwb(wb);
+    Dev<uint16_t> gxb(xb), gwb(wb), gdyb(dyb), scratch(dy.size());
     const std::string s = shape(c.T, c.in, c.out, c.acc);
-    std::vector<float> got[2][4];  // [off, on][fwd, dx, dW, bf16]
+    std::vector<float> got[2][5];  // [off, on][fwd, dx, dW, bf16, bf16 dx]
+    const char* what[5] = {" fwd", " bwd dx", " bwd dW", " bf16 vs bf16 in", " bf16 dx vs bf16 in"};
     for (int lt = 0; lt < (on ? 2 : 1); lt++) {
       cu::lt_set_enabled(lt);
-      Dev<float> y(y0), dx(dx0), dw(dw0), yb(y0);
+      Dev<float> y(y0), dx(dx0), dw(dw0), yb(y0), dxb(dx0);
       cu::matmul_forward(y.p, gx.p, gw.p, c.T, c.in, c.out, c.acc);
       cu::matmul_backward(dx.p, dw.p, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
       if (cc >= 80) cu::matmul_forward_bf16(yb.p, gxb.p, gwb.p, c.T, c.in, c.out, c.acc);
-      got[lt][0] = y.get(), got[lt][1] = dx.get(), got[lt][2] = dw.get(), got[lt][3] = yb.get();
-      const char* name = lt ? "matmul cuBLASLt" : "matmul kernels";
-      report(name, s + " fwd", got[lt][0], ref, kF32);
-      report(name, s + " bwd dx", got[lt][1], rdx, kF32);
-      report(name, s + " bwd dW", got[lt][2], rdw, kF32);
-      if (cc >= 80) report(name, s + " bf16 vs bf16 in", got[lt][3], ref_b, kF32);
+      if (cc >= 80) cu::matmul_backward_dx_bf16w(dxb.p, gdy.p, gwb.p, c.T, c.in, c.out, scratch.p);
+      got[lt][0] = y.get(), got[lt][1] = dx.get(), got[lt][2] = dw.get(), got[lt][3] = yb.get(), got[lt][4] = dxb.get();
+      const std::vector<float>* refs[5] = {&ref, &rdx, &rdw, &ref_b, &rdx_b};
+      for (int k = 0; k < (cc >= 80 ? 5 : 3); k++) report(lt ? "matmul cuBLASLt" : "matmul kernels", s + what[k], got[lt][k], *refs[k], kF32);
     }
     cu::lt_set_enabled(-1);
     if (!on) continue;
-    for (int k = 0; k < (cc >= 80 ? 4 : 3); k++)
-      report("cuBLASLt vs kernels", s + (k == 0 ? " fwd" : k == 1 ? " bwd dx" : k == 2 ? " bwd dW" : " bf16"), got[1][k], got[0][k], kF32);
+    for (int k = 0; k < (cc >= 80 ? 5 : 3); k++) report("cuBLASLt vs kernels", s + what[k], got[1][k], got[0][k], kF32);
     // each entry point runs (a refusal here would silently fall back above)
     Dev<float> y(y0), dx(dx0), dw(dw0);
-    const bool ran[4] = {cu::lt_matmul_f32(y.p, gx.p, gw.p, c.T, c.in, c.out, c.acc),
-                         cu::lt_matmul_backward_dx_f32(dx.p, gdy.p, gw.p, c.T, c.in, c.out),
-                         cu::lt_matmul_backward_dw_f32(dw.p, gdy.p, gx.p, c.T, c.in, c.out),
-                         cc < 80 || cu::lt_matmul_bf16w(y.p, gxb.p, gwb.p, c.T, c.in, c.out, true)};
-    const bool all = ran[0] && ran[1] && ran[2] && ran[3];
+    const bool all = cu::lt_matmul_f32(y.p, gx.p, gw.p, c.T, c.in, c.out, c.acc) && cu::lt_matmul_backward_dx_f32(dx.p, gdy.p, gw.p, c.T, c.in, c.out) &&
+                     cu::lt_matmul_backward_dw_f32(dw.p, gdy.p, gx.p, c.T, c.in, c.out) &&
+                     (cc < 80 || (cu::lt_matmul_bf16w(y.p, gxb.p, gwb.p, c.T, c.in, c.out, true) &&
+                                  cu::lt_matmul_backward_dx_bf16(dx.p, gdyb.p, gwb.p, c.T, c.in, c.out)));
     checks++;
     if (!all) failures++;
-    note("cuBLASLt calls", s + " f32, dx, dW, bf16", all ? "ok (all ran)" : "FAIL (refused: " + cu::lt_status() + ")");
+    note("cuBLASLt calls", s + " f32 fwd/dx/dW, bf16 fwd/dx", all ? "ok (all ran)" : "FAIL (refused: " + cu::lt_status() + ")");
   }
 }
 
