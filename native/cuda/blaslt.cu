@@ -24,6 +24,7 @@
 #include <cublasLt.h>
 #endif
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -34,7 +35,7 @@ namespace tailor {
 namespace cuda {
 
 namespace {
-int g_override = -1;  // lt_set_enabled: -1 the environment decides, 0 off, 1 on
+std::atomic<int> g_override{-1};  // lt_set_enabled: -1 the environment decides, 0 off, 1 on
 std::mutex g_mu;
 std::string g_first_error;  // the first refusal or failure, for lt_status()
 
@@ -169,9 +170,9 @@ Plan make_plan(const LtDevice& dev, const PlanKey& key, cublasOperation_t ta, cu
   ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_d, sizeof key.al_d), "MIN_ALIGNMENT_D_BYTES");
   ok(cublasLtMatmulAlgoGetHeuristic(dev.handle, p.op, p.la, p.lb, p.ld, p.ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (s == CUBLAS_STATUS_SUCCESS && found < 1) {
-    s = CUBLAS_STATUS_NOT_SUPPORTED;
-    step = "cublasLtMatmulAlgoGetHeuristic (no algorithm)";
+  if (s == CUBLAS_STATUS_SUCCESS && (found < 1 || heur.state != CUBLAS_STATUS_SUCCESS)) {
+    s = found < 1 ? CUBLAS_STATUS_NOT_SUPPORTED : heur.state;
+    step = "cublasLtMatmulAlgoGetHeuristic (no usable algorithm)";
   }
   if (s != CUBLAS_STATUS_SUCCESS) {
     destroy(p);
@@ -282,15 +283,17 @@ void lt_set_enabled(int on) { g_override = on < 0 ? -1 : on ? 1 : 0; }
 
 bool lt_enabled() {
   if (!lt_built_in()) return false;
-  if (g_override >= 0 ? g_override == 0 : !env_enabled()) return false;
+  const int o = g_override.load();
+  if (o >= 0 ? o == 0 : !env_enabled()) return false;
   return device_state() != nullptr;
 }
 
 std::string lt_status() {
   std::string s;
   if (!lt_built_in()) return "off (not in this build)";
-  if (g_override == 0 || (g_override < 0 && !env_enabled()))
-    s = g_override == 0 ? "off (disabled by the caller)" : "off (TAILOR_CUBLASLT=0)";
+  const int o = g_override.load();
+  if (o == 0 || (o < 0 && !env_enabled()))
+    s = o == 0 ? "off (disabled by the caller)" : "off (TAILOR_CUBLASLT=0)";
   else
     s = device_state() ? "on" : "off (no handle on this device)";
   std::lock_guard<std::mutex> lock(g_mu);
