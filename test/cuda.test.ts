@@ -217,7 +217,8 @@ test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launc
 });
 
 for (const cc of ['80', '75']) {
-  // sm_80: every row, stories260K and the random GQA model; sm_75 (no bf16 tensor cores): the random model only
+  // sm_80: every row, stories260K and the random GQA model, products through the emulated cuBLASLt; sm_75 (no
+  // bf16 tensor cores): the random model, cuBLASLt off, so whole models also run on our own kernels alone
   const args = cc === '80' ? ['--model', HF, '--random-model'] : ['--random-model'];
   test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
     assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
@@ -225,7 +226,7 @@ for (const cc of ['80', '75']) {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
       timeout: 300_000,
-      env: { ...process.env, TAILOR_CUEMU_CC: cc },
+      env: { ...process.env, TAILOR_CUEMU_CC: cc, TAILOR_CUBLASLT: cc === '80' ? '1' : '0' },
     });
     const out = (r.stdout ?? '') + (r.stderr ?? '');
     for (const l of out.trimEnd().split('\n')) t.diagnostic(l);
@@ -233,10 +234,14 @@ for (const cc of ['80', '75']) {
     assert.match(out, /Tailor CUDA emulator/, 'the harness ran on the emulated device');
     assert.match(out, /\n\d+ checks, 0 failed\n/);
     // cuBLASLt (emulated by test/cuemu/cublaslt_emu.cpp): active, its products against the CPU and our kernels, every entry point ran
-    assert.match(out, /^cuBLASLt\s+active /m);
-    assert.match(out, /^matmul cuBLASLt\s+.* ok$/m);
-    assert.match(out, /^cuBLASLt vs kernels\s+.* ok$/m);
-    assert.match(out, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
+    if (cc === '80') {
+      assert.match(out, /^cuBLASLt\s+active /m);
+      assert.match(out, /^matmul cuBLASLt\s+.* ok$/m);
+      assert.match(out, /^cuBLASLt vs kernels\s+.* ok$/m);
+      assert.match(out, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
+    } else {
+      assert.match(out, /^cuBLASLt\s+not active .*TAILOR_CUBLASLT=0/m);
+    }
     if (cc === '75') assert.match(out, /matmul_bf16 wmma .*n\/a \(sm_75 has no bf16 tensor cores\)/);
     else assert.match(out, /matmul_bf16 wmma .* ok/);
     // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
