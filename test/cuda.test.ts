@@ -8,7 +8,7 @@
 // as sm_75), which catches logic errors without a GPU but says nothing of speed, races or the hardware.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError, Model, engineInfo } from '../electron/core/engine/engine.js';
@@ -306,4 +306,24 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
     gpu.dispose();
     cpu.dispose();
   }
+});
+
+test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000 }, (t) => {
+  // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
+  // buffer is a heap-buffer-overflow report; our own kernels only (cuBLASLt off)
+  const build = path.join(REPO_ROOT, 'native', 'build-asan-emu');
+  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
+  execFileSync('cmake', ['--build', build, '--target', 'tailor_cudacheck_emu', '-j', '2'], { stdio: 'pipe' });
+  const r = spawnSync(path.join(build, 'tailor_cudacheck_emu'), [], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    timeout: 600_000,
+    env: { ...process.env, TAILOR_CUBLASLT: '0', ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+  });
+  const out = (r.stdout ?? '') + (r.stderr ?? '');
+  assert.equal(out.includes('Sanitizer'), false, out.slice(out.indexOf('Sanitizer') - 200, out.indexOf('Sanitizer') + 3000));
+  assert.equal(r.status, 0, out.slice(-4000));
+  const summary = out.match(/\n(\d+) checks, 0 failed\n/);
+  assert.ok(summary, out.slice(-2000));
+  t.diagnostic(`${summary[1]} kernel rows under AddressSanitizer + UBSan, no report`);
 });

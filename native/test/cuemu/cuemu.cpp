@@ -19,6 +19,14 @@
 
 #include "cuemu.h"
 
+// Under AddressSanitizer each stack switch is announced (start/finish_switch_fiber), so ASan knows which
+// stack is live: device memory is host memory, so an ASan build of the emulator catches out-of-bounds
+// accesses in kernels the way compute-sanitizer's memcheck does on a GPU
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define CUEMU_ASAN 1
+#endif
+
 // swapcontext "returns twice" to GCC, which then warns that locals may be clobbered; it saves and restores
 // every register, so they are not
 #pragma GCC diagnostic ignored "-Wclobbered"
@@ -63,6 +71,8 @@ constexpr size_t kPage = 4096;
 struct Fiber {
   ucontext_t ctx;  // (swapcontext)
   void* sp;        // its saved stack pointer (fast switch)
+  const void* stack_bottom = nullptr;  // (ASan)
+  void* fake = nullptr;                // (ASan) its fake stack while switched out
   dim3 tid;
   bool done = false;
   unsigned char slot[16];  // this lane's value in a warp exchange
@@ -76,6 +86,9 @@ struct Block {
   std::vector<Fiber> fibers;
   ucontext_t sched;
   void* sched_sp;
+  const void* sched_bottom = nullptr;  // (ASan) the scheduler's stack
+  size_t sched_size = 0;
+  void* sched_fake = nullptr;
   unsigned bar_gen = 0;
   int bar_arrived = 0;
   std::vector<unsigned> warp_gen;
@@ -99,11 +112,26 @@ char* stack_at(int i) {
   return stacks[size_t(i)];
 }
 
+// ASan: announce a switch to the stack [bottom, bottom+size) (save = where this stack's fake stack goes;
+// null when this stack is left for good), and confirm arrival on the new one
+inline void asan_leave(void** save, const void* bottom, size_t size) {
+#ifdef CUEMU_ASAN
+  __sanitizer_start_switch_fiber(save, bottom, size);
+#endif
+}
+inline void asan_arrive(void* fake, const void** old_bottom, size_t* old_size) {
+#ifdef CUEMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
+#endif
+}
+
 void fiber_main() {
   Block* b = cur;
+  asan_arrive(nullptr, &b->sched_bottom, &b->sched_size);  // first arrival: learn the scheduler's stack
   b->entry(b->arg);
   b->fibers[size_t(b->current)].done = true;
 #ifdef CUEMU_FAST_SWITCH
+  asan_leave(nullptr, b->sched_bottom, b->sched_size);  // this stack is finished
   cuemu_switch(&b->fibers[size_t(b->current)].sp, b->sched_sp);
   __builtin_unreachable();
 #endif
@@ -111,10 +139,13 @@ void fiber_main() {
 
 void yield() {
   Block* b = cur;
+  Fiber& f = b->fibers[size_t(b->current)];
 #ifdef CUEMU_FAST_SWITCH
-  cuemu_switch(&b->fibers[size_t(b->current)].sp, b->sched_sp);
+  asan_leave(&f.fake, b->sched_bottom, b->sched_size);
+  cuemu_switch(&f.sp, b->sched_sp);
+  asan_arrive(f.fake, nullptr, nullptr);
 #else
-  swapcontext(&b->fibers[size_t(b->current)].ctx, &b->sched);
+  swapcontext(&f.ctx, &b->sched);
 #endif
 }
 
@@ -127,6 +158,7 @@ void start_fiber(Block& b, Fiber& f, int i) {
   top[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
   for (int r = 3; r <= 8; r++) top[-r] = 0;
   f.sp = top - 8;
+  f.stack_bottom = stack_at(i);
 #else
   getcontext(&f.ctx);
   f.ctx.uc_stack.ss_sp = stack_at(i);
@@ -138,7 +170,9 @@ void start_fiber(Block& b, Fiber& f, int i) {
 
 void resume(Block& b, Fiber& f) {
 #ifdef CUEMU_FAST_SWITCH
+  asan_leave(&b.sched_fake, f.stack_bottom, kStack);
   cuemu_switch(&b.sched_sp, f.sp);
+  asan_arrive(b.sched_fake, nullptr, nullptr);
 #else
   swapcontext(&b.sched, &f.ctx);
 #endif
@@ -352,9 +386,11 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     *p = nullptr;
     return err(rounded == 0 ? cudaErrorInvalidValue : cudaErrorMemoryAllocation);
   }
-  void* m = std::aligned_alloc(256, rounded);
-  if (!m) return err(cudaErrorMemoryAllocation);
-  std::memset(m, 0xff, rounded);  // NaN floats: a read of memory nobody wrote shows in the results
+  // exactly `bytes` (256-aligned like cudaMalloc; the accounting counts the rounded size), so that under
+  // AddressSanitizer a kernel reading one element past a buffer is caught
+  void* m = nullptr;
+  if (posix_memalign(&m, 256, bytes) != 0 || !m) return err(cudaErrorMemoryAllocation);
+  std::memset(m, 0xff, bytes);  // NaN floats: a read of memory nobody wrote shows in the results
   allocs[uintptr_t(m)] = bytes;
   in_use += rounded;
   *p = m;
