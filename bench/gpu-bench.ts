@@ -15,21 +15,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { engineInfo } from '../electron/core/engine/engine.js';
 import { repoRoot } from './paths.js';
+import { parseArgs } from './args.js';
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const a = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) a.set(k.slice(2), 'true');
-    else {
-      a.set(k.slice(2), next);
-      i++;
-    }
-  }
-  return a;
-}
 
 function git(args: string[]): string {
   const r = spawnSync('git', args, { cwd: repoRoot(), encoding: 'utf8' });

@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { randomModel, Rng, type RandomModelSpec } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { defaultCacheDir, repoRoot, sharedDir } from './paths.js';
+import { parseArgs } from './args.js';
 
 const RANK = 8;
 const ALPHA = 16;
@@ -301,20 +302,6 @@ async function tailorImportanceChild(a: Map<string, string>): Promise<void> {
 
 // ---- the parent ---------------------------------------------------------------------------------
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const a = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (!k.startsWith('--')) throw new Error(`unexpected argument ${k}`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) a.set(k.slice(2), 'true');
-    else {
-      a.set(k.slice(2), next);
-      i++;
-    }
-  }
-  return a;
-}
 
 const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const fmtRatio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');

@@ -234,11 +234,7 @@ void check_rope(Backend& cpu) {
     Dev<float> gx(x);
     Dev<int> gp(c.pos);
     Dev<double> gf(c.r.inv_freq);
-    cu::DeviceRope dr;
-    dr.head_dim = c.r.head_dim;
-    dr.interleaved = c.r.interleaved;
-    dr.pos_scale = c.r.pos_scale;
-    dr.inv_freq = gf.p;
+    const cu::DeviceRope dr = device_rope(c.r, gf.p);
     cu::rope_forward(gx.p, gp.p, T, c.n_heads, dr);
     report("rope_forward", c.name, gx.get(), ref, kF32);
   }

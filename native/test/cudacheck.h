@@ -99,4 +99,14 @@ inline tailor::RopeTable rope_table(int hd, bool interleaved, tailor::RopeScalin
   return tailor::make_rope_table(c);
 }
 
+// the kernels' view of a RopeTable whose inv_freq is already on the device (inv_freq: its copy)
+inline cu::DeviceRope device_rope(const tailor::RopeTable& r, const double* inv_freq) {
+  cu::DeviceRope dr;
+  dr.head_dim = r.head_dim;
+  dr.interleaved = r.interleaved;
+  dr.pos_scale = r.pos_scale;
+  dr.inv_freq = inv_freq;
+  return dr;
+}
+
 }  // namespace cudacheck
