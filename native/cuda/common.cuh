@@ -11,6 +11,7 @@
 #define TAILOR_LAUNCH(kernel, grid, block) kernel<<<grid, block>>>
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -30,6 +31,17 @@ inline void check(cudaError_t e, const char* what) {
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+
+// threads of a one-block-per-row kernel
+constexpr int kRowThreads = 256;
+
+// a grid-stride launch of 256-thread blocks: enough blocks to fill any GPU, no more than needed
+inline unsigned flat_blocks(int64_t n) { return unsigned(std::min<int64_t>(65535, (n + 255) / 256)); }
+
+// one block per row: gridDim.x holds at most 2^31 - 1 of them
+inline void rows_limit(int64_t rows, const char* what) {
+  if (rows > 2147483647) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many rows in one call");
+}
 
 template <typename T>
 __device__ inline T warp_sum(T v) {

@@ -111,7 +111,7 @@ __global__ void sum_doubles_kernel(const double* __restrict__ x, int64_t N, doub
 void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) {
   if (R == 0) return;
   if (V <= 0) fail(ErrorCode::ARG, "logprob_forward: empty vocabulary");
-  if (R > 2147483647) fail(ErrorCode::UNSUPPORTED, "logprob_forward: too many rows in one call");
+  rows_limit(R, "logprob_forward");
   TAILOR_LAUNCH(logprob_forward_kernel, unsigned(R), kThreads)(logits, V, target, logprob, argmax);
   check_launch("logprob_forward");
 }
@@ -119,7 +119,7 @@ void logprob_forward(const float* logits, int64_t R, int64_t V, const int* targe
 double crossentropy_forward_backward(float* dlogits, const float* logits, const int* target, const float* weight, int64_t N, int64_t V,
                                      double scale) {
   if (N == 0) return 0.0;
-  if (N > 2147483647) fail(ErrorCode::UNSUPPORTED, "crossentropy_forward_backward: too many rows in one call");
+  rows_limit(N, "crossentropy_forward_backward");
   // scratch: [0] Σ weights, [1] the loss, [2..2+N) per-row losses (no allocator yet: one cudaMalloc per call)
   double* scratch = static_cast<double*>(device_malloc(sizeof(double) * size_t(N + 2)));
   double loss = 0;

@@ -1,5 +1,6 @@
 // pointwise.cu — the per-token ops of the forward pass on the GPU, semantics of the CPU backend's:
 //   rmsnorm_forward  y = x / rms(x) * w      one block per row; sum of squares in float64, as on the CPU
+//   rmsnorm_forward_train   the same kernel, also saving rstd = 1/rms per row (a training op of kernels.h)
 //   rope_forward     rotary embedding in place, interleaved (GGUF/llama2.c) or rotate-half (HF) pairs,
 //                    angle = pos · pos_scale · inv_freq[j] in float64 (exact for long contexts), as on the CPU
 //   rope_apply       the same kernel with a sign (-1: the inverse rotation, RoPE's backward; a training op
@@ -18,18 +19,18 @@ namespace cuda {
 
 namespace {
 
-constexpr int kRowThreads = 256;
-
-// y[T, dim], x[T, dim], w[dim]; grid T, block kRowThreads
-__global__ void rmsnorm_forward_kernel(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w, int64_t dim,
-                                       float eps) {
+// y[T, dim] = x / rms(x) * w, x[T, dim], w[dim]; rstd[T] (the training forward's, else null) saves 1/rms for
+// the backward; grid T, block kRowThreads
+__global__ void rmsnorm_kernel(float* __restrict__ y, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ w,
+                               int64_t dim, double eps) {
   __shared__ double scratch[32];
   const float* xr = x + int64_t(blockIdx.x) * dim;
   float* yr = y + int64_t(blockIdx.x) * dim;
   double ss = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += double(xr[i]) * double(xr[i]);
   ss = block_sum(ss, scratch);
-  const float inv = float(1.0 / sqrt(ss / double(dim) + double(eps)));
+  const float inv = float(1.0 / sqrt(ss / double(dim) + eps));
+  if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = inv;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
 }
 
@@ -84,20 +85,21 @@ __global__ void f32_to_bf16_kernel(uint16_t* __restrict__ dst, const float* __re
     dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
 }
 
-// a grid-stride launch: enough blocks to fill any GPU, no more than needed
-unsigned flat_blocks(int64_t n) { return unsigned(std::min<int64_t>(65535, (n + 255) / 256)); }
-
-void rows_limit(int64_t T, const char* what) {
-  if (T > 2147483647) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many rows in one call");
-}
 
 }  // namespace
 
 void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) {
   if (T == 0) return;
   rows_limit(T, "rmsnorm_forward");
-  TAILOR_LAUNCH(rmsnorm_forward_kernel, unsigned(T), kRowThreads)(y, x, w, dim, eps);
+  TAILOR_LAUNCH(rmsnorm_kernel, unsigned(T), kRowThreads)(y, nullptr, x, w, dim, double(eps));
   check_launch("rmsnorm_forward");
+}
+
+void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps) {
+  if (N == 0) return;
+  rows_limit(N, "rmsnorm_forward_train");
+  TAILOR_LAUNCH(rmsnorm_kernel, unsigned(N), kRowThreads)(y, rstd, x, w, D, eps);
+  check_launch("rmsnorm_forward_train");
 }
 
 void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& r) {

@@ -1,6 +1,6 @@
 // train.cu — the training ops on the GPU, the float semantics of engine/train_ops.h (and of the LoRA
 // dropout and AdamW of train_graph.cpp / trainer.cpp). Backward ops ACCUMULATE into their outputs.
-//   rmsnorm_forward_train  one block per row, sum of squares in float64; saves rstd[N]
+//   (rmsnorm_forward_train and rope_apply share their kernels with the inference ops in pointwise.cu)
 //   rmsnorm_backward       dx: one block per row (float64 dot); dw: a second kernel over columns that adds
 //                          the rows in a fixed order (no atomics, deterministic)
 //   attention_forward_train  flash-style: saves only lse[B, nh, Tn] (log Σ exp of each score row), never the
@@ -24,26 +24,11 @@ namespace cuda {
 
 namespace {
 
-constexpr int kRowThreads = 256;
 constexpr int kTileRows = 8;                  // attention: query (or key) rows per block, one per warp
 constexpr int kTileThreads = 32 * kTileRows;
 constexpr int kSmemFloats = 11264;            // attention: 44 KiB of static shared memory per block (the limit is 48)
 constexpr int kMaxPerLane = 8;                // head_dim ≤ 32 × 8 = 256
 constexpr int kColRows = 8;     // rmsnorm dw: row groups per column block
-
-// y[N, D], rstd[N], x[N, D], w[D]; grid N, block kRowThreads
-__global__ void rmsnorm_forward_train_kernel(float* __restrict__ y, float* __restrict__ rstd, const float* __restrict__ x,
-                                             const float* __restrict__ w, int64_t D, double eps) {
-  __shared__ double scratch[32];
-  const float* xr = x + int64_t(blockIdx.x) * D;
-  float* yr = y + int64_t(blockIdx.x) * D;
-  double ss = 0;
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) ss += double(xr[i]) * double(xr[i]);
-  ss = block_sum(ss, scratch);
-  const float r = float(1.0 / sqrt(ss / double(D) + eps));
-  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) yr[i] = xr[i] * r * w[i];
-}
 
 // dx[N, D] += r·w·dy − c·x with c = r³/D·Σ dy·w·x (float64); dy/x[N, D], w[D], rstd[N]; grid N, block kRowThreads
 __global__ void rmsnorm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x,
@@ -380,13 +365,6 @@ __global__ void adamw_kernel(float* __restrict__ p, const float* __restrict__ gr
   }
 }
 
-// a grid-stride launch: enough blocks to fill any GPU, no more than needed
-unsigned flat_blocks(int64_t n) { return unsigned(std::min<int64_t>(65535, (n + 255) / 256)); }
-
-void rows_limit(int64_t rows, const char* what) {
-  if (rows > 2147483647) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many rows in one call");
-}
-
 // the shapes both attention ops accept; false when there is nothing to do
 bool attention_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
   if (B < 0 || Tn < 0 || nh < 0 || hd < 0) fail(ErrorCode::ARG, std::string(what) + ": negative size");
@@ -402,13 +380,6 @@ bool attention_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
 int attention_tile(int hd) { return std::min(32, (kSmemFloats - 2 * kTileRows * hd) / (2 * (hd + 1))); }
 
 }  // namespace
-
-void rmsnorm_forward_train(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, double eps) {
-  if (N == 0) return;
-  rows_limit(N, "rmsnorm_forward_train");
-  TAILOR_LAUNCH(rmsnorm_forward_train_kernel, unsigned(N), kRowThreads)(y, rstd, x, w, D, eps);
-  check_launch("rmsnorm_forward_train");
-}
 
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D) {
   if (N == 0 || D == 0) return;
