@@ -12,7 +12,6 @@
 //   swiglu_backward, scale_inplace, lora_dropout, adamw_step   element-wise, grid-stride
 //   embedding_backward     one thread per column, rows added in order n = 0..N-1 (deterministic)
 //   sum_squares            float64 partial sums per block, then one block adds them in order
-// rope_apply lives in pointwise.cu: it shares rope_forward's kernel (sign -1 = the backward).
 #include <algorithm>
 
 #include "common.cuh"
@@ -102,6 +101,20 @@ __device__ inline float row_dot(const float* a, const float* b, int hd) {
   return s;
 }
 
+// acc[i] (dimension lane + 32i) += Σ_{r0 ≤ r < n} c_r · rows[r*stride + d], where c_r is lane r's c: the
+// whole warp takes part (the coefficients travel by shuffles), rows added in order
+__device__ inline void add_weighted_rows(float (&acc)[kMaxPerLane], float c, int r0, int n, const float* rows, int stride, int hd, int lane) {
+  for (int r = r0; r < n; r++) {
+    const float cr = __shfl_sync(0xffffffffu, c, r);
+    const float* row = rows + r * stride;
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; i++) {
+      const int d = lane + 32 * i;
+      if (d < hd) acc[i] += cr * row[d];
+    }
+  }
+}
+
 // dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd; every thread of the block
 __device__ inline void load_rows(float* dst, int stride, const float* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
   for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
@@ -146,15 +159,7 @@ __global__ void attention_forward_train_kernel(float* __restrict__ out, float* _
     l = l * corr + warp_sum(p);
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; i++) acc[i] *= corr;
-    for (int jj = 0; jj < nj; jj++) {
-      const float pj = __shfl_sync(0xffffffffu, p, jj);
-      const float* vr = vt + jj * st;
-#pragma unroll
-      for (int i = 0; i < kMaxPerLane; i++) {
-        const int d = lane + 32 * i;
-        if (d < hd) acc[i] += pj * vr[d];
-      }
-    }
+    add_weighted_rows(acc, p, 0, nj, vt, st, hd, lane);
     m = m_new;
   }
   if (t > last) return;  // past the last barrier
@@ -218,15 +223,7 @@ __global__ void attention_backward_dq_kernel(float* __restrict__ dq, const float
       const float p = expf(row_dot(qt + w * hd, kt + lane * st, hd) * scale - L);
       ds = p * (row_dot(gt + w * hd, vt + lane * st, hd) - Dt) * scale;
     }
-    for (int jj = 0; jj < nj; jj++) {
-      const float dsj = __shfl_sync(0xffffffffu, ds, jj);
-      const float* kr = kt + jj * st;
-#pragma unroll
-      for (int i = 0; i < kMaxPerLane; i++) {
-        const int d = lane + 32 * i;
-        if (d < hd) acc[i] += dsj * kr[d];
-      }
-    }
+    add_weighted_rows(acc, ds, 0, nj, kt, st, hd, lane);
   }
   if (t > last) return;
   float* dqr = dq + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
@@ -278,19 +275,8 @@ __global__ void attention_backward_dkv_kernel(float* __restrict__ dk, float* __r
         p = expf(row_dot(qt + lane * st, kt + w * hd, hd) * scale - lse[row]);
         ds = p * (row_dot(gt + lane * st, vt + w * hd, hd) - D[row]) * scale;
       }
-      for (int r = lo; r < n; r++) {
-        const float dsr = __shfl_sync(0xffffffffu, ds, r), pr = __shfl_sync(0xffffffffu, p, r);
-        const float* qr = qt + r * st;
-        const float* gr = gt + r * st;
-#pragma unroll
-        for (int i = 0; i < kMaxPerLane; i++) {
-          const int d = lane + 32 * i;
-          if (d < hd) {
-            ak[i] += dsr * qr[d];
-            av[i] += pr * gr[d];
-          }
-        }
-      }
+      add_weighted_rows(ak, ds, lo, n, qt, st, hd, lane);
+      add_weighted_rows(av, p, lo, n, gt, st, hd, lane);
     }
   }
   if (j > last) return;
