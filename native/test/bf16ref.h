@@ -22,6 +22,9 @@ inline float bf16_round(float f) {
   return f;
 }
 
+// whether a CUDA backend with bf16 weights multiplies on tensor cores (sm_80 and newer; its name says the sm)
+inline bool on_tensor_cores(const Backend& gpu) { return gpu.name().find("sm_7") == std::string::npos; }
+
 // rounds m's weights to bf16 except the norm vectors; returns the fp32 arena to put back
 inline std::vector<float> round_weights_bf16(Model& m) {
   std::vector<float> saved = m.arena;

@@ -105,14 +105,21 @@ std::vector<int> greedy(const Model& m, Backend& be, const std::vector<int>& pro
   return out;
 }
 
-void check_model(const Model& m, const std::string& label, Backend& cpu, int device) {
-  auto gpu = make_cuda_backend(device);
-  gpu->bind_weights(m);
+// the fixed sequence of the whole-model rows: BOS, then seeded ids, 64 tokens (or the context)
+std::vector<int> test_sequence(const Model& m) {
   const int V = m.cfg.vocab_size;
   const int L = std::min(64, m.cfg.context_length);
   std::mt19937 rng(11);
   std::vector<int> ids{m.cfg.bos_id >= 0 && m.cfg.bos_id < V ? m.cfg.bos_id : 0};
   while (int(ids.size()) < L) ids.push_back(int(rng() % uint32_t(V)));
+  return ids;
+}
+
+void check_model(const Model& m, const std::string& label, Backend& cpu, int device) {
+  auto gpu = make_cuda_backend(device);
+  gpu->bind_weights(m);
+  const std::vector<int> ids = test_sequence(m);
+  const int L = int(ids.size());
 
   // 1. logits at every position of one sequence
   auto lc = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
@@ -174,12 +181,9 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   const uint64_t before = gpu->memory_stats().in_use;
   gpu->bind_weights(m);
   const uint64_t bytes = gpu->memory_stats().in_use - before;
-  const bool tc = gpu->name().find("sm_7") == std::string::npos;
+  const bool tc = on_tensor_cores(*gpu);
   const int V = m.cfg.vocab_size;
-  const int L = std::min(64, m.cfg.context_length);
-  std::mt19937 rng(11);
-  std::vector<int> ids{m.cfg.bos_id >= 0 && m.cfg.bos_id < V ? m.cfg.bos_id : 0};
-  while (int(ids.size()) < L) ids.push_back(int(rng() % uint32_t(V)));
+  const std::vector<int> ids = test_sequence(m);
   auto lf = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
   // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
   std::vector<float> saved = round_weights_bf16(m);

@@ -129,7 +129,7 @@ void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int d
   gpu->bind_weights(m);
   Curve f = train(m, cpu, false), g = train(m, *gpu, false);
   std::vector<float> saved = round_weights_bf16(m);
-  const bool tc = gpu->name().find("sm_7") == std::string::npos;
+  const bool tc = on_tensor_cores(*gpu);
   Bf16InputsCpu cpu_tc(cpu, &m);  // on tensor cores the products' inputs are rounded too
   Curve r = train(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, false);
   m.arena = saved;
