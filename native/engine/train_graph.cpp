@@ -160,7 +160,7 @@ struct Graph {
   T lscale() const { return T(lay->cfg.scale()); }
   bool dropping() const { return opt.training && lay && lay->cfg.dropout > 0; }
 
-  // xd[N, in] = dropout(x) for target t of layer l (or with mask_only, x's gradient through the mask in place)
+  // y[n] = dropout(x) for target t of layer l (y may be x: the backward passes a gradient through the mask)
   void dropout(T* y, const T* x, int l, int t, int64_t n) {
     const double p = lay->cfg.dropout;
     if constexpr (std::is_same_v<T, float>)
@@ -168,11 +168,12 @@ struct Graph {
     const T inv = T(1.0 / (1.0 - p));
     for (int64_t i = 0; i < n; i++) y[i] = lora_dropout_uniform(opt.dropout_seed, opt.step, l, t, uint64_t(i)) < p ? T(0) : x[i] * inv;
   }
-  void dropped(Buf<T>& xd, const T* x, int l, int t, int64_t in) {
+  // the LoRA branch's input [N, in]: x itself, or dropout(x) in xd while training with dropout
+  const T* lora_input(Buf<T>& xd, const T* x, int l, int t, int64_t in) {
+    if (!dropping()) return x;
     make(xd, N * in, false);
-    if (dropping()) return dropout(xd.p, x, l, t, N * in);
-    if (on_be()) B().copy(xd.p, x, sizeof(T) * size_t(N * in));
-    else std::copy(x, x + N * in, xd.p);
+    dropout(xd.p, x, l, t, N * in);
+    return xd.p;
   }
 
   // y[N, out] = x·Wᵀ (+ s·dropout(x)·Aᵀ·Bᵀ)
@@ -182,9 +183,9 @@ struct Graph {
     const LoraSlot& s = lay->at(l, t);
     const int r = lay->cfg.rank;
     Buf<T> xd, xs;
-    dropped(xd, x, l, t, in);
+    const T* xin = lora_input(xd, x, l, t, in);
     make(*xa, N * r);
-    mm(xa->p, xd.p, lp + s.a, N, in, r);
+    mm(xa->p, xin, lp + s.a, N, in, r);
     copy(xs, *xa);
     scale(xs.p, lscale(), N * r);
     mm(y, xs.p, lp + s.b, N, r, out, true);
@@ -205,9 +206,9 @@ struct Graph {
     mmb(dxa.p, lg ? lg + s.b : nullptr, dy, xs.p, lp + s.b, N, r, out);
     scale(dxa.p, lscale(), N * r);
     // xa = xd·Aᵀ: dA += dxaᵀ·xd; dxd = dxa·A → dx through the dropout mask
-    dropped(xd, x, l, t, in);
+    const T* xin = lora_input(xd, x, l, t, in);
     make(dxd, N * in);
-    mmb(dxd.p, lg ? lg + s.a : nullptr, dxa.p, xd.p, lp + s.a, N, in, r);
+    mmb(dxd.p, lg ? lg + s.a : nullptr, dxa.p, xin, lp + s.a, N, in, r);
     if (dropping()) dropout(dxd.p, dxd.p, l, t, N * in);  // the same mask and 1/(1−p): dropout is linear
     add(dx, dxd.p, N * in);
   }
