@@ -304,6 +304,11 @@ class CudaBackend final : public Backend {
     use();
     return cuda::sum_squares(x, n);
   }
+  void wg_term_sums(double* sums, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) override {
+    use();
+    const uint16_t* wb = bf16_of(w);
+    cuda::wg_term_sums(sums, wb ? nullptr : w, wb, g, rows, cols, term, by_column);
+  }
   void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float wd,
                   double lr, double bc1, double bc2) override {
     use();

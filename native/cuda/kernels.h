@@ -131,5 +131,10 @@ double sum_squares(const float* x, int64_t n);
 void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float weight_decay,
                 double lr, double bc1, double bc2);
 
+// ---- pruning statistics (prune.cu) ----
+// over W[rows, cols] (fp32 w, or bf16 w_bf16 when not null): sums[rows] per row, or (by_column) sums[cols]
+// per column, of term(w, g) in float64
+void wg_term_sums(double* sums, const float* w, const uint16_t* w_bf16, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column);
+
 }  // namespace cuda
 }  // namespace tailor

@@ -41,6 +41,9 @@ struct KvView {
 
 struct Model;
 
+// the elementwise term of a pruning statistic: |w·g|, w·g or (w·g)² (in float64)
+enum class WgTerm { AbsWG, WG, SqWG };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -126,6 +129,11 @@ class Backend {
   // AdamW over a flat arena (Trainer::train_step): g = grad·clip; moments m, v; p updated in place
   virtual void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps,
                           float weight_decay, double lr, double bc1, double bc2) = 0;
+
+  // ---- pruning statistics (grad_pass.cpp, prune.cpp) ----
+  // over W[rows, cols]: sums[rows] = Σ_j term(w[r, j], g[r, j]) per row, or (by_column) sums[cols] = Σ_r per
+  // column, in float64, each sum added in index order; w a weight() pointer, g and sums backend buffers
+  virtual void wg_term_sums(double* sums, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) = 0;
 
   // ---- memory accounting (bytes of backend buffers): in use now, the peak since reset_peak(), and held
   // in the backend's cache for reuse (a device's caching allocator; 0 on the CPU) ----

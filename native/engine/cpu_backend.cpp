@@ -367,6 +367,27 @@ class CpuBackend final : public Backend {
     const uint64_t key = dropout_key(seed, step, layer, target);
     for (int64_t i = 0; i < n; i++) y[i] = dropout_draw(key, uint64_t(i)) < p ? 0.f : x[i] * inv;
   }
+  void wg_term_sums(double* sums, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) override {
+    auto f = [term](float wi, float gi) {
+      const double wg = double(wi) * double(gi);
+      return term == WgTerm::AbsWG ? std::fabs(wg) : term == WgTerm::WG ? wg : wg * wg;
+    };
+    if (!by_column) {
+      parallel_for(rows, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; r++) {
+          double s = 0;
+          for (int64_t j = 0, i = r * cols; j < cols; j++, i++) s += f(w[i], g[i]);
+          sums[r] = s;
+        }
+      });
+      return;
+    }
+    parallel_for(cols, [&](int64_t c0, int64_t c1) {  // each thread a band of columns, rows in order
+      for (int64_t j = c0; j < c1; j++) sums[j] = 0;
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = c0, i = r * cols + c0; j < c1; j++, i++) sums[j] += f(w[i], g[i]);
+    });
+  }
   double sum_squares(const float* x, int64_t n) override {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += double(x[i]) * x[i];

@@ -12,9 +12,14 @@
 namespace tailor {
 
 // Calls reduce(layer, grads) for layers L-1 … 0, then for layer -1 (embeddings, final norm, lm_head).
-// Returns the loss. Memory: one layer's gradients plus the embedding/head gradients.
+// The gradients are backend buffers (on a device they stay there: reduce them with wg_sums). Returns the
+// loss. Memory: one layer's gradients plus the embedding/head gradients.
 double weight_gradient_pass(const Model& m, Backend& be, const TrainBatch& batch, const CancelToken& cancel,
                             const std::function<void(int layer, const GradsT<float>& g)>& reduce);
+
+// Per-row (or, by_column, per-column) sums of term(w, g) over W[rows, cols] (w the model's host weight
+// pointer, g a backend buffer), computed where the backend computes; only the sums come back.
+std::vector<double> wg_sums(Backend& be, const float* w_host, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column);
 
 // Per-tensor reductions of w·g (the element-wise first-order Taylor terms)
 struct TensorTaylor {

@@ -31,31 +31,94 @@ GroupAgg parse_group_agg(const std::string& s) {
 
 namespace {
 
-// Elementwise term of one tensor's share of a group: e(w, g, f) summed over the share, then finished
-// (abs for taylor-vector, sqrt for L2).
-struct Term {
-  ImportanceMethod m;
-  double elem(float w, float g, double f2) const {
-    switch (m) {
-      case ImportanceMethod::Taylor: return std::fabs(double(w) * g);
-      case ImportanceMethod::TaylorVector: return double(w) * g;
-      case ImportanceMethod::TaylorSecond: return std::fabs(double(w) * g) + 0.5 * double(w) * w * f2;
-      case ImportanceMethod::MagnitudeL1: return std::fabs(double(w));
-      case ImportanceMethod::MagnitudeL2: return double(w) * w;
-      default: return 0;
-    }
-  }
-  double finish(double s) const {
-    if (m == ImportanceMethod::TaylorVector) return std::fabs(s);
-    if (m == ImportanceMethod::MagnitudeL2) return std::sqrt(s);
-    return s;
-  }
-};
+// How a tensor's share of a group is finished from its summed elementwise terms: abs for taylor-vector
+// (Σ w·g may be negative), sqrt for L2, as is otherwise.
+double finish(ImportanceMethod m, double s) {
+  if (m == ImportanceMethod::TaylorVector) return std::fabs(s);
+  if (m == ImportanceMethod::MagnitudeL2) return std::sqrt(s);
+  return s;
+}
 
 double aggregate(GroupAgg a, const std::vector<double>& shares) {
   double r = a == GroupAgg::Max ? -INFINITY : 0;
   for (double v : shares) r = a == GroupAgg::Max ? std::max(r, v) : r + v;
   return a == GroupAgg::Mean ? r / double(shares.size()) : r;
+}
+
+double range_sum(const std::vector<double>& v, int64_t a, int64_t b) {
+  double s = 0;
+  for (int64_t i = a; i < b; i++) s += v[size_t(i)];
+  return s;
+}
+
+// One layer's elementwise terms summed over each row of q, k, v, gate, up and each column of o, down:
+// every group share is a range of these (a KV group: rows of q/k/v, columns of o; an MLP channel: its row
+// of gate and up, its column of down).
+struct LayerSums {
+  std::vector<double> q, k, v, o, gate, up, down;
+};
+
+// the sums of term(w, g) from the gradients g (backend buffers), reduced where they live
+LayerSums grad_sums(const Model& m, Backend& be, int l, const GradsT<float>& g, WgTerm term) {
+  const Config& c = m.cfg;
+  const LayerShape& s = c.layers[size_t(l)];
+  const LayerWeights& w = m.layers[size_t(l)];
+  const auto& G = g.layers[size_t(l)];
+  const int64_t D = c.dim, qd = int64_t(s.n_head) * c.head_dim, kd = int64_t(s.n_kv_head) * c.head_dim;
+  LayerSums r;
+  r.q = wg_sums(be, w.wq, G.wq, qd, D, term, false);
+  r.k = wg_sums(be, w.wk, G.wk, kd, D, term, false);
+  r.v = wg_sums(be, w.wv, G.wv, kd, D, term, false);
+  r.o = wg_sums(be, w.wo, G.wo, D, qd, term, true);
+  r.gate = wg_sums(be, w.w_gate, G.w_gate, s.ffn, D, term, false);
+  r.up = wg_sums(be, w.w_up, G.w_up, s.ffn, D, term, false);
+  r.down = wg_sums(be, w.w_down, G.w_down, D, s.ffn, term, true);
+  return r;
+}
+
+// the sums of |w| (L1) or w² (L2) from the host weights
+LayerSums magnitude_sums(const Model& m, int l, bool l2) {
+  const Config& c = m.cfg;
+  const LayerShape& s = c.layers[size_t(l)];
+  const LayerWeights& w = m.layers[size_t(l)];
+  const int64_t D = c.dim, qd = int64_t(s.n_head) * c.head_dim, kd = int64_t(s.n_kv_head) * c.head_dim;
+  auto e = [l2](float x) { return l2 ? double(x) * x : std::fabs(double(x)); };
+  auto rows = [&](const float* p, int64_t R, int64_t C) {
+    std::vector<double> out(size_t(std::max<int64_t>(R, 0)), 0.0);
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t j = 0; j < C; j++) out[size_t(r)] += e(p[r * C + j]);
+    return out;
+  };
+  auto cols = [&](const float* p, int64_t R, int64_t C) {
+    std::vector<double> out(size_t(std::max<int64_t>(C, 0)), 0.0);
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t j = 0; j < C; j++) out[size_t(j)] += e(p[r * C + j]);
+    return out;
+  };
+  LayerSums r;
+  r.q = rows(w.wq, qd, D), r.k = rows(w.wk, kd, D), r.v = rows(w.wv, kd, D), r.o = cols(w.wo, D, qd);
+  r.gate = rows(w.w_gate, s.ffn, D), r.up = rows(w.w_up, s.ffn, D), r.down = cols(w.w_down, D, s.ffn);
+  return r;
+}
+
+// Group scores of one layer from its sums: each tensor's share summed over the group's range, finished,
+// then aggregated over the coupled tensors.
+void scores_from_sums(const Config& c, int l, const LayerSums& S, ImportanceMethod method, GroupAgg agg, std::vector<double>& attn,
+                      std::vector<double>& mlp) {
+  const LayerShape& s = c.layers[size_t(l)];
+  const int64_t hd = c.head_dim;
+  attn.assign(size_t(s.n_kv_head), 0.0);
+  if (s.n_kv_head > 0) {
+    const int64_t grp = s.n_head / s.n_kv_head;
+    for (int64_t g = 0; g < s.n_kv_head; g++) {
+      const int64_t q0 = g * grp * hd, q1 = (g + 1) * grp * hd, k0 = g * hd, k1 = (g + 1) * hd;
+      attn[size_t(g)] = aggregate(agg, {finish(method, range_sum(S.q, q0, q1)), finish(method, range_sum(S.k, k0, k1)),
+                                        finish(method, range_sum(S.v, k0, k1)), finish(method, range_sum(S.o, q0, q1))});
+    }
+  }
+  mlp.assign(size_t(s.ffn), 0.0);
+  for (int64_t ch = 0; ch < s.ffn; ch++)
+    mlp[size_t(ch)] = aggregate(agg, {finish(method, S.gate[size_t(ch)]), finish(method, S.up[size_t(ch)]), finish(method, S.down[size_t(ch)])});
 }
 
 // Σ over rows [r0, r1) of W[rows, cols]
@@ -75,68 +138,32 @@ double cols_sum(int64_t rows, int64_t cols, int64_t c0, int64_t c1, F f) {
   return s;
 }
 
-struct LayerTensors {
-  const float *wq, *wk, *wv, *wo, *wg, *wu, *wd;
-};
-
-// Per-layer group shares for one (weights, gradients, second-moment) triple; f2 may be null.
-void layer_scores(const Config& c, int l, const LayerTensors& W, const LayerTensors* G, const LayerTensors* F2, const Term& term, GroupAgg agg,
-                  const std::vector<double>* act_in1, const std::vector<double>* act_ao, const std::vector<double>* act_in2,
-                  const std::vector<double>* act_h, ImportanceMethod method, std::vector<double>& attn, std::vector<double>& mlp) {
+// Wanda-SP's group scores of one layer: |W_ij| · ‖X_j‖ with X the tensor's input features over the
+// calibration tokens (in1: attention input, ao: o_proj input, in2: MLP input, h: down_proj input)
+void wanda_scores(const Model& m, int l, GroupAgg agg, const std::vector<double>& in1, const std::vector<double>& ao,
+                  const std::vector<double>& in2, const std::vector<double>& h, std::vector<double>& attn, std::vector<double>& mlp) {
+  const Config& c = m.cfg;
   const LayerShape& s = c.layers[size_t(l)];
+  const LayerWeights& W = m.layers[size_t(l)];
   const int64_t D = c.dim, hd = c.head_dim;
-  auto val = [&](const float* w, const float* g, const float* f2, int64_t i) {
-    return term.elem(w[i], g ? g[i] : 0.f, f2 ? double(f2[i]) : 0.0);
-  };
   attn.assign(size_t(s.n_kv_head), 0.0);
   if (s.n_kv_head > 0) {
     const int64_t grp = s.n_head / s.n_kv_head, qd = int64_t(s.n_head) * hd;
+    auto rw = [&](const float* w, int64_t r0, int64_t r1) {
+      return rows_sum(r0, r1, D, [&](int64_t i, int64_t j) { return std::fabs(double(w[i])) * in1[size_t(j)]; });
+    };
     for (int64_t g = 0; g < s.n_kv_head; g++) {
-      std::vector<double> shares;
       const int64_t q0 = g * grp * hd, q1 = (g + 1) * grp * hd, k0 = g * hd, k1 = (g + 1) * hd;
-      if (method == ImportanceMethod::WandaSp) {
-        // |W_ij| · ‖X_j‖ with X the tensor's input features over the calibration tokens
-        auto rw = [&](const float* w, int64_t r0, int64_t r1) {
-          return rows_sum(r0, r1, D, [&](int64_t i, int64_t j) { return std::fabs(double(w[i])) * (*act_in1)[size_t(j)]; });
-        };
-        shares = {rw(W.wq, q0, q1), rw(W.wk, k0, k1), rw(W.wv, k0, k1),
-                  cols_sum(D, qd, q0, q1, [&](int64_t i, int64_t r) { (void)r; return std::fabs(double(W.wo[i])) * (*act_ao)[size_t(i % qd)]; })};
-      } else {
-        auto rw = [&](const float* w, const float* gg, const float* ff, int64_t r0, int64_t r1) {
-          return term.finish(rows_sum(r0, r1, D, [&](int64_t i, int64_t) { return val(w, gg, ff, i); }));
-        };
-        shares = {rw(W.wq, G ? G->wq : nullptr, F2 ? F2->wq : nullptr, q0, q1), rw(W.wk, G ? G->wk : nullptr, F2 ? F2->wk : nullptr, k0, k1),
-                  rw(W.wv, G ? G->wv : nullptr, F2 ? F2->wv : nullptr, k0, k1),
-                  term.finish(cols_sum(D, qd, q0, q1, [&](int64_t i, int64_t) { return val(W.wo, G ? G->wo : nullptr, F2 ? F2->wo : nullptr, i); }))};
-      }
-      attn[size_t(g)] = aggregate(agg, shares);
+      attn[size_t(g)] = aggregate(agg, {rw(W.wq, q0, q1), rw(W.wk, k0, k1), rw(W.wv, k0, k1),
+                                        cols_sum(D, qd, q0, q1, [&](int64_t i, int64_t) { return std::fabs(double(W.wo[i])) * ao[size_t(i % qd)]; })});
     }
   }
   mlp.assign(size_t(s.ffn), 0.0);
   for (int64_t ch = 0; ch < s.ffn; ch++) {
-    std::vector<double> shares;
-    if (method == ImportanceMethod::WandaSp) {
-      auto rw = [&](const float* w) { return rows_sum(ch, ch + 1, D, [&](int64_t i, int64_t j) { return std::fabs(double(w[i])) * (*act_in2)[size_t(j)]; }); };
-      shares = {rw(W.wg), rw(W.wu), cols_sum(D, s.ffn, ch, ch + 1, [&](int64_t i, int64_t) { return std::fabs(double(W.wd[i])) * (*act_h)[size_t(ch)]; })};
-    } else {
-      auto rw = [&](const float* w, const float* gg, const float* ff) {
-        return term.finish(rows_sum(ch, ch + 1, D, [&](int64_t i, int64_t) { return val(w, gg, ff, i); }));
-      };
-      shares = {rw(W.wg, G ? G->wg : nullptr, F2 ? F2->wg : nullptr), rw(W.wu, G ? G->wu : nullptr, F2 ? F2->wu : nullptr),
-                term.finish(cols_sum(D, s.ffn, ch, ch + 1, [&](int64_t i, int64_t) { return val(W.wd, G ? G->wd : nullptr, F2 ? F2->wd : nullptr, i); }))};
-    }
-    mlp[size_t(ch)] = aggregate(agg, shares);
+    auto rw = [&](const float* w) { return rows_sum(ch, ch + 1, D, [&](int64_t i, int64_t j) { return std::fabs(double(w[i])) * in2[size_t(j)]; }); };
+    mlp[size_t(ch)] = aggregate(agg, {rw(W.w_gate), rw(W.w_up),
+                                      cols_sum(D, s.ffn, ch, ch + 1, [&](int64_t i, int64_t) { return std::fabs(double(W.w_down[i])) * h[size_t(ch)]; })});
   }
-}
-
-LayerTensors layer_weights(const Model& m, int l) {
-  const LayerWeights& w = m.layers[size_t(l)];
-  return {w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down};
-}
-
-LayerTensors layer_grads(const GradsT<float>& g, int l) {
-  const auto& G = g.layers[size_t(l)];
-  return {G.wq, G.wk, G.wv, G.wo, G.w_gate, G.w_up, G.w_down};
 }
 
 }  // namespace
@@ -166,7 +193,6 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
   GroupScores out;
   out.attn.resize(size_t(c.n_layers));
   out.mlp.resize(size_t(c.n_layers));
-  const Term term{method};
   if (method == ImportanceMethod::Random) {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
     auto next = [&]() {
@@ -181,7 +207,7 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
   }
   if (method == ImportanceMethod::MagnitudeL1 || method == ImportanceMethod::MagnitudeL2) {
     for (int l = 0; l < c.n_layers; l++)
-      layer_scores(c, l, layer_weights(m, l), nullptr, nullptr, term, agg, nullptr, nullptr, nullptr, nullptr, method, out.attn[size_t(l)], out.mlp[size_t(l)]);
+      scores_from_sums(c, l, magnitude_sums(m, l, method == ImportanceMethod::MagnitudeL2), method, agg, out.attn[size_t(l)], out.mlp[size_t(l)]);
     return out;
   }
   if (calib.empty()) fail(ErrorCode::ARG, "this importance method needs calibration samples");
@@ -210,8 +236,7 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
     };
     out.loss = train_forward_backward<float>(c, weights_view(m), make_rope_table(c), nullptr, nullptr, nullptr, nullptr, nullptr, batch, opt, &be);
     for (int l = 0; l < c.n_layers; l++)
-      layer_scores(c, l, layer_weights(m, l), nullptr, nullptr, term, agg, &in1[size_t(l)], &ao[size_t(l)], &in2[size_t(l)], &hh[size_t(l)], method,
-                   out.attn[size_t(l)], out.mlp[size_t(l)]);
+      wanda_scores(m, l, agg, in1[size_t(l)], ao[size_t(l)], in2[size_t(l)], hh[size_t(l)], out.attn[size_t(l)], out.mlp[size_t(l)]);
     return out;
   }
   // Fisher diagonal for taylor-second: per-sample gradients, each layer's g² accumulated per element
@@ -224,30 +249,8 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
       weight_gradient_pass(m, be, one, cancel, [&](int l, const GradsT<float>& g) {
         if (l < 0) return;
         // this sample's Σ (w·g_s)² over each group share
-        LayerTensors W = layer_weights(m, l), G = layer_grads(g, l);
         std::vector<double> a, mm;
-        const LayerShape& ls = c.layers[size_t(l)];
-        const int64_t D = c.dim, hd = c.head_dim;
-        auto e2 = [&](const float* w, const float* gg, int64_t i) { double v = double(w[i]) * gg[i]; return v * v; };
-        a.assign(size_t(ls.n_kv_head), 0.0);
-        if (ls.n_kv_head > 0) {
-          const int64_t grp = ls.n_head / ls.n_kv_head, qd = int64_t(ls.n_head) * hd;
-          for (int64_t gi = 0; gi < ls.n_kv_head; gi++) {
-            const int64_t q0 = gi * grp * hd, q1 = (gi + 1) * grp * hd, k0 = gi * hd, k1 = (gi + 1) * hd;
-            std::vector<double> shares = {rows_sum(q0, q1, D, [&](int64_t i, int64_t) { return e2(W.wq, G.wq, i); }),
-                                          rows_sum(k0, k1, D, [&](int64_t i, int64_t) { return e2(W.wk, G.wk, i); }),
-                                          rows_sum(k0, k1, D, [&](int64_t i, int64_t) { return e2(W.wv, G.wv, i); }),
-                                          cols_sum(D, qd, q0, q1, [&](int64_t i, int64_t) { return e2(W.wo, G.wo, i); })};
-            a[size_t(gi)] = aggregate(agg, shares);
-          }
-        }
-        mm.assign(size_t(ls.ffn), 0.0);
-        for (int64_t ch = 0; ch < ls.ffn; ch++) {
-          std::vector<double> shares = {rows_sum(ch, ch + 1, D, [&](int64_t i, int64_t) { return e2(W.wg, G.wg, i); }),
-                                        rows_sum(ch, ch + 1, D, [&](int64_t i, int64_t) { return e2(W.wu, G.wu, i); }),
-                                        cols_sum(D, ls.ffn, ch, ch + 1, [&](int64_t i, int64_t) { return e2(W.wd, G.wd, i); })};
-          mm[size_t(ch)] = aggregate(agg, shares);
-        }
+        scores_from_sums(c, l, grad_sums(m, be, l, g, WgTerm::SqWG), ImportanceMethod::Taylor, agg, a, mm);
         if (second_attn[size_t(l)].empty()) {
           second_attn[size_t(l)].assign(a.size(), 0.0);
           second_mlp[size_t(l)].assign(mm.size(), 0.0);
@@ -257,11 +260,11 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
       });
     }
   }
-  const Term first{method == ImportanceMethod::TaylorSecond ? ImportanceMethod::Taylor : method};
+  // the first-order term: Σ|w·g| per share (taylor, taylor-second), or |Σ w·g| (taylor-vector)
+  const WgTerm first = method == ImportanceMethod::TaylorVector ? WgTerm::WG : WgTerm::AbsWG;
   out.loss = weight_gradient_pass(m, be, batch, cancel, [&](int l, const GradsT<float>& g) {
     if (l < 0) return;
-    LayerTensors G = layer_grads(g, l);
-    layer_scores(c, l, layer_weights(m, l), &G, nullptr, first, agg, nullptr, nullptr, nullptr, nullptr, first.m, out.attn[size_t(l)], out.mlp[size_t(l)]);
+    scores_from_sums(c, l, grad_sums(m, be, l, g, first), method, agg, out.attn[size_t(l)], out.mlp[size_t(l)]);
   });
   if (method == ImportanceMethod::TaylorSecond)
     for (int l = 0; l < c.n_layers; l++) {

@@ -231,9 +231,36 @@ void check_train_pointwise() {
   }
 }
 
+// the pruner's per-row and per-column sums of |w·g|, w·g, (w·g)² (fp32 and bf16 weights) against the CPU
+// backend's: float64 sums in another order, so equal to ~1e-15
+void check_wg_term_sums(Backend& cpu) {
+  const int64_t R = 37, C = 1000;  // neither a multiple of a block
+  auto w = randf(size_t(R * C), 0.05f), g = randf(size_t(R * C), 0.01f);
+  std::vector<uint16_t> wb(w.size());
+  std::vector<float> wr(w.size());  // w rounded to bf16
+  for (size_t i = 0; i < w.size(); i++) wb[i] = bf16_bits(w[i]), wr[i] = bf16_value(wb[i]);
+  Dev<float> gw(w), gg(g);
+  Dev<uint16_t> gwb(wb);
+  const char* names[3] = {"|w·g|", "w·g", "(w·g)²"};
+  const tailor::WgTerm terms[3] = {tailor::WgTerm::AbsWG, tailor::WgTerm::WG, tailor::WgTerm::SqWG};
+  for (int bf = 0; bf < 2; bf++)
+    for (int t = 0; t < 3; t++)
+      for (int by_col = 0; by_col < 2; by_col++) {
+        const int64_t n = by_col ? C : R;
+        std::vector<double> ref(static_cast<size_t>(n));
+        cpu.wg_term_sums(ref.data(), bf ? wr.data() : w.data(), g.data(), R, C, terms[t], by_col);
+        Dev<double> out(static_cast<size_t>(n));
+        cu::wg_term_sums(out.p, bf ? nullptr : gw.p, bf ? gwb.p : nullptr, gg.p, R, C, terms[t], by_col);
+        report("wg_term_sums", std::string(bf ? "bf16 w " : "") + names[t] + (by_col ? " per column" : " per row") + " of [37, 1000]", out.get(), ref,
+               1e-12);
+      }
+  cu::wg_term_sums(nullptr, nullptr, nullptr, nullptr, 0, 5, tailor::WgTerm::AbsWG, false);  // empty: nothing launched
+}
+
 }  // namespace
 
 void check_training_ops(Backend& cpu, Backend& gpu) {
+  check_wg_term_sums(cpu);
   check_rmsnorm_train();
   check_rope_apply();
   check_attention_train(cpu, gpu);
