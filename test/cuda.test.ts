@@ -208,12 +208,12 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
   assert.match(out, /\n\d+ checks, 0 failed\n/);
 });
 
-test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks', (t) => {
+test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events', (t) => {
   assert.ok(fs.existsSync(CUEMU_SELFTEST), `${CUEMU_SELFTEST} is built (npm run build:native)`);
   const r = spawnSync(CUEMU_SELFTEST, [], { encoding: 'utf8', timeout: 60_000 });
   for (const l of (r.stdout ?? '').trimEnd().split('\n')) t.diagnostic(l);
   assert.equal(r.status, 0, `tailor_cuemu_selftest failed:\n${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /\n13 checks, 0 failed\n/);
+  assert.match(r.stdout, /\n16 checks, 0 failed\n/);
 });
 
 for (const cc of ['80', '75']) {
@@ -233,6 +233,11 @@ for (const cc of ['80', '75']) {
     assert.equal(r.status, 0, `tailor_cudacheck_emu failed:\n${out}`);
     assert.match(out, /Tailor CUDA emulator/, 'the harness ran on the emulated device');
     assert.match(out, /\n\d+ checks, 0 failed\n/);
+    // the copy stream's uploads and downloads, with their event edges to the default stream, from page-locked staging only
+    assert.match(out, /^copy stream\s+download after a kernel; the upload kept x_old for it .* ok$/m);
+    assert.match(out, /^copy stream\s+async copies from pageable memory\s+0\s+0\s+ok$/m);
+    // the pruner's sums on the device
+    assert.match(out, /^wg_term_sums\s+bf16 w \(w·g\)² per column .* ok$/m);
     // cuBLASLt (emulated by test/cuemu/cublaslt_emu.cpp): active, its products against the CPU and our kernels, every entry point ran
     if (cc === '80') {
       assert.match(out, /^cuBLASLt\s+active /m);

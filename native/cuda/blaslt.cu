@@ -240,6 +240,14 @@ bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, cudaD
 
 bool lt_built_in() { return true; }
 
+size_t lt_workspace_bytes() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return cudaGetLastError(), size_t(0);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_devices.find(dev);
+  return it == g_devices.end() ? 0 : it->second.workspace_bytes;
+}
+
 bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
   return lt_gemm("forward f32", CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in, y,
                  uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
@@ -268,6 +276,7 @@ bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64
 #else  // no cuBLASLt in this build: the callers use our kernels
 
 bool lt_built_in() { return false; }
+size_t lt_workspace_bytes() { return 0; }
 bool lt_matmul_f32(float*, const float*, const float*, int64_t, int64_t, int64_t, bool) { return false; }
 bool lt_matmul_bf16w(float*, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, bool) { return false; }
 bool lt_matmul_backward_dx_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }

@@ -1,11 +1,15 @@
-// cuda_backend.cu — the CUDA Backend (backend.h): one device, its default stream, every buffer in device
-// memory, and a device copy of the model's F32 weight arena (uploaded by bind_weights; weight() maps a host
-// weight pointer to the same offset in that copy). The ops are the kernels of kernels.h; only the embedding
-// gather is defined here. Inference, LoRA training and the pruner's weight gradients run on it.
+// cuda_backend.cu — the CUDA Backend (backend.h): one device, every buffer in device memory, and a device
+// copy of the model's F32 weight arena (uploaded by bind_weights; weight() maps a host weight pointer to the
+// same offset in that copy). The ops are the kernels of kernels.h on the default stream; only the embedding
+// gather is defined here. Large uploads and downloads (the weights, LoRA state) go through page-locked
+// staging on a copy stream (transfer.h), overlapping the host's copying, the DMA and the bf16 rounding.
+// Inference, LoRA training and the pruner's weight gradients run on it.
 // Buffers come from a caching allocator: a freed block goes to a free list and is handed out again for a
 // request of up to its size (at most twice the request), so a training step's many short-lived tensors do
-// not each pay for cudaMalloc/cudaFree (which synchronise). With one stream this is safe: a kernel that
-// reads a block was queued before the host could free it, so the next user's kernels run after it. On
+// not each pay for cudaMalloc/cudaFree (which synchronise). This is safe because every user of a block is
+// ordered on the default stream: a kernel that reads a block was queued before the host could free it, so
+// the next user's kernels run after it; the copy stream's writes are joined back into the default stream
+// (an event wait) before an upload returns, and a download returns only when its copies are done. On
 // out-of-memory the cache is returned to the driver and the allocation tried once more; then E_OOM says
 // what was needed, what is free, what Tailor holds, and what to change.
 #include <algorithm>
@@ -18,6 +22,7 @@
 #include "common.cuh"
 #include "kernels.h"
 #include "model.h"
+#include "transfer.h"
 
 namespace tailor {
 namespace {
@@ -40,7 +45,8 @@ __global__ void embed_rows_bf16_kernel(float* __restrict__ x, const uint16_t* __
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, const BackendOptions& opt) : device_(device), bf16_(opt.bf16_weights) {
+  CudaBackend(int device, const BackendOptions& opt)
+      : device_(device), bf16_(opt.bf16_weights), transfer_(opt.staging_bytes ? opt.staging_bytes : size_t(16) << 20) {
     cuda::set_device(device);
     cudaDeviceProp p;
     cuda::check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
@@ -98,6 +104,7 @@ class CudaBackend final : public Backend {
     m.in_use = in_use_, m.peak = peak_, m.cached = cached_;
     size_t free_b = 0, total_b = 0;
     cuda::set_device(device_);
+    m.library = cuda::lt_workspace_bytes();
     if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
     else cudaGetLastError();
     return m;
@@ -108,11 +115,11 @@ class CudaBackend final : public Backend {
   }
   void upload(void* dst, const void* src, size_t bytes) override {
     use();
-    cuda::to_device(dst, src, bytes);
+    transfer_.upload(dst, src, bytes);
   }
   void download(void* dst, const void* src, size_t bytes) override {
     use();
-    cuda::to_host(dst, src, bytes);
+    transfer_.download(dst, src, bytes);
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     use();
@@ -139,7 +146,7 @@ class CudaBackend final : public Backend {
         weights_ = static_cast<float*>(alloc(sizeof(float) * n));
       }
       n_weights_ = n;
-      cuda::to_device(weights_, m.arena.data(), sizeof(float) * n);
+      transfer_.upload(weights_, m.arena.data(), sizeof(float) * n);
       host_base_ = m.arena.data();
       return;
     }
@@ -161,15 +168,12 @@ class CudaBackend final : public Backend {
       wnorm_ = static_cast<float*>(alloc(sizeof(float) * std::max<size_t>(nn, 1)));
     }
     n_weights_ = n, n_norm_ = nn;
-    // fp32 chunks through a staging buffer, rounded to bf16 on the device (never a whole fp32 copy)
-    const size_t chunk = std::min<size_t>(n, size_t(16) << 20);
-    BackendBuffer staging;
-    staging.reserve(*this, sizeof(float) * std::max<size_t>(chunk, 1));
-    for (size_t i = 0; i < n; i += chunk) {
-      const size_t k = std::min(chunk, n - i);
-      cuda::to_device(staging.f(), m.arena.data() + i, sizeof(float) * k);
-      cuda::f32_to_bf16(wbf_ + i, staging.f(), int64_t(k));
-    }
+    // fp32 chunks through two device staging buffers, rounded to bf16 on the device while the next chunk
+    // is copied (never a whole fp32 copy on the device)
+    BackendBuffer stage[2];
+    for (auto& b : stage) b.reserve(*this, transfer_.chunk_bytes());
+    float* const sp[2] = {stage[0].f(), stage[1].f()};
+    transfer_.upload_bf16(wbf_, m.arena.data(), n, sp);
     for (auto& r : norms_) cuda::to_device(wnorm_ + r.dst, m.arena.data() + r.off, sizeof(float) * size_t(m.cfg.dim));
     cuda::device_synchronize();
     host_base_ = m.arena.data();
@@ -383,6 +387,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   bool bf16_ = false;                // weights stored in bf16 (norm vectors in fp32)
+  cuda::Transfer transfer_;          // large copies: page-locked staging on a copy stream
   int cc_ = 0;                       // compute capability ×10
   std::string name_;
   float* weights_ = nullptr;         // [arena] device copy of the model's weights (fp32 mode)

@@ -57,6 +57,7 @@ bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16
 // dW[out, in] += dy[T, out]ᵀ · x[T, in]
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out);
 bool lt_built_in();   // this build has cuBLASLt
+size_t lt_workspace_bytes();  // device memory cuBLASLt's workspace holds on the current device (0 before its first use)
 // built in, not disabled (TAILOR_CUBLASLT=0 in the environment, or lt_set_enabled(0)), and a handle could be
 // made on the current device (made here on first use)
 bool lt_enabled();

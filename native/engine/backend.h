@@ -135,10 +135,11 @@ class Backend {
   // column, in float64, each sum added in index order; w a weight() pointer, g and sums backend buffers
   virtual void wg_term_sums(double* sums, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) = 0;
 
-  // ---- memory accounting (bytes of backend buffers): in use now, the peak since reset_peak(), and held
-  // in the backend's cache for reuse (a device's caching allocator; 0 on the CPU) ----
+  // ---- memory accounting (bytes of backend buffers): in use now, the peak since reset_peak(), held in
+  // the backend's cache for reuse (a device's caching allocator; 0 on the CPU), and held on the device
+  // outside the allocator by libraries (cuBLASLt's workspace) ----
   struct MemoryStats {
-    uint64_t in_use = 0, peak = 0, cached = 0, device_total = 0, device_free = 0;
+    uint64_t in_use = 0, peak = 0, cached = 0, library = 0, device_total = 0, device_free = 0;
   };
   virtual MemoryStats memory_stats() const { return {}; }
   virtual void reset_peak() {}
@@ -149,11 +150,12 @@ struct BackendOptions {
   bool blas = true;   // use the BLAS library for matmul when the build has one
   bool bf16_weights = false;  // CUDA: keep the weights on the device in bf16 (norm vectors fp32); half the memory,
                               // products on tensor cores (sm_80+). LoRA parameters and optimizer state stay fp32.
+  size_t staging_bytes = 0;   // CUDA: bytes per page-locked staging buffer of large copies (two of them); 0 = 16 MiB
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
-// the CUDA backend on one device and its default stream: inference, LoRA training and the weight
-// gradients of the pruner. E_UNSUPPORTED in a build without CUDA (device.cpp).
+// the CUDA backend on one device: inference, LoRA training and the weight gradients of the pruner on its
+// default stream, large copies on a copy stream through page-locked staging (cuda/transfer.h). E_UNSUPPORTED in a build without CUDA (device.cpp).
 std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt = {});
 
 // An owned backend buffer of `bytes`, grown on demand (contents are not kept when it grows).

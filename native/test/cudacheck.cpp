@@ -397,6 +397,7 @@ int main(int argc, char** argv) {
     check_pointwise(*cpu);
     check_losses(*cpu);
     check_training_ops(*cpu, *make_cuda_backend(device));
+    check_transfers();
     cu::device_synchronize();
     if (!models.empty() || random_model) {
       std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -108,5 +109,17 @@ inline cu::DeviceRope device_rope(const tailor::RopeTable& r, const double* inv_
   dr.inv_freq = inv_freq;
   return dr;
 }
+
+// the CUDA backend the whole-model rows use: 64 KiB staging buffers, so that even the test models'
+// weight uploads go through many chunks of the copy stream's pipeline (cuda/transfer.h)
+inline std::unique_ptr<tailor::Backend> harness_backend(int device, bool bf16 = false) {
+  tailor::BackendOptions bo;
+  bo.bf16_weights = bf16;
+  bo.staging_bytes = size_t(64) << 10;
+  return tailor::make_cuda_backend(device, bo);
+}
+
+// host↔device copies through the copy stream (cudacheck_transfer.cpp)
+void check_transfers();
 
 }  // namespace cudacheck

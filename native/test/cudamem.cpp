@@ -128,6 +128,7 @@ int memory_plan_run(int device, const std::string& which) {
   std::printf("%-58s %12.2f %12s\n", "device: total", gib(s2.device_total), "");
   std::printf("%-58s %12.2f %12s\n", "device: free now (cache held: see next line)", gib(s2.device_free), "");
   std::printf("%-58s %12.2f %12s\n", "allocator cache held for reuse", gib(s2.cached), "");
+  std::printf("%-58s %12.3f %12s\n", "held outside the allocator (cuBLASLt workspace)", gib(s2.library), "");
   std::printf("memory plan done in %.1f s\n", secs());
   return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "bf16ref.h"
+#include "cudacheck.h"
 #include "errors.h"
 #include "json.h"
 #include "forward.h"
@@ -116,7 +117,7 @@ std::vector<int> test_sequence(const Model& m) {
 }
 
 void check_model(const Model& m, const std::string& label, Backend& cpu, int device) {
-  auto gpu = make_cuda_backend(device);
+  auto gpu = cudacheck::harness_backend(device);
   gpu->bind_weights(m);
   const std::vector<int> ids = test_sequence(m);
   const int L = int(ids.size());
@@ -175,9 +176,7 @@ std::vector<int> argmax_rows(const std::vector<float>& lg, int V) {
 // so the only difference from fp32 is bf16 rounding; the difference from the fp32 CPU (reported); the
 // argmax at every position of every golden sequence identical to PyTorch's fp32 argmax; the weights' memory
 void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, const Json* golden) {
-  BackendOptions bo;
-  bo.bf16_weights = true;
-  auto gpu = make_cuda_backend(device, bo);
+  auto gpu = cudacheck::harness_backend(device, true);
   const uint64_t before = gpu->memory_stats().in_use;
   gpu->bind_weights(m);
   const uint64_t bytes = gpu->memory_stats().in_use - before;

@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "bf16ref.h"
+#include "cudacheck.h"
 #include "errors.h"
 #include "grad_pass.h"
 #include "model.h"
@@ -123,9 +124,7 @@ void check_training(Model& m, const std::string& label, Backend& cpu, Backend& g
 // too on tensor cores) it must be within half of bf16's own effect on that loss (within 1e-4 on the tiled
 // path, whose arithmetic is the reference's); the whole curve against fp32 is reported
 void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int device) {
-  BackendOptions bo;
-  bo.bf16_weights = true;
-  auto gpu = make_cuda_backend(device, bo);
+  auto gpu = cudacheck::harness_backend(device, true);
   gpu->bind_weights(m);
   Curve f = train(m, cpu, false), g = train(m, *gpu, false);
   std::vector<float> saved = round_weights_bf16(m);
@@ -188,6 +187,11 @@ void check_pruning(const Model& m, const std::string& label, Backend& cpu, Backe
 
 void check_allocator(Backend& gpu) {
   Backend::MemoryStats s0 = gpu.memory_stats();
+  // cuBLASLt's workspace (made with its handle) is counted, outside the allocator's own bytes
+  const uint64_t ws = tailor::cuda::lt_enabled() ? uint64_t(32) << 20 : 0;
+  const uint64_t lib = gpu.memory_stats().library;
+  row("caching allocator", "cuBLASLt workspace reported as library bytes", std::fabs(double(lib) - double(ws)), 0, lib == ws);
+  s0 = gpu.memory_stats();
   {
     BackendBuffer a, b;
     a.reserve(gpu, 3 << 20);

@@ -145,7 +145,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void* alpha, const void* A, cublasLtMatrixLayout_t Ad,
                               const void* B, cublasLtMatrixLayout_t Bd, const void* beta, const void* C, cublasLtMatrixLayout_t Cd, void* D,
                               cublasLtMatrixLayout_t Dd, const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
-                              cudaStream_t) {
+                              cudaStream_t stream) {
   if (!h || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
   uint64_t m, n, k;
   cublasStatus_t s = check(d, Ad, Bd, Cd, Dd, &m, &n, &k);
@@ -159,22 +159,27 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
   std::memcpy(&b, beta, 4);
   if (b != 0.f && !C) return CUBLAS_STATUS_INVALID_VALUE;
   const bool ta = d->transa == CUBLAS_OP_T, tb = d->transb == CUBLAS_OP_T;
-  // the whole of D is computed before it is written, so C may alias D (in place)
-  std::vector<float> out(size_t(m) * size_t(n));
-  for (uint64_t j = 0; j < n; j++)
-    for (uint64_t i = 0; i < m; i++) {
-      float acc = 0.f;
-      for (uint64_t p = 0; p < k; p++) {
-        const float av = ta ? elem(A, Ad->type, p, i, Ad->ld) : elem(A, Ad->type, i, p, Ad->ld);
-        const float bv = tb ? elem(B, Bd->type, j, p, Bd->ld) : elem(B, Bd->type, p, j, Bd->ld);
-        acc += av * bv;
+  // queued on the stream like a kernel, with what it needs of the descriptors (the caller may destroy them)
+  const cudaDataType at = Ad->type, bt = Bd->type;
+  const int64_t lda = Ad->ld, ldb = Bd->ld, ldc = Cd->ld, ldd = Dd->ld;
+  cuemu::enqueue(stream, [=]() {
+    // the whole of D is computed before it is written, so C may alias D (in place)
+    std::vector<float> out(size_t(m) * size_t(n));
+    for (uint64_t j = 0; j < n; j++)
+      for (uint64_t i = 0; i < m; i++) {
+        float acc = 0.f;
+        for (uint64_t p = 0; p < k; p++) {
+          const float av = ta ? elem(A, at, p, i, lda) : elem(A, at, i, p, lda);
+          const float bv = tb ? elem(B, bt, j, p, ldb) : elem(B, bt, p, j, ldb);
+          acc += av * bv;
+        }
+        float v = a * acc;
+        if (b != 0.f) v += b * elem(C, CUDA_R_32F, i, j, ldc);
+        out[size_t(j) * m + i] = v;
       }
-      float v = a * acc;
-      if (b != 0.f) v += b * elem(C, CUDA_R_32F, i, j, Cd->ld);
-      out[size_t(j) * m + i] = v;
-    }
-  float* dp = static_cast<float*>(D);
-  for (uint64_t j = 0; j < n; j++)
-    for (uint64_t i = 0; i < m; i++) dp[size_t(j) * size_t(Dd->ld) + i] = out[size_t(j) * m + i];
+    float* dp = static_cast<float*>(D);
+    for (uint64_t j = 0; j < n; j++)
+      for (uint64_t i = 0; i < m; i++) dp[size_t(j) * size_t(ldd) + i] = out[size_t(j) * m + i];
+  });
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -12,8 +12,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -228,13 +230,18 @@ void warp_exchange(const void* in, void* out, size_t bytes, int src_lane) {
   syncwarp();  // nobody overwrites a slot before every lane has read
 }
 
-bool run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* arg) {
+bool launch_config_ok(dim3 grid, dim3 block) {
   const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
   if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 ||
       grid.z > 65535) {
     last_error = cudaErrorInvalidConfiguration;
     return false;
   }
+  return true;
+}
+
+void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* arg) {
+  const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
   if (cur) {
     std::fprintf(stderr, "cuemu: kernel %s launched from inside kernel %s\n", name, cur->name);
     std::abort();
@@ -289,7 +296,6 @@ bool run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         }
         cur = nullptr;
       }
-  return true;
 }
 
 // ---- memory ----
@@ -335,7 +341,152 @@ size_t bytes_in_use() {
 
 }  // namespace cuemu
 
+// ---- streams: queues of operations, run in order when something waits for them ----
+struct CUstream_st {
+  std::deque<std::function<void()>> q;
+  uint64_t queued = 0, done = 0;  // operations ever queued / run
+};
+struct CUevent_st {
+  CUstream_st* s = nullptr;  // where it was last recorded (null: never, complete)
+  uint64_t seq = 0;          // complete when s->done reaches it
+};
+
+namespace cuemu {
+namespace {
+std::recursive_mutex stream_mu;   // one device's queues, shared by the host threads
+CUstream_st legacy_stream;        // the legacy default stream (stream 0)
+std::set<CUstream_st*> streams;   // created and not destroyed
+std::map<uintptr_t, size_t> pinned_size;  // page-locked host allocations: base → bytes
+size_t pageable_async = 0;
+
+CUstream_st* resolve(cudaStream_t s) { return s ? s : &legacy_stream; }
+// runs s's queued operations until `upto` of them have run
+void drain(CUstream_st* s, uint64_t upto) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  while (s->done < upto && !s->q.empty()) {
+    std::function<void()> op = std::move(s->q.front());
+    s->q.pop_front();
+    op();
+    s->done++;
+  }
+}
+void drain_all() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  for (bool more = true; more;) {
+    drain(&legacy_stream, legacy_stream.queued);
+    more = false;
+    for (CUstream_st* s : streams) {
+      if (s->done < s->queued) more = true;
+      drain(s, s->queued);
+    }
+  }
+}
+// true when [p, p+bytes) lies inside one page-locked host allocation
+bool is_pinned(const void* p, size_t bytes) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  auto u = uintptr_t(p);
+  auto it = pinned_size.upper_bound(u);
+  if (it == pinned_size.begin()) return false;
+  --it;
+  return u >= it->first && u + bytes <= it->first + it->second;
+}
+}  // namespace
+
+void enqueue(cudaStream_t s, std::function<void()> op) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  CUstream_st* st = resolve(s);
+  if (st != &legacy_stream && !streams.count(st)) {
+    std::fprintf(stderr, "cuemu: work queued on a stream that does not exist (destroyed?)\n");
+    std::abort();
+  }
+  st->q.push_back(std::move(op));
+  st->queued++;
+}
+void enqueue_default(std::function<void()> op) { enqueue(nullptr, std::move(op)); }
+size_t pageable_async_copies() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  return pageable_async;
+}
+
+}  // namespace cuemu
+
 using namespace cuemu;
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  if (!(flags & cudaStreamNonBlocking)) {
+    std::fprintf(stderr, "cuemu: cudaStreamCreateWithFlags without cudaStreamNonBlocking (blocking streams are not emulated)\n");
+    std::abort();
+  }
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  *s = new CUstream_st;
+  streams.insert(*s);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  if (!s || !streams.count(s)) return err(cudaErrorInvalidValue);
+  drain(s, s->queued);  // queued work still completes
+  streams.erase(s);
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (!e) return err(cudaErrorInvalidValue);
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  e->s = resolve(s);
+  e->seq = e->s->queued;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e) return err(cudaErrorInvalidValue);
+  if (e->s) drain(e->s, e->seq);
+  return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (!e) return err(cudaErrorInvalidValue);
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  if (!e->s || e->s->done >= e->seq) return cudaSuccess;
+  drain(e->s, e->s->done + 1);  // not yet; one more operation runs, so a polling loop ends
+  return cudaErrorNotReady;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (!e) return err(cudaErrorInvalidValue);
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  if (!e->s) return cudaSuccess;
+  enqueue(s, [src = e->s, seq = e->seq]() { drain(src, seq); });  // the wait as the stream reaches it
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+  void* m = nullptr;
+  if (bytes == 0 || posix_memalign(&m, 4096, bytes) != 0 || !m) {
+    *p = nullptr;
+    return err(cudaErrorMemoryAllocation);
+  }
+  std::memset(m, 0xff, bytes);
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  pinned_size[uintptr_t(m)] = bytes;
+  *p = m;
+  return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
+cudaError_t cudaFreeHost(void* p) {
+  if (!p) return cudaSuccess;
+  drain_all();  // as CUDA: freeing page-locked memory synchronises the device
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  auto it = pinned_size.find(uintptr_t(p));
+  if (it == pinned_size.end()) return err(cudaErrorInvalidValue);
+  pinned_size.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
 
 cudaError_t cudaGetDeviceCount(int* n) {
   *n = device_count();
@@ -398,6 +549,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  drain_all();  // as CUDA: cudaFree synchronises the device
   std::lock_guard<std::mutex> lock(mem_mu);
   auto it = allocs.find(uintptr_t(p));
   if (it == allocs.end()) return err(cudaErrorInvalidValue);
@@ -406,26 +558,49 @@ cudaError_t cudaFree(void* p) {
   std::free(p);
   return cudaSuccess;
 }
+// a synchronous copy runs after the legacy default stream's queued work (not a non-blocking stream's)
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (!copy_ok(dst, src, bytes, kind)) return err(cudaErrorInvalidValue);
+  drain(&legacy_stream, legacy_stream.queued);
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) { return cudaMemcpy(dst, src, bytes, kind); }
-cudaError_t cudaMemset(void* p, int value, size_t bytes) {
-  if (!on_device(p, bytes)) return err(cudaErrorInvalidValue);
-  std::memset(p, value, bytes);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  if (!copy_ok(dst, src, bytes, kind)) return err(cudaErrorInvalidValue);
+  const void* host = kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : nullptr;
+  std::lock_guard<std::recursive_mutex> lock(stream_mu);
+  if (host && !is_pinned(host, bytes)) {
+    // pageable: CUDA stages it, so the call returns with the copy done (D2H) or the source read (H2D)
+    pageable_async++;
+    CUstream_st* st = resolve(s);
+    drain(st, st->queued);
+    std::memmove(dst, src, bytes);
+    return cudaSuccess;
+  }
+  enqueue(s, [=]() { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, nullptr); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+  if (!on_device(p, bytes)) return err(cudaErrorInvalidValue);
+  enqueue(s, [=]() { std::memset(p, value, bytes); });
+  return cudaSuccess;
+}
 cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) {
   std::lock_guard<std::mutex> lock(mem_mu);
   *total_b = capacity();
   *free_b = capacity() - in_use;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  drain_all();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  CUstream_st* st = resolve(s);
+  drain(st, st->queued);
+  return cudaSuccess;
+}
 cudaError_t cudaGetLastError() {
   cudaError_t e = last_error;
   last_error = cudaSuccess;
@@ -442,6 +617,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
   }
   return "cudaErrorUnknown";
 }
@@ -455,6 +631,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNotReady: return "device not ready";
   }
   return "unknown error";
 }

@@ -5,12 +5,18 @@
 // shared memory is a thread_local static (blocks run one after another); device memory is host memory
 // handed out by the emulated runtime (cuemu.cpp), filled with NaN bytes on allocation so that a read of
 // unwritten memory shows. A barrier that can never complete (divergent __syncthreads) aborts, naming the
-// kernel. Not emulated: concurrency between threads (races), the memory model, timing, launch overheads.
+// kernel. Streams are queues: a launch, an async copy or a memset is queued on its stream (the legacy
+// default stream, or a non-blocking one) and runs only when the host waits for it (a synchronous copy,
+// a stream, event or device synchronisation, cudaFree) or another stream that waits on one of its events
+// runs. So work runs as late as CUDA allows, and a missing event wait, a host read of a pinned buffer
+// before its copy completed, or a pinned buffer reused too early gives wrong results here instead of
+// passing by luck. Not emulated: concurrency between threads (races), the memory model, timing.
 #pragma once
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <tuple>
 #include <utility>
 
@@ -34,8 +40,12 @@ extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 constexpr int warpSize = 32;
 
 namespace cuemu {
-// runs entry(ctx) as every thread of every block of the grid; false (a launch error) for a bad configuration
-bool run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* ctx);
+// false (and the launch error set) for a bad launch configuration
+bool launch_config_ok(dim3 grid, dim3 block);
+// runs entry(ctx) as every thread of every block of the grid
+void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* ctx);
+// queues op on the legacy default stream (kernel launches)
+void enqueue_default(std::function<void()> op);
 void syncthreads();
 void syncwarp();
 // the value `bytes` at `in` of lane src_lane (of this warp), every lane of the warp taking part
@@ -48,12 +58,15 @@ struct Launch {
   dim3 grid, block;
   const char* name;
   F kernel;
+  // checks the configuration now and queues the kernel with its arguments (by value, as CUDA passes them)
   template <typename... A>
   void operator()(A... a) const {
-    auto args = std::make_tuple(a...);
-    auto body = [&]() { std::apply(kernel, args); };
-    using Body = decltype(body);
-    run_kernel(grid, block, name, [](void* p) { (*static_cast<Body*>(p))(); }, &body);
+    if (!launch_config_ok(grid, block)) return;
+    enqueue_default([g = grid, b = block, n = name, k = kernel, args = std::make_tuple(a...)]() {
+      auto body = [&]() { std::apply(k, args); };
+      using Body = decltype(body);
+      run_kernel(g, b, n, [](void* p) { (*static_cast<Body*>(p))(); }, &body);
+    });
   }
 };
 template <typename F>
@@ -122,12 +135,16 @@ enum cudaError_t {
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorLaunchFailure = 719,
+  cudaErrorNotReady = 600,
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
 enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76, cudaDevAttrMultiProcessorCount = 16 };
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
+struct CUevent_st;
+using cudaEvent_t = CUevent_st*;
+constexpr unsigned cudaStreamNonBlocking = 1, cudaEventDisableTiming = 2, cudaHostAllocDefault = 0;
 struct cudaDeviceProp {
   char name[256];
   size_t totalGlobalMem;
@@ -152,6 +169,20 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = n
 cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b);
 cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
+// streams and events (only non-blocking streams are emulated: a blocking one aborts, naming the call)
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventQuery(cudaEvent_t e);
+// page-locked host memory: async copies from and to it are queued; with pageable memory they complete
+// (H2D: the source is consumed) before the call returns, as CUDA documents
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
+cudaError_t cudaMallocHost(void** p, size_t bytes);
+cudaError_t cudaFreeHost(void* p);
 cudaError_t cudaGetLastError();
 cudaError_t cudaPeekAtLastError();
 const char* cudaGetErrorName(cudaError_t e);
@@ -160,4 +191,8 @@ const char* cudaGetErrorString(cudaError_t e);
 namespace cuemu {
 // bytes the emulated device has handed out and not freed (the allocator tests' accounting)
 size_t bytes_in_use();
+// async copies between the device and pageable host memory so far (they cannot overlap anything)
+size_t pageable_async_copies();
+// queues op on stream s (the emulated cuBLASLt's products)
+void enqueue(cudaStream_t s, std::function<void()> op);
 }

@@ -48,6 +48,10 @@ __global__ void shuffle_kernel(int* xr, int* down, int* sum) {
 
 __global__ void atomic_kernel(float* acc) { atomicAdd(acc, 1.f); }
 
+__global__ void add_one_kernel(float* x, int n) {
+  for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) x[i] += 1.f;
+}
+
 __global__ void divergent_kernel(int* out) {
   if (threadIdx.x < 16) return;  // half the block returns before the barrier: undefined in CUDA
   __syncthreads();
@@ -110,11 +114,46 @@ int main() {
   cudaFree(f);
   expect(cuemu::bytes_in_use() == before - 256, "freeing returns the allocation's bytes");
 
+  // streams: queued work runs when waited for, in the order CUDA allows
+  {
+    float* dv = nullptr;
+    cudaMalloc(reinterpret_cast<void**>(&dv), sizeof(float) * 64);
+    float* pin = nullptr;
+    cudaHostAlloc(reinterpret_cast<void**>(&pin), sizeof(float) * 64, cudaHostAllocDefault);
+    cudaStream_t cs = nullptr;
+    cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking);
+    cudaEvent_t ev = nullptr;
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    for (int i = 0; i < 64; i++) pin[i] = 1.f;
+    cudaMemcpyAsync(dv, pin, sizeof(float) * 64, cudaMemcpyHostToDevice, cs);
+    for (int i = 0; i < 64; i++) pin[i] = 5.f;  // before the copy ran: the copy reads this
+    cudaEventRecord(ev, cs);
+    cudaStreamWaitEvent(nullptr, ev);
+    TAILOR_LAUNCH(add_one_kernel, 1, 32)(dv, 64);
+    std::vector<float> back(64);
+    cudaMemcpy(back.data(), dv, sizeof(float) * 64, cudaMemcpyDeviceToHost);
+    expect(back[0] == 6.f && back[63] == 6.f, "an async copy from page-locked memory reads its source when it runs");
+    TAILOR_LAUNCH(add_one_kernel, 1, 32)(dv, 64);  // queued on the default stream, not yet run
+    cudaMemcpyAsync(pin, dv, sizeof(float) * 64, cudaMemcpyDeviceToHost, cs);  // no wait: may run before it
+    cudaStreamSynchronize(cs);
+    expect(pin[0] == 6.f, "a non-blocking stream does not wait for the default stream by itself");
+    cudaDeviceSynchronize();
+    const size_t before_pg = cuemu::pageable_async_copies();
+    float host2[64];
+    cudaMemcpyAsync(host2, dv, sizeof(float) * 64, cudaMemcpyDeviceToHost, cs);
+    expect(host2[0] == 7.f && cuemu::pageable_async_copies() == before_pg + 1, "an async copy to pageable memory completes in the call (counted)");
+    cudaEventDestroy(ev);
+    cudaStreamDestroy(cs);
+    cudaFreeHost(pin);
+    cudaFree(dv);
+  }
+
   std::fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
     freopen("/dev/null", "w", stderr);
     TAILOR_LAUNCH(divergent_kernel, 1, 32)(d);
+    cudaDeviceSynchronize();  // the queued kernel runs here
     _exit(0);
   }
   int status = 0;
