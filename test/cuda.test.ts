@@ -236,6 +236,9 @@ for (const cc of ['80', '75']) {
     // the copy stream's uploads and downloads, with their event edges to the default stream, from page-locked staging only
     assert.match(out, /^copy stream\s+download after a kernel; the upload kept x_old for it .* ok$/m);
     assert.match(out, /^copy stream\s+async copies from pageable memory\s+0\s+0\s+ok$/m);
+    // sampling from the device's candidates: exactly the CPU's, and the host sampler's tokens in a whole model
+    assert.match(out, /^topk_scaled\s+V=128256 k=64 .* ids, ties by id \(exact\) .* ok$/m);
+    assert.match(out, /^sampled generation\s+random GQA .* top_k=40: device picks = host sampler .* ok$/m);
     // the pruner's sums on the device
     assert.match(out, /^wg_term_sums\s+bf16 w \(w·g\)² per column .* ok$/m);
     // cuBLASLt (emulated by test/cuemu/cublaslt_emu.cpp): active, its products against the CPU and our kernels, every entry point ran

@@ -187,12 +187,12 @@ class GenerateWorker : public ModelJob {
     Sampler sampler(sp_);
     CancelToken ct{cancel_.ptr()};
     double t0 = now_ms();
-    const std::vector<float>* logits = &s.eval(prompt_, ct, n_batch_);
+    s.advance(prompt_, ct, n_batch_);
     prompt_ms_ = now_ms() - t0;
     double t1 = now_ms();
     stop_reason_ = "length";
     for (int i = 0; i < max_tokens_; i++) {
-      int tok = sampler.sample(*logits);
+      int tok = s.sample(sampler);  // on a device, only the token (or the top-k candidates) comes back
       out_.push_back(tok);
       if (has_cb_) {
         auto* d = new std::pair<int, int>(i, tok);
@@ -208,7 +208,7 @@ class GenerateWorker : public ModelJob {
       if (i + 1 == max_tokens_) break;
       if (s.n_past() >= s.n_ctx()) { stop_reason_ = "context"; break; }
       try {
-        logits = &s.eval({tok}, ct);
+        s.advance({tok}, ct);
       } catch (const EngineError& e) {
         // a caller's "finish early" (flag 2, e.g. a stop string) that lands mid-step is not an error
         if (e.code() == ErrorCode::CANCELLED && ct.value() == 2) { stop_reason_ = "stopped"; break; }

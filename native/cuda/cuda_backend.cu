@@ -242,6 +242,10 @@ class CudaBackend final : public Backend {
     use();
     cuda::logprob_forward(logits, R, V, target, logprob, argmax);
   }
+  void topk_scaled(float* vals, int* ids, const float* x, int64_t n, int k, float temperature) override {
+    use();
+    cuda::topk_scaled(vals, ids, x, n, k, temperature);
+  }
   void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) override {
     use();
     if (const uint16_t* wb = bf16_of(w)) {  // base weights in bf16: dx through them; dW does not read W

@@ -132,6 +132,11 @@ double sum_squares(const float* x, int64_t n);
 void adamw_step(float* p, const float* grad, float* m, float* v, int64_t n, float clip, float beta1, float beta2, float eps, float weight_decay,
                 double lr, double bc1, double bc2);
 
+// ---- sampling (sample.cu) ----
+// the k best of x[n]/temperature by value, ties by the lower index, into vals[k], ids[k] best first
+// (the host Sampler's candidates); 1 ≤ k ≤ min(n, 1024)
+void topk_scaled(float* vals, int* ids, const float* x, int64_t n, int k, float temperature);
+
 // ---- pruning statistics (prune.cu) ----
 // over W[rows, cols] (fp32 w, or bf16 w_bf16 when not null): sums[rows] per row, or (by_column) sums[cols]
 // per column, of term(w, g) in float64

@@ -24,6 +24,12 @@ cudaStream_t S(void* p) { return static_cast<cudaStream_t>(p); }
 cudaEvent_t E(void* p) { return static_cast<cudaEvent_t>(p); }
 }  // namespace
 
+// the copy stream's next work runs after what is queued on the default stream now
+void Transfer::join_default_stream() {
+  check(cudaEventRecord(E(start_), nullptr), "cudaEventRecord");
+  check(cudaStreamWaitEvent(S(stream_), E(start_), 0), "cudaStreamWaitEvent");
+}
+
 // the host waits until the copy stream is done with staging buffer b
 void Transfer::wait_used(int b) {
   if (!pending_[b]) return;
@@ -83,8 +89,7 @@ void Transfer::upload(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (bytes < kDirectBytes || !ready()) return to_device(dst, src, bytes);
-  check(cudaEventRecord(E(start_), nullptr), "cudaEventRecord");
-  check(cudaStreamWaitEvent(S(stream_), E(start_), 0), "cudaStreamWaitEvent");
+  join_default_stream();
   auto* d = static_cast<char*>(dst);
   auto* h = static_cast<const char*>(src);
   for (size_t off = 0, c = 0; off < bytes; off += chunk_, c++) {
@@ -104,8 +109,7 @@ void Transfer::download(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (bytes < kDirectBytes || !ready()) return to_host(dst, src, bytes);
-  check(cudaEventRecord(E(start_), nullptr), "cudaEventRecord");
-  check(cudaStreamWaitEvent(S(stream_), E(start_), 0), "cudaStreamWaitEvent");
+  join_default_stream();
   auto* h = static_cast<char*>(dst);
   auto* d = static_cast<const char*>(src);
   const size_t chunks = (bytes + chunk_ - 1) / chunk_;
@@ -140,8 +144,7 @@ void Transfer::upload_bf16(uint16_t* dst, const float* src, size_t n, float* con
     }
     return;
   }
-  check(cudaEventRecord(E(start_), nullptr), "cudaEventRecord");
-  check(cudaStreamWaitEvent(S(stream_), E(start_), 0), "cudaStreamWaitEvent");
+  join_default_stream();
   for (size_t off = 0, c = 0; off < n; off += per, c++) {
     const int b = int(c % 2);
     const size_t k = std::min(per, n - off);

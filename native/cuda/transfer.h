@@ -33,6 +33,7 @@ class Transfer {
   static constexpr size_t kDirectBytes = size_t(256) << 10;  // copies below this are plain cudaMemcpy
 
  private:
+  void join_default_stream();
   void wait_used(int b);
   bool ready();  // creates the stream, events and staging on first use; false if any of them fails
   size_t chunk_;

@@ -86,6 +86,9 @@ class Backend {
   // per row r of logits[R, V]: argmax[r], and logprob[r] = log softmax(row)[target[r]] (float64
   // normaliser; rows with target < 0 get no logprob)
   virtual void logprob_forward(const float* logits, int64_t R, int64_t V, const int* target, double* logprob, int* argmax) = 0;
+  // sampling's candidates: the k largest of x[n]/temperature (float division) ranked by value, ties by
+  // the lower index, into vals[k] and ids[k] (backend buffers) best first; 1 ≤ k ≤ min(n, 1024)
+  virtual void topk_scaled(float* vals, int* ids, const float* x, int64_t n, int k, float temperature) = 0;
   // dx[T, in] += dy · W;  dW[out, in] += dyᵀ · x   (either output may be null)
   virtual void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out) = 0;
   // weighted mean cross-entropy over rows of logits[N, V] (weight 0 = ignored), and dlogits = scale ·

@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "errors.h"
 #include "lora_hash.h"
+#include "runtime.h"  // sampler_order
 #include "train_ops.h"
 #include "vec.h"
 
@@ -327,6 +328,12 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void topk_scaled(float* vals, int* ids, const float* x, int64_t n, int k, float temperature) override {
+    std::vector<std::pair<float, int>> c(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) c[size_t(i)] = {x[i] / temperature, int(i)};
+    std::partial_sort(c.begin(), c.begin() + k, c.end(), sampler_order);
+    for (int i = 0; i < k; i++) vals[i] = c[size_t(i)].first, ids[i] = c[size_t(i)].second;
+  }
   void add_inplace(float* y, const float* x, int64_t n) override {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
   }

@@ -106,6 +106,11 @@ Session::Session(const Model& m, Backend& be, int n_ctx) : m_(m), be_(be), rope_
 }
 
 const std::vector<float>& Session::eval(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch) {
+  advance(tokens, cancel, n_batch);
+  return logits();
+}
+
+void Session::advance(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch) {
   if (tokens.empty()) fail(ErrorCode::ARG, "nothing to evaluate");
   if (n_past_ + int64_t(tokens.size()) > kv_.n_ctx)
     fail(ErrorCode::ARG, "the context is full (" + std::to_string(kv_.n_ctx) + " tokens)");
@@ -123,11 +128,50 @@ const std::vector<float>& Session::eval(const std::vector<int>& tokens, const Ca
       const size_t V = size_t(m_.cfg.vocab_size);
       logits_dev_.reserve(be_, sizeof(float) * V);
       logits_forward(m_, be_, h_.f() + (b.size() - 1) * m_.cfg.dim, 1, logits_dev_.f());
-      logits_.resize(V);
-      be_.download(logits_.data(), logits_dev_.f(), sizeof(float) * V);
+      logits_fresh_ = false;
     }
   }
+}
+
+const std::vector<float>& Session::logits() {
+  if (!logits_fresh_) {
+    if (!logits_dev_.f()) fail(ErrorCode::ARG, "no logits yet: evaluate some tokens first");
+    const size_t V = size_t(m_.cfg.vocab_size);
+    logits_.resize(V);
+    be_.download(logits_.data(), logits_dev_.f(), sizeof(float) * V);
+    logits_fresh_ = true;
+  }
   return logits_;
+}
+
+int Session::sample(Sampler& sampler) {
+  const SampleParams& p = sampler.params();
+  const int64_t V = m_.cfg.vocab_size;
+  if (be_.host_memory() || logits_fresh_ || !logits_dev_.f()) return sampler.sample(logits());
+  if (p.temperature <= 0.f) {  // greedy: the first maximum, as argmax()
+    pick_.reserve(be_, 64);  // int target (−1: no log-prob), int argmax, double log-prob at byte 16
+    const int none = -1;
+    int* target = pick_.i();
+    int* am = pick_.i() + 1;
+    be_.upload(target, &none, sizeof(int));
+    be_.logprob_forward(logits_dev_.f(), 1, V, target, reinterpret_cast<double*>(pick_.i() + 4), am);
+    int tok = 0;
+    be_.download(&tok, am, sizeof(int));
+    return tok;
+  }
+  const int k = p.top_k > 0 && p.top_k < V ? p.top_k : int(V);
+  if (k > kDeviceTopK) return sampler.sample(logits());  // the whole vocabulary ranked: on the host
+  pick_.reserve(be_, sizeof(float) * size_t(k) + sizeof(int) * size_t(k));
+  float* vals = pick_.f();
+  int* ids = reinterpret_cast<int*>(vals + k);
+  be_.topk_scaled(vals, ids, logits_dev_.f(), V, k, p.temperature);
+  std::vector<float> hv(static_cast<size_t>(k));
+  std::vector<int> hi(static_cast<size_t>(k));
+  be_.download(hv.data(), vals, sizeof(float) * size_t(k));
+  be_.download(hi.data(), ids, sizeof(int) * size_t(k));
+  std::vector<std::pair<float, int>> top(static_cast<size_t>(k));
+  for (int i = 0; i < k; i++) top[size_t(i)] = {hv[size_t(i)], hi[size_t(i)]};
+  return sampler.pick(std::move(top));
 }
 
 static uint64_t splitmix64(uint64_t& x) {
@@ -159,10 +203,16 @@ int Sampler::sample(const std::vector<float>& logits) {
   if (p_.temperature <= 0.f) return argmax(logits.data(), n);
   cand_.resize(size_t(n));
   for (int i = 0; i < n; i++) cand_[i] = {logits[i] / p_.temperature, i};
-  auto by_logit = [](const std::pair<float, int>& a, const std::pair<float, int>& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
   int k = (p_.top_k > 0 && p_.top_k < n) ? p_.top_k : n;
-  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), by_logit);
+  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), sampler_order);
   cand_.resize(size_t(k));
+  return pick(std::move(cand_));
+}
+
+int Sampler::pick(std::vector<std::pair<float, int>> top) {
+  cand_ = std::move(top);
+  const int k = int(cand_.size());
+  if (k == 0) fail(ErrorCode::ARG, "nothing to sample from");
   double mx = cand_[0].first, sum = 0;
   std::vector<double> pr(static_cast<size_t>(k));
   for (int i = 0; i < k; i++) sum += (pr[i] = std::exp(double(cand_[i].first) - mx));

@@ -30,12 +30,22 @@ using Progress = std::function<void(int64_t done, int64_t total)>;
 std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::vector<std::vector<int>>& seqs,
                                       const ScoreOptions& opt, const CancelToken& cancel, const Progress& progress);
 
+class Sampler;
+
 // A KV-cache session for one sequence.
 class Session {
  public:
   Session(const Model& m, Backend& be, int n_ctx);
   // appends tokens at position n_past (in chunks of n_batch) and returns the logits of the last one
   const std::vector<float>& eval(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch = 512);
+  // the same, leaving the logits where the backend computes (for sample())
+  void advance(const std::vector<int>& tokens, const CancelToken& cancel, int n_batch = 512);
+  // the last token's logits on the host (copied from the backend on first use after advance)
+  const std::vector<float>& logits();
+  // the next token from the last logits: what sampler.sample(logits()) returns, but on a device only the
+  // result crosses to the host (greedy: the argmax; top-k ≤ 1024: the k candidates), not the vocabulary
+  int sample(Sampler& sampler);
+  static constexpr int kDeviceTopK = 1024;  // the largest top_k sampled from a device's candidates
   int n_past() const { return n_past_; }
   int n_ctx() const { return kv_.n_ctx; }
   void reset() { n_past_ = 0; }
@@ -49,6 +59,8 @@ class Session {
   BackendBuffer h_;            // [T, dim] final hidden states of the last chunk
   BackendBuffer logits_dev_;   // [vocab] logits of the last token (backend buffer)
   std::vector<float> logits_;  // [vocab] the same, on the host
+  bool logits_fresh_ = false;  // logits_ holds logits_dev_
+  BackendBuffer pick_;         // device sampling: top-k values [k] then ids [k]; or (greedy) target, argmax, logprob
   int n_past_ = 0;
 };
 
@@ -59,11 +71,20 @@ struct SampleParams {
   uint64_t seed = 0;
 };
 
+// the sampler's ranking of candidates: by value, ties by the lower token id
+inline bool sampler_order(const std::pair<float, int>& a, const std::pair<float, int>& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
 // Deterministic on every platform: xoshiro256** seeded through splitmix64, own uniform mapping.
 class Sampler {
  public:
   explicit Sampler(const SampleParams& p);
   int sample(const std::vector<float>& logits);
+  // the rest of sample() from its candidates: the top k of logits/temperature in sampler_order (k = top_k,
+  // or the whole vocabulary when top_k is off), e.g. as a device selected them
+  int pick(std::vector<std::pair<float, int>> top);
+  const SampleParams& params() const { return p_; }
 
  private:
   double uniform();

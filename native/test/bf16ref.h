@@ -98,6 +98,7 @@ class Bf16InputsCpu final : public Backend {
   void scale_inplace(float* x, float s, int64_t n) override { c_.scale_inplace(x, s, n); }
   void lora_dropout(float* y, const float* x, int64_t n, double p, uint64_t s, uint64_t st, int l, int t) override { c_.lora_dropout(y, x, n, p, s, st, l, t); }
   double sum_squares(const float* x, int64_t n) override { return c_.sum_squares(x, n); }
+  void topk_scaled(float* v, int* i, const float* x, int64_t n, int k, float t) override { c_.topk_scaled(v, i, x, n, k, t); }
   void wg_term_sums(double* s, const float* w, const float* g, int64_t r, int64_t c, WgTerm t, bool bc) override { c_.wg_term_sums(s, w, g, r, c, t, bc); }
   void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float c, float b1, float b2, float e, float wd, double lr, double bc1,
                   double bc2) override {

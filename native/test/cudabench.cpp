@@ -76,11 +76,9 @@ void bench(int cc, const std::string& device_name) {
     int64_t T, in, out;
     const char* what;
   };
-  std::vector<Shape> shapes;
-  if (emulated)
-    shapes = {{64, 256, 256, "tiny (emulator)"}, {32, 256, 688, "tiny (emulator)"}};
-  else
-    shapes = {{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"}};
+  const std::vector<Shape> shapes =
+      emulated ? std::vector<Shape>{{64, 256, 256, "tiny (emulator)"}, {32, 256, 688, "tiny (emulator)"}}
+               : std::vector<Shape>{{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"}};
   const Peak peak = emulated ? Peak{0, nullptr} : bf16_peak(device_name);
   std::printf("\nbench (timings, not checks): matrix products y[T, out] = x[T, in] · W[out, in]^T, fp32 accumulation; mean of repeated calls after a warm-up\n");
   if (peak.tflops > 0)

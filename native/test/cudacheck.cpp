@@ -312,6 +312,21 @@ void check_losses(Backend& cpu) {
     report("logprob_forward", s + " logprob", glp.get(), rlp, kF32);
     report("logprob_forward", s + " argmax (exact)", gam.get(), ram, 0.0);
   }
+  // sampling's candidates: exactly the CPU's (values and ids), with ties (values on a 1/8 grid) and −inf
+  struct TopCase { int64_t V; int k; float temp; };
+  for (const TopCase& c : {TopCase{32000, 40, 0.7f}, TopCase{513, 513, 1.f}, TopCase{4096, 1024, 1.3f}, TopCase{128256, 64, 0.9f}, TopCase{7, 1, 2.f}}) {
+    auto logits = randf(size_t(c.V), 3.f);
+    for (size_t i = 0; i < logits.size(); i++) logits[i] = i % 97 == 5 ? -INFINITY : std::round(logits[i] * 8.f) / 8.f;
+    std::vector<float> rv(size_t(c.k));
+    std::vector<int> ri(size_t(c.k));
+    cpu.topk_scaled(rv.data(), ri.data(), logits.data(), c.V, c.k, c.temp);
+    Dev<float> gl(logits), gv(static_cast<size_t>(c.k));
+    Dev<int> gi(static_cast<size_t>(c.k));
+    cu::topk_scaled(gv.p, gi.p, gl.p, c.V, c.k, c.temp);
+    std::string s = "V=" + std::to_string(c.V) + " k=" + std::to_string(c.k) + " T=" + std::to_string(c.temp).substr(0, 3);
+    report("topk_scaled", s + " values (exact)", gv.get(), rv, 0.0);
+    report("topk_scaled", s + " ids, ties by id (exact)", gi.get(), ri, 0.0);
+  }
   struct CeCase { int64_t N, V; double scale; bool grad; int zero_every; };
   for (const CeCase& c : {CeCase{64, 32000, 0.5, true, 4}, CeCase{17, 1000, 1.0, false, 0}, CeCase{5, 513, 1.0, true, 1}}) {
     auto logits = randf(size_t(c.N * c.V), 3.f);

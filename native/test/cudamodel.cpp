@@ -93,17 +93,27 @@ std::vector<float> sequence_logits(const Model& m, Backend& be, const std::vecto
   return out;
 }
 
-std::vector<int> greedy(const Model& m, Backend& be, const std::vector<int>& prompt, int n) {
+// n tokens after the prompt through a KV-cache Session: picked by Session::sample (on a device: the argmax
+// or the top-k candidates computed there), or by the host sampler on the logits copied back
+std::vector<int> generate(const Model& m, Backend& be, const std::vector<int>& prompt, int n, const SampleParams& sp, bool session_pick) {
   Session s(m, be, 0);
-  Sampler sampler(SampleParams{});
+  Sampler sampler(sp);
   std::vector<int> out;
-  const std::vector<float>* lg = &s.eval(prompt, CancelToken{});
+  s.advance(prompt, CancelToken{});
   for (int i = 0; i < n && s.n_past() < s.n_ctx(); i++) {
-    int tok = sampler.sample(*lg);
+    int tok = session_pick ? s.sample(sampler) : sampler.sample(s.logits());
     out.push_back(tok);
-    if (i + 1 < n && s.n_past() < s.n_ctx()) lg = &s.eval({tok}, CancelToken{});
+    if (i + 1 < n && s.n_past() < s.n_ctx()) s.advance({tok}, CancelToken{});
   }
   return out;
+}
+std::vector<int> greedy(const Model& m, Backend& be, const std::vector<int>& prompt, int n) { return generate(m, be, prompt, n, SampleParams{}, true); }
+
+// the first position where two token lists differ, or -1
+int first_difference(const std::vector<int>& a, const std::vector<int>& b) {
+  for (size_t i = 0; i < std::max(a.size(), b.size()); i++)
+    if (i >= a.size() || i >= b.size() || a[i] != b[i]) return int(i);
+  return -1;
 }
 
 // the fixed sequence of the whole-model rows: BOS, then seeded ids, 64 tokens (or the context)
@@ -152,12 +162,19 @@ void check_model(const Model& m, const std::string& label, Backend& cpu, int dev
 
   // 3. greedy generation through the KV cache: 64 tokens after an 8-token prompt
   std::vector<int> prompt(ids.begin(), ids.begin() + std::min<size_t>(8, ids.size()));
-  auto gc = greedy(m, cpu, prompt, 64), gg = greedy(m, *gpu, prompt, 64);
-  int first = -1;
-  for (size_t i = 0; i < std::max(gc.size(), gg.size()); i++)
-    if (i >= gc.size() || i >= gg.size() || gc[i] != gg[i]) { first = int(i); break; }
+  auto gc = greedy(m, cpu, prompt, 64), gg = greedy(m, *gpu, prompt, 64);  // the GPU's argmax on the device
+  int first = first_difference(gc, gg);
   row("greedy generation", label + " " + std::to_string(gc.size()) + " tokens, ids identical", first < 0 ? 0.0 : 1.0, 0, first < 0,
       first < 0 ? "" : " (first difference at token " + std::to_string(first) + ")");
+  // sampled generation: the device's candidates (top-k, or the whole vocabulary when it fits in 1024)
+  // give the host sampler's tokens on the same logits
+  for (const SampleParams& sp : {SampleParams{0.8f, 40, 0.9f, 7}, SampleParams{1.0f, 0, 1.f, 11}}) {
+    auto viahost = generate(m, *gpu, prompt, 24, sp, false), viadev = generate(m, *gpu, prompt, 24, sp, true);
+    const bool whole = sp.top_k == 0 && m.cfg.vocab_size > Session::kDeviceTopK;  // then ranked on the host
+    first = first_difference(viahost, viadev);
+    row("sampled generation", label + " top_k=" + std::to_string(sp.top_k) + (whole ? " (host)" : "") + ": device picks = host sampler",
+        first < 0 ? 0.0 : 1.0, 0, first < 0, first < 0 ? "" : " (first difference at token " + std::to_string(first) + ")");
+  }
 
   // 4. LoRA training, the pruner's statistics and the allocator (cudatrain.cpp)
   check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, device, &m_checks, &m_failures);

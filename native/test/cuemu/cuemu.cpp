@@ -313,14 +313,17 @@ size_t capacity() { return env_size("TAILOR_CUEMU_MEMORY", size_t(8) << 30); }
 int device_count() { return int(env_size("TAILOR_CUEMU_DEVICES", 1)); }
 int cc() { return int(env_size("TAILOR_CUEMU_CC", 80)); }
 
-// true when [p, p+bytes) lies inside one allocation
-bool on_device(const void* p, size_t bytes) {
-  std::lock_guard<std::mutex> lock(mem_mu);
+// true when [p, p+bytes) lies inside one of the blocks (base → bytes)
+bool inside(const std::map<uintptr_t, size_t>& blocks, const void* p, size_t bytes) {
   auto u = uintptr_t(p);
-  auto it = allocs.upper_bound(u);
-  if (it == allocs.begin()) return false;
+  auto it = blocks.upper_bound(u);
+  if (it == blocks.begin()) return false;
   --it;
   return u >= it->first && u + bytes <= it->first + it->second;
+}
+bool on_device(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mem_mu);
+  return inside(allocs, p, bytes);
 }
 cudaError_t err(cudaError_t e) {
   if (e != cudaSuccess) last_error = e;
@@ -384,11 +387,7 @@ void drain_all() {
 // true when [p, p+bytes) lies inside one page-locked host allocation
 bool is_pinned(const void* p, size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(stream_mu);
-  auto u = uintptr_t(p);
-  auto it = pinned_size.upper_bound(u);
-  if (it == pinned_size.begin()) return false;
-  --it;
-  return u >= it->first && u + bytes <= it->first + it->second;
+  return inside(pinned_size, p, bytes);
 }
 }  // namespace
 
