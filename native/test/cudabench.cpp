@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "cudacheck.h"
 #include "kernels.h"
+#include "transfer.h"
 
 using namespace tailor;
 using namespace cudacheck;
@@ -131,5 +132,25 @@ void bench(int cc, const std::string& device_name) {
     std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n", (long long)Tq,
                 n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
   }
+  // host↔device copies of pageable memory: plain cudaMemcpy against the copy stream's page-locked double
+  // buffering (cuda/transfer.h), and the bf16 weight upload with its rounding overlapped
+  const size_t nb = emulated ? size_t(8) << 20 : size_t(1) << 30;
+  std::vector<float> host(nb / sizeof(float), 0.5f);
+  Dev<float> dbuf(nb / sizeof(float));
+  cu::Transfer tr;
+  std::vector<float> s0v(tr.chunk_bytes() / sizeof(float));
+  Dev<float> st0(s0v.size()), st1(s0v.size());
+  Dev<uint16_t> wbf(nb / sizeof(float));
+  float* const stage[2] = {st0.p, st1.p};
+  std::printf("\n| copy (%.0f MiB, pageable host memory) | ms | GB/s |\n|---|---|---|\n", double(nb) / (1 << 20));
+  auto copy_row = [&](const char* what, const std::function<void()>& f) {
+    const double ms = time_ms(f, emulated ? 1 : 5);
+    std::printf("| %s | %.2f | %.1f |\n", what, ms, double(nb) / ms / 1e6);
+  };
+  copy_row("host → device, cudaMemcpy", [&] { cu::to_device(dbuf.p, host.data(), nb); });
+  copy_row("host → device, copy stream (page-locked double buffer)", [&] { tr.upload(dbuf.p, host.data(), nb); });
+  copy_row("host fp32 → device bf16, copy stream + rounding kernel", [&] { tr.upload_bf16(wbf.p, host.data(), host.size(), stage); });
+  copy_row("device → host, cudaMemcpy", [&] { cu::to_host(host.data(), dbuf.p, nb); });
+  copy_row("device → host, copy stream (page-locked double buffer)", [&] { tr.download(host.data(), dbuf.p, nb); });
 }
 

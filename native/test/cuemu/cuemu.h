@@ -3,7 +3,7 @@
 // CPU, so the kernels' indexing, bounds, reductions and barriers are checked on machines without a GPU
 // (CI). Each block runs its threads as cooperative fibers: __syncthreads() and warp shuffles switch fibers;
 // shared memory is a thread_local static (blocks run one after another); device memory is host memory
-// handed out by the emulated runtime (cuemu.cpp), filled with NaN bytes on allocation so that a read of
+// handed out by the emulated runtime (cuemu_runtime.cpp), filled with NaN bytes on allocation so that a read of
 // unwritten memory shows. A barrier that can never complete (divergent __syncthreads) aborts, naming the
 // kernel. Streams are queues: a launch, an async copy or a memset is queued on its stream (the legacy
 // default stream, or a non-blocking one) and runs only when the host waits for it (a synchronous copy,
@@ -195,4 +195,6 @@ size_t bytes_in_use();
 size_t pageable_async_copies();
 // queues op on stream s (the emulated cuBLASLt's products)
 void enqueue(cudaStream_t s, std::function<void()> op);
+// the calling thread's last error (cudaGetLastError), set by launches (cuemu.cpp) and runtime calls
+extern thread_local cudaError_t last_error;
 }
