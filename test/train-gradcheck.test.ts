@@ -21,7 +21,8 @@ function gradcheck(model: string, ...args: string[]): string {
   // every op and every model-level check was run
   for (const k of ['rmsnorm_backward dx', 'matmul_backward dW', 'rope backward (interleaved)', 'rope backward (rotate-half)', 'attention_backward dk',
     'swiglu_backward dgate', 'crossentropy backward', 'LoRA parameter gradients', 'base weight gradients', 'float path vs float64: LoRA',
-    'importance pass (one layer at a time)', 'pruning group importance (taylor)', 'pruning group importance (taylor-vector)', 'pruning group importance (magnitude)'])
+    'importance pass (one layer at a time)', 'pruning group importance (taylor)', 'pruning group importance (taylor-vector)', 'pruning group importance (magnitude)',
+    'pruning group importance (wanda-sp)'])
     assert.ok(r.stdout.includes(k), `${k} checked`);
   return r.stdout;
 }

@@ -52,14 +52,18 @@ double weight_gradient_pass(const Model& m, Backend& be, const TrainBatch& batch
   return train_forward_backward<float>(c, w, rope, nullptr, nullptr, nullptr, &g, hook, batch, opt, &be);
 }
 
-std::vector<double> wg_sums(Backend& be, const float* w_host, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) {
-  std::vector<double> out(size_t(by_column ? cols : rows), 0.0);
-  if (out.empty() || rows <= 0 || cols <= 0 || !w_host || !g) return out;
+std::vector<double> term_sums(Backend& be, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) {
+  std::vector<double> out(size_t(by_column ? std::max<int64_t>(cols, 0) : std::max<int64_t>(rows, 0)), 0.0);
+  if (out.empty() || rows <= 0 || cols <= 0 || !w || !g) return out;
   BackendBuffer sums;
   sums.reserve(be, sizeof(double) * out.size());
-  be.wg_term_sums(sums.d(), be.weight(w_host), g, rows, cols, term, by_column);
+  be.wg_term_sums(sums.d(), w, g, rows, cols, term, by_column);
   be.download(out.data(), sums.d(), sizeof(double) * out.size());
   return out;
+}
+
+std::vector<double> wg_sums(Backend& be, const float* w_host, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column) {
+  return term_sums(be, w_host ? be.weight(w_host) : nullptr, g, rows, cols, term, by_column);
 }
 
 // Σ|w·g|, Σw·g and Σg² of one tensor W[rows, cols], reduced where g lives

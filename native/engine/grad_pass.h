@@ -20,6 +20,8 @@ double weight_gradient_pass(const Model& m, Backend& be, const TrainBatch& batch
 // Per-row (or, by_column, per-column) sums of term(w, g) over W[rows, cols] (w the model's host weight
 // pointer, g a backend buffer), computed where the backend computes; only the sums come back.
 std::vector<double> wg_sums(Backend& be, const float* w_host, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column);
+// the same with w a backend buffer too (or a weight() pointer); w = g = x with WgTerm::WG gives Σ x²
+std::vector<double> term_sums(Backend& be, const float* w, const float* g, int64_t rows, int64_t cols, WgTerm term, bool by_column);
 
 // Per-tensor reductions of w·g (the element-wise first-order Taylor terms)
 struct TensorTaylor {

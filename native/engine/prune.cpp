@@ -218,12 +218,24 @@ GroupScores group_importance(const Model& m, Backend& be, const std::vector<Exam
     TrainOptions opt;
     opt.training = false;
     opt.cancel = cancel;
+    // the weighted rows (padding and zero-weight tokens left out) as runs [a, b) of consecutive rows
+    std::vector<std::pair<int64_t, int64_t>> runs;
+    for (int64_t n = 0, N = int64_t(batch.weight.size()); n < N;) {
+      if (batch.weight[size_t(n)] == 0.f) { n++; continue; }
+      int64_t e = n;
+      while (e < N && batch.weight[size_t(e)] != 0.f) e++;
+      runs.push_back({n, e});
+      n = e;
+    }
+    // ‖X_j‖ over the weighted rows of x[N, cols] (a backend buffer): Σ x² per column where x lives (w = g = x
+    // with the w·g term), only the sums crossing to the host
     auto colnorm = [&](const float* x, int64_t N, int64_t cols, std::vector<double>& out_) {
+      (void)N;
       out_.assign(size_t(cols), 0.0);
       if (!x) return;
-      for (int64_t n = 0; n < N; n++) {
-        if (batch.weight[size_t(n)] == 0.f) continue;  // padding rows
-        for (int64_t j = 0; j < cols; j++) out_[size_t(j)] += double(x[n * cols + j]) * x[n * cols + j];
+      for (auto [a, b] : runs) {
+        std::vector<double> s = term_sums(be, x + a * cols, x + a * cols, b - a, cols, WgTerm::WG, true);
+        for (int64_t j = 0; j < cols; j++) out_[size_t(j)] += s[size_t(j)];
       }
       for (auto& v : out_) v = std::sqrt(v);
     };

@@ -359,7 +359,6 @@ struct Graph {
     } else {
       ops::embedding_forward(x.p, w.tok_emb, ids, N, D);
     }
-    std::vector<float> hook_h[4];  // device activations copied for the hook
     for (int l = 0; l < c.n_layers; l++) {
       opt.cancel.check();
       LayerActs<T>& a = acts[size_t(l)];
@@ -368,16 +367,7 @@ struct Graph {
       if constexpr (std::is_same_v<T, float>) {
         if (opt.on_layer_forward) {
           const LayerShape& ls = c.layers[size_t(l)];
-          const float* p[4] = {ls.n_head ? a.xn1.p : nullptr, ls.n_head ? a.ao.p : nullptr, ls.ffn ? a.xn2.p : nullptr, ls.ffn ? a.h.p : nullptr};
-          const int64_t n[4] = {a.xn1.n, a.ao.n, a.xn2.n, a.h.n};
-          if (be && !B().host_memory())
-            for (int i = 0; i < 4; i++)
-              if (p[i]) {
-                hook_h[i].resize(size_t(n[i]));
-                B().download(hook_h[i].data(), p[i], sizeof(float) * size_t(n[i]));
-                p[i] = hook_h[i].data();
-              }
-          opt.on_layer_forward(l, p[0], p[1], p[2], p[3], N);
+          opt.on_layer_forward(l, ls.n_head ? a.xn1.p : nullptr, ls.n_head ? a.ao.p : nullptr, ls.ffn ? a.xn2.p : nullptr, ls.ffn ? a.h.p : nullptr, N);
         }
       }
       x = Buf<T>();

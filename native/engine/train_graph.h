@@ -54,8 +54,9 @@ struct TrainOptions {
   // head's gradients and dropped, so B×T×vocab logits never exist at once
   int64_t head_chunk_floats = int64_t(1) << 25;
   CancelToken cancel;          // checked at every layer
-  // float forward only: called after layer l's forward with its sublayer inputs (rows = B·Tn):
-  // xn1 [N, dim], ao [N, n_head·hd], xn2 [N, dim], h [N, ffn] (null where the sublayer is pruned away)
+  // float forward only: called after layer l's forward with its sublayer inputs (rows = B·Tn), buffers
+  // of the backend (host memory without one): xn1 [N, dim], ao [N, n_head·hd], xn2 [N, dim], h [N, ffn]
+  // (null where the sublayer is pruned away)
   std::function<void(int layer, const float* xn1, const float* ao, const float* xn2, const float* h, int64_t N)> on_layer_forward;
 };
 

@@ -156,32 +156,35 @@ void check_pruning(const Model& m, const std::string& label, Backend& cpu, Backe
     if (sa.head[h].sum_abs_wg > 0) d = std::max(d, rel(sb.head[h].sum_abs_wg, sa.head[h].sum_abs_wg));
   row("pruning statistics", label + " Taylor Σ|w·g|, Σg² per tensor (rel)", d, 1e-3, d <= 1e-3);
 
-  GroupScores ga = group_importance(m, cpu, calib, ImportanceMethod::Taylor, GroupAgg::Sum, 1, CancelToken{});
-  GroupScores gb = group_importance(m, gpu, calib, ImportanceMethod::Taylor, GroupAgg::Sum, 1, CancelToken{});
-  // all MLP channels of all layers ranked together, as a global prune would
-  std::vector<std::pair<double, int64_t>> ra, rb;
-  double ds = 0;
-  int64_t id = 0;
-  for (size_t l = 0; l < ga.mlp.size(); l++)
-    for (size_t k = 0; k < ga.mlp[l].size(); k++, id++) {
-      ra.push_back({ga.mlp[l][k], id});
-      rb.push_back({gb.mlp[l][k], id});
-      ds = std::max(ds, std::fabs(gb.mlp[l][k] - ga.mlp[l][k]) / std::max(1e-30, std::fabs(ga.mlp[l][k])));
+  for (ImportanceMethod method : {ImportanceMethod::Taylor, ImportanceMethod::WandaSp}) {
+    const std::string nm = method == ImportanceMethod::Taylor ? "taylor" : "wanda-sp";
+    GroupScores ga = group_importance(m, cpu, calib, method, GroupAgg::Sum, 1, CancelToken{});
+    GroupScores gb = group_importance(m, gpu, calib, method, GroupAgg::Sum, 1, CancelToken{});
+    // all MLP channels of all layers ranked together, as a global prune would
+    std::vector<std::pair<double, int64_t>> ra, rb;
+    double ds = 0;
+    int64_t id = 0;
+    for (size_t l = 0; l < ga.mlp.size(); l++)
+      for (size_t k = 0; k < ga.mlp[l].size(); k++, id++) {
+        ra.push_back({ga.mlp[l][k], id});
+        rb.push_back({gb.mlp[l][k], id});
+        ds = std::max(ds, std::fabs(gb.mlp[l][k] - ga.mlp[l][k]) / std::max(1e-30, std::fabs(ga.mlp[l][k])));
+      }
+    for (size_t l = 0; l < ga.attn.size(); l++)
+      for (size_t k = 0; k < ga.attn[l].size(); k++) ds = std::max(ds, std::fabs(gb.attn[l][k] - ga.attn[l][k]) / std::max(1e-30, std::fabs(ga.attn[l][k])));
+    row("pruning statistics", label + " group scores, " + nm + " (rel)", ds, 1e-3, ds <= 1e-3);
+    std::sort(ra.begin(), ra.end());
+    std::sort(rb.begin(), rb.end());
+    for (double ratio : {0.2, 0.5}) {
+      size_t n = size_t(double(ra.size()) * ratio);
+      std::vector<int64_t> sa_, sb_;
+      for (size_t i = 0; i < n; i++) sa_.push_back(ra[i].second), sb_.push_back(rb[i].second);
+      std::sort(sa_.begin(), sa_.end());
+      std::sort(sb_.begin(), sb_.end());
+      int diff = 0;
+      for (size_t i = 0; i < n; i++) diff += sa_[i] != sb_[i];
+      row("pruning selection", label + " " + nm + " " + std::to_string(int(ratio * 100)) + "% of MLP channels: differing picks", double(diff), 0, diff == 0);
     }
-  for (size_t l = 0; l < ga.attn.size(); l++)
-    for (size_t k = 0; k < ga.attn[l].size(); k++) ds = std::max(ds, std::fabs(gb.attn[l][k] - ga.attn[l][k]) / std::max(1e-30, std::fabs(ga.attn[l][k])));
-  row("pruning statistics", label + " group scores, taylor (rel)", ds, 1e-3, ds <= 1e-3);
-  std::sort(ra.begin(), ra.end());
-  std::sort(rb.begin(), rb.end());
-  for (double ratio : {0.2, 0.5}) {
-    size_t n = size_t(double(ra.size()) * ratio);
-    std::vector<int64_t> sa_, sb_;
-    for (size_t i = 0; i < n; i++) sa_.push_back(ra[i].second), sb_.push_back(rb[i].second);
-    std::sort(sa_.begin(), sa_.end());
-    std::sort(sb_.begin(), sb_.end());
-    int diff = 0;
-    for (size_t i = 0; i < n; i++) diff += sa_[i] != sb_[i];
-    row("pruning selection", label + " " + std::to_string(int(ratio * 100)) + "% of MLP channels: differing picks", double(diff), 0, diff == 0);
   }
 }
 

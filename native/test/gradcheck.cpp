@@ -379,6 +379,60 @@ int main(int argc, char** argv) {
         const char* nm = method == ImportanceMethod::Taylor ? "taylor" : method == ImportanceMethod::TaylorVector ? "taylor-vector" : "magnitude";
         report(std::string("pruning group importance (") + nm + ") vs direct float64 formula", worst_g, 1e-3);
       }
+      // wanda-sp: |W_ij|·‖X_j‖, the norms over the weighted rows only (the second example is padded), against
+      // the formula evaluated here on the float activations of the same forward
+      {
+        auto be2 = make_cpu_backend(BackendOptions{});
+        std::vector<std::vector<float>> acts[4];  // [xn1, ao, xn2, h][layer]
+        for (auto& a : acts) a.resize(size_t(c.n_layers));
+        TrainOptions ao;
+        ao.training = false;
+        ao.on_layer_forward = [&](int l, const float* xn1, const float* a_, const float* xn2, const float* h, int64_t N) {
+          const LayerShape& ls = c.layers[size_t(l)];
+          const float* p[4] = {xn1, a_, xn2, h};
+          const int64_t cols[4] = {c.dim, int64_t(ls.n_head) * c.head_dim, c.dim, ls.ffn};
+          for (int k = 0; k < 4; k++)
+            if (p[k]) acts[k][size_t(l)].assign(p[k], p[k] + N * cols[k]);
+        };
+        train_forward_backward<float>(c, weights_view(*m), rope, nullptr, nullptr, nullptr, nullptr, nullptr, cb, ao, be2.get());
+        GroupScores gw = group_importance(*m, *be2, calib, ImportanceMethod::WandaSp, GroupAgg::Sum, 0, CancelToken{});
+        double worst_w = 0;
+        const int64_t N = int64_t(cb.weight.size()), D = c.dim, hd = c.head_dim;
+        for (int l = 0; l < c.n_layers; l++) {
+          const LayerShape& ls = c.layers[size_t(l)];
+          const LayerWeights& L = m->layers[size_t(l)];
+          auto norms = [&](const std::vector<float>& x, int64_t cols) {
+            std::vector<double> r(size_t(cols), 0.0);
+            for (int64_t n = 0; n < N && !x.empty(); n++)
+              if (cb.weight[size_t(n)] != 0.f)
+                for (int64_t j = 0; j < cols; j++) r[size_t(j)] += double(x[size_t(n * cols + j)]) * x[size_t(n * cols + j)];
+            for (auto& v : r) v = std::sqrt(v);
+            return r;
+          };
+          const int64_t qd = int64_t(ls.n_head) * hd;
+          auto n1 = norms(acts[0][size_t(l)], D), na = norms(acts[1][size_t(l)], qd), n2 = norms(acts[2][size_t(l)], D), nh = norms(acts[3][size_t(l)], ls.ffn);
+          if (ls.n_kv_head > 0) {
+            const int64_t grp = ls.n_head / ls.n_kv_head;
+            for (int64_t g = 0; g < ls.n_kv_head; g++) {
+              double ref = 0;
+              for (int64_t r = g * grp * hd; r < (g + 1) * grp * hd; r++)
+                for (int64_t j = 0; j < D; j++) ref += std::fabs(double(L.wq[r * D + j])) * n1[size_t(j)];
+              for (int64_t r = g * hd; r < (g + 1) * hd; r++)
+                for (int64_t j = 0; j < D; j++) ref += (std::fabs(double(L.wk[r * D + j])) + std::fabs(double(L.wv[r * D + j]))) * n1[size_t(j)];
+              for (int64_t r = 0; r < D; r++)
+                for (int64_t j = g * grp * hd; j < (g + 1) * grp * hd; j++) ref += std::fabs(double(L.wo[r * qd + j])) * na[size_t(j)];
+              worst_w = std::max(worst_w, std::fabs(gw.attn[size_t(l)][size_t(g)] - ref) / std::max(ref, 1e-30));
+            }
+          }
+          for (int64_t ch = 0; ch < ls.ffn; ch++) {
+            double ref = 0;
+            for (int64_t j = 0; j < D; j++) ref += (std::fabs(double(L.w_gate[ch * D + j])) + std::fabs(double(L.w_up[ch * D + j]))) * n2[size_t(j)];
+            for (int64_t r = 0; r < D; r++) ref += std::fabs(double(L.w_down[r * ls.ffn + ch])) * nh[size_t(ch)];
+            worst_w = std::max(worst_w, std::fabs(gw.mlp[size_t(l)][size_t(ch)] - ref) / std::max(ref, 1e-30));
+          }
+        }
+        report("pruning group importance (wanda-sp) vs the formula on the forward's activations", worst_w, 1e-9);
+      }
     }
   } catch (const EngineError& e) {
     std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
