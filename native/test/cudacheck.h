@@ -78,6 +78,13 @@ void report(const char* op, const std::string& what, const std::vector<T>& got, 
   std::printf("%-22s %-44s %11.3e %11.3e %9.1e  %s\n", op, what.c_str(), diff, rel, tol, ok ? "ok" : finite ? "FAIL" : "FAIL (non-finite)");
 }
 
+// one pass/fail table row with a scalar difference (the whole-model and training rows)
+inline void row(const char* op, const std::string& what, double diff, double tol, bool ok, const std::string& extra = "") {
+  checks++;
+  if (!ok) failures++;
+  std::printf("%-22s %-44s %11.3e %11s %9.1e  %s%s\n", op, what.c_str(), diff, "", tol, ok ? "ok" : "FAIL", extra.c_str());
+}
+
 inline void note(const char* op, const std::string& what, const std::string& msg) { std::printf("%-22s %-44s %s\n", op, what.c_str(), msg.c_str()); }
 
 inline const double kF32 = 1e-4;  // fp32 kernels against the CPU: a different summation order, nothing more

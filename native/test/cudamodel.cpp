@@ -27,18 +27,13 @@
 
 using namespace tailor;
 
-void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device, int* checks, int* failures);  // cudatrain.cpp
+void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device);  // cudatrain.cpp
 
 namespace {
 
-int m_checks = 0, m_failures = 0;
+using cudacheck::row;
 const double kLogitTol = 1e-4;  // absolute, on logits and log-probs
 
-void row(const char* op, const std::string& what, double diff, double tol, bool ok, const std::string& extra = "") {
-  m_checks++;
-  if (!ok) m_failures++;
-  std::printf("%-22s %-44s %11.3e %11s %9.1e  %s%s\n", op, what.c_str(), diff, "", tol, ok ? "ok" : "FAIL", extra.c_str());
-}
 
 // a seeded random model: dim 96, 3 layers of different shapes (GQA 6/2, MHA 2/2, attention pruned), vocab 300
 std::unique_ptr<Model> random_gqa_model() {
@@ -177,7 +172,7 @@ void check_model(const Model& m, const std::string& label, Backend& cpu, int dev
   }
 
   // 4. LoRA training, the pruner's statistics and the allocator (cudatrain.cpp)
-  check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, device, &m_checks, &m_failures);
+  check_training_rows(const_cast<Model&>(m), label, cpu, *gpu, device);
 }
 
 // argmax of each row of logits[T, V]
@@ -246,8 +241,8 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
 
 }  // namespace
 
-// runs the whole-model rows for each path (and the random GQA model when asked); returns the failures
-int check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, int* n_checks, const std::string& golden_path) {
+// runs the whole-model rows for each path (and the random GQA model when asked), counted in the harness's checks and failures
+void check_whole_models(const std::vector<std::string>& paths, bool random_model, int device, const std::string& golden_path) {
   BackendOptions bo;
   auto cpu = make_cpu_backend(bo);
   Json golden;
@@ -266,8 +261,8 @@ int check_whole_models(const std::vector<std::string>& paths, bool random_model,
       check_bf16(*m, label.empty() ? p : label, *cpu, device, pi == 0 && !golden_path.empty() ? &golden : nullptr);
     } catch (const EngineError& e) {
       std::printf("%-22s %-44s error (%s): %s\n", "model", p.c_str(), error_code_name(e.code()), e.what());
-      m_checks++;
-      m_failures++;
+      cudacheck::checks++;
+      cudacheck::failures++;
     }
   }
   if (random_model) {
@@ -277,10 +272,8 @@ int check_whole_models(const std::vector<std::string>& paths, bool random_model,
       check_bf16(*m, "random GQA 6/2,2/2,0/0", *cpu, device, nullptr);
     } catch (const EngineError& e) {
       std::printf("%-22s %-44s error (%s): %s\n", "model", "random GQA", error_code_name(e.code()), e.what());
-      m_checks++;
-      m_failures++;
+      cudacheck::checks++;
+      cudacheck::failures++;
     }
   }
-  *n_checks = m_checks;
-  return m_failures;
 }

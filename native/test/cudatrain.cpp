@@ -25,14 +25,7 @@ using namespace tailor;
 
 namespace {
 
-int* g_checks = nullptr;
-int* g_failures = nullptr;
-
-void row(const char* op, const std::string& what, double diff, double tol, bool ok, const std::string& extra = "") {
-  (*g_checks)++;
-  if (!ok) (*g_failures)++;
-  std::printf("%-22s %-44s %11.3e %11s %9.1e  %s%s\n", op, what.c_str(), diff, "", tol, ok ? "ok" : "FAIL", extra.c_str());
-}
+using cudacheck::row;
 
 double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-30); }
 
@@ -168,10 +161,10 @@ void check_pruning(const Model& m, const std::string& label, Backend& cpu, Backe
       for (size_t k = 0; k < ga.mlp[l].size(); k++, id++) {
         ra.push_back({ga.mlp[l][k], id});
         rb.push_back({gb.mlp[l][k], id});
-        ds = std::max(ds, std::fabs(gb.mlp[l][k] - ga.mlp[l][k]) / std::max(1e-30, std::fabs(ga.mlp[l][k])));
+        ds = std::max(ds, rel(gb.mlp[l][k], ga.mlp[l][k]));
       }
     for (size_t l = 0; l < ga.attn.size(); l++)
-      for (size_t k = 0; k < ga.attn[l].size(); k++) ds = std::max(ds, std::fabs(gb.attn[l][k] - ga.attn[l][k]) / std::max(1e-30, std::fabs(ga.attn[l][k])));
+      for (size_t k = 0; k < ga.attn[l].size(); k++) ds = std::max(ds, rel(gb.attn[l][k], ga.attn[l][k]));
     row("pruning statistics", label + " group scores, " + nm + " (rel)", ds, 1e-3, ds <= 1e-3);
     std::sort(ra.begin(), ra.end());
     std::sort(rb.begin(), rb.end());
@@ -225,9 +218,7 @@ void check_allocator(Backend& gpu) {
 
 }  // namespace
 
-void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device, int* checks, int* failures) {
-  g_checks = checks;
-  g_failures = failures;
+void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backend& gpu, int device) {
   check_training(m, label, cpu, gpu);
   check_training_bf16(m, label, cpu, device);
   check_pruning(m, label, cpu, gpu);
