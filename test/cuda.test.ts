@@ -263,6 +263,12 @@ for (const cc of ['80', '75']) {
         assert.match(out, new RegExp(`^${row}\\s+${m}.* ok( \\(.*\\))?$`, 'm'), `${row} on ${m}`);
       }
     }
+    // weights copied while the model loads (the addon's load): the same device copy as binding after the load
+    if (cc === '80') {
+      for (const w of ['fp32', 'bf16']) assert.match(out, new RegExp(`^streamed load\\s+stories260K-hf ${w}: logits vs bound after the load\\s+0\\.000e\\+00 .* ok \\(\\d+ parts\\)$`, 'm'));
+      assert.match(out, /^streamed load\s+stories260K-hf cancelled after 3 tensors .* ok \(E_CANCELLED, copy refused: yes\)$/m);
+    }
+    for (const w of ['fp32', 'bf16']) assert.match(out, new RegExp(`^streamed load\\s+random GQA .* ${w}: parts last-first vs whole\\s+0\\.000e\\+00 .* ok`, 'm'));
     assert.match(out, /^caching allocator\s+a request beyond the device is E_OOM .* ok$/m);
     // bf16 weights: each product exact (op rows), the model within bf16 rounding, golden argmax identical
     assert.match(out, /^matmul_bf16w (tiled|wmma) .* ok$/m);

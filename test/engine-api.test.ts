@@ -2,6 +2,7 @@
 // a second through AbortSignal, progress, seeded sampling, stop strings, typed errors for bad calls.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Model, EngineError } from '../electron/core/engine/engine.js';
 import { randomModel } from '../electron/core/formats/model-tensors.js';
@@ -63,6 +64,28 @@ test('an already-aborted signal rejects at once; perplexity cancels too', async 
   } finally {
     m.dispose();
   }
+});
+
+test('a load reports progress in file bytes, from 0 to all the weights, and an aborted signal stops it', async () => {
+  const file = slowModel();
+  const seen: Array<[number, number]> = [];
+  const m = await Model.load(file, { noTokenizer: true, onProgress: (d, t) => seen.push([d, t]) });
+  try {
+    // progress calls arrive through the event loop, and may come after the promise settles
+    for (let i = 0; i < 2000 && !(seen.length && seen[seen.length - 1][0] === seen[seen.length - 1][1]); i++) await new Promise((r) => setTimeout(r, 1));
+    assert.ok(seen.length > 10, `progress after each tensor (${seen.length} calls)`);
+    const total = seen[0][1];
+    assert.deepEqual(seen[0], [0, total]);
+    assert.deepEqual(seen[seen.length - 1], [total, total]);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i][0] >= seen[i - 1][0] && seen[i][1] === total);
+    // an f32 GGUF: every parameter's 4 bytes are decoded, and nothing beyond the file
+    assert.ok(total >= 4 * m.info.nParams && total <= fs.statSync(file).size, `${total} bytes for ${m.info.nParams} parameters`);
+  } finally {
+    m.dispose();
+  }
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(Model.load(file, { noTokenizer: true, signal: ac.signal }), (e: unknown) => e instanceof EngineError && e.code === 'E_CANCELLED');
 });
 
 test('sampling: the same seed repeats, another seed differs, top-k 1 is greedy, tokens stream in order', async () => {

@@ -107,3 +107,23 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
   for (const v of verdicts) assert.match(v, /^(OK \S+ \d+|ERROR E_(FORMAT|UNSUPPORTED|SHAPE|IO) .+)$/);
   assert.ok(verdicts.filter((v) => v.startsWith('ERROR')).length > 100, 'most mutants are refused');
 });
+
+// The loader's hooks (which the addon uses to copy each tensor to a GPU while the next is read): the same
+// ASan + UBSan build checks their contract on every format, and a load cancelled from a hook stops there.
+test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel', { timeout: 600_000 }, () => {
+  const build = path.join(REPO_ROOT, 'native', 'build-asan');
+  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
+  execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
+  const probe = path.join(build, 'tailor_probe');
+  const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
+  // the real rotate-half HF model: its q/k rows are permuted before they are reported
+  const paths = [...valid.map((v) => v.path), path.join(REPO_ROOT, 'resources', 'models', 'stories260K')];
+  for (const p of paths) {
+    const r = spawnSync(probe, ['hooks', p], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr.slice(0, 4000));
+    assert.match(r.stdout.trim(), /^HOOKS allocated=1 tensors=\d+ bytes=[1-9]\d* progress=ok final=ok disjoint=ok inside=ok uncovered=0$/, p);
+    const c = spawnSync(probe, ['hooks', p, '2'], { encoding: 'utf8', env });
+    assert.equal(c.status, 0, c.stderr.slice(0, 4000));
+    assert.match(c.stdout.trim(), /^ERROR E_CANCELLED after 2 tensors \(0 after the cancel\)/, p);
+  }
+});

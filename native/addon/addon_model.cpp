@@ -71,17 +71,42 @@ A typed_copy(Napi::Env env, const std::vector<T>& v) {
 using ModelJob = OwnedJob<AddonModel>;
 
 // ---- load -------------------------------------------------------------------------------------------
+// Reads the file tensor by tensor (progress in file bytes, cancellable between tensors); on CUDA each
+// tensor is copied to the device as soon as it is decoded, while the next one is read.
 class LoadWorker : public EngineWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind)
-      : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind) {}
+  LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind, const Napi::Object& opts)
+      : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind) {
+    cancel_.bind(opts.Get("cancel"));
+    Napi::Value cb = opts.Get("onProgress");
+    if (cb.IsFunction()) {
+      progress_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "tailor.load.progress", 0, 1);
+      has_progress_ = true;
+    }
+  }
   void Run() override {
     choice_ = choose_backend(kind_);  // 'cuda' fails here, before any weights are read
-    model_ = std::shared_ptr<Model>(load_model(path_).release());
     cpu_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
-    if (choice_.used == BackendKind::Cuda) {
+    LoadHooks hooks;
+    hooks.cancel = CancelToken{cancel_.ptr()};
+    if (has_progress_)
+      hooks.progress = [this](uint64_t done, uint64_t total) {
+        auto* d = new std::pair<double, double>(double(done), double(total));
+        progress_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<double, double>* p) {
+          fn.Call({Napi::Number::New(env, p->first), Napi::Number::New(env, p->second)});
+          delete p;
+        });
+      };
+    const bool cuda = choice_.used == BackendKind::Cuda;
+    if (cuda) {
       backend_ = std::shared_ptr<Backend>(make_cuda_backend(choice_.device, bo_).release());
-      backend_->bind_weights(*model_);  // the weights (fp32 or bf16), uploaded once (E_OOM when the device is too small)
+      // the weights (fp32 or bf16), uploaded once as they are read (E_OOM when the device is too small)
+      hooks.allocated = [this](const Model& m) { backend_->bind_begin(m); };
+      hooks.tensor = [this](const Model& m, const float* p, size_t n) { backend_->bind_part(m, p, n); };
+    }
+    model_ = std::shared_ptr<Model>(load_model(path_, &hooks).release());
+    if (cuda) {
+      backend_->bind_end(*model_);
     } else {
       backend_ = cpu_;
       if (bo_.bf16_weights) choice_.note += std::string(choice_.note.empty() ? "" : "; ") + "bf16 weights apply to CUDA only: the CPU computes in fp32";
@@ -96,6 +121,10 @@ class LoadWorker : public EngineWorker {
     am->choice = choice_;
     return obj;
   }
+  void Done() override {
+    if (has_progress_) progress_.Release();
+    cancel_.reset();
+  }
 
  private:
   std::string path_;
@@ -104,6 +133,9 @@ class LoadWorker : public EngineWorker {
   BackendChoice choice_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<Backend> backend_, cpu_;
+  CancelFlag cancel_;
+  Napi::ThreadSafeFunction progress_;
+  bool has_progress_ = false;
 };
 
 // ---- score ------------------------------------------------------------------------------------------
@@ -357,8 +389,8 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw make_error(env, "E_ARG", "load(path, options?): path must be a string");
   BackendOptions bo;
   BackendKind kind = BackendKind::Auto;
-  if (info.Length() > 1 && info[1].IsObject()) {
-    Napi::Object o = info[1].As<Napi::Object>();
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  {
     bo.threads = opt_int(o, "threads", 0);
     bo.blas = opt_bool(o, "blas", true);
     Napi::Value wv = o.Get("weights");
@@ -378,7 +410,7 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
       }
     }
   }
-  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind);
+  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind, o);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

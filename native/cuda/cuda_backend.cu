@@ -56,6 +56,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
+    for (auto& b : bind_stage_) b.release();
     free(weights_);
     free(wbf_);
     free(wnorm_);
@@ -132,12 +133,15 @@ class CudaBackend final : public Backend {
 
   // ---- weights: a device copy of the host arena, fp32 or (bf16_weights) bf16 with the norm vectors kept
   // in fp32. A bf16 weight is handed to ops as a "handle": its bf16 address cast to const float*, which only
-  // this backend's matmul and embedding ops accept (they recognise the range); norms get fp32 pointers. ----
-  void bind_weights(const Model& m) override {
+  // this backend's matmul and embedding ops accept (they recognise the range); norms get fp32 pointers.
+  // Filled in parts (bind_part) so that the loader's decoding of one tensor overlaps the copy of the one
+  // before; the copy stream orders them before any op queued after bind_end. ----
+  void bind_begin(const Model& m) override {
     std::lock_guard<std::mutex> lock(mu_);
     use();
     const size_t n = m.arena.size();
-    host_base_ = nullptr;
+    host_base_ = nullptr;  // no usable copy until bind_end
+    binding_ = m.arena.data();
     if (!bf16_) {
       if (n != n_weights_) {
         free(weights_);
@@ -146,8 +150,7 @@ class CudaBackend final : public Backend {
         weights_ = static_cast<float*>(alloc(sizeof(float) * n));
       }
       n_weights_ = n;
-      transfer_.upload(weights_, m.arena.data(), sizeof(float) * n);
-      host_base_ = m.arena.data();
+      cuda::device_memset(weights_, 0, sizeof(float) * n);
       return;
     }
     // the norm vectors (fp32 on the device), in arena order
@@ -168,16 +171,36 @@ class CudaBackend final : public Backend {
       wnorm_ = static_cast<float*>(alloc(sizeof(float) * std::max<size_t>(nn, 1)));
     }
     n_weights_ = n, n_norm_ = nn;
-    // fp32 chunks through two device staging buffers, rounded to bf16 on the device while the next chunk
-    // is copied (never a whole fp32 copy on the device)
-    BackendBuffer stage[2];
-    for (auto& b : stage) b.reserve(*this, transfer_.chunk_bytes());
-    float* const sp[2] = {stage[0].f(), stage[1].f()};
-    transfer_.upload_bf16(wbf_, m.arena.data(), n, sp);
-    for (auto& r : norms_) cuda::to_device(wnorm_ + r.dst, m.arena.data() + r.off, sizeof(float) * size_t(m.cfg.dim));
-    cuda::device_synchronize();
-    host_base_ = m.arena.data();
     norm_dim_ = size_t(m.cfg.dim);
+    cuda::device_memset(wbf_, 0, sizeof(uint16_t) * n);
+    cuda::device_memset(wnorm_, 0, sizeof(float) * std::max<size_t>(nn, 1));
+    // two device staging buffers: fp32 chunks are rounded to bf16 on the device while the next chunk is
+    // copied (never a whole fp32 copy on the device); held until bind_end
+    for (auto& b : bind_stage_) b.reserve(*this, transfer_.chunk_bytes());
+  }
+  void bind_part(const Model& m, const float* first, size_t n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    use();
+    if (binding_ != m.arena.data()) fail(ErrorCode::INTERNAL, "bind_part without bind_begin for this model");
+    if (first < binding_ || n > n_weights_ || size_t(first - binding_) > n_weights_ - n)
+      fail(ErrorCode::INTERNAL, "bind_part: the range is outside the model's weights");
+    const size_t off = size_t(first - binding_);
+    if (!bf16_) return transfer_.upload(weights_ + off, first, sizeof(float) * n);
+    float* const sp[2] = {bind_stage_[0].f(), bind_stage_[1].f()};
+    transfer_.upload_bf16(wbf_ + off, first, n, sp);
+    for (auto& r : norms_) {  // the part of each norm vector inside the range, in fp32
+      const size_t b = std::max(off, r.off), e = std::min(off + n, r.off + norm_dim_);
+      if (b < e) cuda::to_device(wnorm_ + r.dst + (b - r.off), binding_ + b, sizeof(float) * (e - b));
+    }
+  }
+  void bind_end(const Model& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    use();
+    if (binding_ != m.arena.data()) fail(ErrorCode::INTERNAL, "bind_end without bind_begin for this model");
+    cuda::device_synchronize();
+    for (auto& b : bind_stage_) b.release();
+    binding_ = nullptr;
+    host_base_ = m.arena.data();
   }
   const float* weight(const float* host) const override {
     if (!host) return nullptr;
@@ -405,6 +428,8 @@ class CudaBackend final : public Backend {
   std::vector<NormRange> norms_;
   size_t n_weights_ = 0;             // floats
   const float* host_base_ = nullptr; // the host arena it mirrors
+  const float* binding_ = nullptr;   // the host arena being copied, between bind_begin and bind_end
+  BackendBuffer bind_stage_[2];      // [chunk_bytes/4] each: fp32 staging of bf16 uploads, between begin and end
   double* rope_freq_ = nullptr;      // [head_dim/2]
   size_t rope_cap_ = 0;
   std::vector<double> rope_host_;    // what rope_freq_ holds

@@ -88,7 +88,7 @@ bool Transfer::ready() {
 void Transfer::upload(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (bytes < kDirectBytes || !ready()) return to_device(dst, src, bytes);
+  if (bytes < direct_bytes() || !ready()) return to_device(dst, src, bytes);
   join_default_stream();
   auto* d = static_cast<char*>(dst);
   auto* h = static_cast<const char*>(src);
@@ -108,7 +108,7 @@ void Transfer::upload(void* dst, const void* src, size_t bytes) {
 void Transfer::download(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (bytes < kDirectBytes || !ready()) return to_host(dst, src, bytes);
+  if (bytes < direct_bytes() || !ready()) return to_host(dst, src, bytes);
   join_default_stream();
   auto* h = static_cast<char*>(dst);
   auto* d = static_cast<const char*>(src);

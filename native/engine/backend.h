@@ -63,7 +63,14 @@ class Backend {
   // ---- weights: the model's host arena, mirrored where the backend computes ----
   // makes (or refreshes) this backend's copy of m's weights (CPU: nothing to do); call again after the
   // host weights change (a LoRA merge, full fine-tuning)
-  virtual void bind_weights(const Model& m) = 0;
+  void bind_weights(const Model& m);
+  // the same in steps, so that a model is copied while it is loaded (LoadHooks): bind_begin sizes the copy
+  // for m's arena (its contents need not be final, and read as zero until a part covers them); bind_part
+  // copies [first, first+n) of the arena, final from then on; bind_end makes the copy usable by ops
+  // (weight() fails between begin and end). A failure in between leaves no usable copy.
+  virtual void bind_begin(const Model& m) = 0;
+  virtual void bind_part(const Model& m, const float* first, size_t n) = 0;
+  virtual void bind_end(const Model& m) = 0;
   // the pointer ops take for a host weight pointer into the bound arena (CPU: the same pointer)
   virtual const float* weight(const float* host) const = 0;
 

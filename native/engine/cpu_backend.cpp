@@ -19,6 +19,12 @@
 
 namespace tailor {
 
+void Backend::bind_weights(const Model& m) {
+  bind_begin(m);
+  bind_part(m, m.arena.data(), m.arena.size());
+  bind_end(m);
+}
+
 void CancelToken::check() const {
   if (cancelled()) fail(ErrorCode::CANCELLED, "cancelled");
 }
@@ -432,7 +438,9 @@ class CpuBackend final : public Backend {
   void memset0(void* p, size_t bytes) override {
     if (bytes) std::memset(p, 0, bytes);
   }
-  void bind_weights(const Model&) override {}
+  void bind_begin(const Model&) override {}
+  void bind_part(const Model&, const float*, size_t) override {}
+  void bind_end(const Model&) override {}
   const float* weight(const float* host) const override { return host; }
   void embed_rows(float* x, const float* emb, const int* tokens, int64_t T, int64_t D) override {
     for (int64_t t = 0; t < T; t++) std::memcpy(x + t * D, emb + int64_t(tokens[t]) * D, sizeof(float) * size_t(D));

@@ -152,7 +152,7 @@ struct MetaReader {
 
 }  // namespace
 
-std::unique_ptr<Model> load_gguf(const std::string& path) {
+std::unique_ptr<Model> load_gguf(const std::string& path, const LoadHooks* hooks) {
   MappedFile f(path);
   ByteReader r(f.data(), f.size(), path);
   auto m = std::make_unique<Model>();
@@ -290,7 +290,7 @@ std::unique_ptr<Model> load_gguf(const std::string& path) {
   }
   c.tied = !has_output;
   c.source_dtype = dtypes;
-  fill_weights(*m, refs, path);
+  fill_weights(*m, refs, path, hooks);
   return m;
 }
 

@@ -8,7 +8,7 @@
 
 namespace tailor {
 
-std::unique_ptr<Model> load_llama2c(const std::string& path) {
+std::unique_ptr<Model> load_llama2c(const std::string& path, const LoadHooks* hooks) {
   MappedFile f(path);
   ByteReader r(f.data(), f.size(), path);
   int32_t h[7];
@@ -88,7 +88,7 @@ std::unique_ptr<Model> load_llama2c(const std::string& path) {
   take("rms_final_weight", TensorKind::OutNorm, -1, {dim});
   p += uint64_t(seq) * uint64_t(hd) * 4;  // freq_cis_real/imag: recomputed, not read
   if (!shared) take("wcls", TensorKind::LmHead, -1, {vocab, dim});
-  fill_weights(*m, refs, path);
+  fill_weights(*m, refs, path, hooks);
   return m;
 }
 

@@ -27,8 +27,10 @@ static std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
-void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::string& what) {
+void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::string& what, const LoadHooks* hooks) {
   config_validate(m.cfg);
+  static const LoadHooks kNone;
+  const LoadHooks& h = hooks ? *hooks : kNone;
   // 1. check every tensor against the config before allocating anything: the file's own sizes then
   //    bound the allocation, so a hostile config cannot make us reserve memory the file doesn't back
   std::set<std::pair<int, int>> seen;  // (kind, layer)
@@ -62,12 +64,32 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
                                       TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
   for (int l = 0; l < m.cfg.n_layers; l++)
     for (TensorKind k : kLayer) need(k, l);
-  // 2. allocate and decode
+  // 2. allocate and decode, tensor by tensor in the file's order (sequential reads of the mapping)
+  h.cancel.check();
   model_allocate(m);
+  m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
+  const bool permute = !m.cfg.rope_interleaved;
+  if (h.allocated) h.allocated(m);
+  std::sort(use.begin(), use.end(), [](const TensorRef* a, const TensorRef* b) { return a->data < b->data; });
+  uint64_t total = 0, done = 0;
+  for (const TensorRef* r : use) total += r->nbytes;
+  if (h.progress) h.progress(0, total);
   for (const TensorRef* r : use) {
-    uint64_t n = shape_numel(r->shape);
-    if (n) dtype_to_f32(r->dtype, r->data, n, m.tensor_ptr(r->kind, r->layer));
+    const uint64_t n = shape_numel(r->shape);
+    float* dst = m.tensor_ptr(r->kind, r->layer);
+    if (n) {
+      dtype_to_f32(r->dtype, r->data, n, dst);
+      if (permute && (r->kind == TensorKind::Wq || r->kind == TensorKind::Wk)) {
+        const LayerShape& ls = m.cfg.layers[size_t(r->layer)];
+        rows_to_interleaved(dst, r->kind == TensorKind::Wq ? ls.n_head : ls.n_kv_head, m.cfg.head_dim, m.cfg.dim);
+      }
+      if (h.tensor) h.tensor(m, dst, size_t(n));
+    }
+    done += r->nbytes;
+    if (h.progress) h.progress(done, total);
+    h.cancel.check();
   }
+  m.cfg.rope_interleaved = true;
 }
 
 // ---- Hugging Face config.json --------------------------------------------------------------------
@@ -248,7 +270,7 @@ static bool is_file(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::unique_ptr<Model> load_hf(const std::string& dir) {
+std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
   auto m = std::make_unique<Model>();
   std::string cfg_path = dir + "/config.json";
   if (!is_file(cfg_path)) fail(ErrorCode::FORMAT, dir + ": no config.json — a Hugging Face model folder needs config.json beside its safetensors");
@@ -289,40 +311,31 @@ std::unique_ptr<Model> load_hf(const std::string& dir) {
   for (auto& r : refs)
     if (dtypes.find(dtype_name(r.dtype)) == std::string::npos) dtypes += std::string(dtypes.empty() ? "" : "+") + dtype_name(r.dtype);
   m->cfg.source_dtype = dtypes;
-  fill_weights(*m, refs, dir);
+  fill_weights(*m, refs, dir, hooks);
   return m;
 }
 
 // ---- detection -----------------------------------------------------------------------------------
 
-static std::unique_ptr<Model> load_any(const std::string& path);
-
-std::unique_ptr<Model> load_model(const std::string& path) {
-  auto m = load_any(path);
-  m->cfg.source_rope_interleaved = m->cfg.rope_interleaved;
-  model_to_interleaved(*m);
-  return m;
-}
-
-static std::unique_ptr<Model> load_any(const std::string& path) {
+std::unique_ptr<Model> load_model(const std::string& path, const LoadHooks* hooks) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) fail(ErrorCode::IO, path + ": no such file or folder");
-  if (S_ISDIR(st.st_mode)) return load_hf(path);
+  if (S_ISDIR(st.st_mode)) return load_hf(path, hooks);
   auto ends = [&](const char* suf) {
     size_t k = std::strlen(suf);
     return path.size() >= k && path.compare(path.size() - k, k, suf) == 0;
   };
   if (ends(".safetensors") || ends("config.json") || ends(".index.json")) {
     size_t slash = path.find_last_of('/');
-    return load_hf(slash == std::string::npos ? "." : path.substr(0, slash));
+    return load_hf(slash == std::string::npos ? "." : path.substr(0, slash), hooks);
   }
   {
     MappedFile f(path);
     if (f.size() == 0) fail(ErrorCode::IO, path + ": the file is empty");
-    if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0) return load_gguf(path);
+    if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0) return load_gguf(path, hooks);
   }
   if (ends(".gguf")) fail(ErrorCode::FORMAT, path + ": not a GGUF file (bad magic; expected \"GGUF\")");
-  return load_llama2c(path);
+  return load_llama2c(path, hooks);
 }
 
 }  // namespace tailor

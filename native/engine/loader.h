@@ -2,10 +2,12 @@
 // llama2.c) describe their tensors as TensorRefs into untrusted mapped bytes; fill_weights checks every
 // one against the config and decodes it into the model's arena.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "dtype.h"
 #include "model.h"
 
@@ -21,18 +23,33 @@ struct TensorRef {
   uint64_t nbytes;
 };
 
+// Watching a load as it happens (every member optional). Tensors are decoded one at a time; after each:
+//  - `tensor` is told the arena range it filled, already in its final form (RoPE rows interleaved), so a
+//    device backend can upload it (Backend::bind_part) while the next one is decoded;
+//  - `progress` gets the file bytes decoded so far and in all;
+//  - `cancel` is checked (E_CANCELLED).
+// `allocated` is called once the arena's size and tensor pointers are set, before any tensor is decoded
+// (Backend::bind_begin). Ranges no tensor fills (alignment padding, sublayers pruned away) stay zero.
+struct LoadHooks {
+  CancelToken cancel;
+  std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
+  std::function<void(const Model&)> allocated;
+  std::function<void(const Model&, const float* first, size_t n)> tensor;
+};
+
 // Validates m.cfg, checks shapes and presence (each expected tensor exactly once), then allocates m and
-// decodes the tensors into it.
+// decodes the tensors into it, rewriting a rotate-half (HF) model's q/k rows into the interleaved layout
+// tensor by tensor (model_to_interleaved's permutation), so every loaded model runs with one RoPE layout.
 // `what` names the source in messages.
-void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::string& what);
+void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::string& what, const LoadHooks* hooks = nullptr);
 
 // Detects the format of `path` (a HF folder, a .safetensors file with config.json beside it, a GGUF, a
 // llama2.c .bin) and loads it. Throws EngineError.
-std::unique_ptr<Model> load_model(const std::string& path);
+std::unique_ptr<Model> load_model(const std::string& path, const LoadHooks* hooks = nullptr);
 
-std::unique_ptr<Model> load_hf(const std::string& dir);
-std::unique_ptr<Model> load_gguf(const std::string& path);
-std::unique_ptr<Model> load_llama2c(const std::string& path);
+std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks = nullptr);
+std::unique_ptr<Model> load_gguf(const std::string& path, const LoadHooks* hooks = nullptr);
+std::unique_ptr<Model> load_llama2c(const std::string& path, const LoadHooks* hooks = nullptr);
 
 // Parses a LLaMA config.json (HF) into cfg; per-layer lists (Tailor's pruned-model convention:
 // layer_num_attention_heads, layer_num_key_value_heads, layer_intermediate_sizes) override uniform sizes.

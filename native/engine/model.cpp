@@ -121,23 +121,15 @@ uint64_t Model::param_count() const {
   return n;
 }
 
-void model_to_interleaved(Model& m) {
-  if (m.cfg.rope_interleaved) return;
-  const int64_t hd = m.cfg.head_dim, half = hd / 2, D = m.cfg.dim;
-  std::vector<float> tmp(size_t(hd * D));
-  auto permute = [&](float* w, int heads) {
-    for (int h = 0; h < heads; h++) {
-      float* blk = w + int64_t(h) * hd * D;
-      for (int64_t p = 0; p < 2; p++)
-        for (int64_t j = 0; j < half; j++) std::copy(blk + (p * half + j) * D, blk + (p * half + j + 1) * D, tmp.begin() + (2 * j + p) * D);
-      std::copy(tmp.begin(), tmp.end(), blk);
-    }
-  };
-  for (int l = 0; l < m.cfg.n_layers; l++) {
-    permute(m.layers[size_t(l)].wq, m.cfg.layers[size_t(l)].n_head);
-    permute(m.layers[size_t(l)].wk, m.cfg.layers[size_t(l)].n_kv_head);
+void rows_to_interleaved(float* w, int heads, int head_dim, int64_t dim) {
+  const int64_t hd = head_dim, half = hd / 2, D = dim;
+  std::vector<float> tmp(size_t(hd * D));  // one head's rows
+  for (int h = 0; h < heads; h++) {
+    float* blk = w + int64_t(h) * hd * D;  // [hd, D]
+    for (int64_t p = 0; p < 2; p++)
+      for (int64_t j = 0; j < half; j++) std::copy(blk + (p * half + j) * D, blk + (p * half + j + 1) * D, tmp.begin() + (2 * j + p) * D);
+    std::copy(tmp.begin(), tmp.end(), blk);
   }
-  m.cfg.rope_interleaved = true;
 }
 
 void model_allocate(Model& m) {

@@ -81,10 +81,11 @@ struct Model {
   uint64_t param_count() const;  // parameters, tied embeddings counted once
 };
 
-// Rewrites q/k rows of a rotate-half (HF) model into the interleaved layout, so every model runs with
-// one RoPE layout in memory and a file's layout never changes the arithmetic (a model exported to GGUF
-// and read back scores bit for bit the same).
-void model_to_interleaved(Model& m);
+// Rewrites one q or k weight w[heads*head_dim, dim] of a rotate-half (HF) model into the interleaved layout
+// (row j + p*head_dim/2 of each head becomes row 2j + p), so every model runs with one RoPE layout in memory
+// and a file's layout never changes the arithmetic (a model exported to GGUF and read back scores bit for
+// bit the same). The loader applies it to each q/k tensor as it is decoded.
+void rows_to_interleaved(float* w, int heads, int head_dim, int64_t dim);
 
 // Sizes the arena from cfg (validated first) and sets all tensor pointers. Weights are left zeroed.
 void model_allocate(Model& m);

@@ -59,7 +59,9 @@ class Bf16InputsCpu final : public Backend {
   void download(void* d, const void* s, size_t b) override { c_.download(d, s, b); }
   void copy(void* d, const void* s, size_t b) override { c_.copy(d, s, b); }
   void memset0(void* p, size_t b) override { c_.memset0(p, b); }
-  void bind_weights(const Model& m) override { c_.bind_weights(m); }
+  void bind_begin(const Model& m) override { c_.bind_begin(m); }
+  void bind_part(const Model& m, const float* p, size_t n) override { c_.bind_part(m, p, n); }
+  void bind_end(const Model& m) override { c_.bind_end(m); }
   const float* weight(const float* h) const override { return c_.weight(h); }
   void embed_rows(float* x, const float* e, const int* t, int64_t T, int64_t d) override { c_.embed_rows(x, e, t, T, d); }
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t d, float e) override { c_.rmsnorm_forward(y, x, w, T, d, e); }

@@ -2,7 +2,8 @@
 // and on the CUDA backend (its weights uploaded by bind_weights), compared position by position. Rows:
 // logits of a fixed sequence at every position (max abs diff ≤ 1e-4), score_sequences on three packed
 // sequences of different lengths (log-probs ≤ 1e-4, argmax ids), and 64 greedy tokens through a KV-cache
-// Session (ids identical). Models: a path (HF folder, GGUF or llama2.c file) or a seeded random GQA model
+// Session (ids identical); the weights copied while the model loads (bind_part from the loader's hooks)
+// against bind_weights after it. Models: a path (HF folder, GGUF or llama2.c file) or a seeded random GQA model
 // with a layer whose attention is pruned away. Then the training rows of cudatrain.cpp.
 #include <algorithm>
 #include <cmath>
@@ -239,6 +240,100 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   }
 }
 
+// the model's tensors: (first float, count), in arena order
+std::vector<std::pair<const float*, size_t>> tensor_ranges(Model& m) {
+  std::vector<std::pair<const float*, size_t>> r;
+  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
+                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
+  auto add = [&](TensorKind k, int l) {
+    uint64_t n = 1;
+    for (int64_t d : m.expected_shape(k, l)) n *= uint64_t(d);
+    if (n) r.push_back({m.tensor_ptr(k, l), size_t(n)});
+  };
+  add(TensorKind::TokEmb, 0);
+  add(TensorKind::OutNorm, 0);
+  if (!m.cfg.tied) add(TensorKind::LmHead, 0);
+  for (int l = 0; l < m.cfg.n_layers; l++)
+    for (TensorKind k : kLayer) add(k, l);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+// Loading straight onto the device (the addon's load): the loader's hooks hand each tensor to bind_part as
+// soon as it is decoded (an HF model's q/k rows already permuted), while the next is read. The copy must
+// be the one bind_weights makes after the load: logits bit-identical, fp32 and bf16, and the host arena
+// identical to a load without hooks. A load cancelled after three tensors leaves no usable copy.
+void check_streamed_load(const std::string& path, const std::string& label, int device) {
+  auto plain = load_model(path);
+  const std::vector<int> ids = test_sequence(*plain);
+  for (bool bf16 : {false, true}) {
+    const std::string what = label + (bf16 ? " bf16" : " fp32");
+    auto whole = cudacheck::harness_backend(device, bf16);
+    whole->bind_weights(*plain);
+    auto streamed = cudacheck::harness_backend(device, bf16);
+    int parts = 0;
+    LoadHooks h;
+    h.allocated = [&](const Model& m) { streamed->bind_begin(m); };
+    h.tensor = [&](const Model& m, const float* p, size_t n) {
+      streamed->bind_part(m, p, n);
+      parts++;
+    };
+    auto m = load_model(path, &h);
+    streamed->bind_end(*m);
+    const bool same_host = m->arena.size() == plain->arena.size() &&
+                           std::memcmp(m->arena.data(), plain->arena.data(), sizeof(float) * m->arena.size()) == 0;
+    auto a = sequence_logits(*plain, *whole, ids), b = sequence_logits(*m, *streamed, ids);
+    double diff = 0;
+    for (size_t i = 0; i < a.size(); i++) diff = std::max(diff, std::isfinite(b[i]) ? double(std::fabs(a[i] - b[i])) : INFINITY);
+    row("streamed load", what + ": logits vs bound after the load", diff, 0, diff == 0 && same_host && parts > 1,
+        " (" + std::to_string(parts) + " parts" + (same_host ? "" : ", host arena differs") + ")");
+  }
+  // cancelled part-way: E_CANCELLED, and the backend refuses the half-made copy
+  auto gpu = cudacheck::harness_backend(device);
+  int32_t flag = 0;
+  int parts = 0;
+  LoadHooks h;
+  h.cancel = CancelToken{&flag};
+  h.allocated = [&](const Model& m) { gpu->bind_begin(m); };
+  h.tensor = [&](const Model& m, const float* p, size_t n) {
+    gpu->bind_part(m, p, n);
+    if (++parts == 3) flag = 1;
+  };
+  std::string code = "none", refused = "no";
+  try {
+    load_model(path, &h);
+  } catch (const EngineError& e) {
+    code = error_code_name(e.code());
+  }
+  try {
+    gpu->weight(plain->tok_emb);
+  } catch (const EngineError& e) {
+    refused = e.code() == ErrorCode::INTERNAL ? "yes" : error_code_name(e.code());
+  }
+  row("streamed load", label + " cancelled after 3 tensors", double(parts), 3, code == "E_CANCELLED" && parts == 3 && refused == "yes",
+      " (" + code + ", copy refused: " + refused + ")");
+}
+
+// The backend's side of a streamed load with parts in an order no loader uses (last tensor first), so no
+// part may rely on the one before: logits bit-identical to bind_weights', fp32 and bf16.
+void check_streamed_parts(Model& m, const std::string& label, int device) {
+  const std::vector<int> ids = test_sequence(m);
+  auto ranges = tensor_ranges(m);
+  std::reverse(ranges.begin(), ranges.end());
+  for (bool bf16 : {false, true}) {
+    auto whole = cudacheck::harness_backend(device, bf16), parts = cudacheck::harness_backend(device, bf16);
+    whole->bind_weights(m);
+    parts->bind_begin(m);
+    for (auto& r : ranges) parts->bind_part(m, r.first, r.second);
+    parts->bind_end(m);
+    auto a = sequence_logits(m, *whole, ids), b = sequence_logits(m, *parts, ids);
+    double diff = 0;
+    for (size_t i = 0; i < a.size(); i++) diff = std::max(diff, std::isfinite(b[i]) ? double(std::fabs(a[i] - b[i])) : INFINITY);
+    row("streamed load", label + (bf16 ? " bf16" : " fp32") + ": parts last-first vs whole", diff, 0, diff == 0,
+        " (" + std::to_string(ranges.size()) + " parts)");
+  }
+}
+
 }  // namespace
 
 // runs the whole-model rows for each path (and the random GQA model when asked), counted in the harness's checks and failures
@@ -259,6 +354,7 @@ void check_whole_models(const std::vector<std::string>& paths, bool random_model
       std::string label = p.substr(p.find_last_of('/') == std::string::npos ? 0 : p.find_last_of('/') + 1);
       check_model(*m, label.empty() ? p : label, *cpu, device);
       check_bf16(*m, label.empty() ? p : label, *cpu, device, pi == 0 && !golden_path.empty() ? &golden : nullptr);
+      check_streamed_load(p, label.empty() ? p : label, device);
     } catch (const EngineError& e) {
       std::printf("%-22s %-44s error (%s): %s\n", "model", p.c_str(), error_code_name(e.code()), e.what());
       cudacheck::checks++;
@@ -270,6 +366,7 @@ void check_whole_models(const std::vector<std::string>& paths, bool random_model
       auto m = random_gqa_model();
       check_model(*m, "random GQA 6/2,2/2,0/0", *cpu, device);
       check_bf16(*m, "random GQA 6/2,2/2,0/0", *cpu, device, nullptr);
+      check_streamed_parts(*m, "random GQA 6/2,2/2,0/0", device);
     } catch (const EngineError& e) {
       std::printf("%-22s %-44s error (%s): %s\n", "model", "random GQA", error_code_name(e.code()), e.what());
       cudacheck::checks++;

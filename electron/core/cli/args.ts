@@ -51,7 +51,22 @@ export function loadOpts(ctx: CommandContext): LoadOptions {
   if (backend !== 'auto' && backend !== 'cpu' && backend !== 'cuda') throw ctx.usageError(`--backend must be auto, cpu or cuda (got "${backend}")`);
   const weights = str(ctx, 'weights') ?? 'f32';
   if (weights !== 'f32' && weights !== 'bf16') throw ctx.usageError(`--weights must be f32 or bf16 (got "${weights}")`);
-  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'], backend, weights };
+  return { threads: num(ctx, 'threads', 0, { int: true, min: 0, max: 1024 }), blas: !ctx.values['no-blas'], backend, weights, signal: ctx.signal, onProgress: loadProgress(ctx) };
+}
+
+const LOAD_PROGRESS_MIN_BYTES = 256 * 2 ** 20;
+
+/** "loading: 45% (5.8 of 13.0 GB)" on stderr while a large model loads, when stderr is a terminal or --progress */
+function loadProgress(ctx: CommandContext): LoadOptions['onProgress'] {
+  if (ctx.values.json || !(process.stderr.isTTY || ctx.values.progress)) return undefined;
+  let last = 0;
+  return (done, total) => {
+    if (total < LOAD_PROGRESS_MIN_BYTES) return;
+    const now = performance.now();
+    if (done < total && now - last < 250) return;
+    last = now;
+    ctx.err(`  loading: ${((done / total) * 100).toFixed(0)}% (${(done / 1e9).toFixed(1)} of ${(total / 1e9).toFixed(1)} GB)\n`);
+  };
 }
 
 /** Loads MODEL and, with --adapter DIR, merges that PEFT adapter into it (base + adapter). */

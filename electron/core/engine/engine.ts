@@ -31,6 +31,10 @@ export interface LoadOptions {
   weights?: 'f32' | 'bf16';
   /** skip looking for a tokenizer (score/generate by ids only) */
   noTokenizer?: boolean;
+  /** stops the load between two tensors (E_CANCELLED); nothing is kept */
+  signal?: AbortSignal;
+  /** the file's weight bytes decoded so far and in all, after each tensor (on CUDA each is on the device by then) */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
 export interface ModelInfo extends RawModelInfo {
@@ -120,7 +124,15 @@ export class Model {
 
   /** Loads a Hugging Face folder, a GGUF file or a llama2.c checkpoint, and the tokenizer that goes with it. */
   static async load(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
-    const raw = await wrap(() => addon().AddonModel.load(modelPath, { threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32' }));
+    const { flag, done } = cancelFlag(opts.signal);
+    let raw: RawAddonModel;
+    try {
+      raw = await wrap(() => addon().AddonModel.load(modelPath, {
+        threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32', cancel: flag, onProgress: opts.onProgress,
+      }));
+    } finally {
+      done();
+    }
     try {
       const rawInfo = raw.info();
       let tokenizer: Tokenizer | null = null;

@@ -107,7 +107,9 @@ export interface EngineInfo {
 }
 export type BackendRequest = 'auto' | 'cpu' | 'cuda';
 export interface RawAddon {
-  AddonModel: { load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16' }): Promise<RawAddonModel> };
+  AddonModel: {
+    load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16'; cancel?: Int32Array; onProgress?: (bytesDone: number, bytesTotal: number) => void }): Promise<RawAddonModel>;
+  };
   engineInfo(): EngineInfo;
   createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;
 }

@@ -145,7 +145,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
     }
   };
   try {
-    const load = { backend: spec.compute.backend, weights: spec.compute.weights };
+    const load = { backend: spec.compute.backend, weights: spec.compute.weights, signal: o.signal };  // a 7B load is cancellable too
     const base = await Model.load(spec.model, load);
     st.done['#compute'] = base.info.backend;
     const baseParams = base.info.nParams;
