@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Model, EngineError } from '../electron/core/engine/engine.js';
+import { Model, EngineError, inspectModel } from '../electron/core/engine/engine.js';
 import { hostileCases, validCases } from './helpers/hostile.js';
-import { REPO_ROOT, tempDir } from './helpers/paths.js';
+import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 
 const dir = tempDir('tailor-hostile-');
 const cases = hostileCases().map((c) => ({ ...c, path: c.make(path.join(dir, c.name)) }));
@@ -73,6 +73,31 @@ function mutants(count: number): string[] {
   }
   return out;
 }
+
+test('inspectModel (how the library looks at a file: no weights decoded) refuses what a load refuses and describes what it loads', async () => {
+  const wrong: string[] = [];
+  for (const c of cases) {
+    try {
+      await inspectModel(c.path, { noTokenizer: true });
+      wrong.push(`${c.name}: inspected without error`);
+    } catch (e) {
+      assert.ok(e instanceof EngineError, `${c.name}: ${String(e)} is not an EngineError`);
+      if (e.code !== c.expectCode) wrong.push(`${c.name}: ${e.code} (${e.message}), expected ${c.expectCode}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+  for (const v of [...valid.map((x) => x.path), shared('models', 'stories260K', 'stories260K.gguf')]) {
+    const m = await Model.load(v, { noTokenizer: true });
+    try {
+      const { backend: _b, threads: _t, backendKind: _k, backendRequested: _r, backendAutoPick: _a, backendNote: _n, ...fromLoad } = m.info;
+      assert.deepEqual(await inspectModel(v, { noTokenizer: true }), fromLoad, v);
+    } finally {
+      m.dispose();
+    }
+  }
+  const g = await inspectModel(shared('models', 'stories260K', 'stories260K.gguf'));
+  assert.equal(g.tokenizer, 'gguf-llama', 'the embedded tokenizer is found from the metadata');
+});
 
 test('hostile and valid files under AddressSanitizer + UBSan: no report, same verdicts', { timeout: 600_000 }, () => {
   const build = path.join(REPO_ROOT, 'native', 'build-asan');

@@ -17,6 +17,9 @@ namespace tailor_addon {
 
 using namespace tailor;
 
+Napi::Object config_object(Napi::Env env, const Model& m);    // info() without the backend
+Napi::Object metadata_object(Napi::Env env, const Model& m);
+
 Napi::FunctionReference* AddonModel::constructor = nullptr;
 
 namespace {
@@ -136,6 +139,27 @@ class LoadWorker : public EngineWorker {
   CancelFlag cancel_;
   Napi::ThreadSafeFunction progress_;
   bool has_progress_ = false;
+};
+
+// ---- inspect: the file checked as for a load, its config and metadata, no weights decoded -------------
+class InspectWorker : public EngineWorker {
+ public:
+  InspectWorker(Napi::Env env, std::string path) : EngineWorker(env), path_(std::move(path)) {}
+  void Run() override {
+    LoadHooks hooks;
+    hooks.header_only = true;
+    model_ = load_model(path_, &hooks);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("info", config_object(env, *model_));
+    o.Set("metadata", metadata_object(env, *model_));
+    return o;
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<Model> model_;
 };
 
 // ---- score ------------------------------------------------------------------------------------------
@@ -368,7 +392,7 @@ class ImportanceWorker : public ModelJob {
 
 Napi::Function AddonModel::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "AddonModel",
-                                 {StaticMethod("load", &AddonModel::Load), InstanceMethod("info", &AddonModel::Info),
+                                 {StaticMethod("load", &AddonModel::Load), StaticMethod("inspect", &AddonModel::Inspect), InstanceMethod("info", &AddonModel::Info),
                                   InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
                                   InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose),
                                   InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora),
@@ -382,6 +406,15 @@ AddonModel::AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonM
 
 void AddonModel::require_loaded(Napi::Env env) {
   if (!model) throw make_error(env, "E_ARG", "the model has been disposed");
+}
+
+Napi::Value AddonModel::Inspect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw make_error(env, "E_ARG", "inspect(path): path must be a string");
+  auto* w = new InspectWorker(env, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
 }
 
 Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
@@ -416,10 +449,9 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_loaded(env);
-  const Config& c = model->cfg;
+// what a model file says of itself: its format, shapes, RoPE, special ids and parameter count
+Napi::Object config_object(Napi::Env env, const Model& m) {
+  const Config& c = m.cfg;
   Napi::Object o = Napi::Object::New(env);
   o.Set("format", c.format);
   o.Set("architecture", c.architecture);
@@ -456,7 +488,20 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
     layers.Set(uint32_t(l), lo);
   }
   o.Set("layers", layers);
-  o.Set("nParams", double(model->param_count()));
+  o.Set("nParams", double(m.param_count()));
+  return o;
+}
+
+Napi::Object metadata_object(Napi::Env env, const Model& m) {
+  Napi::Object o = Napi::Object::New(env);
+  for (auto& kv : m.metadata) o.Set(kv.first, meta_to_js(env, kv.second));
+  return o;
+}
+
+Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_loaded(env);
+  Napi::Object o = config_object(env, *model);
   o.Set("backend", backend->name());
   o.Set("threads", backend->threads());
   o.Set("backendKind", backend_kind_name(choice.used));
@@ -469,9 +514,7 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
 Napi::Value AddonModel::Metadata(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_loaded(env);
-  Napi::Object o = Napi::Object::New(env);
-  for (auto& kv : model->metadata) o.Set(kv.first, meta_to_js(env, kv.second));
-  return o;
+  return metadata_object(env, *model);
 }
 
 Napi::Value AddonModel::Score(const Napi::CallbackInfo& info) {

@@ -66,6 +66,11 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
     for (TensorKind k : kLayer) need(k, l);
   // 2. allocate and decode, tensor by tensor in the file's order (sequential reads of the mapping)
   h.cancel.check();
+  if (h.header_only) {
+    m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
+    m.cfg.rope_interleaved = true;  // as a load would leave it
+    return;
+  }
   model_allocate(m);
   m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
   const bool permute = !m.cfg.rope_interleaved;

@@ -30,7 +30,10 @@ struct TensorRef {
 //  - `cancel` is checked (E_CANCELLED).
 // `allocated` is called once the arena's size and tensor pointers are set, before any tensor is decoded
 // (Backend::bind_begin). Ranges no tensor fills (alignment padding, sublayers pruned away) stay zero.
+// With `header_only`, the file and every tensor are checked against the config as for a load, then the load
+// stops: the model has its config and metadata but no arena (Model::arena empty; not for computing).
 struct LoadHooks {
+  bool header_only = false;
   CancelToken cancel;
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
   std::function<void(const Model&)> allocated;

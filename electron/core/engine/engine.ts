@@ -2,7 +2,7 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawFileInfo, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
@@ -109,6 +109,29 @@ export function cudaStatusLine(c: EngineInfo['cuda']): string {
   if (!c.available) return `${build}; not available: ${c.reason ?? 'unknown'}`;
   const devs = c.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / GIB).toFixed(1)} GiB, ${(d.freeMemory / GIB).toFixed(1)} GiB free)`);
   return `${build}, driver CUDA ${c.driverVersion ?? '?'}; ${devs.join('; ')}`;
+}
+
+export interface ModelFileInfo extends RawFileInfo {
+  path: string;
+  tokenizer: string | null;
+}
+
+/**
+ * What a model is without loading it: the file (any supported format) checked as a load checks it — every
+ * tensor's shape, dtype and bounds against the config — and its config and tokenizer kind, with no weights
+ * decoded (a 7B GGUF is not turned into 25 GiB of fp32 to list it). Rejects as Model.load would, including
+ * E_NO_TOKENIZER unless `noTokenizer`.
+ */
+export async function inspectModel(modelPath: string, opts: { noTokenizer?: boolean } = {}): Promise<ModelFileInfo> {
+  const r = await wrap(() => addon().AddonModel.inspect(modelPath));
+  let tokenizer: string | null = null;
+  if (!opts.noTokenizer) {
+    const t = await loadTokenizerFor(modelPath, { vocabSize: r.info.vocabSize, ggufMetadata: r.info.format === 'gguf' ? r.metadata : undefined }).catch((e: unknown) => {
+      throw new EngineError('E_NO_TOKENIZER', (e as Error).message, { cause: e });
+    });
+    tokenizer = t.kind;
+  }
+  return { ...r.info, path: modelPath, tokenizer };
 }
 
 export class Model {

@@ -20,7 +20,7 @@ export interface RawModelInfo {
   nParams: number;
   backend: string;
   threads: number;
-  /** what runs this model's inference (scoring, generation); training and pruning statistics always run on the CPU */
+  /** what runs this model's scoring, generation, LoRA training and pruning statistics (full fine-tuning runs on the CPU) */
   backendKind: 'cpu' | 'cuda';
   /** the `backend` load option */
   backendRequested: 'auto' | 'cpu' | 'cuda';
@@ -29,6 +29,8 @@ export interface RawModelInfo {
   /** why 'auto' chose what it chose (null for an explicit 'cpu') */
   backendNote: string | null;
 }
+/** What a model file says of itself (AddonModel.inspect): the info of a load without the backend's fields. */
+export type RawFileInfo = Omit<RawModelInfo, 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote'>;
 export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number }
 export interface RawGenerateResult { tokens: number[]; promptTokens: number; promptMs: number; generateMs: number; stopReason: 'eos' | 'length' | 'stopped' | 'context' }
 export interface RawAddonModel {
@@ -109,6 +111,8 @@ export type BackendRequest = 'auto' | 'cpu' | 'cuda';
 export interface RawAddon {
   AddonModel: {
     load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16'; cancel?: Int32Array; onProgress?: (bytesDone: number, bytesTotal: number) => void }): Promise<RawAddonModel>;
+    /** the file checked as a load checks it, its config and metadata; no weights are decoded */
+    inspect(path: string): Promise<{ info: RawFileInfo; metadata: Record<string, unknown> }>;
   };
   engineInfo(): EngineInfo;
   createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;

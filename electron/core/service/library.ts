@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelEntry, ModelSource } from '../api/contract.js';
 import { packageRoot } from '../cli/version.js';
-import { Model, type ModelInfo } from '../engine/engine.js';
+import { inspectModel, Model, type ModelInfo } from '../engine/engine.js';
 import type { History } from '../history/db.js';
 import type { PipelineSpec } from '../pipeline/spec.js';
 import { archFromHfConfig, paramCount, type ArchConfig } from '../prune/plan.js';
@@ -91,14 +91,11 @@ export class Library {
     const name = o.name ?? (path.basename(p).replace(/\.(gguf|bin)$/i, '') || p);
     const fromConfig = infoFromHfConfig(p);
     if (fromConfig) return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info: fromConfig }));
-    const m = await Model.load(p);
-    try {
-      const { path: _p, ...info } = m.info;
-      void _p;
-      return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }));
-    } finally {
-      m.dispose();
-    }
+    // GGUF and llama2.c: the file's own header, checked as a load checks it, without decoding its weights
+    const { path: _p, ...file } = await inspectModel(p);
+    void _p;
+    const info: StoredInfo = { ...file, backend: 'cpu', threads: 0, backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from the file; not loaded yet' };
+    return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }));
   }
 
   remove(id: string): boolean {
