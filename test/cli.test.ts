@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 import { golden, maxAbsDiff } from './helpers/golden.js';
+import { Model } from '../electron/core/engine/engine.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
 const HF = shared('models', 'stories260K-hf');
@@ -29,6 +30,20 @@ test('tailor info --json: architecture, parameters, per-layer shapes, tokenizer'
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /format\s+llama2c/);
   assert.match(text.out, /all 5: 8 heads, 4 KV heads, FFN 172/);
+});
+
+test('tailor info reads the header without loading, and says exactly what a load says', async () => {
+  for (const p of [HF, shared('models', 'stories260K', 'stories260K.gguf'), shared('models', 'stories260K', 'stories260K.bin')]) {
+    const r = tailor('info', p, '--json');
+    assert.equal(r.code, 0, r.err);
+    const { engine: _e, ...fromInfo } = JSON.parse(r.out) as Record<string, unknown>;
+    const m = await Model.load(p);
+    try {
+      assert.deepEqual(fromInfo, JSON.parse(JSON.stringify(m.info)), p);
+    } finally {
+      m.dispose();
+    }
+  }
 });
 
 test('tailor tokenize gives the golden ids (no BOS unless --bos)', () => {

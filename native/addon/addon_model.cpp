@@ -19,6 +19,7 @@ using namespace tailor;
 
 Napi::Object config_object(Napi::Env env, const Model& m);    // info() without the backend
 Napi::Object metadata_object(Napi::Env env, const Model& m);
+void backend_fields(Napi::Object& o, const Backend& be, const BackendChoice& choice);  // info()'s backend part
 
 Napi::FunctionReference* AddonModel::constructor = nullptr;
 
@@ -73,6 +74,42 @@ A typed_copy(Napi::Env env, const std::vector<T>& v) {
 
 using ModelJob = OwnedJob<AddonModel>;
 
+// ---- the backend of a load: chosen (auto, cpu, cuda), created, and why ------------------------------
+struct BackendPick {
+  BackendChoice choice;
+  std::shared_ptr<Backend> cpu, backend;  // backend == cpu unless CUDA was chosen
+};
+
+BackendPick pick_backend(BackendKind kind, const BackendOptions& bo) {
+  BackendPick p;
+  p.choice = choose_backend(kind);  // E_UNSUPPORTED for 'cuda' without a usable device, saying why
+  p.cpu = std::shared_ptr<Backend>(make_cpu_backend(bo).release());
+  if (p.choice.used == BackendKind::Cuda) {
+    p.backend = std::shared_ptr<Backend>(make_cuda_backend(p.choice.device, bo).release());
+  } else {
+    p.backend = p.cpu;
+    if (bo.bf16_weights) p.choice.note += std::string(p.choice.note.empty() ? "" : "; ") + "bf16 weights apply to CUDA only: the CPU computes in fp32";
+  }
+  return p;
+}
+
+// ---- describe a backend: what a load with these options would run on, without a model ---------------
+class DescribeBackendWorker : public EngineWorker {
+ public:
+  DescribeBackendWorker(Napi::Env env, BackendOptions bo, BackendKind kind) : EngineWorker(env), bo_(bo), kind_(kind) {}
+  void Run() override { pick_ = pick_backend(kind_, bo_); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    backend_fields(o, *pick_.backend, pick_.choice);
+    return o;
+  }
+
+ private:
+  BackendOptions bo_;
+  BackendKind kind_;
+  BackendPick pick_;
+};
+
 // ---- load -------------------------------------------------------------------------------------------
 // Reads the file tensor by tensor (progress in file bytes, cancellable between tensors); on CUDA each
 // tensor is copied to the device as soon as it is decoded, while the next one is read.
@@ -88,8 +125,10 @@ class LoadWorker : public EngineWorker {
     }
   }
   void Run() override {
-    choice_ = choose_backend(kind_);  // 'cuda' fails here, before any weights are read
-    cpu_ = std::shared_ptr<Backend>(make_cpu_backend(bo_).release());
+    BackendPick pick = pick_backend(kind_, bo_);  // 'cuda' fails here, before any weights are read
+    choice_ = pick.choice;
+    cpu_ = pick.cpu;
+    backend_ = pick.backend;
     LoadHooks hooks;
     hooks.cancel = CancelToken{cancel_.ptr()};
     if (has_progress_)
@@ -102,18 +141,12 @@ class LoadWorker : public EngineWorker {
       };
     const bool cuda = choice_.used == BackendKind::Cuda;
     if (cuda) {
-      backend_ = std::shared_ptr<Backend>(make_cuda_backend(choice_.device, bo_).release());
       // the weights (fp32 or bf16), uploaded once as they are read (E_OOM when the device is too small)
       hooks.allocated = [this](const Model& m) { backend_->bind_begin(m); };
       hooks.tensor = [this](const Model& m, const float* p, size_t n) { backend_->bind_part(m, p, n); };
     }
     model_ = std::shared_ptr<Model>(load_model(path_, &hooks).release());
-    if (cuda) {
-      backend_->bind_end(*model_);
-    } else {
-      backend_ = cpu_;
-      if (bo_.bf16_weights) choice_.note += std::string(choice_.note.empty() ? "" : "; ") + "bf16 weights apply to CUDA only: the CPU computes in fp32";
-    }
+    if (cuda) backend_->bind_end(*model_);
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object obj = AddonModel::constructor->New({});
@@ -392,7 +425,8 @@ class ImportanceWorker : public ModelJob {
 
 Napi::Function AddonModel::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "AddonModel",
-                                 {StaticMethod("load", &AddonModel::Load), StaticMethod("inspect", &AddonModel::Inspect), InstanceMethod("info", &AddonModel::Info),
+                                 {StaticMethod("load", &AddonModel::Load), StaticMethod("inspect", &AddonModel::Inspect),
+                                  StaticMethod("describeBackend", &AddonModel::DescribeBackend), InstanceMethod("info", &AddonModel::Info),
                                   InstanceMethod("metadata", &AddonModel::Metadata), InstanceMethod("score", &AddonModel::Score),
                                   InstanceMethod("generate", &AddonModel::Generate), InstanceMethod("dispose", &AddonModel::Dispose),
                                   InstanceMethod("tensors", &AddonModel::Tensors), InstanceMethod("mergeLora", &AddonModel::MergeLora),
@@ -417,33 +451,47 @@ Napi::Value AddonModel::Inspect(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// the backend options of load() and describeBackend(); E_ARG naming the option
+static void parse_backend_options(Napi::Env env, const Napi::Object& o, BackendOptions& bo, BackendKind& kind) {
+  bo.threads = opt_int(o, "threads", 0);
+  bo.blas = opt_bool(o, "blas", true);
+  Napi::Value wv = o.Get("weights");
+  if (!wv.IsUndefined() && !wv.IsNull()) {
+    std::string ws = wv.IsString() ? wv.As<Napi::String>().Utf8Value() : "";
+    if (ws != "f32" && ws != "bf16") throw make_error(env, "E_ARG", "weights must be 'f32' or 'bf16'");
+    bo.bf16_weights = ws == "bf16";
+  }
+  if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
+  Napi::Value b = o.Get("backend");
+  if (!b.IsUndefined() && !b.IsNull()) {
+    if (!b.IsString()) throw make_error(env, "E_ARG", "backend must be 'auto', 'cpu' or 'cuda'");
+    try {
+      kind = parse_backend_kind(b.As<Napi::String>().Utf8Value());
+    } catch (const EngineError& e) {
+      throw make_error(env, "E_ARG", e.what());
+    }
+  }
+}
+
 Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw make_error(env, "E_ARG", "load(path, options?): path must be a string");
   BackendOptions bo;
   BackendKind kind = BackendKind::Auto;
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  {
-    bo.threads = opt_int(o, "threads", 0);
-    bo.blas = opt_bool(o, "blas", true);
-    Napi::Value wv = o.Get("weights");
-    if (!wv.IsUndefined() && !wv.IsNull()) {
-      std::string ws = wv.IsString() ? wv.As<Napi::String>().Utf8Value() : "";
-      if (ws != "f32" && ws != "bf16") throw make_error(env, "E_ARG", "weights must be 'f32' or 'bf16'");
-      bo.bf16_weights = ws == "bf16";
-    }
-    if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
-    Napi::Value b = o.Get("backend");
-    if (!b.IsUndefined() && !b.IsNull()) {
-      if (!b.IsString()) throw make_error(env, "E_ARG", "backend must be 'auto', 'cpu' or 'cuda'");
-      try {
-        kind = parse_backend_kind(b.As<Napi::String>().Utf8Value());
-      } catch (const EngineError& e) {
-        throw make_error(env, "E_ARG", e.what());
-      }
-    }
-  }
+  parse_backend_options(env, o, bo, kind);
   auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind, o);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonModel::DescribeBackend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BackendOptions bo;
+  BackendKind kind = BackendKind::Auto;
+  if (info.Length() > 0 && info[0].IsObject()) parse_backend_options(env, info[0].As<Napi::Object>(), bo, kind);
+  auto* w = new DescribeBackendWorker(env, bo, kind);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -502,13 +550,18 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_loaded(env);
   Napi::Object o = config_object(env, *model);
-  o.Set("backend", backend->name());
-  o.Set("threads", backend->threads());
+  backend_fields(o, *backend, choice);
+  return o;
+}
+
+void backend_fields(Napi::Object& o, const Backend& be, const BackendChoice& choice) {
+  Napi::Env env = o.Env();
+  o.Set("backend", be.name());
+  o.Set("threads", be.threads());
   o.Set("backendKind", backend_kind_name(choice.used));
   o.Set("backendRequested", backend_kind_name(choice.requested));
   o.Set("backendAutoPick", backend_kind_name(choice.auto_pick));
   o.Set("backendNote", choice.note.empty() ? env.Null() : Napi::Value(Napi::String::New(env, choice.note)));
-  return o;
 }
 
 Napi::Value AddonModel::Metadata(const Napi::CallbackInfo& info) {

@@ -35,6 +35,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
  private:
   static Napi::Value Load(const Napi::CallbackInfo& info);
   static Napi::Value Inspect(const Napi::CallbackInfo& info);  // config and metadata without the weights
+  static Napi::Value DescribeBackend(const Napi::CallbackInfo& info);  // the backend a load would use, no model
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Metadata(const Napi::CallbackInfo& info);
   Napi::Value Score(const Napi::CallbackInfo& info);

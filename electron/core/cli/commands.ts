@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { Model, cudaStatusLine, engineInfo } from '../engine/engine.js';
+import { Model, cudaStatusLine, describeBackend, engineInfo, inspectModel } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
@@ -49,34 +49,32 @@ const common = {
 // ---- verbs -----------------------------------------------------------------------------------------
 
 async function runInfo(ctx: CommandContext): Promise<void> {
-  const m = await Model.load(modelArg(ctx), loadOpts(ctx));
-  try {
-    const i = m.info;
-    const engine = engineInfo();
-    if (ctx.values.json) return json(ctx, { ...i, engine });
-    const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
-    const lines = [
-      `model         ${i.path}`,
-      `format        ${i.format} (${i.sourceDtype}), architecture ${i.architecture}`,
-      `parameters    ${fmtInt(i.nParams)}`,
-      `hidden size   ${i.dim}, ${i.nLayers} layers, head dim ${i.headDim}`,
-      `vocabulary    ${fmtInt(i.vocabSize)} (${i.tokenizer ?? 'no tokenizer'}; BOS ${i.bosId}, EOS ${i.eosId})`,
-      `context       ${fmtInt(i.contextLength)} tokens`,
-      `rope          theta ${i.ropeTheta}, ${i.sourceRopeLayout} in the file${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
-      `norm eps      ${Number(i.normEps.toPrecision(6))}`,
-      `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
-      `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendKind === 'cuda' ? ': chose CUDA' : ': CUDA not available') : ''})`,
-      `cuda          ${cudaStatusLine(engine.cuda)}`,
-      uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
-    ];
-    if (!uniform) {
-      lines.push('  layer  heads  kv  ffn');
-      i.layers.forEach((l, k) => lines.push(`  ${String(k).padStart(5)}  ${String(l.nHead).padStart(5)}  ${String(l.nKvHead).padStart(2)}  ${l.ffn}`));
-    }
-    ctx.out(lines.join('\n') + '\n');
-  } finally {
-    m.dispose();
+  // the file's header and the backend a load would use: a 7B model is described without decoding its weights
+  const modelPath = modelArg(ctx);
+  const backend = await describeBackend(loadOpts(ctx));  // --backend cuda without a device fails first, as a load does
+  const i = { ...(await inspectModel(modelPath)), ...backend };
+  const engine = engineInfo();
+  if (ctx.values.json) return json(ctx, { ...i, engine });
+  const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
+  const lines = [
+    `model         ${i.path}`,
+    `format        ${i.format} (${i.sourceDtype}), architecture ${i.architecture}`,
+    `parameters    ${fmtInt(i.nParams)}`,
+    `hidden size   ${i.dim}, ${i.nLayers} layers, head dim ${i.headDim}`,
+    `vocabulary    ${fmtInt(i.vocabSize)} (${i.tokenizer ?? 'no tokenizer'}; BOS ${i.bosId}, EOS ${i.eosId})`,
+    `context       ${fmtInt(i.contextLength)} tokens`,
+    `rope          theta ${i.ropeTheta}, ${i.sourceRopeLayout} in the file${i.ropeScaling.type !== 'none' ? `, ${i.ropeScaling.type} scaling ×${i.ropeScaling.factor}` : ''}${i.ropeFreqFactors ? ', frequency factors' : ''}`,
+    `norm eps      ${Number(i.normEps.toPrecision(6))}`,
+    `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
+    `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendKind === 'cuda' ? ': chose CUDA' : ': CUDA not available') : ''})`,
+    `cuda          ${cudaStatusLine(engine.cuda)}`,
+    uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
+  ];
+  if (!uniform) {
+    lines.push('  layer  heads  kv  ffn');
+    i.layers.forEach((l, k) => lines.push(`  ${String(k).padStart(5)}  ${String(l.nHead).padStart(5)}  ${String(l.nKvHead).padStart(2)}  ${l.ffn}`));
   }
+  ctx.out(lines.join('\n') + '\n');
 }
 
 async function runTokenize(ctx: CommandContext): Promise<void> {

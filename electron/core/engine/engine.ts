@@ -2,7 +2,7 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawFileInfo, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
@@ -132,6 +132,15 @@ export async function inspectModel(modelPath: string, opts: { noTokenizer?: bool
     tokenizer = t.kind;
   }
   return { ...r.info, path: modelPath, tokenizer };
+}
+
+/**
+ * The backend a load with these options would run on — chosen as a load chooses ('cuda' rejects with
+ * E_UNSUPPORTED saying why), created, named — without reading a model. With inspectModel, a model's whole
+ * info without loading it.
+ */
+export async function describeBackend(opts: LoadOptions = {}): Promise<RawBackendInfo> {
+  return wrap(() => addon().AddonModel.describeBackend({ threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32' }));
 }
 
 export class Model {

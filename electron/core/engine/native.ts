@@ -30,7 +30,10 @@ export interface RawModelInfo {
   backendNote: string | null;
 }
 /** What a model file says of itself (AddonModel.inspect): the info of a load without the backend's fields. */
-export type RawFileInfo = Omit<RawModelInfo, 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote'>;
+export type RawFileInfo = Omit<RawModelInfo, RawBackendKey>;
+type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote';
+/** The backend part of a load's info (AddonModel.describeBackend: what a load with those options runs on). */
+export type RawBackendInfo = Pick<RawModelInfo, RawBackendKey>;
 export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number }
 export interface RawGenerateResult { tokens: number[]; promptTokens: number; promptMs: number; generateMs: number; stopReason: 'eos' | 'length' | 'stopped' | 'context' }
 export interface RawAddonModel {
@@ -113,6 +116,8 @@ export interface RawAddon {
     load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16'; cancel?: Int32Array; onProgress?: (bytesDone: number, bytesTotal: number) => void }): Promise<RawAddonModel>;
     /** the file checked as a load checks it, its config and metadata; no weights are decoded */
     inspect(path: string): Promise<{ info: RawFileInfo; metadata: Record<string, unknown> }>;
+    /** the backend a load with these options would run on, created without a model ('cuda' rejects as load does) */
+    describeBackend(opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16' }): Promise<RawBackendInfo>;
   };
   engineInfo(): EngineInfo;
   createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;
