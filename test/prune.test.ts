@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Model } from '../electron/core/engine/engine.js';
+import { EngineError, Model } from '../electron/core/engine/engine.js';
 import { randomModel, type ModelTensors } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
-import { calibrationFromExamples, calibrationFromText, pruneModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { calibrationFromExamples, calibrationFromText, pruneModel, sliceLoaded, sliceModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
 import { parseSpec } from '../electron/core/pipeline/spec.js';
 import { defaultTemplate, getTask, renderExample } from '../electron/core/tasks/index.js';
 import { perplexity } from '../electron/core/text/perplexity.js';
@@ -301,5 +301,26 @@ test('prune errors: unreachable targets, bad ratios and missing calibration are 
     assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
     assert.equal(fs.existsSync(args[args.length - 1]), false, 'nothing written');
+  }
+});
+
+test('slicing a loaded model layer by layer gives the pruned tensors of slicing its full copy, bit for bit', async () => {
+  const m = await Model.load(shared('models', 'stories260K-hf'), { noTokenizer: true });
+  try {
+    // uneven keeps: GQA groups of 2 heads, a layer losing all attention, one losing nothing
+    const kept: KeptLayer[] = m.info.layers.map((l, i) => {
+      const groups = i === 1 ? [] : i === 2 ? [...Array(l.nKvHead).keys()] : [0, l.nKvHead - 1];
+      const per = l.nHead / l.nKvHead;
+      return { attnGroups: groups, heads: groups.flatMap((g) => [...Array(per).keys()].map((k) => g * per + k)), channels: [...Array(l.ffn).keys()].filter((c) => (c + i) % 3 !== 0) };
+    });
+    const whole = m.tensors();
+    assert.deepEqual(sliceLoaded(m, kept), sliceModel(whole, kept));
+    const head = m.tensors({ layers: false });
+    assert.equal(head.layers.length, 0);
+    assert.deepEqual(head.tokEmb, whole.tokEmb);
+    m.info.layers.forEach((_, i) => assert.deepEqual(m.layerTensors(i), whole.layers[i]));
+    assert.throws(() => m.layerTensors(m.info.nLayers), (e: unknown) => (e as EngineError).code === 'E_ARG');
+  } finally {
+    m.dispose();
   }
 });

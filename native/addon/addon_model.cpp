@@ -609,12 +609,7 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
     if (n) std::memcpy(a.Data(), m.tensor_ptr(k, l), n * 4);
     return a;
   };
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("tokEmb", copy(TensorKind::TokEmb, 0));
-  o.Set("outNorm", copy(TensorKind::OutNorm, 0));
-  o.Set("lmHead", m.cfg.tied ? env.Null() : copy(TensorKind::LmHead, 0));
-  Napi::Array layers = Napi::Array::New(env, size_t(m.cfg.n_layers));
-  for (int l = 0; l < m.cfg.n_layers; l++) {
+  auto layer = [&](int l) {
     Napi::Object lo = Napi::Object::New(env);
     lo.Set("attnNorm", copy(TensorKind::AttnNorm, l));
     lo.Set("wq", copy(TensorKind::Wq, l));
@@ -625,8 +620,23 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
     lo.Set("wGate", copy(TensorKind::WGate, l));
     lo.Set("wUp", copy(TensorKind::WUp, l));
     lo.Set("wDown", copy(TensorKind::WDown, l));
-    layers.Set(uint32_t(l), lo);
+    return lo;
+  };
+  // tensors({layer: i}): that layer's tensors alone (one layer's copy at a time, for slicing a 7B model
+  // without a second copy of all its weights); tensors({layers: false}): the model's without its layers
+  Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  if (!opts.Get("layer").IsUndefined()) {
+    const int l = opt_int(opts, "layer", -1);
+    if (l < 0 || l >= m.cfg.n_layers) throw make_error(env, "E_ARG", "layer must be between 0 and " + std::to_string(m.cfg.n_layers - 1));
+    return layer(l);
   }
+  const bool with_layers = opt_bool(opts, "layers", true);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tokEmb", copy(TensorKind::TokEmb, 0));
+  o.Set("outNorm", copy(TensorKind::OutNorm, 0));
+  o.Set("lmHead", m.cfg.tied ? env.Null() : copy(TensorKind::LmHead, 0));
+  Napi::Array layers = Napi::Array::New(env, with_layers ? size_t(m.cfg.n_layers) : 0);
+  for (int l = 0; with_layers && l < m.cfg.n_layers; l++) layers.Set(uint32_t(l), layer(l));
   o.Set("layers", layers);
   if (!m.cfg.rope_freq_factors.empty()) {
     Napi::Float32Array f = Napi::Float32Array::New(env, m.cfg.rope_freq_factors.size());

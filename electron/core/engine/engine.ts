@@ -3,7 +3,7 @@
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
 import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
-import type { ModelTensors } from '../formats/model-tensors.js';
+import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 
@@ -255,9 +255,12 @@ export class Model {
     return this.handle();
   }
 
-  /** A copy of every weight as the neutral in-memory model the writers take. */
-  tensors(): ModelTensors {
-    const t: RawTensors = this.handle().tensors();
+  /**
+   * A copy of every weight as the neutral in-memory model the writers take; with `{ layers: false }` all but
+   * the layers (`layers` empty), which layerTensors copies one at a time.
+   */
+  tensors(opts: { layers?: boolean } = {}): ModelTensors {
+    const t: RawTensors = this.handle().tensors({ layers: opts.layers ?? true });
     const i = this.info;
     const s = i.ropeScaling;
     return {
@@ -270,6 +273,11 @@ export class Model {
       tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
       layers: t.layers.map((l, k) => ({ ...i.layers[k], ...l })),
     };
+  }
+
+  /** A copy of one layer's weights, with its shape. */
+  layerTensors(layer: number): LayerTensors {
+    return { ...this.info.layers[layer], ...this.handle().tensors({ layer }) };
   }
 
   /**

@@ -42,15 +42,17 @@ export interface RawAddonModel {
   score(seqs: Array<Int32Array | number[]>, opts: { lastLogits?: boolean; maxBatchTokens?: number; cancel?: Int32Array; onProgress?: (done: number, total: number) => void }): Promise<RawSeqScore[]>;
   generate(prompt: Int32Array | number[], opts: { maxTokens?: number; nCtx?: number; nBatch?: number; temperature?: number; topK?: number; topP?: number; seed?: number; stopIds?: number[]; cancel?: Int32Array; onToken?: (id: number, index: number) => void }): Promise<RawGenerateResult>;
   dispose(): void;
-  tensors(): RawTensors;
+  tensors(opts?: { layers?: boolean }): RawTensors;
+  tensors(opts: { layer: number }): RawLayerTensors;
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
   taylorStats(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<RawTaylorStats>;
   groupImportance(examples: RawExample[], opts: { method?: string; agg?: string; seed?: number; cancel?: Int32Array }): Promise<RawGroupScores>;
 }
 export interface RawGroupScores { attn: Float64Array[]; mlp: Float64Array[]; loss: number; ms: number }
+export interface RawLayerTensors { attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array; ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array }
 export interface RawTensors {
   tokEmb: Float32Array; outNorm: Float32Array; lmHead: Float32Array | null;
-  layers: Array<{ attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array; ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array }>;
+  layers: RawLayerTensors[];
   ropeFreqFactors?: Float32Array;
 }
 export interface RawTrainConfig {

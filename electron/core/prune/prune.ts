@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { Model } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import type { RawExample, RawGroupScores } from '../engine/native.js';
-import type { ModelTensors } from '../formats/model-tensors.js';
+import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 export { calibrationFromExamples, calibrationFromIds, calibrationFromText, taskCalibrationRecords } from './calibration.js';
@@ -83,32 +83,39 @@ export function chooseKept(a: ArchConfig, scores: RawGroupScores, plan: PrunePla
   return kept;
 }
 
-/** Physically removes the groups a layer does not keep. */
-export function sliceModel(m: ModelTensors, kept: KeptLayer[]): ModelTensors {
-  const D = m.dim, hd = m.headDim;
+/** Physically removes the groups a layer does not keep (D: model dim, hd: head dim). */
+export function sliceLayer(l: LayerTensors, k: KeptLayer, D: number, hd: number): LayerTensors {
   const rows = (w: Float32Array, cols: number, idx: number[], block: number) => {
     const out = new Float32Array(idx.length * block * cols);
-    idx.forEach((r, k) => out.set(w.subarray(r * block * cols, (r + 1) * block * cols), k * block * cols));
+    idx.forEach((r, j) => out.set(w.subarray(r * block * cols, (r + 1) * block * cols), j * block * cols));
     return out;
   };
   const cols = (w: Float32Array, nRows: number, nCols: number, idx: number[], block: number) => {
     const out = new Float32Array(nRows * idx.length * block);
-    for (let r = 0; r < nRows; r++) idx.forEach((c, k) => out.set(w.subarray(r * nCols + c * block, r * nCols + (c + 1) * block), r * idx.length * block + k * block));
+    for (let r = 0; r < nRows; r++) idx.forEach((c, j) => out.set(w.subarray(r * nCols + c * block, r * nCols + (c + 1) * block), r * idx.length * block + j * block));
     return out;
   };
   return {
-    ...m,
-    layers: m.layers.map((l, i) => {
-      const k = kept[i];
-      return {
-        ...l,
-        nHead: k.heads.length, nKvHead: k.attnGroups.length, ffn: k.channels.length,
-        wq: rows(l.wq, D, k.heads, hd), wk: rows(l.wk, D, k.attnGroups, hd), wv: rows(l.wv, D, k.attnGroups, hd),
-        wo: cols(l.wo, D, l.nHead * hd, k.heads, hd),
-        wGate: rows(l.wGate, D, k.channels, 1), wUp: rows(l.wUp, D, k.channels, 1), wDown: cols(l.wDown, D, l.ffn, k.channels, 1),
-      };
-    }),
+    ...l,
+    nHead: k.heads.length, nKvHead: k.attnGroups.length, ffn: k.channels.length,
+    wq: rows(l.wq, D, k.heads, hd), wk: rows(l.wk, D, k.attnGroups, hd), wv: rows(l.wv, D, k.attnGroups, hd),
+    wo: cols(l.wo, D, l.nHead * hd, k.heads, hd),
+    wGate: rows(l.wGate, D, k.channels, 1), wUp: rows(l.wUp, D, k.channels, 1), wDown: cols(l.wDown, D, l.ffn, k.channels, 1),
   };
+}
+
+/** Physically removes the groups each layer does not keep. */
+export function sliceModel(m: ModelTensors, kept: KeptLayer[]): ModelTensors {
+  return { ...m, layers: m.layers.map((l, i) => sliceLayer(l, kept[i], m.dim, m.headDim)) };
+}
+
+/**
+ * The same, read from a loaded model one layer at a time: the host then holds the model, the pruned copy
+ * and one layer's copy (0.8 GB for LLaMA-7B), not a second copy of every weight (25 GB) as well.
+ */
+export function sliceLoaded(model: Model, kept: KeptLayer[]): ModelTensors {
+  const head = model.tensors({ layers: false });
+  return { ...head, layers: kept.map((k, i) => sliceLayer(model.layerTensors(i), k, head.dim, head.headDim)) };
 }
 
 export async function pruneModel(model: Model, o: PruneOptions): Promise<PruneResult> {
@@ -126,7 +133,7 @@ export async function pruneModel(model: Model, o: PruneOptions): Promise<PruneRe
     });
     plan = finish(a, ratio, layers);
   }
-  const tensors = sliceModel(model.tensors(), kept);
+  const tensors = sliceLoaded(model, kept);
   const { calib: _c, signal: _s, ...rest } = o;
   void _c; void _s;
   return {
