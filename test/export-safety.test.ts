@@ -213,3 +213,22 @@ test('tailor export: progress with bytes on stderr; Ctrl-C mid-export exits 130 
   assert.equal(await new Promise((resolve) => done.on('exit', resolve)), 0, err2);
   assert.match(err2, /export\s+100\.0%\s+([\d.]+ MB) \/ \1/);
 });
+
+test('lazyTensors (what exports, merges and full fine-tuning write from): the weights of tensors(), read one tensor at a time', async () => {
+  const m = await Model.load(shared('models', 'stories260K', 'stories260K.gguf'), { noTokenizer: true });  // untied head
+  const lazy = m.lazyTensors();
+  const eager = m.tensors();
+  assert.deepEqual({ ...lazy, layers: lazy.layers.map((l) => ({ ...l })) }, eager);
+  assert.ok(lazy.lmHead !== null && lazy.lmHead.length === m.info.vocabSize * m.info.dim);
+  // nothing is kept: each read is a fresh copy, and writing into one changes neither the model nor the next read
+  const a = lazy.layers[2].wq, b = lazy.layers[2].wq;
+  assert.notEqual(a, b);
+  a.fill(0);
+  assert.deepEqual(lazy.layers[2].wq, eager.layers[2].wq);
+  assert.deepEqual(m.tensors().layers[2].wq, eager.layers[2].wq);
+  const raw = m.rawHandle();
+  assert.throws(() => raw.tensors({ layer: 0, name: 'bogus' as 'wq' }), (e: unknown) => (e as { code?: string }).code === 'E_ARG');
+  assert.throws(() => raw.tensors({ layer: 99, name: 'wq' }), (e: unknown) => (e as { code?: string }).code === 'E_ARG');
+  m.dispose();
+  assert.throws(() => lazy.layers[0].wq, /disposed/);
+});

@@ -1,6 +1,7 @@
 // addon_model.cpp — AddonModel's methods and the workers behind them (load, score, generate).
 #include "addon_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -625,6 +626,22 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
   // tensors({layer: i}): that layer's tensors alone (one layer's copy at a time, for slicing a 7B model
   // without a second copy of all its weights); tensors({layers: false}): the model's without its layers
   Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  // tensors({name}) / tensors({layer, name}): one tensor (a writer streaming the model copies one at a time)
+  Napi::Value nv = opts.Get("name");
+  if (!nv.IsUndefined()) {
+    static const std::pair<const char*, TensorKind> kNames[] = {
+        {"tokEmb", TensorKind::TokEmb}, {"outNorm", TensorKind::OutNorm}, {"lmHead", TensorKind::LmHead}, {"attnNorm", TensorKind::AttnNorm},
+        {"wq", TensorKind::Wq}, {"wk", TensorKind::Wk}, {"wv", TensorKind::Wv}, {"wo", TensorKind::Wo}, {"ffnNorm", TensorKind::FfnNorm},
+        {"wGate", TensorKind::WGate}, {"wUp", TensorKind::WUp}, {"wDown", TensorKind::WDown}};
+    const std::string name = nv.IsString() ? nv.As<Napi::String>().Utf8Value() : "";
+    const auto* it = std::find_if(std::begin(kNames), std::end(kNames), [&](const auto& e) { return name == e.first; });
+    if (it == std::end(kNames)) throw make_error(env, "E_ARG", "name must be a tensor of the model (tokEmb, wq, …)");
+    const bool per_layer = it->second != TensorKind::TokEmb && it->second != TensorKind::OutNorm && it->second != TensorKind::LmHead;
+    const int l = per_layer ? opt_int(opts, "layer", -1) : 0;
+    if (l < 0 || l >= m.cfg.n_layers) throw make_error(env, "E_ARG", "layer must be between 0 and " + std::to_string(m.cfg.n_layers - 1));
+    if (it->second == TensorKind::LmHead && m.cfg.tied) return env.Null();
+    return copy(it->second, l);
+  }
   if (!opts.Get("layer").IsUndefined()) {
     const int l = opt_int(opts, "layer", -1);
     if (l < 0 || l >= m.cfg.n_layers) throw make_error(env, "E_ARG", "layer must be between 0 and " + std::to_string(m.cfg.n_layers - 1));

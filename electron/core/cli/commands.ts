@@ -236,7 +236,7 @@ async function runMerge(ctx: CommandContext): Promise<void> {
   const src = modelArg(ctx);
   const m = await loadWithAdapter(ctx, loadOpts(ctx));
   try {
-    const tensors = m.tensors();
+    const tensors = m.lazyTensors();  // each tensor read as it is written
     // the tokenizer travels with the merged model when it is a file beside the source
     const srcDir = fs.statSync(src).isDirectory() ? src : path.dirname(src);
     const tokFiles = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json']

@@ -2,7 +2,7 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawLayerTensors, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
@@ -261,6 +261,15 @@ export class Model {
    */
   tensors(opts: { layers?: boolean } = {}): ModelTensors {
     const t: RawTensors = this.handle().tensors({ layers: opts.layers ?? true });
+    return {
+      ...this.header(),
+      tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
+      layers: t.layers.map((l, k) => ({ ...this.info.layers[k], ...l })),
+    };
+  }
+
+  /** ModelTensors' fields other than the weights */
+  private header(): Omit<ModelTensors, 'tokEmb' | 'outNorm' | 'lmHead' | 'layers'> {
     const i = this.info;
     const s = i.ropeScaling;
     return {
@@ -270,9 +279,34 @@ export class Model {
         : s.type === 'llama3' ? { type: 'llama3', factor: s.factor, lowFreqFactor: s.lowFreqFactor!, highFreqFactor: s.highFreqFactor!, originalMaxPositionEmbeddings: s.originalMaxPositionEmbeddings! }
         : undefined,
       bosId: i.bosId, eosId: i.eosId,
-      tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
-      layers: t.layers.map((l, k) => ({ ...i.layers[k], ...l })),
     };
+  }
+
+  /**
+   * The weights as the writers take them, each tensor copied from the engine when it is read — again at each
+   * read, nothing kept — so a writer streaming the model (they take each tensor through a thunk when it is
+   * written) holds one tensor at a time, not a copy of all of them (25 GiB for LLaMA-7B). Shapes are plain
+   * fields. Writing into a returned array changes nothing: for edits, use tensors().
+   */
+  lazyTensors(): ModelTensors {
+    const raw = this.handle();
+    const i = this.info;
+    const lazy = <T extends object>(o: T, names: readonly string[], get: (name: string) => Float32Array | null): T => {
+      for (const n of names) Object.defineProperty(o, n, { enumerable: true, configurable: false, get: () => get(n) });
+      return o;
+    };
+    const model = lazy({ ...this.header(), layers: [] as LayerTensors[] } as ModelTensors, ['tokEmb', 'outNorm', 'lmHead'], (n) =>
+      this.alive(raw).tensors({ name: n as 'tokEmb' | 'outNorm' | 'lmHead' }));
+    model.layers = i.layers.map((shape, layer) =>
+      lazy({ ...shape } as LayerTensors, ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'wGate', 'wUp', 'wDown'], (n) =>
+        this.alive(raw).tensors({ layer, name: n as keyof RawLayerTensors })));
+    return model;
+  }
+
+  /** raw, if this model is still loaded (a lazy view read after dispose is an E_ARG error, not a crash) */
+  private alive(raw: RawAddonModel): RawAddonModel {
+    if (this.raw !== raw) this.handle();
+    return raw;
   }
 
   /** A copy of one layer's weights, with its shape. */

@@ -44,6 +44,8 @@ export interface RawAddonModel {
   dispose(): void;
   tensors(opts?: { layers?: boolean }): RawTensors;
   tensors(opts: { layer: number }): RawLayerTensors;
+  tensors(opts: { name: 'tokEmb' | 'outNorm' | 'lmHead' }): Float32Array | null;
+  tensors(opts: { layer: number; name: keyof RawLayerTensors }): Float32Array;
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;
   taylorStats(examples: RawExample[], opts: { cancel?: Int32Array }): Promise<RawTaylorStats>;
   groupImportance(examples: RawExample[], opts: { method?: string; agg?: string; seed?: number; cancel?: Int32Array }): Promise<RawGroupScores>;

@@ -122,7 +122,7 @@ export async function exportModel(model: Model, o: ExportOptions): Promise<Expor
   const io = { force: o.force, signal: o.signal, onProgress: o.onProgress };
   if (o.format === 'gguf') {
     const vocab = ggufVocabFor(model);
-    const t = withFirstLayerAttention(model.tensors());
+    const t = withFirstLayerAttention(model.lazyTensors());
     const arch = isUniform(t) ? 'llama' : 'deci';
     const spec = ggufSpec(t, { arch, dtype: o.dtype ?? 'f32', name: o.name ?? path.basename(model.info.path), tokenizer: vocab,
       extraKv: o.description ? [{ key: 'general.description', type: 'string', value: o.description }] : [] });
@@ -132,7 +132,7 @@ export async function exportModel(model: Model, o: ExportOptions): Promise<Expor
   if (o.format === 'hf') {
     if (o.dtype === 'q8_0') throw new EngineError('E_ARG', 'Hugging Face safetensors exports are f32, f16 or bf16');
     const dtype = o.dtype ?? 'f32';
-    const t = model.tensors();
+    const t = model.lazyTensors();
     const files = [
       ...hfFolderPlan(t, { dtype, shardBytes: o.shardBytes }),
       ...tokenizerFiles(model),
@@ -147,7 +147,7 @@ export async function exportModel(model: Model, o: ExportOptions): Promise<Expor
   const adapter = o.adapterDir;
   for (const f of ['adapter_config.json', 'adapter_model.safetensors'])
     if (!fs.existsSync(path.join(adapter, f))) throw new EngineError('E_IO', `${adapter} is not a PEFT adapter (no ${f})`);
-  const t = model.tensors();
+  const t = model.lazyTensors();
   const dtype = o.dtype === 'q8_0' ? 'f32' : o.dtype ?? 'f32';
   const adapterFiles = fs.readdirSync(adapter).filter((f) => fs.statSync(path.join(adapter, f)).isFile()).sort().map((f) => {
     if (f !== 'adapter_config.json') return plannedCopy(`adapter/${f}`, path.join(adapter, f));

@@ -264,8 +264,8 @@ export function ggufSpec(m: ModelTensors, opts: GgufWriteOptions = {}): GgufSpec
     }
   });
   tensors.push(f32Tensor('output_norm.weight', m.outNorm, [d]));
-  const head = m.lmHead;
-  if (head) tensors.push(weightTensor('output.weight', () => head, m.vocabSize, d, dtype));
+  // read again when written (a lazy model's tensors are not held while others are written)
+  if (m.lmHead) tensors.push(weightTensor('output.weight', () => m.lmHead as Float32Array, m.vocabSize, d, dtype));
   return { version: 3, alignment, kvs, tensors };
 }
 

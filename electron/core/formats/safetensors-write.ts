@@ -152,8 +152,8 @@ export function hfTensors(m: ModelTensors, dtype: 'f32' | 'f16' | 'bf16' = 'f32'
     }
   });
   out.push(encoded('model.norm.weight', () => m.outNorm, [d], dtype));
-  const head = m.lmHead;
-  if (head) out.push(encoded('lm_head.weight', () => head, [m.vocabSize, d], dtype));
+  // read again when written (a lazy model's tensors are not held while others are written)
+  if (m.lmHead) out.push(encoded('lm_head.weight', () => m.lmHead as Float32Array, [m.vocabSize, d], dtype));
   return out;
 }
 

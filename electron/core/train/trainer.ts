@@ -234,7 +234,7 @@ export async function finetune(model: Model, o: FinetuneOptions): Promise<Finetu
       const src = model.info.path;
       const srcDir = fs.statSync(src).isDirectory() ? src : path.dirname(src);
       const tok = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json'].map((f) => path.join(srcDir, f)).filter((f) => fs.existsSync(f));
-      const tensors = model.tensors();
+      const tensors = model.lazyTensors();  // each tensor read as it is written
       atomicWriteDir(adapterDir, true, (tmp) => {
         writeHfFolder(tmp, tensors, {});
         for (const f of tok) fs.copyFileSync(f, path.join(tmp, path.basename(f)));
