@@ -320,6 +320,11 @@ test('slicing a loaded model layer by layer gives the pruned tensors of slicing 
     assert.deepEqual(head.tokEmb, whole.tokEmb);
     m.info.layers.forEach((_, i) => assert.deepEqual(m.layerTensors(i), whole.layers[i]));
     assert.throws(() => m.layerTensors(m.info.nLayers), (e: unknown) => (e as EngineError).code === 'E_ARG');
+    // each read slices afresh from the model: nothing is kept between reads
+    const lazy = sliceLoaded(m, kept);
+    assert.notEqual(lazy.layers[0].wq, lazy.layers[0].wq);
+    m.dispose();
+    assert.throws(() => lazy.layers[0].wq, /disposed/);
   } finally {
     m.dispose();
   }

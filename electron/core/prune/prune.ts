@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { Model } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import type { RawExample, RawGroupScores } from '../engine/native.js';
-import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
+import type { LayerShape, LayerTensors, ModelTensors } from '../formats/model-tensors.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
 export { calibrationFromExamples, calibrationFromIds, calibrationFromText, taskCalibrationRecords } from './calibration.js';
@@ -33,6 +33,7 @@ export interface PruneOptions {
 export interface KeptLayer { attnGroups: number[]; heads: number[]; channels: number[] }
 
 export interface PruneResult {
+  /** the pruned weights, sliced from the loaded model as they are read (sliceLoaded): write them before disposing it */
   tensors: ModelTensors;
   plan: PrunePlan;
   kept: KeptLayer[];
@@ -83,25 +84,37 @@ export function chooseKept(a: ArchConfig, scores: RawGroupScores, plan: PrunePla
   return kept;
 }
 
-/** Physically removes the groups a layer does not keep (D: model dim, hd: head dim). */
-export function sliceLayer(l: LayerTensors, k: KeptLayer, D: number, hd: number): LayerTensors {
-  const rows = (w: Float32Array, cols: number, idx: number[], block: number) => {
+type Weight = 'wq' | 'wk' | 'wv' | 'wo' | 'wGate' | 'wUp' | 'wDown';
+const WEIGHTS: readonly Weight[] = ['wq', 'wk', 'wv', 'wo', 'wGate', 'wUp', 'wDown'];
+
+/** One weight of layer l without the groups it does not keep (D: model dim, hd: head dim). */
+function sliceWeight(name: Weight, w: Float32Array, l: LayerShape, k: KeptLayer, D: number, hd: number): Float32Array {
+  const rows = (cols: number, idx: number[], block: number) => {
     const out = new Float32Array(idx.length * block * cols);
     idx.forEach((r, j) => out.set(w.subarray(r * block * cols, (r + 1) * block * cols), j * block * cols));
     return out;
   };
-  const cols = (w: Float32Array, nRows: number, nCols: number, idx: number[], block: number) => {
+  const cols = (nRows: number, nCols: number, idx: number[], block: number) => {
     const out = new Float32Array(nRows * idx.length * block);
     for (let r = 0; r < nRows; r++) idx.forEach((c, j) => out.set(w.subarray(r * nCols + c * block, r * nCols + (c + 1) * block), r * idx.length * block + j * block));
     return out;
   };
-  return {
-    ...l,
-    nHead: k.heads.length, nKvHead: k.attnGroups.length, ffn: k.channels.length,
-    wq: rows(l.wq, D, k.heads, hd), wk: rows(l.wk, D, k.attnGroups, hd), wv: rows(l.wv, D, k.attnGroups, hd),
-    wo: cols(l.wo, D, l.nHead * hd, k.heads, hd),
-    wGate: rows(l.wGate, D, k.channels, 1), wUp: rows(l.wUp, D, k.channels, 1), wDown: cols(l.wDown, D, l.ffn, k.channels, 1),
-  };
+  switch (name) {
+    case 'wq': return rows(D, k.heads, hd);
+    case 'wk': case 'wv': return rows(D, k.attnGroups, hd);
+    case 'wo': return cols(D, l.nHead * hd, k.heads, hd);
+    case 'wGate': case 'wUp': return rows(D, k.channels, 1);
+    case 'wDown': return cols(D, l.ffn, k.channels, 1);
+  }
+}
+
+const keptShape = (k: KeptLayer): LayerShape => ({ nHead: k.heads.length, nKvHead: k.attnGroups.length, ffn: k.channels.length });
+
+/** Physically removes the groups a layer does not keep (D: model dim, hd: head dim). */
+export function sliceLayer(l: LayerTensors, k: KeptLayer, D: number, hd: number): LayerTensors {
+  const out = { ...l, ...keptShape(k) };
+  for (const n of WEIGHTS) out[n] = sliceWeight(n, l[n], l, k, D, hd);
+  return out;
 }
 
 /** Physically removes the groups each layer does not keep. */
@@ -110,12 +123,23 @@ export function sliceModel(m: ModelTensors, kept: KeptLayer[]): ModelTensors {
 }
 
 /**
- * The same, read from a loaded model one layer at a time: the host then holds the model, the pruned copy
- * and one layer's copy (0.8 GB for LLaMA-7B), not a second copy of every weight (25 GB) as well.
+ * The same, read from a loaded model as it is read: each weight is copied from the engine and sliced when a
+ * writer takes it (see Model.lazyTensors), so pruning LLaMA-7B holds the model and one tensor with its
+ * slice, not a copy of every weight (25 GiB) nor the whole pruned model (18.6 GiB at 5B). Valid while
+ * `model` is loaded; a read after that is an error.
  */
 export function sliceLoaded(model: Model, kept: KeptLayer[]): ModelTensors {
-  const head = model.tensors({ layers: false });
-  return { ...head, layers: kept.map((k, i) => sliceLayer(model.layerTensors(i), k, head.dim, head.headDim)) };
+  const src = model.lazyTensors();
+  const out = Object.defineProperties({}, Object.getOwnPropertyDescriptors(src)) as ModelTensors;  // its getters, not their values
+  out.layers = src.layers.map((l, i) => {
+    const k = kept[i];
+    const layer = keptShape(k) as LayerTensors;  // the weights are getters, defined below
+    Object.defineProperty(layer, 'attnNorm', { enumerable: true, get: () => l.attnNorm });
+    Object.defineProperty(layer, 'ffnNorm', { enumerable: true, get: () => l.ffnNorm });
+    for (const n of WEIGHTS) Object.defineProperty(layer, n, { enumerable: true, get: () => sliceWeight(n, l[n], l, k, src.dim, src.headDim) });
+    return layer;
+  });
+  return out;
 }
 
 export async function pruneModel(model: Model, o: PruneOptions): Promise<PruneResult> {
