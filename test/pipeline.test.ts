@@ -175,3 +175,19 @@ test('a custom CSV task goes through the whole pipeline; a malformed one is refu
     h.close();
   }
 });
+
+test('the baseline model is released before each pruned model is loaded, and nothing stays loaded after the run', async () => {
+  const { runPipeline } = await import('../electron/core/pipeline/pipeline.js');
+  const { parseSpec } = await import('../electron/core/pipeline/spec.js');
+  const s = parseSpec(JSON.parse(fs.readFileSync(spec('release', { eval: { limit: 20 }, lora: { trainShots: 16, epochs: 1, lr: 0.003, batch: 8, maxLen: 128 } }), 'utf8')));
+  const before = Model.liveCount();
+  const live: Record<string, number> = {};
+  await runPipeline(s, { db: null, onEvent: (e) => { if (e.status === 'start') live[e.stage] = Model.liveCount() - before; } });
+  // the pruned model alone while it is evaluated and tuned (a 7B baseline beside it would not fit a 24 GB GPU)
+  for (const r of ['0.2', '0.5']) {
+    assert.equal(live[`eval-pruned ratio=${r}`], 1, `eval-pruned ${r}: ${JSON.stringify(live)}`);
+    assert.equal(live[`lora ratio=${r}`], 1, `lora ${r}: ${JSON.stringify(live)}`);
+  }
+  assert.equal(live.baseline, 1);
+  assert.equal(Model.liveCount(), before, 'every model the run loaded is disposed');
+});

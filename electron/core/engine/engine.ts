@@ -143,13 +143,21 @@ export async function describeBackend(opts: LoadOptions = {}): Promise<RawBacken
   return wrap(() => addon().AddonModel.describeBackend({ threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32' }));
 }
 
+let liveModels = 0;
+
 export class Model {
   private raw: RawAddonModel | null;
+
+  /** Models loaded in this process and not yet disposed (each holds its weights, on a GPU too). */
+  static liveCount(): number {
+    return liveModels;
+  }
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer | null;
 
   private constructor(raw: RawAddonModel, info: ModelInfo, tokenizer: Tokenizer | null) {
     this.raw = raw;
+    liveModels++;
     this.info = info;
     this.tokenizer = tokenizer;
   }
@@ -353,6 +361,7 @@ export class Model {
     if (this.raw) {
       this.raw.dispose();
       this.raw = null;
+      liveModels--;
     }
   }
 }

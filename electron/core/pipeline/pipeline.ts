@@ -146,12 +146,22 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
   };
   try {
     const load = { backend: spec.compute.backend, weights: spec.compute.weights, signal: o.signal };  // a 7B load is cancellable too
-    const base = await Model.load(spec.model, load);
+    // The baseline is loaded for its evaluation and for each ratio's pruning only: it is disposed before the
+    // pruned model is loaded, so the two are never held together (on a 24 GB GPU, LLaMA-7B's bf16 weights
+    // beside the 5B model's and its LoRA training would not fit; on the host, 25 GiB beside 18.6 GiB).
+    const first = await Model.load(spec.model, load);
+    let baseModel: Model | null = first;
+    const base = first;  // its info and tokenizer stay usable after dispose
+    const loadedBase = async (): Promise<Model> => (baseModel ??= await Model.load(spec.model, load));
+    const releaseBase = () => {
+      baseModel?.dispose();
+      baseModel = null;
+    };
     st.done['#compute'] = base.info.backend;
     const baseParams = base.info.nParams;
     let baseline: Scores;
     try {
-      baseline = await stage('baseline', () => evalAll(base, spec, o.signal, evalProgress('baseline')));
+      baseline = await stage('baseline', async () => evalAll(await loadedBase(), spec, o.signal, evalProgress('baseline')));
       for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
       const layersAll: [number, number] = spec.prune.layers ?? [0, base.info.nLayers - 1];
       const ratios = [...spec.prune.ratios, ...spec.prune.targets.map((t) => ratioForTarget(archOf(base), t, { attnLayers: layersAll, mlpLayers: layersAll }))];
@@ -162,11 +172,12 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
         const pruneInfo = await stage(`prune ${tag}`, async () => {
           const { calib, source: calibSource } = pruneCalibration(spec, base);
           const layers = spec.prune.layers ?? [0, base.info.nLayers - 1];
-          const r = await pruneModel(base, { ratio, method: spec.prune.method, calib, calibSource, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
+          const r = await pruneModel(await loadedBase(), { ratio, method: spec.prune.method, calib, calibSource, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
           writePruned(prunedDir, r, spec.model, { force: true });
           history?.addArtifact(runId, 'model', prunedDir);
           return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare, importance: importanceJson(r.scores) };
         });
+        releaseBase();
         const pruned = await Model.load(prunedDir, load);
         try {
           const prunedScores = await stage(`eval-pruned ${tag}`, () => evalAll(pruned, spec, o.signal, evalProgress(`eval-pruned ${tag}`)));
@@ -231,7 +242,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
         }
       }
     } finally {
-      base.dispose();
+      releaseBase();
     }
     const report = buildReport(spec, st, baseParams, (performance.now() - t0) / 1000);
     const files = writeReports(spec.outDir, report);
