@@ -187,6 +187,7 @@ test('the baseline model is released before each pruned model is loaded, and not
   for (const r of ['0.2', '0.5']) {
     assert.equal(live[`eval-pruned ratio=${r}`], 1, `eval-pruned ${r}: ${JSON.stringify(live)}`);
     assert.equal(live[`lora ratio=${r}`], 1, `lora ${r}: ${JSON.stringify(live)}`);
+    assert.equal(live[`eval-recovered ratio=${r}`], 0, `eval-recovered ${r} loads the merged model alone: ${JSON.stringify(live)}`);
   }
   assert.equal(live.baseline, 1);
   assert.equal(Model.liveCount(), before, 'every model the run loaded is disposed');

@@ -201,6 +201,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
             history?.addArtifact(runId, 'adapter', r.adapterDir);
             return { adapterDir: r.adapterDir, losses: r.losses.map((l) => l.loss), seconds: r.seconds, examples: ex.length };
           });
+          pruned.dispose();  // the next stages load it again with the adapter merged: never two copies at once
           const recovered = await stage(`eval-recovered ${tag}`, async () => {
             const m = await Model.load(prunedDir, load);
             try {
