@@ -337,3 +337,28 @@ test('IPC: only our own page in the top frame may call; the throttle keeps ~10 e
   assert.ok(seen.length <= secs * 10 + 2, `${seen.length} events in ${secs.toFixed(2)} s`);
   assert.equal(seen[seen.length - 1], 999, 'the latest value is delivered');
 });
+
+test('starting a run frees the models the Playground keeps loaded, so the run has their memory', async () => {
+  const dataDir = path.join(dir, 'free-cache');
+  let liveAtBaseline = -1;
+  const finished: string[] = [];
+  const jobs: string[] = [];
+  const before = Model.liveCount();
+  const w = await Workbench.open({ dbPath: path.join(dataDir, 'history.sqlite'), dataDir, mode: 'serve', emit: (e, p) => {
+    const q = p as { stage?: string; status?: string; runId?: string; jobId?: string };
+    if (e === 'run.progress' && q.stage === 'baseline' && q.status === 'start') liveAtBaseline = Model.liveCount() - before;
+    if (e === 'run.finished') finished.push(q.runId!);
+    if (e === 'job.finished') jobs.push(q.jobId!);
+  } });
+  try {
+    const { jobId } = await w.invoke('generate.start', { source: { kind: 'model', path: MODEL }, prompt: 'Once', maxTokens: 4, temperature: 0, topK: 0, topP: 1, seed: 0, side: 'a' });
+    await until(() => (jobs.includes(jobId) ? true : undefined));
+    assert.equal(Model.liveCount() - before, 1, 'the Playground keeps its model loaded between generations');
+    const { runId } = await w.invoke('runs.start', { spec: { ...spec('free-cache'), eval: { limit: 10, shots: 0, perplexity: [] }, lora: { ...spec('x').lora, trainShots: 8 } } });
+    await until(() => (finished.includes(runId) ? true : undefined));
+    assert.equal(liveAtBaseline, 1, 'only the baseline of the run is loaded when it starts');
+  } finally {
+    await w.shutdown();
+  }
+  assert.equal(Model.liveCount(), before);
+});

@@ -184,6 +184,18 @@ export class ModelCache {
     }
   }
 
+  /**
+   * Frees every cached model no job is using: a run about to start gets the memory (a LLaMA-7B pipeline needs
+   * all of a 24 GB GPU; an idle Playground model would hold 13 GB of it, and 25 GiB of host memory).
+   */
+  dropIdle(): void {
+    for (const [k, e] of [...this.entries.entries()])
+      if (e.users === 0) {
+        this.entries.delete(k);
+        void e.model.then((m) => m.dispose(), () => undefined);
+      }
+  }
+
   /** Forgets (and frees) every cached model of a run, e.g. before its files are deleted. */
   dropRun(runId: string): void {
     for (const [k, e] of [...this.entries.entries()])

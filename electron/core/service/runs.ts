@@ -155,6 +155,7 @@ export class RunManager {
       this.log(runId, `${e.stage}: ${e.status === 'start' ? 'started' : e.status === 'skipped' ? 'already done (resumed)' : `done${secs}`}`);
       emit('run.progress', { runId, stage: e.stage, status: e.status, fraction: e.status === 'start' ? 0 : 1, etaSec: e.status === 'start' ? null : 0, message: null });
     };
+    this.o.cache.dropIdle();  // the Playground's idle models give their memory to the run
     this.log(runId, resume ? `resuming "${spec.name}" from its last finished stage` : `starting "${spec.name}" → ${spec.outDir}`);
     const done = runPipeline(spec, { db: this.o.dbPath, resume, signal: ac.signal, onEvent, runId: resume ? undefined : runId, source: this.o.source })
       .then((r) => {
