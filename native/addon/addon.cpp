@@ -1,6 +1,7 @@
 // addon.cpp — module entry: registers AddonModel and engineInfo() (BLAS, threads, CUDA status and devices),
-// and the shared error/cancel helpers.
+// and the shared error, cancel and progress helpers.
 #include <napi.h>
+#include <utility>
 
 #include "addon_model.h"
 #include "addon_trainer.h"
@@ -22,6 +23,22 @@ void CancelFlag::bind(const Napi::Value& v) {
     throw make_error(v.Env(), "E_ARG", "cancel must be an Int32Array of at least one element");
   ref_ = Napi::Persistent(v);
   ptr_ = v.As<Napi::Int32Array>().Data();
+}
+
+void ProgressCallback::bind(Napi::Env env, const Napi::Object& opts, const char* key, const char* name) {
+  Napi::Value cb = opts.Get(key);
+  if (!cb.IsFunction()) return;
+  tsfn_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), name, 0, 1);
+  bound_ = true;
+}
+
+void ProgressCallback::post(double done, double total) {
+  if (!bound_) return;
+  auto* d = new std::pair<double, double>(done, total);
+  tsfn_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<double, double>* p) {
+    fn.Call({Napi::Number::New(env, p->first), Napi::Number::New(env, p->second)});
+    delete p;
+  });
 }
 
 static Napi::Value EngineInfo(const Napi::CallbackInfo& info) {

@@ -61,23 +61,11 @@ class ScoreWorker : public ModelJob {
               const Napi::Object& opts)
       : ModelJob(env, m, self), seqs_(std::move(seqs)), so_(so) {
     cancel_.bind(opts.Get("cancel"));
-    Napi::Value cb = opts.Get("onProgress");
-    if (cb.IsFunction()) {
-      progress_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "tailor.score.progress", 0, 1);
-      has_progress_ = true;
-    }
+    progress_.bind(env, opts, "onProgress", "tailor.score.progress");
   }
   void Run() override {
     Progress pr;
-    if (has_progress_) {
-      pr = [this](int64_t done, int64_t total) {
-        auto* d = new std::pair<double, double>(double(done), double(total));
-        progress_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<double, double>* p) {
-          fn.Call({Napi::Number::New(env, p->first), Napi::Number::New(env, p->second)});
-          delete p;
-        });
-      };
-    }
+    if (progress_) pr = [this](int64_t done, int64_t total) { progress_.post(double(done), double(total)); };
     owner_->sync_weights();
     res_ = score_sequences(*owner_->model, *owner_->backend, seqs_, so_, CancelToken{cancel_.ptr()}, pr);
   }
@@ -94,7 +82,7 @@ class ScoreWorker : public ModelJob {
     return out;
   }
   void Done() override {
-    if (has_progress_) progress_.Release();
+    progress_.release();
     ModelJob::Done();
   }
 
@@ -102,8 +90,7 @@ class ScoreWorker : public ModelJob {
   std::vector<std::vector<int>> seqs_;
   ScoreOptions so_;
   std::vector<SeqScore> res_;
-  Napi::ThreadSafeFunction progress_;
-  bool has_progress_ = false;
+  ProgressCallback progress_;
 };
 
 // ---- generate ---------------------------------------------------------------------------------------

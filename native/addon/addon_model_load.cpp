@@ -81,11 +81,7 @@ class LoadWorker : public EngineWorker {
   LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind, const Napi::Object& opts)
       : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind) {
     cancel_.bind(opts.Get("cancel"));
-    Napi::Value cb = opts.Get("onProgress");
-    if (cb.IsFunction()) {
-      progress_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "tailor.load.progress", 0, 1);
-      has_progress_ = true;
-    }
+    progress_.bind(env, opts, "onProgress", "tailor.load.progress");
   }
   void Run() override {
     BackendPick pick = pick_backend(kind_, bo_);  // 'cuda' fails here, before any weights are read
@@ -94,14 +90,7 @@ class LoadWorker : public EngineWorker {
     backend_ = pick.backend;
     LoadHooks hooks;
     hooks.cancel = CancelToken{cancel_.ptr()};
-    if (has_progress_)
-      hooks.progress = [this](uint64_t done, uint64_t total) {
-        auto* d = new std::pair<double, double>(double(done), double(total));
-        progress_.NonBlockingCall(d, [](Napi::Env env, Napi::Function fn, std::pair<double, double>* p) {
-          fn.Call({Napi::Number::New(env, p->first), Napi::Number::New(env, p->second)});
-          delete p;
-        });
-      };
+    if (progress_) hooks.progress = [this](uint64_t done, uint64_t total) { progress_.post(double(done), double(total)); };
     const bool cuda = choice_.used == BackendKind::Cuda;
     if (cuda) {
       // the weights (fp32 or bf16), uploaded once as they are read (E_OOM when the device is too small)
@@ -121,7 +110,7 @@ class LoadWorker : public EngineWorker {
     return obj;
   }
   void Done() override {
-    if (has_progress_) progress_.Release();
+    progress_.release();
     cancel_.reset();
   }
 
@@ -133,8 +122,7 @@ class LoadWorker : public EngineWorker {
   std::shared_ptr<Model> model_;
   std::shared_ptr<Backend> backend_, cpu_;
   CancelFlag cancel_;
-  Napi::ThreadSafeFunction progress_;
-  bool has_progress_ = false;
+  ProgressCallback progress_;
 };
 
 // ---- inspect: the file checked as for a load, its config and metadata, no weights decoded -------------

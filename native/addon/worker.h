@@ -105,6 +105,24 @@ class CancelFlag {
   const int32_t* ptr_ = nullptr;
 };
 
+// A JS progress callback `(done, total) => void` that a worker thread calls through a thread-safe function
+// (never blocking; calls arrive in order on the main thread). Unbound when opts[key] is not a function.
+// bind() in the worker's constructor, release() in its Done().
+class ProgressCallback {
+ public:
+  void bind(Napi::Env env, const Napi::Object& opts, const char* key, const char* name);
+  explicit operator bool() const { return bound_; }
+  void post(double done, double total);
+  void release() {
+    if (bound_) tsfn_.Release();
+    bound_ = false;
+  }
+
+ private:
+  Napi::ThreadSafeFunction tsfn_;
+  bool bound_ = false;
+};
+
 template <typename Owner>
 class OwnedJob : public EngineWorker {
  public:
