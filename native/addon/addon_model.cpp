@@ -318,7 +318,9 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_loaded(env);
   Model& m = *model;
+  // a copy of one tensor (null for a tied lm_head)
   auto copy = [&](TensorKind k, int l) -> Napi::Value {
+    if (k == TensorKind::LmHead && m.cfg.tied) return env.Null();
     std::vector<int64_t> sh = m.expected_shape(k, l);
     if (sh.empty()) return env.Null();
     size_t n = 1;
@@ -327,50 +329,35 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
     if (n) std::memcpy(a.Data(), m.tensor_ptr(k, l), n * 4);
     return a;
   };
-  auto layer = [&](int l) {
-    Napi::Object lo = Napi::Object::New(env);
-    lo.Set("attnNorm", copy(TensorKind::AttnNorm, l));
-    lo.Set("wq", copy(TensorKind::Wq, l));
-    lo.Set("wk", copy(TensorKind::Wk, l));
-    lo.Set("wv", copy(TensorKind::Wv, l));
-    lo.Set("wo", copy(TensorKind::Wo, l));
-    lo.Set("ffnNorm", copy(TensorKind::FfnNorm, l));
-    lo.Set("wGate", copy(TensorKind::WGate, l));
-    lo.Set("wUp", copy(TensorKind::WUp, l));
-    lo.Set("wDown", copy(TensorKind::WDown, l));
-    return lo;
-  };
-  // tensors({layer: i}): that layer's tensors alone (one layer's copy at a time, for slicing a 7B model
-  // without a second copy of all its weights); tensors({layers: false}): the model's without its layers
+  // the JS names: the model's three, then each layer's nine
+  static const std::pair<const char*, TensorKind> kModel[] = {{"tokEmb", TensorKind::TokEmb}, {"outNorm", TensorKind::OutNorm}, {"lmHead", TensorKind::LmHead}};
+  static const std::pair<const char*, TensorKind> kLayer[] = {
+      {"attnNorm", TensorKind::AttnNorm}, {"wq", TensorKind::Wq}, {"wk", TensorKind::Wk}, {"wv", TensorKind::Wv}, {"wo", TensorKind::Wo},
+      {"ffnNorm", TensorKind::FfnNorm}, {"wGate", TensorKind::WGate}, {"wUp", TensorKind::WUp}, {"wDown", TensorKind::WDown}};
   Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
   // tensors({name}) / tensors({layer, name}): one tensor (a writer streaming the model copies one at a time)
   Napi::Value nv = opts.Get("name");
   if (!nv.IsUndefined()) {
-    static const std::pair<const char*, TensorKind> kNames[] = {
-        {"tokEmb", TensorKind::TokEmb}, {"outNorm", TensorKind::OutNorm}, {"lmHead", TensorKind::LmHead}, {"attnNorm", TensorKind::AttnNorm},
-        {"wq", TensorKind::Wq}, {"wk", TensorKind::Wk}, {"wv", TensorKind::Wv}, {"wo", TensorKind::Wo}, {"ffnNorm", TensorKind::FfnNorm},
-        {"wGate", TensorKind::WGate}, {"wUp", TensorKind::WUp}, {"wDown", TensorKind::WDown}};
     const std::string name = nv.IsString() ? nv.As<Napi::String>().Utf8Value() : "";
-    const auto* it = std::find_if(std::begin(kNames), std::end(kNames), [&](const auto& e) { return name == e.first; });
-    if (it == std::end(kNames)) throw make_error(env, "E_ARG", "name must be a tensor of the model (tokEmb, wq, …)");
-    const bool per_layer = it->second != TensorKind::TokEmb && it->second != TensorKind::OutNorm && it->second != TensorKind::LmHead;
-    const int l = per_layer ? opt_int(opts, "layer", -1) : 0;
-    if (l < 0 || l >= m.cfg.n_layers) throw make_error(env, "E_ARG", "layer must be between 0 and " + std::to_string(m.cfg.n_layers - 1));
-    if (it->second == TensorKind::LmHead && m.cfg.tied) return env.Null();
-    return copy(it->second, l);
-  }
-  if (!opts.Get("layer").IsUndefined()) {
+    auto named = [&](const auto& table) {
+      auto it = std::find_if(std::begin(table), std::end(table), [&](const auto& e) { return name == e.first; });
+      return it == std::end(table) ? nullptr : &*it;
+    };
+    if (auto* e = named(kModel)) return copy(e->second, 0);
+    auto* e = named(kLayer);
+    if (!e) throw make_error(env, "E_ARG", "name must be a tensor of the model (tokEmb, wq, …)");
     const int l = opt_int(opts, "layer", -1);
     if (l < 0 || l >= m.cfg.n_layers) throw make_error(env, "E_ARG", "layer must be between 0 and " + std::to_string(m.cfg.n_layers - 1));
-    return layer(l);
+    return copy(e->second, l);
   }
-  const bool with_layers = opt_bool(opts, "layers", true);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("tokEmb", copy(TensorKind::TokEmb, 0));
-  o.Set("outNorm", copy(TensorKind::OutNorm, 0));
-  o.Set("lmHead", m.cfg.tied ? env.Null() : copy(TensorKind::LmHead, 0));
-  Napi::Array layers = Napi::Array::New(env, with_layers ? size_t(m.cfg.n_layers) : 0);
-  for (int l = 0; with_layers && l < m.cfg.n_layers; l++) layers.Set(uint32_t(l), layer(l));
+  for (auto& e : kModel) o.Set(e.first, copy(e.second, 0));
+  Napi::Array layers = Napi::Array::New(env, size_t(m.cfg.n_layers));
+  for (int l = 0; l < m.cfg.n_layers; l++) {
+    Napi::Object lo = Napi::Object::New(env);
+    for (auto& e : kLayer) lo.Set(e.first, copy(e.second, l));
+    layers.Set(uint32_t(l), lo);
+  }
   o.Set("layers", layers);
   if (!m.cfg.rope_freq_factors.empty()) {
     Napi::Float32Array f = Napi::Float32Array::New(env, m.cfg.rope_freq_factors.size());

@@ -66,14 +66,11 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
     for (TensorKind k : kLayer) need(k, l);
   // 2. allocate and decode, tensor by tensor in the file's order (sequential reads of the mapping)
   h.cancel.check();
-  if (h.header_only) {
-    m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
-    m.cfg.rope_interleaved = true;  // as a load would leave it
-    return;
-  }
-  model_allocate(m);
+  const bool permute = !m.cfg.rope_interleaved;  // rotate-half q/k rows in the file
   m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
-  const bool permute = !m.cfg.rope_interleaved;
+  m.cfg.rope_interleaved = true;  // the layout in memory once each q/k tensor is decoded
+  if (h.header_only) return;
+  model_allocate(m);
   if (h.allocated) h.allocated(m);
   std::sort(use.begin(), use.end(), [](const TensorRef* a, const TensorRef* b) { return a->data < b->data; });
   uint64_t total = 0, done = 0;
@@ -94,7 +91,6 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
     if (h.progress) h.progress(done, total);
     h.cancel.check();
   }
-  m.cfg.rope_interleaved = true;
 }
 
 // ---- Hugging Face config.json --------------------------------------------------------------------

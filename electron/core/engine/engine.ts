@@ -263,12 +263,9 @@ export class Model {
     return this.handle();
   }
 
-  /**
-   * A copy of every weight as the neutral in-memory model the writers take; with `{ layers: false }` all but
-   * the layers (`layers` empty), which layerTensors copies one at a time.
-   */
-  tensors(opts: { layers?: boolean } = {}): ModelTensors {
-    const t: RawTensors = this.handle().tensors({ layers: opts.layers ?? true });
+  /** A copy of every weight as the neutral in-memory model the writers take (lazyTensors: one at a time). */
+  tensors(): ModelTensors {
+    const t: RawTensors = this.handle().tensors();
     return {
       ...this.header(),
       tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
@@ -315,11 +312,6 @@ export class Model {
   private alive(raw: RawAddonModel): RawAddonModel {
     if (this.raw !== raw) this.handle();
     return raw;
-  }
-
-  /** A copy of one layer's weights, with its shape. */
-  layerTensors(layer: number): LayerTensors {
-    return { ...this.info.layers[layer], ...this.handle().tensors({ layer }) };
   }
 
   /**

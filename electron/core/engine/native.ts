@@ -42,8 +42,7 @@ export interface RawAddonModel {
   score(seqs: Array<Int32Array | number[]>, opts: { lastLogits?: boolean; maxBatchTokens?: number; cancel?: Int32Array; onProgress?: (done: number, total: number) => void }): Promise<RawSeqScore[]>;
   generate(prompt: Int32Array | number[], opts: { maxTokens?: number; nCtx?: number; nBatch?: number; temperature?: number; topK?: number; topP?: number; seed?: number; stopIds?: number[]; cancel?: Int32Array; onToken?: (id: number, index: number) => void }): Promise<RawGenerateResult>;
   dispose(): void;
-  tensors(opts?: { layers?: boolean }): RawTensors;
-  tensors(opts: { layer: number }): RawLayerTensors;
+  tensors(): RawTensors;
   tensors(opts: { name: 'tokEmb' | 'outNorm' | 'lmHead' }): Float32Array | null;
   tensors(opts: { layer: number; name: keyof RawLayerTensors }): Float32Array;
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void;

@@ -149,9 +149,8 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
     // The baseline is loaded for its evaluation and for each ratio's pruning only: it is disposed before the
     // pruned model is loaded, so the two are never held together (on a 24 GB GPU, LLaMA-7B's bf16 weights
     // beside the 5B model's and its LoRA training would not fit; on the host, 25 GiB beside 18.6 GiB).
-    const first = await Model.load(spec.model, load);
-    let baseModel: Model | null = first;
-    const base = first;  // its info and tokenizer stay usable after dispose
+    const base = await Model.load(spec.model, load);  // its info and tokenizer stay usable once it is released
+    let baseModel: Model | null = base;
     const loadedBase = async (): Promise<Model> => (baseModel ??= await Model.load(spec.model, load));
     const releaseBase = () => {
       baseModel?.dispose();
