@@ -135,7 +135,7 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 
 // The loader's hooks (which the addon uses to copy each tensor to a GPU while the next is read): the same
 // ASan + UBSan build checks their contract on every format, and a load cancelled from a hook stops there.
-test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel', { timeout: 600_000 }, () => {
+test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit', { timeout: 600_000 }, () => {
   const build = path.join(REPO_ROOT, 'native', 'build-asan');
   execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
   execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
@@ -150,5 +150,9 @@ test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each
     const c = spawnSync(probe, ['hooks', p, '2'], { encoding: 'utf8', env });
     assert.equal(c.status, 0, c.stderr.slice(0, 4000));
     assert.match(c.stdout.trim(), /^ERROR E_CANCELLED after 2 tensors \(0 after the cancel\)/, p);
+    // a load that hands its host pages back (as the addon's does on a GPU): each tensor read again from the file
+    const rel = spawnSync(probe, ['release', p], { encoding: 'utf8', env });
+    assert.equal(rel.status, 0, rel.stderr.slice(0, 4000) + rel.stdout);
+    assert.match(rel.stdout.trim(), /^RELEASE released=ok resident=ok read=ok held=ok merged=ok restored=ok /, p);
   }
 });

@@ -326,7 +326,7 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
     size_t n = 1;
     for (auto d : sh) n *= size_t(d);
     Napi::Float32Array a = Napi::Float32Array::New(env, n);
-    if (n) std::memcpy(a.Data(), m.tensor_ptr(k, l), n * 4);
+    if (n) host_read(m, k, l, a.Data());  // from the arena, or decoded from the file when the host copy was released
     return a;
   };
   // the JS names: the model's three, then each layer's nine
@@ -390,7 +390,7 @@ Napi::Value AddonModel::MergeLora(const Napi::CallbackInfo& info) {
   if (int64_t(p.ElementLength()) != lay.size)
     throw make_error(env, "E_SHAPE", "the adapter has " + std::to_string(p.ElementLength()) + " LoRA values; this model with rank " + std::to_string(lc.rank) +
                                          " on these targets needs " + std::to_string(lay.size) + " (was it trained on another base?)");
-  lora_merge(*model, lay, p.Data());
+  host_merge_lora(*model, lay, p.Data());
   weights_stale = true;
   return env.Undefined();
 }

@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "device.h"
+#include "host_weights.h"
 #include "model.h"
 
 namespace tailor_addon {
@@ -25,7 +26,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   std::atomic<bool> weights_stale{false};        // the host weights changed since the backend's copy was made
   // refreshes a device backend's weight copy after the host weights changed (LoRA merge, training)
   void sync_weights() {
-    if (weights_stale.exchange(false) && !backend->host_memory()) backend->bind_weights(*model);
+    if (weights_stale.exchange(false) && !backend->host_memory()) tailor::host_bind(*model, *backend);
   }
   tailor::BackendChoice choice;  // the backend asked for at load, the one used, and why
   std::atomic<int> busy{0};

@@ -6,6 +6,7 @@
 
 #include "addon_model.h"
 #include "device.h"
+#include "host_weights.h"
 #include "loader.h"
 #include "worker.h"
 
@@ -75,11 +76,13 @@ class DescribeBackendWorker : public EngineWorker {
 
 // ---- load -------------------------------------------------------------------------------------------
 // Reads the file tensor by tensor (progress in file bytes, cancellable between tensors); on CUDA each
-// tensor is copied to the device as soon as it is decoded, while the next one is read.
+// tensor is copied to the device as soon as it is decoded, while the next one is read, and (hostWeights
+// 'auto' or 'release') its host pages are handed back right after: the host keeps the file mapped and
+// decodes a tensor again when one is read (host_weights.h), instead of holding the fp32 arena.
 class LoadWorker : public EngineWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind, const Napi::Object& opts)
-      : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind) {
+  LoadWorker(Napi::Env env, std::string path, BackendOptions bo, BackendKind kind, bool keep_host, const Napi::Object& opts)
+      : EngineWorker(env), path_(std::move(path)), bo_(bo), kind_(kind), keep_host_(keep_host) {
     cancel_.bind(opts.Get("cancel"));
     progress_.bind(env, opts, "onProgress", "tailor.load.progress");
   }
@@ -96,6 +99,7 @@ class LoadWorker : public EngineWorker {
       // the weights (fp32 or bf16), uploaded once as they are read (E_OOM when the device is too small)
       hooks.allocated = [this](const Model& m) { backend_->bind_begin(m); };
       hooks.tensor = [this](const Model& m, const float* p, size_t n) { backend_->bind_part(m, p, n); };
+      hooks.release = !keep_host_;
     }
     model_ = std::shared_ptr<Model>(load_model(path_, &hooks).release());
     if (cuda) backend_->bind_end(*model_);
@@ -118,6 +122,7 @@ class LoadWorker : public EngineWorker {
   std::string path_;
   BackendOptions bo_;
   BackendKind kind_;
+  bool keep_host_;
   BackendChoice choice_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<Backend> backend_, cpu_;
@@ -186,7 +191,16 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   BackendKind kind = BackendKind::Auto;
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   parse_backend_options(env, o, bo, kind);
-  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind, o);
+  // hostWeights: 'auto' (release the host copy when a device holds the weights), 'release' (the same), or
+  // 'keep' (the fp32 arena stays in host memory beside the device's copy)
+  bool keep_host = false;
+  Napi::Value hv = o.Get("hostWeights");
+  if (!hv.IsUndefined() && !hv.IsNull()) {
+    std::string hs = hv.IsString() ? hv.As<Napi::String>().Utf8Value() : "";
+    if (hs != "auto" && hs != "keep" && hs != "release") throw make_error(env, "E_ARG", "hostWeights must be 'auto', 'keep' or 'release'");
+    keep_host = hs == "keep";
+  }
+  auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind, keep_host, o);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -257,6 +271,11 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   require_loaded(env);
   Napi::Object o = config_object(env, *model);
   backend_fields(o, *backend, choice);
+  // where the host's copy of the weights is: resident (the fp32 arena) or released (decoded from the file
+  // when read), and the arena bytes resident in host memory now (null where the system cannot say)
+  o.Set("hostWeights", model->host_released ? "released" : "resident");
+  const int64_t rb = host_resident_bytes(*model);
+  o.Set("hostResidentBytes", rb < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, double(rb))));
   return o;
 }
 

@@ -131,13 +131,15 @@ class EvalWorker : public TrainerJob {
   double loss_ = 0;
 };
 
-Napi::Float32Array copy_f32(Napi::Env env, const std::vector<float>& v) {
+template <class V>
+Napi::Float32Array copy_f32(Napi::Env env, const V& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
   return a;
 }
 
-void load_f32(Napi::Env env, const Napi::Value& v, std::vector<float>& dst, const char* what) {
+template <class V>
+void load_f32(Napi::Env env, const Napi::Value& v, V& dst, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw make_error(env, "E_ARG", std::string(what) + " must be a Float32Array");
   Napi::Float32Array a = v.As<Napi::Float32Array>();
   if (a.ElementLength() != dst.size()) throw make_error(env, "E_ARG", std::string(what) + " has " + std::to_string(a.ElementLength()) + " values; this LoRA layout needs " + std::to_string(dst.size()));
@@ -180,6 +182,7 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   try {
     // LoRA trains where the model computes (CUDA or CPU); full fine-tuning writes host weights, on the CPU
     am->sync_weights();
+    if (cfg.full) host_restore(*am->model);  // full fine-tuning writes the host weights in place: bring them back whole
     tailor::Backend& be = cfg.full ? *am->cpu_backend : *am->backend;
     t->trainer = std::make_unique<Trainer>(*am->model, be, cfg, std::move(ex));
   } catch (const EngineError& e) {
@@ -291,7 +294,7 @@ Napi::Value AddonTrainer::MergeInto(const Napi::CallbackInfo& info) {
   if (owner_full()) return env.Undefined();  // full fine-tuning already trains the model's own weights
   if (model->busy.load() > 1) throw make_error(env, "E_ARG", "the model is busy");
   trainer->state_to_host();
-  lora_merge(*model->model, trainer->layout(), trainer->params().data());
+  host_merge_lora(*model->model, trainer->layout(), trainer->params().data());
   model->weights_stale = true;
   return env.Undefined();
 }

@@ -139,6 +139,11 @@ class CudaBackend final : public Backend {
   void bind_begin(const Model& m) override {
     std::lock_guard<std::mutex> lock(mu_);
     use();
+    struct WeightsOom {  // an out-of-memory here is the weights' own: say what shrinks them
+      bool& f;
+      explicit WeightsOom(bool& x) : f(x) { f = true; }
+      ~WeightsOom() { f = false; }
+    } why(weights_oom_);
     const size_t n = m.arena.size();
     host_base_ = nullptr;  // no usable copy until bind_end
     binding_ = m.arena.data();
@@ -176,7 +181,8 @@ class CudaBackend final : public Backend {
     cuda::device_memset(wnorm_, 0, sizeof(float) * std::max<size_t>(nn, 1));
     // two device staging buffers: fp32 chunks are rounded to bf16 on the device while the next chunk is
     // copied (never a whole fp32 copy on the device); held until bind_end
-    for (auto& b : bind_stage_) b.reserve(*this, transfer_.chunk_bytes());
+    // (no larger than the weights: a part never spans more than a chunk nor more than the arena)
+    for (auto& b : bind_stage_) b.reserve(*this, std::min(transfer_.chunk_bytes(), sizeof(float) * std::max<size_t>(n, 1)));
   }
   void bind_part(const Model& m, const float* first, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -389,10 +395,11 @@ class CudaBackend final : public Backend {
     cudaGetLastError();
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    auto mib = [](uint64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB"; };
+    auto mib = [](uint64_t b) {  // KiB below 1 MiB (a small request or device must not read "0 MiB")
+      return b < (uint64_t(1) << 20) ? std::to_string((b + 512) >> 10) + " KiB" : std::to_string((b + (1 << 19)) >> 20) + " MiB";
+    };
     fail(ErrorCode::OOM, "out of GPU memory on " + name_ + ": " + mib(size) + " more needed, " + mib(free_b) + " free of " + mib(total_b) +
-                             " (Tailor holds " + mib(in_use_) + "). Use a shorter maximum length, a smaller micro-batch or LoRA rank, " +
-                             "activation checkpointing, a smaller model, or backend 'cpu'");
+                             " (Tailor holds " + mib(in_use_) + "). " + (weights_oom_ ? kWeightsHint : kWorkHint));
   }
 
   // the table's inv_freq[head_dim/2] on the device, uploaded again only when the table changes
@@ -428,6 +435,12 @@ class CudaBackend final : public Backend {
   std::vector<NormRange> norms_;
   size_t n_weights_ = 0;             // floats
   const float* host_base_ = nullptr; // the host arena it mirrors
+  bool weights_oom_ = false;         // allocating the weights' copy (bind_begin): the E_OOM advice is about them
+  static constexpr const char* kWeightsHint =
+      "The model's weights do not fit: load them in bf16 (weights 'bf16', --weights bf16) to halve them, prune the model "
+      "first, free the GPU of other programs, or use backend 'cpu'";
+  static constexpr const char* kWorkHint =
+      "Use a shorter maximum length, a smaller micro-batch or LoRA rank, activation checkpointing, a smaller model, or backend 'cpu'";
   const float* binding_ = nullptr;   // the host arena being copied, between bind_begin and bind_end
   BackendBuffer bind_stage_[2];      // [chunk_bytes/4] each: fp32 staging of bf16 uploads, between begin and end
   double* rope_freq_ = nullptr;      // [head_dim/2]

@@ -153,7 +153,8 @@ struct MetaReader {
 }  // namespace
 
 std::unique_ptr<Model> load_gguf(const std::string& path, const LoadHooks* hooks) {
-  MappedFile f(path);
+  auto file = std::make_shared<const MappedFile>(path);
+  const MappedFile& f = *file;
   ByteReader r(f.data(), f.size(), path);
   auto m = std::make_unique<Model>();
   if (f.size() < 4 || std::memcmp(f.data(), "GGUF", 4) != 0) fail(ErrorCode::FORMAT, path + ": not a GGUF file (bad magic)");
@@ -290,7 +291,7 @@ std::unique_ptr<Model> load_gguf(const std::string& path, const LoadHooks* hooks
   }
   c.tied = !has_output;
   c.source_dtype = dtypes;
-  fill_weights(*m, refs, path, hooks);
+  fill_weights(*m, refs, {file}, path, hooks);
   return m;
 }
 

@@ -9,7 +9,8 @@
 namespace tailor {
 
 std::unique_ptr<Model> load_llama2c(const std::string& path, const LoadHooks* hooks) {
-  MappedFile f(path);
+  auto file = std::make_shared<const MappedFile>(path);
+  const MappedFile& f = *file;
   ByteReader r(f.data(), f.size(), path);
   int32_t h[7];
   const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
@@ -88,7 +89,7 @@ std::unique_ptr<Model> load_llama2c(const std::string& path, const LoadHooks* ho
   take("rms_final_weight", TensorKind::OutNorm, -1, {dim});
   p += uint64_t(seq) * uint64_t(hd) * 4;  // freq_cis_real/imag: recomputed, not read
   if (!shared) take("wcls", TensorKind::LmHead, -1, {vocab, dim});
-  fill_weights(*m, refs, path, hooks);
+  fill_weights(*m, refs, {file}, path, hooks);
   return m;
 }
 

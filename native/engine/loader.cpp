@@ -11,6 +11,7 @@
 
 #include "bytes.h"
 #include "errors.h"
+#include "host_weights.h"
 #include "json.h"
 
 namespace tailor {
@@ -27,7 +28,8 @@ static std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
-void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::string& what, const LoadHooks* hooks) {
+void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vector<std::shared_ptr<const MappedFile>>& files,
+                  const std::string& what, const LoadHooks* hooks) {
   config_validate(m.cfg);
   static const LoadHooks kNone;
   const LoadHooks& h = hooks ? *hooks : kNone;
@@ -70,6 +72,12 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
   m.cfg.source_rope_interleaved = m.cfg.rope_interleaved;
   m.cfg.rope_interleaved = true;  // the layout in memory once each q/k tensor is decoded
   if (h.header_only) return;
+  std::shared_ptr<WeightSource> src;
+  if (h.keep_source || h.release) {
+    src = std::make_shared<WeightSource>();
+    src->files = files;
+    src->permute_qk = permute;
+  }
   model_allocate(m);
   if (h.allocated) h.allocated(m);
   std::sort(use.begin(), use.end(), [](const TensorRef* a, const TensorRef* b) { return a->data < b->data; });
@@ -80,17 +88,17 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::strin
     const uint64_t n = shape_numel(r->shape);
     float* dst = m.tensor_ptr(r->kind, r->layer);
     if (n) {
-      dtype_to_f32(r->dtype, r->data, n, dst);
-      if (permute && (r->kind == TensorKind::Wq || r->kind == TensorKind::Wk)) {
-        const LayerShape& ls = m.cfg.layers[size_t(r->layer)];
-        rows_to_interleaved(dst, r->kind == TensorKind::Wq ? ls.n_head : ls.n_kv_head, m.cfg.head_dim, m.cfg.dim);
-      }
+      decode_tensor(m, r->kind, r->layer, r->dtype, r->data, n, permute, dst);
       if (h.tensor) h.tensor(m, dst, size_t(n));
+      if (src) src->tensors.push_back({r->kind, r->layer, r->dtype, r->data, n});
+      if (h.release) discard_pages(dst, size_t(n) * sizeof(float));
     }
     done += r->nbytes;
     if (h.progress) h.progress(done, total);
     h.cancel.check();
   }
+  m.source = src;
+  m.host_released = h.release;
 }
 
 // ---- Hugging Face config.json --------------------------------------------------------------------
@@ -277,11 +285,11 @@ std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
   if (!is_file(cfg_path)) fail(ErrorCode::FORMAT, dir + ": no config.json — a Hugging Face model folder needs config.json beside its safetensors");
   parse_hf_config(read_text_file(cfg_path), cfg_path, m->cfg);
   m->cfg.format = "hf";
-  std::vector<std::unique_ptr<MappedFile>> files;
+  std::vector<std::shared_ptr<const MappedFile>> files;
   std::vector<TensorRef> refs;
   std::string index = dir + "/model.safetensors.index.json";
   if (is_file(dir + "/model.safetensors")) {
-    files.push_back(std::make_unique<MappedFile>(dir + "/model.safetensors"));
+    files.push_back(std::make_shared<const MappedFile>(dir + "/model.safetensors"));
     scan_safetensors(*files.back(), refs, nullptr);
   } else if (is_file(index)) {
     std::string text = read_text_file(index);
@@ -297,7 +305,7 @@ std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
       shards[fn].insert(kv.first);
     }
     for (auto& sh : shards) {
-      files.push_back(std::make_unique<MappedFile>(dir + "/" + sh.first));
+      files.push_back(std::make_shared<const MappedFile>(dir + "/" + sh.first));
       scan_safetensors(*files.back(), refs, &sh.second);
       for (auto& n : sh.second) {
         TensorKind k;
@@ -312,7 +320,7 @@ std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
   for (auto& r : refs)
     if (dtypes.find(dtype_name(r.dtype)) == std::string::npos) dtypes += std::string(dtypes.empty() ? "" : "+") + dtype_name(r.dtype);
   m->cfg.source_dtype = dtypes;
-  fill_weights(*m, refs, dir, hooks);
+  fill_weights(*m, refs, files, dir, hooks);
   return m;
 }
 

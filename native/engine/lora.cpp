@@ -68,26 +68,40 @@ void lora_init(const LoraLayout& lay, float* p, uint64_t seed) {
     }
 }
 
-void lora_merge(Model& m, const LoraLayout& lay, const float* p) {
+void lora_merge_one(const LoraLayout& lay, const float* p, int l, int t, float* W) {
+  const LoraSlot& s = lay.at(l, t);
+  if (s.a < 0 || !W) return;
   const float sc = lay.cfg.scale();
   const int r = lay.cfg.rank;
-  for (int l = 0; l < m.cfg.n_layers; l++)
-    for (int t = 0; t < kNumTargets; t++) {
-      const LoraSlot& s = lay.at(l, t);
-      if (s.a < 0) continue;
-      LayerWeights& w = m.layers[size_t(l)];
-      float* W = t == kQ ? w.wq : t == kK ? w.wk : t == kV ? w.wv : t == kO ? w.wo : t == kGate ? w.w_gate : t == kUp ? w.w_up : w.w_down;
-      const float* A = p + s.a;  // [r, in]
-      const float* B = p + s.b;  // [out, r]
-      for (int64_t o = 0; o < s.out; o++)
-        for (int k = 0; k < r; k++) {
-          float bk = sc * B[o * r + k];
-          if (bk == 0.f) continue;
-          const float* ar = A + int64_t(k) * s.in;
-          float* wr = W + o * s.in;
-          for (int64_t i = 0; i < s.in; i++) wr[i] += bk * ar[i];
-        }
+  const float* A = p + s.a;  // [r, in]
+  const float* B = p + s.b;  // [out, r]
+  for (int64_t o = 0; o < s.out; o++)
+    for (int k = 0; k < r; k++) {
+      float bk = sc * B[o * r + k];
+      if (bk == 0.f) continue;
+      const float* ar = A + int64_t(k) * s.in;
+      float* wr = W + o * s.in;  // W[out, in]
+      for (int64_t i = 0; i < s.in; i++) wr[i] += bk * ar[i];
     }
+}
+
+int lora_target_of(TensorKind k) {
+  switch (k) {
+    case TensorKind::Wq: return kQ;
+    case TensorKind::Wk: return kK;
+    case TensorKind::Wv: return kV;
+    case TensorKind::Wo: return kO;
+    case TensorKind::WGate: return kGate;
+    case TensorKind::WUp: return kUp;
+    case TensorKind::WDown: return kDown;
+    default: return -1;
+  }
+}
+
+void lora_merge(Model& m, const LoraLayout& lay, const float* p) {
+  static const TensorKind kProj[kNumTargets] = {TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
+  for (int l = 0; l < m.cfg.n_layers; l++)
+    for (int t = 0; t < kNumTargets; t++) lora_merge_one(lay, p, l, t, m.tensor_ptr(kProj[t], l));
 }
 
 double lora_dropout_uniform(uint64_t seed, uint64_t step, int layer, int target, uint64_t index) {

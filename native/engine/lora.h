@@ -44,6 +44,10 @@ void lora_init(const LoraLayout& lay, float* params, uint64_t seed);
 
 // W += s·B·A for every adapted projection (the model then scores as base + adapter)
 void lora_merge(Model& m, const LoraLayout& lay, const float* params);
+// the same for one projection W[out, in] of one layer (target t); lora_merge is this over every slot
+void lora_merge_one(const LoraLayout& lay, const float* params, int layer, int t, float* W);
+// the LoRA target of a projection's tensor kind (-1 for the embeddings and norms)
+int lora_target_of(TensorKind k);
 
 // counter-based uniform in [0, 1) for dropout masks: the same (seed, step, layer, target, index) gives
 // the same draw, so backward regenerates forward's mask without storing it

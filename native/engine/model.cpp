@@ -138,7 +138,9 @@ void model_allocate(Model& m) {
   // keep every tensor 16-float aligned within the arena
   total += 16ull * (4 + 9ull * m.cfg.n_layers);
   try {
-    m.arena.assign(total, 0.f);
+    Arena fresh;
+    fresh.resize(total);  // zero pages, untouched
+    m.arena.swap(fresh);
   } catch (const std::bad_alloc&) {
     fail(ErrorCode::OOM, "not enough memory for " + std::to_string(total * 4 / (1 << 20)) + " MiB of weights");
   }

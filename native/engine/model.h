@@ -2,13 +2,43 @@
 // its own number of heads, KV heads and FFN channels in each layer) and its weights in one F32 arena.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "meta.h"
 
 namespace tailor {
+
+// The weight arena's allocator: calloc (a large block comes from the OS as zero pages, so sizing a 7B model's
+// arena touches no memory until a tensor is decoded into it; host_weights.h can hand pages back) and
+// default-initialising construction (resize writes nothing; the block is already zero).
+template <class T>
+struct ZeroPages {
+  using value_type = T;
+  ZeroPages() = default;
+  template <class U>
+  ZeroPages(const ZeroPages<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::calloc(n ? n : 1, sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U(std::forward<A>(a)...); }
+  template <class U>
+  bool operator==(const ZeroPages<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const ZeroPages<U>&) const { return false; }
+};
+using Arena = std::vector<float, ZeroPages<float>>;
+
+struct WeightSource;  // host_weights.h
 
 struct LayerShape {
   int n_head = 0;     // query heads (0 = attention pruned away)
@@ -68,12 +98,17 @@ enum class TensorKind { TokEmb, OutNorm, LmHead, AttnNorm, Wq, Wk, Wv, Wo, FfnNo
 
 struct Model {
   Config cfg;
-  std::vector<float> arena;  // every weight, one allocation
+  Arena arena;               // every weight, one allocation
   float* tok_emb = nullptr;  // [vocab, dim]
   float* out_norm = nullptr; // [dim]
   float* lm_head = nullptr;  // [vocab, dim] (== tok_emb when tied)
   std::vector<LayerWeights> layers;
   Metadata metadata;         // format metadata (GGUF key/values: the embedded tokenizer lives here)
+  // Where the weights can be decoded again (the mapped file, LoRA merges since): kept when the load asked
+  // for it (LoadHooks::keep_source). With host_released, the arena's pages were handed back to the system
+  // once a device backend held its copy; host_weights.h reads a tensor then (host_read, HostTensor).
+  std::shared_ptr<WeightSource> source;
+  bool host_released = false;
 
   // expected row-major shape of a tensor given the config (empty if the tensor does not exist)
   std::vector<int64_t> expected_shape(TensorKind kind, int layer) const;

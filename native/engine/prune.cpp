@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "grad_pass.h"
+#include "host_weights.h"
 
 namespace tailor {
 
@@ -80,6 +81,7 @@ LayerSums grad_sums(const Model& m, Backend& be, int l, const GradsT<float>& g, 
 LayerSums magnitude_sums(const Model& m, int l, bool l2) {
   const Config& c = m.cfg;
   const LayerShape& s = c.layers[size_t(l)];
+  HostLayer held(m, l);  // decoded again when the host copy was released
   const LayerWeights& w = m.layers[size_t(l)];
   const int64_t D = c.dim, qd = int64_t(s.n_head) * c.head_dim, kd = int64_t(s.n_kv_head) * c.head_dim;
   auto e = [l2](float x) { return l2 ? double(x) * x : std::fabs(double(x)); };
@@ -144,6 +146,7 @@ void wanda_scores(const Model& m, int l, GroupAgg agg, const std::vector<double>
                   const std::vector<double>& in2, const std::vector<double>& h, std::vector<double>& attn, std::vector<double>& mlp) {
   const Config& c = m.cfg;
   const LayerShape& s = c.layers[size_t(l)];
+  HostLayer held(m, l);  // decoded again when the host copy was released
   const LayerWeights& W = m.layers[size_t(l)];
   const int64_t D = c.dim, hd = c.head_dim;
   attn.assign(size_t(s.n_kv_head), 0.0);

@@ -69,7 +69,7 @@ class Trainer {
   // the trained parameters: the LoRA arena, or (full) the model's own weight arena. On a device backend
   // the state lives on the device: state_to_host() refreshes these host copies before they are read, and
   // state_to_device() sends them back after they were written (both nothing to do on the CPU).
-  std::vector<float>& params() { return cfg_.full ? m_.arena : p_; }
+  Arena& params() { return cfg_.full ? m_.arena : p_; }
   std::vector<float>& adam_m() { return am_; }
   std::vector<float>& adam_v() { return av_; }
   void state_to_host();
@@ -90,7 +90,8 @@ class Trainer {
   LoraLayout lay_;
   RopeTable rope_;
   WeightsT<float> w_;
-  std::vector<float> p_, g_, am_, av_;  // LoRA params, grads, AdamW moments (grads/moments cover the
+  Arena p_;                             // LoRA params (full fine-tuning: the model's arena)
+  std::vector<float> g_, am_, av_;      // grads, AdamW moments (grads/moments cover the
                                         // model's arena when full); on a device backend, host copies
   BackendBuffer dp_, dg_, dm_, dv_;     // the same four on the device (device backends only)
   float *P_ = nullptr, *G_ = nullptr, *M_ = nullptr, *V_ = nullptr;  // where the backend reads them

@@ -26,8 +26,8 @@ inline float bf16_round(float f) {
 inline bool on_tensor_cores(const Backend& gpu) { return gpu.name().find("sm_7") == std::string::npos; }
 
 // rounds m's weights to bf16 except the norm vectors; returns the fp32 arena to put back
-inline std::vector<float> round_weights_bf16(Model& m) {
-  std::vector<float> saved = m.arena;
+inline Arena round_weights_bf16(Model& m) {
+  Arena saved = m.arena;
   std::vector<std::pair<float*, std::vector<float>>> norms;
   for (auto& L : m.layers)
     for (float* p : {L.attn_norm, L.ffn_norm})

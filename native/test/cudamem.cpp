@@ -32,7 +32,7 @@ struct Shape {
 double gib(uint64_t b) { return double(b) / double(1ull << 30); }
 
 // fills the arena with small values quickly (several threads, a cheap generator)
-void fill(std::vector<float>& a) {
+void fill(Arena& a) {
   const size_t n = a.size();
   const unsigned th = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> ts;

@@ -198,7 +198,7 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   const std::vector<int> ids = test_sequence(m);
   auto lf = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
   // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
-  std::vector<float> saved = round_weights_bf16(m);
+  Arena saved = round_weights_bf16(m);
   Bf16InputsCpu cpu_tc(cpu);
   auto lr = sequence_logits(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, ids);
   m.arena = saved;

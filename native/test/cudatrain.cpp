@@ -86,7 +86,7 @@ Curve train(Model& m, Backend& be, bool checkpoint, int64_t head_chunk_floats = 
   Curve c;
   while (!t.done()) c.steps.push_back(t.train_step(CancelToken{}));
   t.state_to_host();
-  c.params = t.params();
+  c.params.assign(t.params().begin(), t.params().end());
   c.eval = t.eval_loss(examples(m, 4, 9), CancelToken{});
   return c;
 }
@@ -120,7 +120,7 @@ void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int d
   auto gpu = cudacheck::harness_backend(device, true);
   gpu->bind_weights(m);
   Curve f = train(m, cpu, false), g = train(m, *gpu, false);
-  std::vector<float> saved = round_weights_bf16(m);
+  Arena saved = round_weights_bf16(m);
   const bool tc = on_tensor_cores(*gpu);
   Bf16InputsCpu cpu_tc(cpu, &m);  // on tensor cores the products' inputs are rounded too
   Curve r = train(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, false);

@@ -6,6 +6,9 @@
 //       rises from 0 to the weight bytes; each tensor range is disjoint from the others and already holds its
 //       final values when reported; every nonzero weight lies in a reported range. With CANCEL_AFTER, the
 //       cancel flag is raised in the hook of that tensor: "ERROR E_CANCELLED" and nothing else reported.
+//   tailor_probe release PATH           → a load that hands its host pages back (LoadHooks::release) against a
+//       plain load: the arena's resident bytes (only pages shared by two tensors may stay), every tensor read
+//       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -14,15 +17,95 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "errors.h"
+#include "host_weights.h"
 #include "loader.h"
 #include "runtime.h"
 
 using namespace tailor;
 
+// every tensor of m as (kind, layer), the tied lm_head included
+static std::vector<std::pair<TensorKind, int>> all_tensors(const Model& m) {
+  std::vector<std::pair<TensorKind, int>> r = {{TensorKind::TokEmb, -1}, {TensorKind::OutNorm, -1}, {TensorKind::LmHead, -1}};
+  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
+                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
+  for (int l = 0; l < m.cfg.n_layers; l++)
+    for (TensorKind k : kLayer) r.push_back({k, l});
+  return r;
+}
+
+// true when every tensor host_read gives from a equals b's (bit for bit)
+static bool same_reads(const Model& a, const Model& b) {
+  for (auto [k, l] : all_tensors(a)) {
+    const uint64_t n = tensor_numel(a, k, l);
+    if (n != tensor_numel(b, k, l)) return false;
+    std::vector<float> x(n), y(n);
+    host_read(a, k, l, x.data());
+    host_read(b, k, l, y.data());
+    if (n && std::memcmp(x.data(), y.data(), n * sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+static int release_check(const char* path) {
+  try {
+    auto ref = load_model(path);
+    LoadHooks h;
+    h.release = true;
+    auto m = load_model(path, &h);
+    const auto tensors = all_tensors(*m);
+    // pages shared by two tensors (or by a tensor and the arena's ends) may stay: two per tensor at most
+    const int64_t page = int64_t(::sysconf(_SC_PAGESIZE)), resident = host_resident_bytes(*m), bound = int64_t(2 * tensors.size() + 2) * page;
+    const bool released = m->host_released && m->source && !ref->host_released && !ref->source;
+    const bool read = same_reads(*m, *ref);
+    bool held = true;
+    for (auto [k, l] : tensors) {
+      HostTensor t(*m, k, l);
+      const uint64_t n = tensor_numel(*ref, k, l);
+      std::vector<float> y(n);
+      host_read(*ref, k, l, y.data());
+      held = held && t.size() == n && (!n || std::memcmp(t.data(), y.data(), n * sizeof(float)) == 0);
+    }
+    const int64_t resident_after = host_resident_bytes(*m);
+    // a random rank-2 adapter on every projection, merged into both
+    LoraConfig lc;
+    lc.rank = 2;
+    lc.alpha = 3.f;
+    LoraLayout lay;
+    lay.build(m->cfg, lc);
+    std::vector<float> p(size_t(lay.size));
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (float& v : p) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      v = float(int64_t(s >> 40) % 2001 - 1000) * 1e-4f;
+    }
+    host_merge_lora(*ref, lay, p.data());
+    host_merge_lora(*m, lay, p.data());
+    const bool merged = same_reads(*m, *ref);
+    host_restore(*m);
+    bool restored = !m->host_released && !m->source;
+    for (auto [k, l] : tensors) {
+      const uint64_t n = tensor_numel(*m, k, l);
+      const float* a = k == TensorKind::LmHead && m->cfg.tied ? m->tok_emb : m->tensor_ptr(k, l);
+      const float* b = k == TensorKind::LmHead && ref->cfg.tied ? ref->tok_emb : ref->tensor_ptr(k, l);
+      restored = restored && (!n || std::memcmp(a, b, n * sizeof(float)) == 0);
+    }
+    auto v = [](bool ok) { return ok ? "ok" : "BAD"; };
+    std::printf("RELEASE released=%s resident=%s read=%s held=%s merged=%s restored=%s (arena %zu bytes, resident %lld after the load, %lld after reading, bound %lld)\n",
+                v(released), v(resident >= 0 && resident <= bound && resident_after <= bound), v(read), v(held), v(merged), v(restored),
+                m->arena.size() * sizeof(float), (long long)resident, (long long)resident_after, (long long)bound);
+  } catch (const EngineError& e) {
+    std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | hooks PATH [CANCEL_AFTER]\n");
+    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | hooks PATH [CANCEL_AFTER] | release PATH\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -101,6 +184,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (cmd == "release" && argc == 3) return release_check(argv[2]);
   std::fprintf(stderr, "unknown command\n");
   return 2;
 }

@@ -29,6 +29,14 @@ export interface LoadOptions {
    * backend always computes in fp32 (the choice is then noted in `info.backendNote`)
    */
   weights?: 'f32' | 'bf16';
+  /**
+   * the host's copy of the weights when a CUDA backend holds them (default 'auto'): 'auto' and 'release' hand the
+   * host pages of each tensor back as soon as it is on the device, keep the file mapped, and decode a tensor again
+   * from it whenever one is read (exports, pruning, LoRA merges: the same values bit for bit), so LLaMA-7B does not
+   * also need 25 GiB of host memory; 'keep' keeps the fp32 arena. On the CPU the arena is what computes and stays.
+   * While a released model lives its files must stay in place (Windows: they cannot be deleted meanwhile)
+   */
+  hostWeights?: 'auto' | 'keep' | 'release';
   /** skip looking for a tokenizer (score/generate by ids only) */
   noTokenizer?: boolean;
   /** stops the load between two tensors (E_CANCELLED); nothing is kept */
@@ -168,7 +176,7 @@ export class Model {
     let raw: RawAddonModel;
     try {
       raw = await wrap(() => addon().AddonModel.load(modelPath, {
-        threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32', cancel: flag, onProgress: opts.onProgress,
+        threads: opts.threads ?? 0, blas: opts.blas ?? true, backend: opts.backend ?? 'auto', weights: opts.weights ?? 'f32', hostWeights: opts.hostWeights ?? 'auto', cancel: flag, onProgress: opts.onProgress,
       }));
     } finally {
       done();
@@ -347,6 +355,12 @@ export class Model {
     } catch (e) {
       throw toEngineError(e);
     }
+  }
+
+  /** Where the host's copy of the weights is now (info has it as it was at load): see LoadOptions.hostWeights. */
+  hostWeights(): { state: 'resident' | 'released'; residentBytes: number | null } {
+    const i = this.handle().info();
+    return { state: i.hostWeights, residentBytes: i.hostResidentBytes };
   }
 
   dispose(): void {

@@ -28,12 +28,17 @@ export interface RawModelInfo {
   backendAutoPick: 'cpu' | 'cuda';
   /** why 'auto' chose what it chose (null for an explicit 'cpu') */
   backendNote: string | null;
+  /** the host's copy of the weights: the fp32 arena ('resident'), or handed back once a device held its copy and decoded from the file when read ('released') */
+  hostWeights: 'resident' | 'released';
+  /** bytes of the fp32 arena resident in host memory (null where the system cannot say) */
+  hostResidentBytes: number | null;
 }
 /** What a model file says of itself (AddonModel.inspect): the info of a load without the backend's fields. */
 export type RawFileInfo = Omit<RawModelInfo, RawBackendKey>;
-type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote';
+type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote' | RawHostKey;
+type RawHostKey = 'hostWeights' | 'hostResidentBytes';
 /** The backend part of a load's info (AddonModel.describeBackend: what a load with those options runs on). */
-export type RawBackendInfo = Pick<RawModelInfo, RawBackendKey>;
+export type RawBackendInfo = Pick<RawModelInfo, Exclude<RawBackendKey, RawHostKey>>;
 export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number }
 export interface RawGenerateResult { tokens: number[]; promptTokens: number; promptMs: number; generateMs: number; stopReason: 'eos' | 'length' | 'stopped' | 'context' }
 export interface RawAddonModel {
@@ -116,7 +121,7 @@ export interface EngineInfo {
 export type BackendRequest = 'auto' | 'cpu' | 'cuda';
 export interface RawAddon {
   AddonModel: {
-    load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16'; cancel?: Int32Array; onProgress?: (bytesDone: number, bytesTotal: number) => void }): Promise<RawAddonModel>;
+    load(path: string, opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16'; hostWeights?: 'auto' | 'keep' | 'release'; cancel?: Int32Array; onProgress?: (bytesDone: number, bytesTotal: number) => void }): Promise<RawAddonModel>;
     /** the file checked as a load checks it, its config and metadata; no weights are decoded */
     inspect(path: string): Promise<{ info: RawFileInfo; metadata: Record<string, unknown> }>;
     /** the backend a load with these options would run on, created without a model ('cuda' rejects as load does) */

@@ -15,7 +15,7 @@ import { ServiceError } from './events.js';
 
 export const BUNDLED_MODEL = () => path.join(packageRoot(), 'resources', 'models', 'stories260K');
 
-type StoredInfo = Omit<ModelInfo, 'path'>;
+type StoredInfo = Omit<ModelInfo, 'path' | 'hostWeights' | 'hostResidentBytes'>;
 
 function entryOf(row: { id: string; path: string; name: string; bundled: boolean; info: unknown; added_at: number }): ModelEntry {
   const i = row.info as StoredInfo;

@@ -305,7 +305,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
 cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) {
   std::lock_guard<std::mutex> lock(mem_mu);
   *total_b = capacity();
-  *free_b = capacity() - in_use;
+  *free_b = in_use < capacity() ? capacity() - in_use : 0;  // (the capacity may have been lowered since)
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {

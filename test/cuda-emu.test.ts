@@ -1,0 +1,228 @@
+// The addon's CUDA paths end to end on the CPU emulator: native/build/Release/tailor_emu.node is the same
+// addon sources linked with the CUDA backend compiled against native/test/cuemu, loaded (TAILOR_ADDON, in
+// this test process only) through the same TypeScript engine wrapper the app uses. So the lines a GPU
+// machine runs between Model.load and the kernels — the streamed load, the release of the host weights,
+// scoring, generation and sampling on the device, LoRA training, merges, the pruner's statistics, exports
+// read back from a released model, out-of-memory — run in CI without a GPU, against the CPU backend of the
+// same build. It says nothing of speed or the hardware (cuda.test.ts and `npm run test:gpu` do, on a GPU).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Model as M } from '../electron/core/engine/engine.js';
+import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+
+const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node');
+const built = fs.existsSync(EMU);
+if (built) process.env.TAILOR_ADDON = EMU;
+// imported after TAILOR_ADDON is set: the engine loads the addon it names
+const { EngineError, Model, engineInfo } = await import('../electron/core/engine/engine.js');
+const { DEFAULT_TRAIN, Trainer } = await import('../electron/core/train/trainer.js');
+const { promptCompletionExamples } = await import('../electron/core/train/data.js');
+const { calibrationFromText, pruneModel, writePruned } = await import('../electron/core/prune/prune.js');
+
+const HF = shared('models', 'stories260K-hf');
+const GGUF = shared('models', 'stories260K', 'stories260K.gguf');
+const L2C = shared('models', 'stories260K', 'stories260K.bin');
+const IDS = [1, 403, 407, 261, 378, 429, 411, 283, 300, 2];
+const LAYER_NAMES = ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'wGate', 'wUp', 'wDown'] as const;
+
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+function sameBits(a: Float32Array | null, b: Float32Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+/** the names of the tensors where two models' weights differ in any bit ([] when identical) */
+function tensorDiffs(a: M, b: M): string[] {
+  const ta = a.tensors(), tb = b.tensors();
+  const out: string[] = [];
+  for (const n of ['tokEmb', 'outNorm', 'lmHead'] as const) if (!sameBits(ta[n], tb[n])) out.push(n);
+  ta.layers.forEach((L: (typeof ta.layers)[number], i: number) => { for (const n of LAYER_NAMES) if (!sameBits(L[n], tb.layers[i][n])) out.push(`${n}[${i}]`); });
+  return out;
+}
+async function withModels<T>(specs: Array<[string, Parameters<typeof Model.load>[1]]>, f: (...ms: M[]) => Promise<T>): Promise<T> {
+  const ms: M[] = [];
+  try {
+    for (const [p, o] of specs) ms.push(await Model.load(p, o));
+    return await f(...ms);
+  } finally {
+    for (const m of ms) m.dispose();
+  }
+}
+
+test('the emulated device is what the addon sees (skipped, visibly, where the emulator addon is not built)', (t) => {
+  if (!built) return t.skip(`${EMU} not built (TAILOR_CUEMU off or an MSVC build)`);
+  const c = engineInfo().cuda;
+  assert.equal(c.available, true);
+  assert.match(c.devices[0].name, /emulator/);
+  assert.equal(c.architectures, 'emulated');
+});
+
+test('a load streams to the device, hands the host pages back, reports progress and can be cancelled', { skip: !built }, async () => {
+  const progress: Array<[number, number]> = [];
+  await withModels([[HF, { backend: 'cuda', onProgress: (d, t) => progress.push([d, t]) }], [HF, { backend: 'cuda', hostWeights: 'keep' }], [HF, { backend: 'cpu' }]], async (rel, keep, cpu) => {
+    assert.equal(rel.info.backendKind, 'cuda');
+    assert.match(rel.info.backend, /^cuda \(device 0, Tailor CUDA emulator/);
+    const arenaBytes = cpu.hostWeights().residentBytes!;
+    assert.ok(arenaBytes >= 4 * rel.info.nParams, `the CPU model's arena is resident (${arenaBytes} bytes for ${rel.info.nParams} parameters)`);
+    // released: only pages shared by two tensors stay (stories260K has 47 tensors of a few KiB each)
+    assert.equal(rel.info.hostWeights, 'released');
+    assert.equal(rel.hostWeights().state, 'released');
+    assert.ok(rel.hostWeights().residentBytes! <= 0.2 * arenaBytes, `released: ${rel.hostWeights().residentBytes} of ${arenaBytes} bytes resident`);
+    assert.equal(keep.info.hostWeights, 'resident');
+    assert.ok(keep.hostWeights().residentBytes! >= 4 * rel.info.nParams, "'keep' keeps the fp32 arena");
+    assert.equal(cpu.info.hostWeights, 'resident', 'on the CPU the arena is what computes');
+    assert.deepEqual(progress[0], [0, progress[0][1]]);
+    assert.equal(progress.at(-1)![0], progress.at(-1)![1]);
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i][0] >= progress[i - 1][0]);
+    // released or kept, the device holds the same weights: the same log-probs bit for bit
+    const [a] = await rel.score([IDS]);
+    const [b] = await keep.score([IDS]);
+    assert.ok(sameBits(a.logprob, b.logprob));
+  });
+  // (a cancel between two tensors, with the device's half-made copy refused, is tailor_cudacheck_emu's
+  // "streamed load" row: here the progress callback arrives after so small a load is done)
+  await assert.rejects(Model.load(HF, { backend: 'cuda', signal: AbortSignal.abort() }), (e: unknown) => e instanceof EngineError && e.code === 'E_CANCELLED');
+  assert.equal(Model.liveCount(), 0);
+  await assert.rejects(Model.load(HF, { backend: 'cuda', hostWeights: 'sometimes' as never }), (e: unknown) => e instanceof EngineError && e.code === 'E_ARG' && /hostWeights/.test(e.message));
+});
+
+test('a released model reads back the weights of its file bit for bit: HF (rotate-half), GGUF, llama2.c', { skip: !built }, async () => {
+  for (const p of [HF, GGUF, L2C]) {
+    await withModels([[p, { backend: 'cuda' }], [p, { backend: 'cpu' }]], async (rel, cpu) => {
+      assert.equal(rel.info.hostWeights, 'released', p);
+      assert.deepEqual(tensorDiffs(rel, cpu), [], p);
+      // one tensor at a time, as the writers read them (lazyTensors)
+      const lz = rel.lazyTensors(), lc = cpu.lazyTensors();
+      assert.ok(sameBits(lz.layers[1].wk, lc.layers[1].wk) && sameBits(lz.tokEmb, lc.tokEmb), p);
+      assert.ok(rel.hostWeights().residentBytes! <= 0.2 * cpu.hostWeights().residentBytes!, `${p}: reading decodes into fresh buffers, the arena stays released`);
+    });
+  }
+});
+
+test('scoring and generation on the device match the CPU (fp32 within 1e-4, greedy tokens identical; bf16 argmax identical)', { skip: !built }, async () => {
+  await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cuda', weights: 'bf16' }], [HF, { backend: 'cpu' }]], async (gpu, bf, cpu) => {
+    const [a] = await gpu.score([IDS], { lastLogits: true });
+    const [b] = await cpu.score([IDS], { lastLogits: true });
+    assert.ok(maxAbsDiff(a.logprob, b.logprob) <= 1e-4, `log-probs ${maxAbsDiff(a.logprob, b.logprob)}`);
+    assert.ok(maxAbsDiff(a.lastLogits!, b.lastLogits!) <= 1e-4);
+    const [c] = await bf.score([IDS]);
+    assert.match(bf.info.backend, /bf16 weights/);
+    assert.deepEqual(Array.from(c.argmax), Array.from(b.argmax));
+    const prompt = cpu.requireTokenizer().encode('Once upon a time', { bos: true });
+    const g = await gpu.generateIds(prompt, { maxTokens: 24, temperature: 0 });
+    const h = await cpu.generateIds(prompt, { maxTokens: 24, temperature: 0 });
+    assert.deepEqual(g.tokens, h.tokens, 'greedy generation: the same tokens');
+    // sampling on the device (top-k / top-p) with a seed: the same draw as the CPU's sampler
+    const s1 = await gpu.generateIds(prompt, { maxTokens: 16, temperature: 0.9, topK: 40, topP: 0.9, seed: 7 });
+    const s2 = await cpu.generateIds(prompt, { maxTokens: 16, temperature: 0.9, topK: 40, topP: 0.9, seed: 7 });
+    assert.deepEqual(s1.tokens, s2.tokens, 'seeded sampling: the same tokens');
+  });
+});
+
+test('LoRA on the device follows the CPU loss curve; merged into a released model it equals the CPU merge bit for bit', { skip: !built }, async () => {
+  await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
+    const recs = [{ prompt: 'The cat is', completion: ' red.' }, { prompt: 'The dog is', completion: ' blue.' }, { prompt: 'The bird is', completion: ' green.' }];
+    const ex = promptCompletionExamples(cpu.requireTokenizer(), recs, { eos: false });
+    const settings = { ...DEFAULT_TRAIN, lora: { ...DEFAULT_TRAIN.lora, dropout: 0.1 }, optim: { ...DEFAULT_TRAIN.optim, lr: 1e-2 }, epochs: 4, batch: 2, microBatch: 1, seed: 3 };
+    const curves: number[][] = [];
+    const params: Float32Array[] = [];
+    for (const m of [cpu, gpu]) {
+      const tr = Trainer.create(m, settings, ex);
+      const losses: number[] = [];
+      await tr.run({ onStep: (s) => losses.push(s.loss) });
+      assert.match(tr.info().backend, m === gpu ? /^cuda / : /^cpu /);
+      params.push(tr.state().params);
+      tr.dispose();
+      curves.push(losses);
+    }
+    for (let i = 0; i < curves[0].length; i++) {
+      const rel = Math.abs(curves[1][i] - curves[0][i]) / Math.abs(curves[0][i]);
+      assert.ok(rel <= 1e-4, `step ${i + 1}: device loss ${curves[1][i]} vs CPU ${curves[0][i]}`);
+    }
+    // the CPU's adapter merged into both: the released model records it and decodes W + s·B·A on each read
+    const cfg = { rank: settings.lora.rank, alpha: settings.lora.alpha, targets: 127 };
+    cpu.mergeLora(cfg, params[0]);
+    gpu.mergeLora(cfg, params[0]);
+    assert.equal(gpu.hostWeights().state, 'released');
+    assert.deepEqual(tensorDiffs(gpu, cpu), [], 'merged weights read back alike');
+    const [a] = await gpu.score([IDS]);
+    const [b] = await cpu.score([IDS]);
+    assert.ok(maxAbsDiff(a.logprob, b.logprob) <= 1e-4, `after the merge the device copy was rebuilt (${maxAbsDiff(a.logprob, b.logprob)})`);
+    assert.ok(gpu.hostWeights().residentBytes! <= 0.2 * cpu.hostWeights().residentBytes!, 'the rebuild decoded one tensor at a time');
+  });
+});
+
+test('full fine-tuning of a released model brings its host weights back first, then trains them as the CPU does', { skip: !built }, async () => {
+  await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
+    const ex = promptCompletionExamples(cpu.requireTokenizer(), [{ prompt: 'The sun is', completion: ' hot.' }], { eos: false });
+    const settings = { ...DEFAULT_TRAIN, full: true, optim: { ...DEFAULT_TRAIN.optim, lr: 1e-3 }, epochs: 2, batch: 1, microBatch: 1 };
+    const losses: number[][] = [];
+    for (const m of [cpu, gpu]) {
+      const tr = Trainer.create(m, settings, ex);
+      const l: number[] = [];
+      await tr.run({ onStep: (s) => l.push(s.loss) });
+      tr.dispose();
+      losses.push(l);
+    }
+    assert.equal(gpu.hostWeights().state, 'resident');
+    assert.deepEqual(losses[1], losses[0], 'the same steps on the same host weights');
+    assert.deepEqual(tensorDiffs(gpu, cpu), []);
+    const [a] = await gpu.score([IDS]);
+    const [b] = await cpu.score([IDS]);
+    assert.ok(maxAbsDiff(a.logprob, b.logprob) <= 1e-4, 'the device copy follows the trained weights');
+  });
+});
+
+test('pruning a released model picks the groups the CPU picks and writes the same pruned folder', { skip: !built }, async () => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt'), 'utf8');
+  const dir = tempDir('tailor-emu-prune-');
+  await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
+    const tok = cpu.requireTokenizer();
+    const calib = calibrationFromText(tok.encode(text, { bos: false }), 4, 32, 1, cpu.info.bosId);
+    for (const method of ['taylor', 'magnitude', 'wanda-sp'] as const) {
+      const outs: string[] = [];
+      for (const m of [cpu, gpu]) {
+        const r = await pruneModel(m, { ratio: 0.5, method, calib, scope: { attnLayers: [0, 4], mlpLayers: [0, 4] } });
+        const out = path.join(dir, `${method}-${m === gpu ? 'gpu' : 'cpu'}`);
+        writePruned(out, r, HF);
+        outs.push(out);
+      }
+      const kept = outs.map((o) => JSON.parse(fs.readFileSync(path.join(o, 'pruning.json'), 'utf8')).layers);
+      assert.deepEqual(kept[1], kept[0], `${method}: the same heads and channels kept`);
+      const w = outs.map((o) => fs.readFileSync(path.join(o, 'model.safetensors')));
+      assert.ok(w[0].equals(w[1]), `${method}: the pruned weights, sliced from the released model, are the CPU's bit for bit`);
+    }
+    assert.equal(gpu.hostWeights().state, 'released');
+  });
+});
+
+test('a model larger than the device is a clear E_OOM with the numbers and the advice, and the addon goes on working', { skip: !built }, () => {
+  // in a fresh process, so that the device holds nothing yet (the cuBLASLt workspace stays for a process's life)
+  const script = `
+    const { Model } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'electron', 'core', 'engine', 'engine.js'))});
+    const out = {};
+    try { await Model.load(${JSON.stringify(HF)}, { backend: 'cuda' }); out.loaded = true; } catch (e) { out.code = e.code; out.message = e.message; }
+    out.live = Model.liveCount();
+    process.env.TAILOR_CUEMU_MEMORY = String(8 * 2 ** 30);
+    const m = await Model.load(${JSON.stringify(HF)}, { backend: 'cuda' });
+    out.after = (await m.score([${JSON.stringify(IDS)}]))[0].argmax.length;
+    console.log(JSON.stringify(out));`;
+  // a 512 KiB device; stories260K's fp32 weights need 1 MiB
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, TAILOR_CUEMU_MEMORY: String(512 << 10) } });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.equal(out.code, 'E_OOM', JSON.stringify(out));
+  // the fp32 arena (1043264 bytes), all of the device free, nothing of Tailor's on it yet
+  assert.match(out.message, /^out of GPU memory on cuda \(device 0, Tailor CUDA emulator .*\): 1019 KiB more needed, 512 KiB free of 512 KiB \(Tailor holds 0 KiB\)\. /);
+  assert.match(out.message, /The model's weights do not fit: load them in bf16 \(weights 'bf16', --weights bf16\)/, 'advice about the weights, not about training');
+  assert.equal(out.live, 0, 'nothing is left held');
+  assert.equal(out.after, IDS.length, 'a load on a larger device then works');
+});
