@@ -66,7 +66,10 @@ const lines = [
   ...keys.map((k) => `| ${k} | ${rows.map((r) => fmt(r.parts[k])).join(' | ')} |`),
   `| **total** | ${rows.map((r) => `**${fmt(Object.values(r.parts).reduce((s, x) => s + x, 0))}**`).join(' | ')} |`,
   `| left on a 24 GB (= 22.35 GiB) GPU | ${rows.map((r) => fmt(22.35 * GiB - Object.values(r.parts).reduce((s, x) => s + x, 0))).join(' | ')} |`,
-  `| host memory: the fp32 arena (the model of record for pruning and export) | ${rows.map((r) => fmt(r.params * 4)).join(' | ')} |`,
+  // released (hostWeights 'auto' on CUDA): one tensor decoded at a time (the embedding table is the largest),
+  // plus the two 16 MiB page-locked staging buffers of the copy stream
+  `| host memory, weights released (the default on CUDA): the largest tensor while it is decoded, and the staging | ${rows.map(() => fmt(4 * Math.max(full.vocabSize * full.dim, ...full.layers.map((l) => l.ffn * full.dim))  + 32 * 2 ** 20)).join(' | ')} |`,
+  `| host memory with hostWeights 'keep': the fp32 arena | ${rows.map((r) => fmt(r.params * 4)).join(' | ')} |`,
   '',
   `Taylor importance pass on the unpruned LLaMA-7B (bf16 weights, one layer's fp32 gradient at a time, 10 × 64 calibration tokens): ${fmt(importancePlan(full))}.`,
 ];
