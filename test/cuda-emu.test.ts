@@ -21,6 +21,7 @@ const { EngineError, Model, engineInfo } = await import('../electron/core/engine
 const { DEFAULT_TRAIN, Trainer } = await import('../electron/core/train/trainer.js');
 const { promptCompletionExamples } = await import('../electron/core/train/data.js');
 const { calibrationFromText, pruneModel, writePruned } = await import('../electron/core/prune/prune.js');
+const { exportModel } = await import('../electron/core/export/export.js');
 
 const HF = shared('models', 'stories260K-hf');
 const GGUF = shared('models', 'stories260K', 'stories260K.gguf');
@@ -157,6 +158,15 @@ test('LoRA on the device follows the CPU loss curve; merged into a released mode
     const [b] = await cpu.score([IDS]);
     assert.ok(maxAbsDiff(a.logprob, b.logprob) <= 1e-4, `after the merge the device copy was rebuilt (${maxAbsDiff(a.logprob, b.logprob)})`);
     assert.ok(gpu.hostWeights().residentBytes! <= 0.2 * cpu.hostWeights().residentBytes!, 'the rebuild decoded one tensor at a time');
+    // the tailored model exported from the released model: the CPU's files byte for byte
+    const dir = tempDir('tailor-emu-export-');
+    for (const [format, dtype] of [['gguf', 'q8_0'], ['hf', 'bf16']] as const) {
+      const outs = [path.join(dir, `cpu-${format}`), path.join(dir, `gpu-${format}`)];
+      await exportModel(cpu, { format, dtype, out: outs[0] });
+      await exportModel(gpu, { format, dtype, out: outs[1] });
+      const file = format === 'gguf' ? '' : 'model.safetensors';
+      assert.ok(fs.readFileSync(path.join(outs[0], file)).equals(fs.readFileSync(path.join(outs[1], file))), `${format} ${dtype} export`);
+    }
   });
 });
 
