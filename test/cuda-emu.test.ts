@@ -17,7 +17,7 @@ const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node'
 const built = fs.existsSync(EMU);
 if (built) process.env.TAILOR_ADDON = EMU;
 // imported after TAILOR_ADDON is set: the engine loads the addon it names
-const { EngineError, Model, engineInfo } = await import('../electron/core/engine/engine.js');
+const { EngineError, Model, deviceMemory, engineInfo } = await import('../electron/core/engine/engine.js');
 const { DEFAULT_TRAIN, Trainer } = await import('../electron/core/train/trainer.js');
 const { promptCompletionExamples } = await import('../electron/core/train/data.js');
 const { calibrationFromText, pruneModel, writePruned } = await import('../electron/core/prune/prune.js');
@@ -60,6 +60,7 @@ async function withModels<T>(specs: Array<[string, Parameters<typeof Model.load>
 
 test('the emulated device is what the addon sees (skipped, visibly, where the emulator addon is not built)', (t) => {
   if (!built) return t.skip(`${EMU} not built (TAILOR_CUEMU off or an MSVC build)`);
+  assert.equal(deviceMemory(), null, 'no model on CUDA yet: no device memory to report (and the driver is not touched)');
   const c = engineInfo().cuda;
   assert.equal(c.available, true);
   assert.match(c.devices[0].name, /emulator/);
@@ -84,15 +85,23 @@ test('a load streams to the device, hands the host pages back, reports progress 
     assert.equal(progress.at(-1)![0], progress.at(-1)![1]);
     for (let i = 1; i < progress.length; i++) assert.ok(progress[i][0] >= progress[i - 1][0]);
     // released or kept, the device holds the same weights: the same log-probs bit for bit
+    const held = deviceMemory({ resetPeak: true })!;
+    assert.ok(held.inUse >= 2 * 4 * rel.info.nParams, `the allocator accounts for both models' fp32 weights (${held.inUse} bytes)`);
+    assert.equal(held.peak, held.inUse, 'the peak starts again from what is in use');
+    assert.match(String(held.total), /^\d+$/);
     const [a] = await rel.score([IDS]);
     const [b] = await keep.score([IDS]);
     assert.ok(sameBits(a.logprob, b.logprob));
+    const after = deviceMemory()!;
+    assert.ok(after.peak > held.inUse, 'scoring needed activations beyond the weights');
+    assert.ok(after.inUse <= held.inUse, 'and gave them back (to the cache)');
   });
   // (a cancel between two tensors, with the device's half-made copy refused, is tailor_cudacheck_emu's
   // "streamed load" row: here the progress callback arrives after so small a load is done)
   await assert.rejects(Model.load(HF, { backend: 'cuda', signal: AbortSignal.abort() }), (e: unknown) => e instanceof EngineError && e.code === 'E_CANCELLED');
   assert.equal(Model.liveCount(), 0);
   await assert.rejects(Model.load(HF, { backend: 'cuda', hostWeights: 'sometimes' as never }), (e: unknown) => e instanceof EngineError && e.code === 'E_ARG' && /hostWeights/.test(e.message));
+  assert.equal(deviceMemory()!.inUse, 0, 'disposed models hold no device memory');
 });
 
 test('a released model reads back the weights of its file bit for bit: HF (rotate-half), GGUF, llama2.c', { skip: !built }, async () => {
@@ -212,6 +221,47 @@ test('pruning a released model picks the groups the CPU picks and writes the sam
     }
     assert.equal(gpu.hostWeights().state, 'released');
   });
+});
+
+test("tailor run on the device: the CPU's accuracies and pruned groups, its loss curve within 1e-4, a GPU peak per stage", { skip: !built }, () => {
+  // a tiny two-choice task keeps every sequence short: the emulator's attention is slow on long ones
+  const dir = tempDir('tailor-emu-run-');
+  const animals = ['cat', 'dog', 'bird', 'fish', 'cow', 'pig', 'fox', 'owl', 'bee', 'ant'], words = ['red', 'blue', 'green', 'big', 'small'];
+  const csv = path.join(dir, 'tiny.csv');
+  fs.writeFileSync(csv, 'q,a,b,answer\n' + animals.concat(animals).map((a, i) => {
+    const [c, d] = [words[i % 5], words[(i + 2) % 5]];
+    return i % 2 ? `"The ${a} was",${d},${c},B` : `"The ${a} was",${c},${d},A`;
+  }).join('\n') + '\n');
+  const run = (backend: 'cpu' | 'cuda', env: NodeJS.ProcessEnv) => {
+    const spec = path.join(dir, `${backend}.json`);
+    fs.writeFileSync(spec, JSON.stringify({
+      name: `tiny-${backend}`, model: path.join(REPO_ROOT, 'resources', 'models', 'stories260K'), outDir: path.join(dir, backend),
+      tasks: [{ name: 'tiny', file: csv, mapping: { kind: 'multiple-choice', question: 'q', choices: ['a', 'b'], answer: 'answer', template: '{question}' } }],
+      prune: { method: 'taylor', ratios: [0.5], calibSamples: 2, calibSeqLen: 16 }, lora: { epochs: 1, batch: 4, maxLen: 32, lr: 0.003 },
+      export: { format: 'gguf', dtype: 'f32' }, compute: { backend },
+    }));
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js'), 'run', spec, '--json'], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const { TAILOR_ADDON: _a, ...plain } = process.env;
+  const cpu = run('cpu', plain), gpu = run('cuda', { ...process.env, TAILOR_ADDON: EMU });
+  assert.match(gpu.compute, /^cuda \(device 0, Tailor CUDA emulator/);
+  assert.deepEqual(gpu.rows, cpu.rows, 'baseline, pruned and recovered accuracies');
+  const kept = (b: string) => JSON.parse(fs.readFileSync(path.join(dir, b, 'pruned-0.5', 'pruning.json'), 'utf8')).layers;
+  assert.deepEqual(kept('cuda'), kept('cpu'), 'the same heads and channels pruned');
+  const [lg, lc] = [gpu.ratios[0].loss as number[], cpu.ratios[0].loss as number[]];
+  assert.equal(lg.length, lc.length);
+  lg.forEach((l, i) => assert.ok(Math.abs(l - lc[i]) <= 1e-4 * Math.abs(lc[i]), `LoRA step ${i + 1}: ${l} vs ${lc[i]}`));
+  assert.equal(cpu.stageDevicePeakBytes, undefined, 'no GPU figures for a CPU run');
+  assert.deepEqual(Object.keys(gpu.stageDevicePeakBytes).sort(), Object.keys(gpu.stageSeconds).sort());
+  for (const [k, b] of Object.entries(gpu.stageDevicePeakBytes as Record<string, number>)) assert.ok(b > 0, `${k}: ${b}`);
+  // the baseline's fp32 weights (1 MiB) are on the device while it is evaluated; pruning adds its gradients
+  assert.ok(gpu.stageDevicePeakBytes.baseline >= 4 * gpu.paramsBefore);
+  assert.ok(gpu.stageDevicePeakBytes['prune ratio=0.5'] > gpu.stageDevicePeakBytes.baseline);
+  assert.match(fs.readFileSync(path.join(dir, 'cuda', 'report.md'), 'utf8'), /Stages: baseline [\d.]+ s \(GPU peak [\d.]+ (KiB|MiB)\), prune ratio=0\.5 /);
+  const info = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js'), 'info', gpu.ratios[0].exported, '--json'], { encoding: 'utf8' });
+  assert.equal(JSON.parse(info.stdout).nParams, gpu.ratios[0].paramsAfter, 'the tailored model exported from the device run loads');
 });
 
 test('a model larger than the device is a clear E_OOM with the numbers and the advice, and the addon goes on working', { skip: !built }, () => {

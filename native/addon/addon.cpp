@@ -74,11 +74,29 @@ static Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// deviceMemory({resetPeak}) → Tailor's device memory over all its CUDA backends (cuda_process_memory), or
+// null when no CUDA backend was ever made in this process
+static Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool reset = info.Length() > 0 && info[0].IsObject() && info[0].As<Napi::Object>().Get("resetPeak").ToBoolean().Value();
+  tailor::Backend::MemoryStats m = tailor::cuda_process_memory(reset);
+  if (m.device_total == 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inUse", double(m.in_use));
+  o.Set("peak", double(m.peak));
+  o.Set("cached", double(m.cached));
+  o.Set("library", double(m.library));
+  o.Set("total", double(m.device_total));
+  o.Set("free", double(m.device_free));
+  return o;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AddonModel", AddonModel::Init(env));
   exports.Set("AddonTrainer", AddonTrainer::Init(env));
   exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer));
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));
+  exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemory));
   return exports;
 }
 

@@ -27,6 +27,24 @@
 namespace tailor {
 namespace {
 
+// Tailor's device memory over every CUDA backend of the process (a pipeline stage's peak, whichever models it
+// loads): bytes handed out, their peak since the last reset, and bytes cached by the allocators.
+struct ProcessTotals {
+  std::mutex mu;
+  uint64_t in_use = 0, peak = 0, cached = 0;
+  int device = -1;  // the last device a backend was made on (for the device's total and free bytes)
+  void add(int64_t use, int64_t cache) {
+    std::lock_guard<std::mutex> lock(mu);
+    in_use = uint64_t(int64_t(in_use) + use);
+    cached = uint64_t(int64_t(cached) + cache);
+    peak = std::max(peak, in_use);
+  }
+};
+ProcessTotals& totals() {
+  static ProcessTotals t;
+  return t;
+}
+
 // x[T, dim] = emb[tokens[t], :]  (one block per token row)
 __global__ void embed_rows_kernel(float* __restrict__ x, const float* __restrict__ emb, const int* __restrict__ tokens, int64_t dim) {
   const int64_t t = blockIdx.x;
@@ -63,6 +81,7 @@ class CudaBackend final : public Backend {
     cuda::device_free(rope_freq_);
     for (auto& b : cache_) cuda::device_free(b.second);
     for (auto& b : live_) cuda::device_free(b.first);  // buffers still held (their owners outlived us: a bug, not a leak)
+    totals().add(-int64_t(in_use_), -int64_t(cached_));
   }
   std::string name() const override { return name_; }
   int threads() const override { return 1; }
@@ -80,11 +99,13 @@ class CudaBackend final : public Backend {
       live_[p] = it->first;
       cached_ -= it->first;
       in_use_ += it->first;
+      totals().add(int64_t(it->first), -int64_t(it->first));
       cache_.erase(it);
     } else {
       p = fresh(size);
       live_[p] = size;
       in_use_ += size;
+      totals().add(int64_t(size), 0);
     }
     peak_ = std::max(peak_, in_use_);
     return p;
@@ -96,6 +117,7 @@ class CudaBackend final : public Backend {
     if (it == live_.end()) return cuda::device_free(p);  // not ours (cannot happen through the interface)
     in_use_ -= it->second;
     cached_ += it->second;
+    totals().add(-int64_t(it->second), int64_t(it->second));
     cache_.emplace(it->second, p);
     live_.erase(it);
   }
@@ -388,6 +410,7 @@ class CudaBackend final : public Backend {
     }
     for (auto& b : cache_) cuda::device_free(b.second);
     cache_.clear();
+    totals().add(0, -int64_t(cached_));
     cached_ = 0;
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, size);
@@ -455,6 +478,29 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt) { return std::make_unique<CudaBackend>(device_index, opt); }
+std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt) {
+  auto be = std::make_unique<CudaBackend>(device_index, opt);
+  std::lock_guard<std::mutex> lock(totals().mu);
+  totals().device = device_index;
+  return be;
+}
+
+Backend::MemoryStats cuda_process_memory(bool reset_peak) {
+  Backend::MemoryStats m;
+  int device;
+  {
+    std::lock_guard<std::mutex> lock(totals().mu);
+    m.in_use = totals().in_use, m.peak = totals().peak, m.cached = totals().cached;
+    if (reset_peak) totals().peak = totals().in_use;
+    device = totals().device;
+  }
+  if (device < 0) return m;  // no backend yet: the driver is not touched
+  size_t free_b = 0, total_b = 0;
+  cuda::set_device(device);
+  m.library = cuda::lt_workspace_bytes();
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
+  else cudaGetLastError();
+  return m;
+}
 
 }  // namespace tailor

@@ -167,6 +167,10 @@ std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opt);
 // the CUDA backend on one device: inference, LoRA training and the weight gradients of the pruner on its
 // default stream, large copies on a copy stream through page-locked staging (cuda/transfer.h). E_UNSUPPORTED in a build without CUDA (device.cpp).
 std::unique_ptr<Backend> make_cuda_backend(int device_index, const BackendOptions& opt = {});
+// Tailor's device memory over every CUDA backend of the process: in use, peak since the last reset (reset
+// to the bytes in use now when asked), cached, the library bytes and the device's total and free bytes of
+// the last device a backend was made on. All zero when no CUDA backend was ever made (or none is built).
+Backend::MemoryStats cuda_process_memory(bool reset_peak = false);
 
 // An owned backend buffer of `bytes`, grown on demand (contents are not kept when it grows).
 class BackendBuffer {

@@ -25,6 +25,8 @@ CudaStatus cuda_devices(bool) {
 std::unique_ptr<Backend> make_cuda_backend(int, const BackendOptions&) {
   fail(ErrorCode::UNSUPPORTED, std::string("the CUDA backend is not available: not built with CUDA (") + TAILOR_CUDA_OFF_REASON + ")");
 }
+
+Backend::MemoryStats cuda_process_memory(bool) { return {}; }
 #endif
 
 BackendKind parse_backend_kind(const std::string& s) {

@@ -140,6 +140,8 @@ export interface ReportView {
     importance: { layers: Array<{ attn: number[]; mlp: number[] }> }; exported: string | null }>;
   perplexity: Array<{ set: string; ratio: number; baseline: number; pruned: number; recovered: number }>;
   stageSeconds: Record<string, number>;
+  /** each stage's peak of Tailor's GPU memory, in bytes (runs on CUDA only; the allocator's accounting) */
+  stageDevicePeakBytes?: Record<string, number>;
   /** the backend the run's models ran on, as the engine names it (absent in reports from before it was recorded) */
   compute?: string;
   seconds: number;

@@ -2,14 +2,14 @@
 // its tokenizer, score sequences, generate tokens. Every call returns a promise (the work runs on engine
 // threads, never on Node's event loop), long calls take an AbortSignal and report progress, and every
 // failure is an EngineError with a code.
-import { addon, type BackendRequest, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawLayerTensors, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
+import { addon, type BackendRequest, type DeviceMemory, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawLayerTensors, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
 import { EngineError, toEngineError, wrap } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 
 export { EngineError } from './errors.js';
 export type { EngineErrorCode } from './errors.js';
-export type { BackendRequest, CudaDeviceInfo, CudaInfo, EngineInfo } from './native.js';
+export type { BackendRequest, CudaDeviceInfo, CudaInfo, DeviceMemory, EngineInfo } from './native.js';
 
 export interface LoadOptions {
   /** engine threads (default: all cores) */
@@ -106,6 +106,14 @@ export function cancelFlagFor(signal?: AbortSignal): { flag: Int32Array; done: (
 /** The build and the machine: BLAS, hardware threads, and CUDA (built? available? devices, or why not). */
 export function engineInfo(): EngineInfo {
   return addon().engineInfo();
+}
+
+/**
+ * Tailor's GPU memory over all its CUDA models, from the allocator's accounting; null when no model has run on
+ * CUDA in this process. With resetPeak, the peak starts again from what is in use (a pipeline stage's peak).
+ */
+export function deviceMemory(opts: { resetPeak?: boolean } = {}): DeviceMemory | null {
+  return addon().deviceMemory(opts);
 }
 
 const GIB = 1024 ** 3;

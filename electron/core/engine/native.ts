@@ -5,6 +5,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Tailor's GPU memory over all its CUDA models in this process, in bytes (the allocator's own accounting). */
+export interface DeviceMemory {
+  /** handed out to tensors now */
+  inUse: number;
+  /** the most in use at once since the last reset */
+  peak: number;
+  /** freed by Tailor but kept for reuse (the caching allocator) */
+  cached: number;
+  /** held by libraries outside the allocator (cuBLASLt's workspace) */
+  library: number;
+  /** the device's memory, and what is free on it now (all processes) */
+  total: number;
+  free: number;
+}
+
 export interface RawLayerInfo { nHead: number; nKvHead: number; ffn: number }
 export interface RawModelInfo {
   format: 'hf' | 'gguf' | 'llama2c';
@@ -128,6 +143,7 @@ export interface RawAddon {
     describeBackend(opts?: { threads?: number; blas?: boolean; backend?: BackendRequest; weights?: 'f32' | 'bf16' }): Promise<RawBackendInfo>;
   };
   engineInfo(): EngineInfo;
+  deviceMemory(opts?: { resetPeak?: boolean }): DeviceMemory | null;
   createTrainer(model: RawAddonModel, cfg: RawTrainConfig, examples: RawExample[]): RawAddonTrainer;
 }
 

@@ -4,7 +4,7 @@
 // cancelled or crashed run resumes from its last finished stage (and LoRA from its last checkpoint).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Model } from '../engine/engine.js';
+import { deviceMemory, Model } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { evaluateItems } from '../eval/eval.js';
 import { History } from '../history/db.js';
@@ -131,10 +131,13 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
     o.onEvent?.({ stage: key, status: 'start' });
     history?.setStage(runId, ord, key, 'running');
     const s0 = performance.now();
+    deviceMemory({ resetPeak: true });  // the stage's own GPU peak (null, and nothing to reset, on the CPU)
     try {
       const r = await fn();
       st.done[key] = r;
       st.done[`${key}#seconds`] = (performance.now() - s0) / 1000;
+      const dm = deviceMemory();
+      if (dm) st.done[`${key}#devicePeak`] = dm.peak;
       atomicWriteFile(stateFile, JSON.stringify(st, null, 1));
       history?.setStage(runId, ord, key, 'done', 1, { seconds: (performance.now() - s0) / 1000 });
       o.onEvent?.({ stage: key, status: 'done' });
@@ -276,7 +279,9 @@ function buildReport(spec: PipelineSpec, st: State, baseParams: number, seconds:
     ratios.push({ ratio, paramsAfter: p.params, removedShare: p.removedShare, meanRecovery: rs.reduce((a, r) => a + r.recovery, 0) / rs.length, loraSeconds: l.seconds, loss: l.losses,
       importance: p.importance, exported: (st.done[`export ${tag}`] as { out: string } | undefined)?.out ?? null });
   }
-  const times = Object.fromEntries(Object.entries(st.done).filter(([k]) => k.endsWith('#seconds')).map(([k, v]) => [k.replace('#seconds', ''), v as number]));
-  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, perplexity: ppl, stageSeconds: times, seconds, spec,
+  const per = (suffix: string) => Object.fromEntries(Object.entries(st.done).filter(([k]) => k.endsWith(suffix)).map(([k, v]) => [k.slice(0, -suffix.length), v as number]));
+  const peaks = per('#devicePeak');
+  return { name: spec.name, runId: st.runId, model: spec.model, paramsBefore: baseParams, tasks: spec.tasks.map(taskName), method: spec.prune.method, rows, ratios, perplexity: ppl,
+    stageSeconds: per('#seconds'), ...(Object.keys(peaks).length ? { stageDevicePeakBytes: peaks } : {}), seconds, spec,
     compute: typeof st.done['#compute'] === 'string' ? (st.done['#compute'] as string) : undefined };
 }

@@ -26,8 +26,16 @@ export function markdown(r: PipelineReport): string {
     ...r.ratios.filter((x) => x.exported).map((x) => `Exported (ratio ${x.ratio}): \`${x.exported}\``),
     '',
     ...(r.compute ? [`Computed on ${r.compute}.`] : []),
-    `Total ${r.seconds.toFixed(1)} s. Stages: ${Object.entries(r.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}.`, ''];
+    `Total ${r.seconds.toFixed(1)} s. Stages: ${Object.entries(r.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s${gpuPeak(r, k)}`).join(', ')}.`, ''];
   return lines.join('\n');
+}
+
+/** " (GPU peak 14.61 GiB)" for a stage that ran on CUDA, else "" */
+function gpuPeak(r: ReportView, stage: string): string {
+  const b = r.stageDevicePeakBytes?.[stage];
+  if (b === undefined) return '';
+  const [div, unit] = b >= 1024 ** 3 ? [1024 ** 3, 'GiB'] : b >= 1024 ** 2 ? [1024 ** 2, 'MiB'] : [1024, 'KiB'];
+  return ` (GPU peak ${(b / div).toFixed(2)} ${unit})`;
 }
 
 function bars(r: PipelineReport): string {
