@@ -45,6 +45,15 @@ ProcessTotals& totals() {
   return t;
 }
 
+// the library bytes and the device's total and free memory, into m
+void device_figures(int device, Backend::MemoryStats& m) {
+  size_t free_b = 0, total_b = 0;
+  cuda::set_device(device);
+  m.library = cuda::lt_workspace_bytes();
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
+  else cudaGetLastError();
+}
+
 // x[T, dim] = emb[tokens[t], :]  (one block per token row)
 __global__ void embed_rows_kernel(float* __restrict__ x, const float* __restrict__ emb, const int* __restrict__ tokens, int64_t dim) {
   const int64_t t = blockIdx.x;
@@ -125,11 +134,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(alloc_mu_);
     MemoryStats m;
     m.in_use = in_use_, m.peak = peak_, m.cached = cached_;
-    size_t free_b = 0, total_b = 0;
-    cuda::set_device(device_);
-    m.library = cuda::lt_workspace_bytes();
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
-    else cudaGetLastError();
+    device_figures(device_, m);
     return m;
   }
   void reset_peak() override {
@@ -494,12 +499,7 @@ Backend::MemoryStats cuda_process_memory(bool reset_peak) {
     if (reset_peak) totals().peak = totals().in_use;
     device = totals().device;
   }
-  if (device < 0) return m;  // no backend yet: the driver is not touched
-  size_t free_b = 0, total_b = 0;
-  cuda::set_device(device);
-  m.library = cuda::lt_workspace_bytes();
-  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) m.device_free = free_b, m.device_total = total_b;
-  else cudaGetLastError();
+  if (device >= 0) device_figures(device, m);  // (no backend yet: the driver is not touched)
   return m;
 }
 
