@@ -138,12 +138,6 @@ void host_restore(Model& m) {
   m.source.reset();  // the arena is the model of record from here on (it may be written in place)
 }
 
-void host_release(Model& m) {
-  if (!m.source) fail(ErrorCode::INTERNAL, "host weights: a model without its source cannot release its host copy");
-  if (!m.arena.empty()) discard_pages(m.arena.data(), m.arena.size() * sizeof(float));
-  m.host_released = true;
-}
-
 void host_merge_lora(Model& m, const LoraLayout& lay, const float* params) {
   if (!m.host_released) return lora_merge(m, lay, params);
   m.source->merges.push_back({lay, std::vector<float>(params, params + lay.size)});

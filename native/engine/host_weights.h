@@ -78,10 +78,6 @@ class HostLayer {
 // now be written in place (full fine-tuning) and is the model of record again.
 void host_restore(Model& m);
 
-// Hands every arena page back to the system; the model needs its source (E_INTERNAL otherwise). Reads go
-// through host_read / HostTensor from then on.
-void host_release(Model& m);
-
 // W += s·B·A for every adapted projection: on the arena, or (released) recorded in the source and applied
 // whenever a tensor is decoded. Either way the model's weights are base + adapter, bit for bit alike.
 void host_merge_lora(Model& m, const LoraLayout& lay, const float* params);
