@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Model, EngineError, inspectModel } from '../electron/core/engine/engine.js';
 import { hostileCases, validCases } from './helpers/hostile.js';
@@ -155,4 +156,24 @@ test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each
     assert.equal(rel.status, 0, rel.stderr.slice(0, 4000) + rel.stdout);
     assert.match(rel.stdout.trim(), /^RELEASE released=ok resident=ok read=ok held=ok merged=ok restored=ok /, p);
   }
+});
+
+// A load that releases its host weights (CUDA) sizes its arena as an address range only: a model whose fp32
+// weights exceed this machine's memory (LLaMA-7B's 25 GiB on a 16 GB desktop) still loads onto the GPU. A
+// plain arena keeps the system's accounting, so that on the CPU a model too big for memory is a clean E_OOM.
+test('a released arena is an address range: larger than memory and swap it is granted, a plain one is E_OOM', (t) => {
+  const probe = path.join(REPO_ROOT, 'native', 'build', 'tailor_probe');
+  const swap = Number(/SwapTotal:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;
+  const gib = Math.ceil((os.totalmem() + swap) / 2 ** 30) + 8;
+  const r = spawnSync(probe, ['reserve', String(gib)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = /^RESERVE bytes=(\d+) layers=\d+ plain=(\S+) reserve=(\S+) resident_after_one_tensor=(-?\d+)$/.exec(r.stdout.trim());
+  assert.ok(m, r.stdout);
+  t.diagnostic(r.stdout.trim());
+  assert.ok(Number(m[1]) > os.totalmem() + swap, 'the arena is larger than memory and swap together');
+  assert.equal(m[3], 'ok', 'the released load\'s arena is granted');
+  assert.equal(Number(m[4]), 64 * 2 ** 20, 'and only the pages written are resident: one 4096 × 4096 fp32 tensor');
+  const mode = fs.readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
+  if (mode === '0') assert.equal(m[2], 'E_OOM', 'heuristic overcommit refuses a plain arena this large: a clean E_OOM');
+  else t.diagnostic(`vm.overcommit_memory=${mode}: the plain arena's verdict (${m[2]}) depends on the system's policy`);
 });

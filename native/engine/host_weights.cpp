@@ -89,10 +89,9 @@ static float* arena_ptr(const Model& m, TensorKind k, int layer) {
   return const_cast<Model&>(m).tensor_ptr(k, layer < 0 ? 0 : layer);
 }
 
-// dst ← the tensor decoded from the source, with the merged adapters applied in order
-static void decode_from_source(const Model& m, TensorKind k, int layer, float* dst, uint64_t n) {
+// dst ← the tensor decoded from the source s, with the merged adapters applied in order
+static void decode_from_source(const Model& m, const WeightSource& s, TensorKind k, int layer, float* dst, uint64_t n) {
   if (k == TensorKind::LmHead && m.cfg.tied) k = TensorKind::TokEmb;
-  const WeightSource& s = *m.source;
   const SourceTensor* t = s.find(k, k == TensorKind::TokEmb || k == TensorKind::OutNorm || k == TensorKind::LmHead ? -1 : layer);
   if (!t) {
     std::fill(dst, dst + n, 0.f);  // never in the file: zero in the arena too (e.g. a pruned sublayer's norm)
@@ -114,11 +113,11 @@ void host_read(const Model& m, TensorKind k, int layer, float* dst) {
     std::memcpy(dst, p, size_t(n) * sizeof(float));
     return;
   }
-  decode_from_source(m, k, layer, dst, n);
+  decode_from_source(m, *m.source, k, layer, dst, n);
 }
 
 HostTensor::HostTensor(const Model& m, TensorKind k, int layer) : m_(m), p_(arena_ptr(m, k, layer)), n_(tensor_numel(m, k, layer)) {
-  if (m_.host_released && p_ && n_) decode_from_source(m_, k, layer, p_, n_);
+  if (m_.host_released && p_ && n_) decode_from_source(m_, *m_.source, k, layer, p_, n_);
 }
 
 HostTensor::~HostTensor() {
@@ -133,9 +132,13 @@ HostLayer::HostLayer(const Model& m, int layer) {
 
 void host_restore(Model& m) {
   if (!m.host_released) return;
-  for (const SourceTensor& t : m.source->tensors) decode_from_source(m, t.kind, t.layer, arena_ptr(m, t.kind, t.layer), t.n);
+  // a new arena that the system reserves memory for (the released one was only an address range): E_OOM
+  // here, with the model unchanged, rather than a process killed while the weights are decoded into it
+  std::shared_ptr<WeightSource> src = m.source;
+  model_allocate(m);
   m.host_released = false;
   m.source.reset();  // the arena is the model of record from here on (it may be written in place)
+  for (const SourceTensor& t : src->tensors) decode_from_source(m, *src, t.kind, t.layer, arena_ptr(m, t.kind, t.layer), t.n);
 }
 
 void host_merge_lora(Model& m, const LoraLayout& lay, const float* params) {

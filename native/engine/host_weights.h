@@ -74,8 +74,9 @@ class HostLayer {
   std::vector<std::unique_ptr<HostTensor>> t_;
 };
 
-// Decodes every tensor back into the arena and ends the release; the source is dropped, since the arena may
-// now be written in place (full fine-tuning) and is the model of record again.
+// Decodes every tensor into a new arena (one the system reserves memory for: E_OOM, the model unchanged, when
+// it cannot) and ends the release; the tensor pointers change, so a device copy must be bound again. The
+// source is dropped: the arena may now be written in place (full fine-tuning) and is the model of record.
 void host_restore(Model& m);
 
 // W += s·B·A for every adapted projection: on the arena, or (released) recorded in the source and applied

@@ -78,7 +78,7 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vecto
     src->files = files;
     src->permute_qk = permute;
   }
-  model_allocate(m);
+  model_allocate(m, h.release);  // a released arena only needs its address range
   if (h.allocated) h.allocated(m);
   std::sort(use.begin(), use.end(), [](const TensorRef* a, const TensorRef* b) { return a->data < b->data; });
   uint64_t total = 0, done = 0;

@@ -1,7 +1,12 @@
-// model.cpp — config validation, arena layout and parameter accounting for Model.
+// model.cpp — config validation, arena blocks and layout, and parameter accounting for Model.
 #include "model.h"
 
 #include <algorithm>
+#include <cstdlib>
+
+#if !defined(_WIN32)
+#include <sys/mman.h>
+#endif
 
 #include "errors.h"
 
@@ -132,13 +137,38 @@ void rows_to_interleaved(float* w, int heads, int head_dim, int64_t dim) {
   }
 }
 
-void model_allocate(Model& m) {
+void* arena_alloc(size_t bytes, bool reserve_only) {
+#if !defined(_WIN32)
+  if (reserve_only && bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
+  }
+#endif
+  (void)reserve_only;
+  void* p = std::calloc(bytes ? bytes : 1, 1);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void arena_free(void* p, size_t bytes, bool reserve_only) {
+#if !defined(_WIN32)
+  if (reserve_only && bytes) {
+    ::munmap(p, bytes);
+    return;
+  }
+#endif
+  (void)bytes, (void)reserve_only;
+  std::free(p);
+}
+
+void model_allocate(Model& m, bool reserve_only) {
   config_validate(m.cfg);
   uint64_t total = m.param_count();
   // keep every tensor 16-float aligned within the arena
   total += 16ull * (4 + 9ull * m.cfg.n_layers);
   try {
-    Arena fresh;
+    Arena fresh{ZeroPages<float>(reserve_only)};
     fresh.resize(total);  // zero pages, untouched
     m.arena.swap(fresh);
   } catch (const std::bad_alloc&) {

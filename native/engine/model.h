@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -12,29 +13,37 @@
 
 namespace tailor {
 
-// The weight arena's allocator: calloc (a large block comes from the OS as zero pages, so sizing a 7B model's
-// arena touches no memory until a tensor is decoded into it; host_weights.h can hand pages back) and
-// default-initialising construction (resize writes nothing; the block is already zero).
+// The weight arena's blocks: zero pages from calloc, or (reserve_only, POSIX) an anonymous mapping made with
+// MAP_NORESERVE, which the system grants without counting it against its memory: for an arena whose pages
+// go back as soon as each tensor is on a device (LoadHooks::release), so that a 7B model (25 GiB of fp32
+// address space) loads on a machine with less memory than that. A plain arena keeps the system's accounting,
+// so a model that cannot fit is a clean E_OOM rather than a process killed later.
+void* arena_alloc(size_t bytes, bool reserve_only);
+void arena_free(void* p, size_t bytes, bool reserve_only);
+
+// The arena's allocator: zero blocks (arena_alloc: sizing a 7B model's arena touches no memory until a tensor
+// is decoded into it; host_weights.h can hand pages back) and default-initialising construction (resize
+// writes nothing; the block is already zero). It travels with its block on swap and move.
 template <class T>
 struct ZeroPages {
   using value_type = T;
+  using propagate_on_container_swap = std::true_type;
+  using propagate_on_container_move_assignment = std::true_type;
+  bool reserve_only = false;
   ZeroPages() = default;
+  explicit ZeroPages(bool reserve) : reserve_only(reserve) {}
   template <class U>
-  ZeroPages(const ZeroPages<U>&) {}
-  T* allocate(size_t n) {
-    void* p = std::calloc(n ? n : 1, sizeof(T));
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) { std::free(p); }
+  ZeroPages(const ZeroPages<U>& o) : reserve_only(o.reserve_only) {}
+  T* allocate(size_t n) { return static_cast<T*>(arena_alloc(n * sizeof(T), reserve_only)); }
+  void deallocate(T* p, size_t n) { arena_free(p, n * sizeof(T), reserve_only); }
   template <class U>
   void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
   template <class U, class... A>
   void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U(std::forward<A>(a)...); }
   template <class U>
-  bool operator==(const ZeroPages<U>&) const { return true; }
+  bool operator==(const ZeroPages<U>& o) const { return reserve_only == o.reserve_only; }
   template <class U>
-  bool operator!=(const ZeroPages<U>&) const { return false; }
+  bool operator!=(const ZeroPages<U>& o) const { return reserve_only != o.reserve_only; }
 };
 using Arena = std::vector<float, ZeroPages<float>>;
 
@@ -122,8 +131,10 @@ struct Model {
 // bit the same). The loader applies it to each q/k tensor as it is decoded.
 void rows_to_interleaved(float* w, int heads, int head_dim, int64_t dim);
 
-// Sizes the arena from cfg (validated first) and sets all tensor pointers. Weights are left zeroed.
-void model_allocate(Model& m);
+// Sizes the arena from cfg (validated first) and sets all tensor pointers. Weights are left zeroed. With
+// reserve_only the block is mapped without reserving memory (arena_alloc): only for an arena released as it
+// is filled. E_OOM when the system refuses the block (the model is then unchanged).
+void model_allocate(Model& m, bool reserve_only = false);
 // Checks a config for internal consistency; throws E_SHAPE / E_FORMAT with a message saying what is wrong.
 void config_validate(const Config& c);
 const char* tensor_kind_name(TensorKind k);

@@ -9,6 +9,9 @@
 //   tailor_probe release PATH           → a load that hands its host pages back (LoadHooks::release) against a
 //       plain load: the arena's resident bytes (only pages shared by two tensors may stay), every tensor read
 //       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore.
+//   tailor_probe reserve GIB            → a LLaMA-shaped arena of about GIB GiB sized plainly (the system's
+//       accounting: E_OOM when it cannot be met) and as a released load sizes it (an address range only),
+//       with the bytes resident after one tensor is written into the latter.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -49,6 +52,36 @@ static bool same_reads(const Model& a, const Model& b) {
   return true;
 }
 
+static int reserve_check(double gib) {
+  Config c;
+  c.format = "hf", c.architecture = "llama";
+  c.dim = 4096, c.head_dim = 128, c.vocab_size = 32000, c.context_length = 2048;
+  const double per_layer = 4.0 * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008 + 2 * 4096);  // bytes of one layer in fp32
+  c.n_layers = std::max(1, int(gib * double(1ull << 30) / per_layer + 0.5));
+  c.layers.assign(size_t(c.n_layers), LayerShape{32, 32, 11008});
+  auto try_alloc = [&](bool reserve, Model& m) -> std::string {
+    m.cfg = c;
+    try {
+      model_allocate(m, reserve);
+      return "ok";
+    } catch (const EngineError& e) {
+      return error_code_name(e.code());
+    }
+  };
+  Model plain, reserved;
+  const std::string p = try_alloc(false, plain);
+  plain = Model();  // (given back before the second try)
+  const std::string r = try_alloc(true, reserved);
+  int64_t resident = -1;
+  if (r == "ok") {
+    std::fill(reserved.layers[0].wq, reserved.layers[0].wq + size_t(4096) * 4096, 1.f);  // one tensor, 64 MiB
+    resident = host_resident_bytes(reserved);
+  }
+  std::printf("RESERVE bytes=%llu layers=%d plain=%s reserve=%s resident_after_one_tensor=%lld\n",
+              (unsigned long long)(reserved.arena.size() ? reserved.arena.size() * sizeof(float) : 0), c.n_layers, p.c_str(), r.c_str(), (long long)resident);
+  return 0;
+}
+
 static int release_check(const char* path) {
   try {
     auto ref = load_model(path);
@@ -58,7 +91,9 @@ static int release_check(const char* path) {
     const auto tensors = all_tensors(*m);
     // pages shared by two tensors (or by a tensor and the arena's ends) may stay: two per tensor at most
     const int64_t page = int64_t(::sysconf(_SC_PAGESIZE)), resident = host_resident_bytes(*m), bound = int64_t(2 * tensors.size() + 2) * page;
-    const bool released = m->host_released && m->source && !ref->host_released && !ref->source;
+    // (a released load's arena is an address range only: tailor_probe reserve)
+    const bool released = m->host_released && m->source && !ref->host_released && !ref->source && m->arena.get_allocator().reserve_only &&
+                          !ref->arena.get_allocator().reserve_only;
     const bool read = same_reads(*m, *ref);
     bool held = true;
     for (auto [k, l] : tensors) {
@@ -85,7 +120,7 @@ static int release_check(const char* path) {
     host_merge_lora(*m, lay, p.data());
     const bool merged = same_reads(*m, *ref);
     host_restore(*m);
-    bool restored = !m->host_released && !m->source;
+    bool restored = !m->host_released && !m->source && !m->arena.get_allocator().reserve_only;  // a reserved arena again
     for (auto [k, l] : tensors) {
       const uint64_t n = tensor_numel(*m, k, l);
       const float* a = k == TensorKind::LmHead && m->cfg.tied ? m->tok_emb : m->tensor_ptr(k, l);
@@ -185,6 +220,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "release" && argc == 3) return release_check(argv[2]);
+  if (cmd == "reserve" && argc == 3) return reserve_check(std::atof(argv[2]));
   std::fprintf(stderr, "unknown command\n");
   return 2;
 }
