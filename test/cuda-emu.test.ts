@@ -240,9 +240,11 @@ test("tailor run on the device: the CPU's accuracies and pruned groups, its loss
       prune: { method: 'taylor', ratios: [0.5], calibSamples: 2, calibSeqLen: 16 }, lora: { epochs: 1, batch: 4, maxLen: 32, lr: 0.003 },
       export: { format: 'gguf', dtype: 'f32' }, compute: { backend },
     }));
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js'), 'run', spec, '--json'], { encoding: 'utf8', env });
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js'), 'run', spec], { encoding: 'utf8', env });
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout);
+    // each finished stage on the terminal, with its GPU peak on CUDA
+    assert.match(r.stderr, backend === 'cuda' ? /^✔ baseline \(GPU peak [\d.]+ (KiB|MiB)\)$/m : /^✔ baseline$/m);
+    return JSON.parse(fs.readFileSync(path.join(dir, backend, 'report.json'), 'utf8'));
   };
   const { TAILOR_ADDON: _a, ...plain } = process.env;
   const cpu = run('cpu', plain), gpu = run('cuda', { ...process.env, TAILOR_ADDON: EMU });

@@ -26,7 +26,7 @@ import { listTasks, fewShot, renderExample, templateFor } from '../tasks/index.j
 import { recordRun } from '../history/record.js';
 import { parseSpec, readSpec } from '../pipeline/spec.js';
 import { runPipeline } from '../pipeline/pipeline.js';
-import { markdown } from '../pipeline/report.js';
+import { gpuPeakNote, markdown } from '../pipeline/report.js';
 import { METHODS, archOf, importanceJson, pruneModel, writePruned, type ImportanceMethod } from '../prune/prune.js';
 import { pruneCalibration } from './prune-calib.js';
 
@@ -379,7 +379,7 @@ async function runRun(ctx: CommandContext): Promise<void> {
         if (!show || performance.now() - last < 250) return;
         last = performance.now();
         ctx.err(`  ${e.stage}: ${((e.fraction ?? 0) * 100).toFixed(0)}% ${e.message ?? ''}\n`);
-      } else if (!ctx.values.json) ctx.err(`${e.status === 'start' ? '▶' : e.status === 'done' ? '✔' : '↷'} ${e.stage}${e.status === 'skipped' ? ' (done before; resumed)' : ''}\n`);
+      } else if (!ctx.values.json) ctx.err(`${e.status === 'start' ? '▶' : e.status === 'done' ? '✔' : '↷'} ${e.stage}${e.status === 'skipped' ? ' (done before; resumed)' : gpuPeakNote(e.devicePeakBytes)}\n`);
     },
   });
   if (ctx.values.json) return json(ctx, r);
@@ -413,7 +413,7 @@ async function runDemo(ctx: CommandContext): Promise<void> {
   try {
     const spec = parseSpec({ name: 'Tailor demo: stories260K on story_cloze', model: modelPath, tasks: ['story_cloze'], outDir, eval: { limit: 150 },
       prune: { method: 'taylor', ratios: [0.2, 0.5] }, lora: { trainShots: 400, epochs: 2, lr: 0.003, batch: 8, maxLen: 256 } });
-    const rep = await runPipeline(spec, { db: dbFor(ctx), signal: ctx.signal, onEvent: (e) => { if (e.status === 'done') ctx.err(`  ✔ ${e.stage}\n`); } });
+    const rep = await runPipeline(spec, { db: dbFor(ctx), signal: ctx.signal, onEvent: (e) => { if (e.status === 'done') ctx.err(`  ✔ ${e.stage}${gpuPeakNote(e.devicePeakBytes)}\n`); } });
     ctx.out('\n' + markdown(rep) + `\nreports (JSON, Markdown, HTML) in ${outDir}\n`);
   } catch (e) {
     fs.rmSync(outDir, { recursive: true, force: true });

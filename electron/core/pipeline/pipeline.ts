@@ -23,7 +23,11 @@ import { packageRoot, version } from '../cli/version.js';
 import { parseSpec, type PipelineSpec, type TaskRef } from './spec.js';
 import { writeReports, type PipelineReport } from './report.js';
 
-export interface PipelineEvent { stage: string; status: 'start' | 'progress' | 'done' | 'skipped'; fraction?: number; message?: string }
+export interface PipelineEvent {
+  stage: string; status: 'start' | 'progress' | 'done' | 'skipped'; fraction?: number; message?: string;
+  /** with 'done', on CUDA: the stage's peak of Tailor's GPU memory in bytes */
+  devicePeakBytes?: number;
+}
 
 interface State { version: 1; runId: string; spec: PipelineSpec; done: Record<string, unknown> }
 
@@ -140,7 +144,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
       if (dm) st.done[`${key}#devicePeak`] = dm.peak;
       atomicWriteFile(stateFile, JSON.stringify(st, null, 1));
       history?.setStage(runId, ord, key, 'done', 1, { seconds: (performance.now() - s0) / 1000 });
-      o.onEvent?.({ stage: key, status: 'done' });
+      o.onEvent?.({ stage: key, status: 'done', ...(dm ? { devicePeakBytes: dm.peak } : {}) });
       return r;
     } catch (e) {
       history?.setStage(runId, ord, key, (e as { code?: string }).code === 'E_CANCELLED' ? 'cancelled' : 'failed');

@@ -30,12 +30,14 @@ export function markdown(r: PipelineReport): string {
   return lines.join('\n');
 }
 
-/** " (GPU peak 14.61 GiB)" for a stage that ran on CUDA, else "" */
+/** " (GPU peak 14.61 GiB)" for a stage's peak of GPU memory, "" when it did not run on CUDA */
+export function gpuPeakNote(bytes: number | undefined): string {
+  if (bytes === undefined) return '';
+  const [div, unit] = bytes >= 1024 ** 3 ? [1024 ** 3, 'GiB'] : bytes >= 1024 ** 2 ? [1024 ** 2, 'MiB'] : [1024, 'KiB'];
+  return ` (GPU peak ${(bytes / div).toFixed(2)} ${unit})`;
+}
 function gpuPeak(r: ReportView, stage: string): string {
-  const b = r.stageDevicePeakBytes?.[stage];
-  if (b === undefined) return '';
-  const [div, unit] = b >= 1024 ** 3 ? [1024 ** 3, 'GiB'] : b >= 1024 ** 2 ? [1024 ** 2, 'MiB'] : [1024, 'KiB'];
-  return ` (GPU peak ${(b / div).toFixed(2)} ${unit})`;
+  return gpuPeakNote(r.stageDevicePeakBytes?.[stage]);
 }
 
 function bars(r: PipelineReport): string {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { CompareView, ReportView, RunStatus, RunSummary, RunView, SpecInput } from '../api/contract.js';
 import { History, HistoryError, type RunRow } from '../history/db.js';
 import { resolveTask, runPipeline, type PipelineEvent } from '../pipeline/pipeline.js';
+import { gpuPeakNote } from '../pipeline/report.js';
 import { parseSpec, type PipelineSpec } from '../pipeline/spec.js';
 import { planLocal, ratioForTarget } from '../prune/plan.js';
 import { archOfInfo, type Library, type ModelCache } from './library.js';
@@ -151,7 +152,7 @@ export class RunManager {
       }
       this.throttle.flush(key);
       if (e.status === 'start') stageStart.set(e.stage, Date.now());
-      const secs = e.status === 'done' ? ` in ${((Date.now() - (stageStart.get(e.stage) ?? Date.now())) / 1000).toFixed(1)} s` : '';
+      const secs = e.status === 'done' ? ` in ${((Date.now() - (stageStart.get(e.stage) ?? Date.now())) / 1000).toFixed(1)} s${gpuPeakNote(e.devicePeakBytes)}` : '';
       this.log(runId, `${e.stage}: ${e.status === 'start' ? 'started' : e.status === 'skipped' ? 'already done (resumed)' : `done${secs}`}`);
       emit('run.progress', { runId, stage: e.stage, status: e.status, fraction: e.status === 'start' ? 0 : 1, etaSec: e.status === 'start' ? null : 0, message: null });
     };
