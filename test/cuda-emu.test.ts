@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Model as M } from '../electron/core/engine/engine.js';
+import { maxAbsDiff } from './helpers/golden.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 
 const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node');
@@ -30,12 +31,6 @@ const IDS = [1, 403, 407, 261, 378, 429, 411, 283, 300, 2];
 const LAYER_NAMES = ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'wGate', 'wUp', 'wDown'] as const;
 
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 function sameBits(a: Float32Array | null, b: Float32Array | null): boolean {
   if (a === null || b === null) return a === b;
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;

@@ -166,12 +166,7 @@ Napi::Value AddonModel::Inspect(const Napi::CallbackInfo& info) {
 static void parse_backend_options(Napi::Env env, const Napi::Object& o, BackendOptions& bo, BackendKind& kind) {
   bo.threads = opt_int(o, "threads", 0);
   bo.blas = opt_bool(o, "blas", true);
-  Napi::Value wv = o.Get("weights");
-  if (!wv.IsUndefined() && !wv.IsNull()) {
-    std::string ws = wv.IsString() ? wv.As<Napi::String>().Utf8Value() : "";
-    if (ws != "f32" && ws != "bf16") throw make_error(env, "E_ARG", "weights must be 'f32' or 'bf16'");
-    bo.bf16_weights = ws == "bf16";
-  }
+  bo.bf16_weights = opt_choice(o, "weights", {"f32", "bf16"}, "f32") == "bf16";
   if (bo.threads < 0 || bo.threads > 1024) throw make_error(env, "E_ARG", "threads must be between 0 (all cores) and 1024");
   Napi::Value b = o.Get("backend");
   if (!b.IsUndefined() && !b.IsNull()) {
@@ -193,13 +188,7 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   parse_backend_options(env, o, bo, kind);
   // hostWeights: 'auto' (release the host copy when a device holds the weights), 'release' (the same), or
   // 'keep' (the fp32 arena stays in host memory beside the device's copy)
-  bool keep_host = false;
-  Napi::Value hv = o.Get("hostWeights");
-  if (!hv.IsUndefined() && !hv.IsNull()) {
-    std::string hs = hv.IsString() ? hv.As<Napi::String>().Utf8Value() : "";
-    if (hs != "auto" && hs != "keep" && hs != "release") throw make_error(env, "E_ARG", "hostWeights must be 'auto', 'keep' or 'release'");
-    keep_host = hs == "keep";
-  }
+  const bool keep_host = opt_choice(o, "hostWeights", {"auto", "keep", "release"}, "auto") == "keep";
   auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), bo, kind, keep_host, o);
   Napi::Promise p = w->promise();
   w->Queue();
@@ -273,7 +262,7 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   backend_fields(o, *backend, choice);
   // where the host's copy of the weights is: resident (the fp32 arena) or released (decoded from the file
   // when read), and the arena bytes resident in host memory now (null where the system cannot say)
-  o.Set("hostWeights", model->host_released ? "released" : "resident");
+  o.Set("hostWeights", model->host_released() ? "released" : "resident");
   const int64_t rb = host_resident_bytes(*model);
   o.Set("hostResidentBytes", rb < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, double(rb))));
   return o;

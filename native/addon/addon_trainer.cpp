@@ -181,7 +181,7 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   AddonTrainer* t = AddonTrainer::Unwrap(obj);
   try {
     // LoRA trains where the model computes (CUDA or CPU); full fine-tuning writes host weights, on the CPU
-    if (cfg.full && am->model->host_released) {
+    if (cfg.full && am->model->host_released()) {
       if (am->busy.load() > 0) throw make_error(env, "E_ARG", "the model is busy; await its jobs before full fine-tuning brings its weights back to the host");
       host_restore(*am->model);  // full fine-tuning writes the host weights in place: bring them back whole
       am->weights_stale = true;  // a new arena: the device copy is bound again, keyed by its pointers

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "errors.h"
@@ -85,6 +86,21 @@ inline bool opt_bool(const Napi::Object& o, const char* k, bool dflt) {
   if (v.IsUndefined() || v.IsNull()) return dflt;
   if (!v.IsBoolean()) throw make_error(o.Env(), "E_ARG", std::string("option ") + k + " must be true or false");
   return v.As<Napi::Boolean>().Value();
+}
+
+// one of a few strings (absent: dflt); otherwise E_ARG "KEY must be 'a', 'b' or 'c'"
+inline std::string opt_choice(const Napi::Object& o, const char* k, std::initializer_list<const char*> choices, const char* dflt) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  std::string list;
+  size_t i = 0;
+  for (const char* c : choices) {
+    if (s == c) return s;
+    list += std::string(i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + "'" + c + "'";
+    i++;
+  }
+  throw make_error(o.Env(), "E_ARG", std::string(k) + " must be " + list);
 }
 
 // A job on an addon object (a model, a trainer): the JS object stays alive and counted busy while the

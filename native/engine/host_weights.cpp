@@ -107,7 +107,7 @@ static void decode_from_source(const Model& m, const WeightSource& s, TensorKind
 void host_read(const Model& m, TensorKind k, int layer, float* dst) {
   const uint64_t n = tensor_numel(m, k, layer);
   if (!n) return;
-  if (!m.host_released) {
+  if (!m.host_released()) {
     const float* p = arena_ptr(m, k, layer);
     if (!p) fail(ErrorCode::INTERNAL, std::string("host weights: no arena range for ") + tensor_kind_name(k));
     std::memcpy(dst, p, size_t(n) * sizeof(float));
@@ -117,37 +117,34 @@ void host_read(const Model& m, TensorKind k, int layer, float* dst) {
 }
 
 HostTensor::HostTensor(const Model& m, TensorKind k, int layer) : m_(m), p_(arena_ptr(m, k, layer)), n_(tensor_numel(m, k, layer)) {
-  if (m_.host_released && p_ && n_) decode_from_source(m_, *m_.source, k, layer, p_, n_);
+  if (m_.host_released() && p_ && n_) decode_from_source(m_, *m_.source, k, layer, p_, n_);
 }
 
 HostTensor::~HostTensor() {
-  if (m_.host_released && p_ && n_) discard_pages(p_, size_t(n_) * sizeof(float));
+  if (m_.host_released() && p_ && n_) discard_pages(p_, size_t(n_) * sizeof(float));
 }
 
 HostLayer::HostLayer(const Model& m, int layer) {
-  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
-                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
-  for (TensorKind k : kLayer) t_.push_back(std::make_unique<HostTensor>(m, k, layer));
+  for (TensorKind k : kLayerKinds) t_.push_back(std::make_unique<HostTensor>(m, k, layer));
 }
 
 void host_restore(Model& m) {
-  if (!m.host_released) return;
+  if (!m.host_released()) return;
   // a new arena that the system reserves memory for (the released one was only an address range): E_OOM
   // here, with the model unchanged, rather than a process killed while the weights are decoded into it
   std::shared_ptr<WeightSource> src = m.source;
   model_allocate(m);
-  m.host_released = false;
   m.source.reset();  // the arena is the model of record from here on (it may be written in place)
   for (const SourceTensor& t : src->tensors) decode_from_source(m, *src, t.kind, t.layer, arena_ptr(m, t.kind, t.layer), t.n);
 }
 
 void host_merge_lora(Model& m, const LoraLayout& lay, const float* params) {
-  if (!m.host_released) return lora_merge(m, lay, params);
+  if (!m.host_released()) return lora_merge(m, lay, params);
   m.source->merges.push_back({lay, std::vector<float>(params, params + lay.size)});
 }
 
 void host_bind(Model& m, Backend& be) {
-  if (!m.host_released) return be.bind_weights(m);
+  if (!m.host_released()) return be.bind_weights(m);
   be.bind_begin(m);
   for (const SourceTensor& t : m.source->tensors) {
     HostTensor h(m, t.kind, t.layer);

@@ -62,10 +62,8 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vecto
   need(TensorKind::TokEmb, -1);
   need(TensorKind::OutNorm, -1);
   need(TensorKind::LmHead, -1);
-  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
-                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
   for (int l = 0; l < m.cfg.n_layers; l++)
-    for (TensorKind k : kLayer) need(k, l);
+    for (TensorKind k : kLayerKinds) need(k, l);
   // 2. allocate and decode, tensor by tensor in the file's order (sequential reads of the mapping)
   h.cancel.check();
   const bool permute = !m.cfg.rope_interleaved;  // rotate-half q/k rows in the file
@@ -73,7 +71,7 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vecto
   m.cfg.rope_interleaved = true;  // the layout in memory once each q/k tensor is decoded
   if (h.header_only) return;
   std::shared_ptr<WeightSource> src;
-  if (h.keep_source || h.release) {
+  if (h.release) {
     src = std::make_shared<WeightSource>();
     src->files = files;
     src->permute_qk = permute;
@@ -98,7 +96,6 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vecto
     h.cancel.check();
   }
   m.source = src;
-  m.host_released = h.release;
 }
 
 // ---- Hugging Face config.json --------------------------------------------------------------------

@@ -33,13 +33,12 @@ struct TensorRef {
 // (Backend::bind_begin). Ranges no tensor fills (alignment padding, sublayers pruned away) stay zero.
 // With `header_only`, the file and every tensor are checked against the config as for a load, then the load
 // stops: the model has its config and metadata but no arena (Model::arena empty; not for computing).
-// With `keep_source`, the model keeps its file(s) mapped and each tensor's place in them (Model::source), so
-// its host copy can be released and read again (host_weights.h). With `release` (implies keep_source),
-// each tensor's host pages are handed back right after `tensor` returns (a device backend has its copy by
-// then) and the model ends host_released: the host never holds more than the tensor being decoded.
+// With `release`, the model keeps its file(s) mapped and each tensor's place in them (Model::source), each
+// tensor's host pages are handed back right after `tensor` returns (a device backend has its copy by then),
+// and the model ends host_released(): the host never holds more than the tensor being decoded, and reads a
+// tensor again from the file (host_weights.h).
 struct LoadHooks {
   bool header_only = false;
-  bool keep_source = false;
   bool release = false;
   CancelToken cancel;
   std::function<void(uint64_t bytes_done, uint64_t bytes_total)> progress;
@@ -51,7 +50,7 @@ struct LoadHooks {
 // decodes the tensors into it, rewriting a rotate-half (HF) model's q/k rows into the interleaved layout
 // tensor by tensor (model_to_interleaved's permutation), so every loaded model runs with one RoPE layout.
 // `what` names the source in messages.
-// `files` are the mappings the refs point into (kept by the model with LoadHooks::keep_source).
+// `files` are the mappings the refs point into (kept by the model with LoadHooks::release).
 void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vector<std::shared_ptr<const MappedFile>>& files,
                   const std::string& what, const LoadHooks* hooks = nullptr);
 

@@ -119,10 +119,8 @@ static uint64_t numel(const std::vector<int64_t>& s) {
 uint64_t Model::param_count() const {
   uint64_t n = numel(expected_shape(TensorKind::TokEmb, 0)) + numel(expected_shape(TensorKind::OutNorm, 0)) +
                numel(expected_shape(TensorKind::LmHead, 0));
-  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
-                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
   for (int l = 0; l < cfg.n_layers; l++)
-    for (TensorKind k : kLayer) n += numel(expected_shape(k, l));
+    for (TensorKind k : kLayerKinds) n += numel(expected_shape(k, l));
   return n;
 }
 

@@ -104,6 +104,9 @@ struct LayerWeights {
 
 // Which tensor of the model a file tensor is. Layer tensors carry their layer index.
 enum class TensorKind { TokEmb, OutNorm, LmHead, AttnNorm, Wq, Wk, Wv, Wo, FfnNorm, WGate, WUp, WDown, RopeFreqs };
+// the nine tensors of every layer, in arena order
+inline constexpr TensorKind kLayerKinds[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
+                                             TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
 
 struct Model {
   Config cfg;
@@ -113,11 +116,11 @@ struct Model {
   float* lm_head = nullptr;  // [vocab, dim] (== tok_emb when tied)
   std::vector<LayerWeights> layers;
   Metadata metadata;         // format metadata (GGUF key/values: the embedded tokenizer lives here)
-  // Where the weights can be decoded again (the mapped file, LoRA merges since): kept when the load asked
-  // for it (LoadHooks::keep_source). With host_released, the arena's pages were handed back to the system
-  // once a device backend held its copy; host_weights.h reads a tensor then (host_read, HostTensor).
+  // Where the weights can be decoded again (the mapped file, LoRA merges since), held exactly while the
+  // model is released (LoadHooks::release): the arena's pages were handed back to the system once a device
+  // backend held its copy, and host_weights.h reads a tensor from here (host_read, HostTensor).
   std::shared_ptr<WeightSource> source;
-  bool host_released = false;
+  bool host_released() const { return source != nullptr; }
 
   // expected row-major shape of a tensor given the config (empty if the tensor does not exist)
   std::vector<int64_t> expected_shape(TensorKind kind, int layer) const;

@@ -243,8 +243,6 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
 // the model's tensors: (first float, count), in arena order
 std::vector<std::pair<const float*, size_t>> tensor_ranges(Model& m) {
   std::vector<std::pair<const float*, size_t>> r;
-  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
-                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
   auto add = [&](TensorKind k, int l) {
     uint64_t n = 1;
     for (int64_t d : m.expected_shape(k, l)) n *= uint64_t(d);
@@ -254,7 +252,7 @@ std::vector<std::pair<const float*, size_t>> tensor_ranges(Model& m) {
   add(TensorKind::OutNorm, 0);
   if (!m.cfg.tied) add(TensorKind::LmHead, 0);
   for (int l = 0; l < m.cfg.n_layers; l++)
-    for (TensorKind k : kLayer) add(k, l);
+    for (TensorKind k : kLayerKinds) add(k, l);
   std::sort(r.begin(), r.end());
   return r;
 }

@@ -32,10 +32,8 @@ using namespace tailor;
 // every tensor of m as (kind, layer), the tied lm_head included
 static std::vector<std::pair<TensorKind, int>> all_tensors(const Model& m) {
   std::vector<std::pair<TensorKind, int>> r = {{TensorKind::TokEmb, -1}, {TensorKind::OutNorm, -1}, {TensorKind::LmHead, -1}};
-  static const TensorKind kLayer[] = {TensorKind::AttnNorm, TensorKind::Wq, TensorKind::Wk, TensorKind::Wv, TensorKind::Wo,
-                                      TensorKind::FfnNorm, TensorKind::WGate, TensorKind::WUp, TensorKind::WDown};
   for (int l = 0; l < m.cfg.n_layers; l++)
-    for (TensorKind k : kLayer) r.push_back({k, l});
+    for (TensorKind k : kLayerKinds) r.push_back({k, l});
   return r;
 }
 
@@ -92,7 +90,7 @@ static int release_check(const char* path) {
     // pages shared by two tensors (or by a tensor and the arena's ends) may stay: two per tensor at most
     const int64_t page = int64_t(::sysconf(_SC_PAGESIZE)), resident = host_resident_bytes(*m), bound = int64_t(2 * tensors.size() + 2) * page;
     // (a released load's arena is an address range only: tailor_probe reserve)
-    const bool released = m->host_released && m->source && !ref->host_released && !ref->source && m->arena.get_allocator().reserve_only &&
+    const bool released = m->host_released() && !ref->host_released() && m->arena.get_allocator().reserve_only &&
                           !ref->arena.get_allocator().reserve_only;
     const bool read = same_reads(*m, *ref);
     bool held = true;
@@ -120,7 +118,7 @@ static int release_check(const char* path) {
     host_merge_lora(*m, lay, p.data());
     const bool merged = same_reads(*m, *ref);
     host_restore(*m);
-    bool restored = !m->host_released && !m->source && !m->arena.get_allocator().reserve_only;  // a reserved arena again
+    bool restored = !m->host_released() && !m->arena.get_allocator().reserve_only;  // a reserved arena again
     for (auto [k, l] : tensors) {
       const uint64_t n = tensor_numel(*m, k, l);
       const float* a = k == TensorKind::LmHead && m->cfg.tied ? m->tok_emb : m->tensor_ptr(k, l);
