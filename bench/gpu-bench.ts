@@ -43,6 +43,8 @@ function main(): number {
     `Device ${dev.index}: ${dev.name} (sm ${dev.computeCapability}, ${dev.multiprocessors} SMs, ${(dev.totalMemory / 2 ** 30).toFixed(1)} GiB); ` +
       `CUDA runtime ${c.runtimeVersion}, driver CUDA ${c.driverVersion}; kernels for sm ${c.architectures}; ${os.cpus().length} CPU threads; ` +
       `commit ${commit || 'unknown'}${dirty}.`,
+    '',
+    `cuBLASLt (opened at run time; the matrix products go through it where it is on): ${c.cublasLt ?? 'unknown'}.`,
   ];
   const json: Record<string, unknown> = { date: new Date().toISOString(), device: dev, cuda: { ...c, devices: undefined }, commit };
   let failed = 0;

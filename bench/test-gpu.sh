@@ -69,8 +69,8 @@ if [ "${TEST_GPU_NO_BUILD:-0}" = 1 ]; then
 else
   if command -v npm >/dev/null 2>&1 && [ -f node_modules/cmake-js/package.json ]; then
     say "== build: npm run build:native -- --CDTAILOR_CUDA=ON && npm run build:ts"
-    build_with() {  # $1: TAILOR_CUBLASLT
-      (npm run build:native -- --CDTAILOR_CUDA=ON "--CDTAILOR_CUBLASLT=$1" >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1
+    build_with() {
+      (npm run build:native -- --CDTAILOR_CUDA=ON >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1
         echo $? >out/.test-gpu-rc)
     }
   else
@@ -79,21 +79,15 @@ else
     GEN=""
     command -v ninja >/dev/null 2>&1 && GEN="-G Ninja"
     say "== build: cmake (TAILOR_CUDA=ON, no npm here), nvcc: $(nvcc --version 2>/dev/null | tail -1)"
-    build_with() {  # $1: TAILOR_CUBLASLT
+    build_with() {
       # shellcheck disable=SC2086
-      (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DTAILOR_CUBLASLT=$1" -DCMAKE_JS_VERSION=8.0.0 \
+      (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON -DCMAKE_JS_VERSION=8.0.0 \
         "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$PWD/native/build/Release" "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include" \
         -DCMAKE_JS_SRC= -DCMAKE_JS_LIB= -DCMAKE_CXX_FLAGS=-DBUILDING_NODE_EXTENSION >out/test-gpu-build.log 2>&1 &&
         cmake --build native/build -j "$(nproc)" >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
     }
   fi
-  build_with AUTO
-  # the cuBLASLt path cannot be compiled where the toolkit lacks it: a failure with it is retried once without it
-  if [ "$(cat out/.test-gpu-rc)" -ne 0 ] && grep -q "Tailor: cuBLASLt ON" out/test-gpu-build.log; then
-    tail -40 out/test-gpu-build.log | tee -a "$LOG"
-    say "== build FAILED with cuBLASLt: retrying once with TAILOR_CUBLASLT=OFF (our kernels only)"
-    build_with OFF
-  fi
+  build_with
   if [ "$(cat out/.test-gpu-rc)" -ne 0 ]; then
     tail -40 out/test-gpu-build.log | tee -a "$LOG"
     say "== build FAILED (out/test-gpu-build.log)"
@@ -102,6 +96,10 @@ else
   grep "Tailor:" out/test-gpu-build.log | tee -a "$LOG"
   say "== built ($(elapsed))"
 fi
+
+# cuBLASLt is opened at run time: the system's, else PyTorch's (the library the comparison's other side uses)
+. native/test/find-cublaslt.sh
+say "== cuBLASLt: $CUBLASLT_NOTE"
 
 # ---- 2. the CUDA tests ----
 say "== CUDA tests (node --test dist/test/cuda.test.js)"

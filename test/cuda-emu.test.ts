@@ -261,6 +261,52 @@ test("tailor run on the device: the CPU's accuracies and pruned groups, its loss
   assert.equal(JSON.parse(info.stdout).nParams, gpu.ratios[0].paramsAfter, 'the tailored model exported from the device run loads');
 });
 
+test('cuBLASLt is opened at run time: used where it is found, and where it is absent, incomplete or refuses the device, our kernels give the same numbers and tailor info says why', { skip: !built }, () => {
+  // each setting in a fresh process: the library is chosen once per process, at the first product
+  const script = `
+    const { Model, engineInfo } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'electron', 'core', 'engine', 'engine.js'))});
+    const m = await Model.load(${JSON.stringify(HF)}, { backend: 'cuda' });
+    const [s] = await m.score([${JSON.stringify(IDS)}]);
+    console.log(JSON.stringify({ backend: m.info.backend, lt: engineInfo().cuda.cublasLt, logprob: Array.from(s.logprob) }));
+    m.dispose();`;
+  const probe = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { backend: string; lt: string; logprob: number[] };
+  };
+  const libm = ['/lib/x86_64-linux-gnu/libm.so.6', '/usr/lib/x86_64-linux-gnu/libm.so.6', '/lib64/libm.so.6'].find((p) => fs.existsSync(p));
+  const on = probe({});
+  assert.match(on.lt, /^on \(.*libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/, 'the library the build made, opened by dlopen like libcublasLt');
+  assert.match(on.backend, /, cuBLASLt\)$/);
+  // the search a real machine gets: the bare name through the loader's own path, then $CUDA_HOME/lib64
+  const lib = /^on \((\/.*libtailor_cublaslt_emu\.so) /.exec(on.lt)![1];
+  assert.match(probe({ LD_LIBRARY_PATH: path.dirname(lib) }).lt, /^on \(libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/);
+  const home = tempDir('tailor-cuda-home-');
+  fs.mkdirSync(path.join(home, 'lib64'));
+  fs.copyFileSync(lib, path.join(home, 'lib64', 'libtailor_cublaslt_emu.so'));
+  assert.equal(probe({ CUDA_HOME: home }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['turned off', { TAILOR_CUBLASLT: '0' }, /^off \(turned off by TAILOR_CUBLASLT=0\)$/],
+    ['a file that is not there', { TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' }, /^off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable: \/nonexistent\/libcublasLt\.so\.12: cannot open shared object file/],
+    ['a library that refuses this device', { TAILOR_CUEMU_LT_REFUSE: '1' }, /^off \(no usable cuBLASLt library \(tried libtailor_cublaslt_emu\.so\); .*libtailor_cublaslt_emu\.so: cublasLtCreate returned status 8; set TAILOR_CUBLASLT to its path\)$/],
+  ];
+  if (libm) cases.push(['a library without its entry points', { TAILOR_CUBLASLT: libm }, new RegExp(`^off \\(TAILOR_CUBLASLT=${libm.replace(/[.]/g, '\\.')} not usable; ${libm.replace(/[.]/g, '\\.')} has no cublasLtCreate\\)$`)]);
+  for (const [what, env, why] of cases) {
+    const off = probe(env);
+    assert.match(off.lt, why, what);
+    assert.doesNotMatch(off.backend, /cuBLASLt/, `${what}: the backend does not claim cuBLASLt`);
+    assert.ok(maxAbsDiff(off.logprob, on.logprob) <= 1e-4, `${what}: our kernels' log-probs against cuBLASLt's: ${maxAbsDiff(off.logprob, on.logprob)}`);
+  }
+  // and tailor info's cuda line tells the analyst
+  const cli = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
+  const info = (env: Record<string, string>) => spawnSync(process.execPath, [cli, 'info', HF, '--backend', 'cuda'], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+  const a = info({});
+  assert.equal(a.status, 0, a.stderr);
+  assert.match(a.stdout, /^cuda .*; cuBLASLt on \(.*libtailor_cublaslt_emu\.so/m);
+  const b = info({ TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' });
+  assert.match(b.stdout, /^cuda .*; cuBLASLt off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable/m);
+});
+
 test('a model larger than the device is a clear E_OOM with the numbers and the advice, and the addon goes on working', { skip: !built }, () => {
   // in a fresh process, so that the device holds nothing yet (the cuBLASLt workspace stays for a process's life)
   const script = `

@@ -70,6 +70,7 @@ static Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
   cuda.Set("architectures", cs.built ? Napi::Value(Napi::String::New(env, cs.architectures)) : env.Null());
   cuda.Set("runtimeVersion", cs.built ? Napi::Value(Napi::String::New(env, tailor::cuda_version_string(cs.runtime_version))) : env.Null());
   cuda.Set("driverVersion", cs.driver_version > 0 ? Napi::Value(Napi::String::New(env, tailor::cuda_version_string(cs.driver_version))) : env.Null());
+  cuda.Set("cublasLt", cs.cublaslt.empty() ? env.Null() : Napi::Value(Napi::String::New(env, cs.cublaslt)));
   o.Set("cuda", cuda);
   return o;
 }

@@ -1,8 +1,9 @@
-// blaslt.cu — the matrix products through cuBLASLt, when the build found it (TAILOR_HAVE_CUBLASLT, see
-// CMakeLists.txt's TAILOR_CUBLASLT); without it every lt_* call returns false and matmul.cu's own kernels
-// run. One cublasLt handle and one workspace (kWorkspace bytes, allocated once) per device, made on first
-// use under a mutex; the descriptors and the algorithm (cublasLtMatmulAlgoGetHeuristic) of each shape are
-// made once and cached (plans, below). fp32 compute without TF32 (CUBLAS_COMPUTE_32F), so results match the fp32 CPU to rounding.
+// blaslt.cu — the matrix products through cuBLASLt, which lt_library.cu opens at run time where the machine
+// has it (cublaslt_api.h); where it has not, or TAILOR_CUBLASLT=0, or a build with -DTAILOR_CUBLASLT=OFF,
+// every lt_* call returns false and matmul.cu's own kernels run. One cublasLt handle and one workspace
+// (kWorkspace bytes, allocated once) per device, made on first use under a mutex; the descriptors and the
+// algorithm (cublasLtMatmulAlgoGetHeuristic) of each shape are made once and cached (plans, below). fp32
+// compute without TF32 (CUBLAS_COMPUTE_32F), so results match the fp32 CPU to rounding.
 // A call that cuBLASLt refuses or fails returns false without printing; the first such error is kept for
 // lt_status(), and the caller falls back to our kernels.
 //
@@ -15,14 +16,12 @@
 //             (the same for bf16 dy and W: lt_matmul_backward_dx_bf16)
 //   dW        dW[out,in] += dyᵀ·x  → DWc (in×out, ld in) = Xc·DYcᵀ: A = Xc op N, B = DYc op T; m=in,  n=out, k=T
 // (check: DXc(i,t) = Σ_o W[o,i]·dy[t,o];  DWc(i,o) = Σ_t x[t,i]·dy[t,o] = dW[o,i].)
-// Written against the documented C API only (the emulator's shadow cublasLt.h mirrors its names and
-// signatures); untested against the real library on this machine — see the notes at lt_gemm.
+// Written against the documented C API only; in CI it runs against the emulated library
+// (native/test/cuemu/cublaslt_emu.cpp), opened the same way — see the notes at lt_gemm.
 #include "common.cuh"
 #include "kernels.h"
 
-#if defined(TAILOR_HAVE_CUBLASLT)
-#include <cublasLt.h>
-#endif
+#include "cublaslt_api.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -35,17 +34,9 @@ namespace tailor {
 namespace cuda {
 
 namespace {
-std::atomic<int> g_override{-1};  // lt_set_enabled: -1 the environment decides, 0 off, 1 on
+std::atomic<int> g_override{-1};  // lt_set_enabled: -1 the library's choice (lt_library.cu), 0 off, 1 on
 std::mutex g_mu;
 std::string g_first_error;  // the first refusal or failure, for lt_status()
-
-bool env_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("TAILOR_CUBLASLT");
-    return !(e && (std::string(e) == "0" || std::string(e) == "off" || std::string(e) == "OFF"));
-  }();
-  return on;
-}
 }  // namespace
 
 #if defined(TAILOR_HAVE_CUBLASLT)
@@ -59,7 +50,7 @@ void keep_error(const std::string& what) {
 }
 
 struct LtDevice {
-  cublasLtHandle_t handle = nullptr;
+  lt::Handle handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   bool failed = false;  // cublasLtCreate failed on this device: never try again
@@ -73,14 +64,16 @@ const LtDevice* device_state() {
     cudaGetLastError();
     return nullptr;
   }
+  const lt::Api* a = lt::api();
+  if (!a) return nullptr;
   std::string err;
   const LtDevice* result = nullptr;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     LtDevice& d = g_devices[dev];
     if (!d.failed && !d.handle) {
-      cublasStatus_t s = cublasLtCreate(&d.handle);
-      if (s != CUBLAS_STATUS_SUCCESS) {
+      const lt::Status s = a->create(&d.handle);
+      if (s != lt::kSuccess) {
         d.failed = true;
         d.handle = nullptr;
         err = "cublasLtCreate on device " + std::to_string(dev) + ": status " + std::to_string(int(s));
@@ -123,58 +116,60 @@ struct PlanKey {
 };
 struct Plan {
   bool ok = false;
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-  cublasLtMatmulAlgo_t algo = {};
+  lt::MatmulDesc op = nullptr;
+  lt::Layout la = nullptr, lb = nullptr, ld = nullptr;
+  lt::Algo algo = {};
   std::string error;  // why not ok
 };
 constexpr size_t kMaxPlans = 1024;
 std::map<PlanKey, Plan> g_plans;  // under g_mu
 
 void destroy(Plan& p) {
-  if (p.ld) cublasLtMatrixLayoutDestroy(p.ld);
-  if (p.lb) cublasLtMatrixLayoutDestroy(p.lb);
-  if (p.la) cublasLtMatrixLayoutDestroy(p.la);
-  if (p.op) cublasLtMatmulDescDestroy(p.op);
+  const lt::Api* a = lt::api();  // (not null: a plan exists only when the library was opened)
+  if (p.ld) a->layout_destroy(p.ld);
+  if (p.lb) a->layout_destroy(p.lb);
+  if (p.la) a->layout_destroy(p.la);
+  if (p.op) a->matmul_desc_destroy(p.op);
   p = Plan{};
 }
 
 // Notes for the real library (not run here): TRANSA/TRANSB are set as int32_t, the documented attribute
 // type; the preference's MIN_ALIGNMENT_* (uint32_t) tell the heuristic our pointers' actual alignment, whose
 // default assumption is 256 bytes; MAX_WORKSPACE_BYTES (uint64_t) is the workspace we pass to the matmul.
-Plan make_plan(const LtDevice& dev, const PlanKey& key, cublasOperation_t ta, cublasOperation_t tb, cudaDataType type) {
+Plan make_plan(const LtDevice& dev, const PlanKey& key, int32_t ta, int32_t tb, int32_t type) {
+  const lt::Api& a = *lt::api();
   Plan p;
-  cublasLtMatmulPreference_t pref = nullptr;
-  cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+  lt::Preference pref = nullptr;
+  lt::Status s = lt::kSuccess;
   const char* step = "";
-  auto ok = [&](cublasStatus_t r, const char* name) {
-    if (s != CUBLAS_STATUS_SUCCESS) return;
-    s = r;
+  auto ok = [&](auto call, const char* name) {  // runs call() unless an earlier step failed
+    if (s != lt::kSuccess) return;
+    s = call();
     step = name;
   };
   const int32_t opa = ta, opb = tb;
   const uint64_t ws = dev.workspace_bytes;
-  cublasLtMatmulHeuristicResult_t heur = {};
+  lt::HeuristicResult heur = {};
   int found = 0;
-  ok(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
-  ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "CUBLASLT_MATMUL_DESC_TRANSA");
-  ok(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "CUBLASLT_MATMUL_DESC_TRANSB");
-  ok(cublasLtMatrixLayoutCreate(&p.la, type, key.a_rows, key.a_cols, key.lda), "cublasLtMatrixLayoutCreate (A)");
-  ok(cublasLtMatrixLayoutCreate(&p.lb, type, key.b_rows, key.b_cols, key.ldb), "cublasLtMatrixLayoutCreate (B)");
-  ok(cublasLtMatrixLayoutCreate(&p.ld, CUDA_R_32F, key.m, key.n, key.ldd), "cublasLtMatrixLayoutCreate (C/D)");
-  ok(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "MAX_WORKSPACE_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key.al_a, sizeof key.al_a), "MIN_ALIGNMENT_A_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.al_b, sizeof key.al_b), "MIN_ALIGNMENT_B_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.al_d, sizeof key.al_d), "MIN_ALIGNMENT_C_BYTES");
-  ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_d, sizeof key.al_d), "MIN_ALIGNMENT_D_BYTES");
-  ok(cublasLtMatmulAlgoGetHeuristic(dev.handle, p.op, p.la, p.lb, p.ld, p.ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
-  if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (s == CUBLAS_STATUS_SUCCESS && (found < 1 || heur.state != CUBLAS_STATUS_SUCCESS)) {
-    s = found < 1 ? CUBLAS_STATUS_NOT_SUPPORTED : heur.state;
+  ok([&] { return a.matmul_desc_create(&p.op, lt::kCompute32F, lt::kR32F); }, "cublasLtMatmulDescCreate");
+  ok([&] { return a.matmul_desc_set_attribute(p.op, lt::kDescTransA, &opa, sizeof opa); }, "CUBLASLT_MATMUL_DESC_TRANSA");
+  ok([&] { return a.matmul_desc_set_attribute(p.op, lt::kDescTransB, &opb, sizeof opb); }, "CUBLASLT_MATMUL_DESC_TRANSB");
+  ok([&] { return a.layout_create(&p.la, type, key.a_rows, key.a_cols, key.lda); }, "cublasLtMatrixLayoutCreate (A)");
+  ok([&] { return a.layout_create(&p.lb, type, key.b_rows, key.b_cols, key.ldb); }, "cublasLtMatrixLayoutCreate (B)");
+  ok([&] { return a.layout_create(&p.ld, lt::kR32F, key.m, key.n, key.ldd); }, "cublasLtMatrixLayoutCreate (C/D)");
+  ok([&] { return a.preference_create(&pref); }, "cublasLtMatmulPreferenceCreate");
+  ok([&] { return a.preference_set_attribute(pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof ws); }, "MAX_WORKSPACE_BYTES");
+  ok([&] { return a.preference_set_attribute(pref, lt::kPrefMinAlignmentA, &key.al_a, sizeof key.al_a); }, "MIN_ALIGNMENT_A_BYTES");
+  ok([&] { return a.preference_set_attribute(pref, lt::kPrefMinAlignmentB, &key.al_b, sizeof key.al_b); }, "MIN_ALIGNMENT_B_BYTES");
+  ok([&] { return a.preference_set_attribute(pref, lt::kPrefMinAlignmentC, &key.al_d, sizeof key.al_d); }, "MIN_ALIGNMENT_C_BYTES");
+  ok([&] { return a.preference_set_attribute(pref, lt::kPrefMinAlignmentD, &key.al_d, sizeof key.al_d); }, "MIN_ALIGNMENT_D_BYTES");
+  ok([&] { return a.algo_get_heuristic(dev.handle, p.op, p.la, p.lb, p.ld, p.ld, pref, 1, &heur, &found); }, "cublasLtMatmulAlgoGetHeuristic");
+  if (pref) a.preference_destroy(pref);
+  if (s == lt::kSuccess && (found < 1 || heur.state != lt::kSuccess)) {
+    s = found < 1 ? lt::kNotSupported : heur.state;
     step = "cublasLtMatmulAlgoGetHeuristic (no usable algorithm)";
   }
-  if (s != CUBLAS_STATUS_SUCCESS) {
+  if (s != lt::kSuccess) {
     destroy(p);
     p.error = std::string(step) + " returned status " + std::to_string(int(s));
     return p;
@@ -185,10 +180,10 @@ Plan make_plan(const LtDevice& dev, const PlanKey& key, cublasOperation_t ta, cu
 }
 
 // D (m×n column-major, fp32, ld = ldd) = op(A)·op(B) + (accumulate ? D : 0), A and B of one type. alpha and
-// beta are host floats (the default pointer mode, scale type CUDA_R_32F); C and D are the same buffer with
+// beta are host floats (the default pointer mode, scale type lt::kR32F); C and D are the same buffer with
 // the same layout (in place, which cuBLASLt allows when C's and D's layouts match); the default stream (0)
 // is the one every kernel of ours runs on, so the order of operations is kept.
-bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, cudaDataType type, const void* A, uint64_t a_rows,
+bool lt_gemm(const char* what, int32_t ta, int32_t tb, int32_t type, const void* A, uint64_t a_rows,
              uint64_t a_cols, int64_t lda, const void* B, uint64_t b_rows, uint64_t b_cols, int64_t ldb, float* D, uint64_t m, uint64_t n,
              uint64_t k, int64_t ldd, bool accumulate) {
   constexpr uint64_t kMax = 0x7fffffffu;
@@ -197,7 +192,7 @@ bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, cudaD
   if (!dev) return false;
   int device = 0;
   cudaGetDevice(&device);
-  const PlanKey key{device, int32_t(ta), int32_t(tb), int32_t(type), a_rows, a_cols, b_rows, b_cols, m, n, k, lda, ldb, ldd,
+  const PlanKey key{device, ta, tb, type, a_rows, a_cols, b_rows, b_cols, m, n, k, lda, ldb, ldd,
                     alignment(A), alignment(B), alignment(D)};
   Plan local;
   const Plan* plan = nullptr;
@@ -226,9 +221,9 @@ bool lt_gemm(const char* what, cublasOperation_t ta, cublasOperation_t tb, cudaD
   bool ran = false;
   if (plan->ok) {
     const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-    cublasStatus_t s = cublasLtMatmul(dev->handle, plan->op, &alpha, A, plan->la, B, plan->lb, &beta, D, plan->ld, D, plan->ld, &plan->algo,
-                                      dev->workspace, dev->workspace_bytes, nullptr);
-    ran = s == CUBLAS_STATUS_SUCCESS;
+    const lt::Status s = lt::api()->matmul(dev->handle, plan->op, &alpha, A, plan->la, B, plan->lb, &beta, D, plan->ld, D, plan->ld,
+                                           &plan->algo, dev->workspace, dev->workspace_bytes, nullptr);
+    ran = s == lt::kSuccess;
     if (!ran)
       keep_error(std::string(what) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
                  ": cublasLtMatmul returned status " + std::to_string(int(s)));
@@ -249,27 +244,27 @@ size_t lt_workspace_bytes() {
 }
 
 bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward f32", CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in, y,
+  return lt_gemm("forward f32", lt::kOpT, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in, y,
                  uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
 }
 
 bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward bf16", CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_16BF, w_bf16, uint64_t(in), uint64_t(out), in, x_bf16, uint64_t(in),
+  return lt_gemm("forward bf16", lt::kOpT, lt::kOpN, lt::kR16BF, w_bf16, uint64_t(in), uint64_t(out), in, x_bf16, uint64_t(in),
                  uint64_t(T), in, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
 }
 
 bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dx f32", CUBLAS_OP_N, CUBLAS_OP_N, CUDA_R_32F, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out), uint64_t(T),
+  return lt_gemm("backward dx f32", lt::kOpN, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out), uint64_t(T),
                  out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
 }
 
 bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dx bf16", CUBLAS_OP_N, CUBLAS_OP_N, CUDA_R_16BF, w_bf16, uint64_t(in), uint64_t(out), in, dy_bf16, uint64_t(out),
+  return lt_gemm("backward dx bf16", lt::kOpN, lt::kOpN, lt::kR16BF, w_bf16, uint64_t(in), uint64_t(out), in, dy_bf16, uint64_t(out),
                  uint64_t(T), out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
 }
 
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dW f32", CUBLAS_OP_N, CUBLAS_OP_T, CUDA_R_32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
+  return lt_gemm("backward dW f32", lt::kOpN, lt::kOpT, lt::kR32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
                  out, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
 }
 
@@ -291,20 +286,19 @@ const void* device_state() { return nullptr; }
 void lt_set_enabled(int on) { g_override = on < 0 ? -1 : on ? 1 : 0; }
 
 bool lt_enabled() {
-  if (!lt_built_in()) return false;
-  const int o = g_override.load();
-  if (o >= 0 ? o == 0 : !env_enabled()) return false;
-  return device_state() != nullptr;
+  if (!lt_built_in() || g_override.load() == 0) return false;
+  return device_state() != nullptr;  // (null too when lt_library.cu opened no library)
 }
 
 std::string lt_status() {
+  if (!lt_built_in()) return "off (not in this build: TAILOR_CUBLASLT=OFF)";
   std::string s;
-  if (!lt_built_in()) return "off (not in this build)";
-  const int o = g_override.load();
-  if (o == 0 || (o < 0 && !env_enabled()))
-    s = o == 0 ? "off (disabled by the caller)" : "off (TAILOR_CUBLASLT=0)";
+  if (g_override.load() == 0)
+    s = "off (disabled by the caller)";
+  else if (!lt::api())
+    s = "off (" + lt::library_status() + ")";
   else
-    s = device_state() ? "on" : "off (no handle on this device)";
+    s = device_state() ? "on (" + lt::library_status() + ")" : "off (no handle on this device; " + lt::library_status() + ")";
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_first_error.empty()) s += "; first refusal: " + g_first_error;
   return s;

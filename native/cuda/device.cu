@@ -87,6 +87,11 @@ CudaStatus cuda_devices(bool with_memory) {
     else
       cudaGetLastError();
   }
+  for (const CudaDevice& d : s.devices)
+    if (d.supported && cudaSetDevice(d.index) == cudaSuccess) {
+      s.cublaslt = cuda::lt_status();  // (opens the library on first use: lt_library.cu)
+      break;
+    }
   if (have_prev) cudaSetDevice(prev);
   return s;
 }

@@ -26,6 +26,9 @@ struct CudaStatus {
   std::string architectures;       // compiled-in SM list, e.g. "75,80,86,89,90" (empty when not built)
   int runtime_version = 0;         // CUDA runtime linked in, e.g. 13000 (0 when not built)
   int driver_version = 0;          // CUDA version the driver supports (0: no driver)
+  // cuBLASLt for the CUDA matrix products, as the first supported device sees it (cuda::lt_status(): "on
+  // (the library, its version)" or "off (why)"); empty when CUDA is not available or with_memory is false
+  std::string cublaslt;
 };
 
 // Never throws. with_memory: also query free memory, which creates the CUDA context on each device the

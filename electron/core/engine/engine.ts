@@ -124,7 +124,7 @@ export function cudaStatusLine(c: EngineInfo['cuda']): string {
   const build = `built for sm ${c.architectures ?? '?'} (CUDA ${c.runtimeVersion ?? '?'})`;
   if (!c.available) return `${build}; not available: ${c.reason ?? 'unknown'}`;
   const devs = c.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / GIB).toFixed(1)} GiB, ${(d.freeMemory / GIB).toFixed(1)} GiB free)`);
-  return `${build}, driver CUDA ${c.driverVersion ?? '?'}; ${devs.join('; ')}`;
+  return `${build}, driver CUDA ${c.driverVersion ?? '?'}; ${devs.join('; ')}${c.cublasLt ? `; cuBLASLt ${c.cublasLt}` : ''}`;
 }
 
 export interface ModelFileInfo extends RawFileInfo {

@@ -125,6 +125,11 @@ export interface CudaInfo {
   runtimeVersion: string | null;
   /** CUDA version the driver supports; null without a driver */
   driverVersion: string | null;
+  /**
+   * cuBLASLt for the matrix products, opened at run time where the machine has it: "on (<library> (version
+   * x.y.z))" or "off (<why>)", with the first call it refused if any; null when CUDA is not available
+   */
+  cublasLt: string | null;
 }
 export interface EngineInfo {
   blas: string;
