@@ -80,6 +80,7 @@ test('every payload is checked before anything acts: wrong types, ranges, enums,
     assert.equal(info.engine.cuda.built, info.engine.cudaBuilt);
     assert.equal(info.engine.cuda.available, info.engine.cuda.reason === null);
     assert.equal(info.engine.backend, 'cpu');
+    assert.equal(info.engine.cuda.cublasLt, null, 'no usable device here: cuBLASLt is not looked for');
     const r = await w.call('runs.get', { runId: 'nope' });
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, 'E_NOT_FOUND');

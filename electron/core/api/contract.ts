@@ -34,7 +34,11 @@ export interface AppInfo {
     /** where a run computes with compute.backend 'auto' (the default): 'cuda' when a usable device exists, else 'cpu' */
     backend: string;
     /** CUDA as this build and machine offer it: compiled in, a usable device, or why not */
-    cuda: { built: boolean; available: boolean; reason: string | null; devices: Array<{ name: string; computeCapability: string; totalMemory: number; freeMemory: number }> };
+    cuda: {
+      built: boolean; available: boolean; reason: string | null; devices: Array<{ name: string; computeCapability: string; totalMemory: number; freeMemory: number }>;
+      /** cuBLASLt for the matrix products: "on (library (version))" or "off (why)"; null without a usable device */
+      cublasLt: string | null;
+    };
   };
   dataDir: string;
   dbPath: string;

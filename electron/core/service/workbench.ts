@@ -121,7 +121,8 @@ export class Workbench {
         return { version: version(), mode: o.mode, canPickFiles: !!o.desktop, platform: `${process.platform}-${process.arch}`,
           engine: { blas: e.blas, hardwareThreads: e.hardwareThreads, cudaBuilt: e.cudaBuilt, backend: e.cuda.available ? 'cuda' : 'cpu',
             cuda: { built: e.cuda.built, available: e.cuda.available, reason: e.cuda.reason,
-              devices: e.cuda.devices.map((d) => ({ name: d.name, computeCapability: d.computeCapability, totalMemory: d.totalMemory, freeMemory: d.freeMemory })) } },
+              devices: e.cuda.devices.map((d) => ({ name: d.name, computeCapability: d.computeCapability, totalMemory: d.totalMemory, freeMemory: d.freeMemory })),
+              cublasLt: e.cuda.cublasLt } },
           dataDir: o.dataDir, dbPath: o.dbPath };
       },
       'models.list': () => this.library.list(),
