@@ -112,6 +112,48 @@ test('a released model reads back the weights of its file bit for bit: HF (rotat
   }
 });
 
+test('a released model notices its file changed on disk: written in place or truncated is a clear E_IO (never a crash or other weights); replaced by a rename, it still reads the old one', { skip: !built }, async () => {
+  const dir = tempDir('tailor-changed-');
+  const renamed = path.join(dir, 'renamed.gguf'), written = path.join(dir, 'written.gguf');
+  fs.copyFileSync(GGUF, renamed);
+  fs.copyFileSync(GGUF, written);
+  const scribble = (file: string, at: number) => {
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096, 0x7f), 0, 4096, Math.floor(fs.statSync(file).size * at));
+    fs.closeSync(fd);
+  };
+  await withModels([[renamed, { backend: 'cuda' }], [written, { backend: 'cuda' }], [GGUF, { backend: 'cpu' }]], async (a, b, cpu) => {
+    assert.equal(a.info.hostWeights, 'released');
+    assert.equal(b.info.hostWeights, 'released');
+    const [ref] = await cpu.score([IDS]);
+    // replaced by a rename: the mapping is the old file, whose bytes are still the ones loaded
+    const other = path.join(dir, 'other.gguf');
+    fs.copyFileSync(GGUF, other);
+    scribble(other, 0.5);
+    fs.renameSync(other, renamed);
+    assert.deepEqual(tensorDiffs(a, cpu), [], 'after a rename over it: the weights that were loaded');
+    // written in place (the same size): the weights it would read now are not the ones loaded
+    scribble(written, 0.5);
+    const changed = (e: unknown) => e instanceof EngineError && e.code === 'E_IO' && /written\.gguf was changed on disk after the model was loaded from it \(written in place\).*load the model again/.test(e.message);
+    assert.throws(() => b.tensors(), changed);
+    assert.throws(() => b.lazyTensors().layers[0].wq, changed);
+    // the device still holds what was loaded
+    const [after] = await b.score([IDS]);
+    assert.ok(maxAbsDiff(after.logprob, ref.logprob) <= 1e-4, 'scoring from the device copy is unaffected');
+    // an adapter merged now cannot be built into the device copy: every later use says so, none computes without it
+    const ex = promptCompletionExamples(cpu.requireTokenizer(), [{ prompt: 'The cat is', completion: ' red.' }], { eos: false });
+    const tr = Trainer.create(b, { ...DEFAULT_TRAIN, epochs: 1, batch: 1, microBatch: 1 }, ex);
+    const adapter = tr.state().params.map((_, i) => ((i * 7919) % 13) / 1300 - 0.005);
+    tr.dispose();
+    b.mergeLora({ rank: DEFAULT_TRAIN.lora.rank, alpha: DEFAULT_TRAIN.lora.alpha, targets: 127 }, adapter);
+    for (let i = 0; i < 2; i++) await assert.rejects(b.score([IDS]), changed, `use ${i + 1} after the merge`);
+    // truncated: reading past the end of a mapping would fault the process; it is the same clear error instead
+    const size = fs.statSync(written).size;
+    fs.truncateSync(written, Math.floor(size / 2));
+    assert.throws(() => b.tensors(), (e: unknown) => e instanceof EngineError && e.code === 'E_IO' && e.message.includes(`(${size} bytes then, ${Math.floor(size / 2)} now)`));
+  });
+});
+
 test('scoring and generation on the device match the CPU (fp32 within 1e-4, greedy tokens identical; bf16 argmax identical)', { skip: !built }, async () => {
   await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cuda', weights: 'bf16' }], [HF, { backend: 'cpu' }]], async (gpu, bf, cpu) => {
     const [a] = await gpu.score([IDS], { lastLogits: true });

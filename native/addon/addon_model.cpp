@@ -326,7 +326,7 @@ Napi::Value AddonModel::Tensors(const Napi::CallbackInfo& info) {
     size_t n = 1;
     for (auto d : sh) n *= size_t(d);
     Napi::Float32Array a = Napi::Float32Array::New(env, n);
-    if (n) host_read(m, k, l, a.Data());  // from the arena, or decoded from the file when the host copy was released
+    if (n) engine_call(env, [&] { host_read(m, k, l, a.Data()); });  // from the arena, or decoded from the file when released
     return a;
   };
   // the JS names: the model's three, then each layer's nine
@@ -381,16 +381,12 @@ Napi::Value AddonModel::MergeLora(const Napi::CallbackInfo& info) {
   lc.rslora = opt_bool(o, "rslora", false);
   lc.targets = uint32_t(opt_int(o, "targets", (1 << kNumTargets) - 1));
   LoraLayout lay;
-  try {
-    lay.build(model->cfg, lc);
-  } catch (const EngineError& e) {
-    throw make_error(env, error_code_name(e.code()), e.what());
-  }
+  engine_call(env, [&] { lay.build(model->cfg, lc); });
   Napi::Float32Array p = info[1].As<Napi::Float32Array>();
   if (int64_t(p.ElementLength()) != lay.size)
     throw make_error(env, "E_SHAPE", "the adapter has " + std::to_string(p.ElementLength()) + " LoRA values; this model with rank " + std::to_string(lc.rank) +
                                          " on these targets needs " + std::to_string(lay.size) + " (was it trained on another base?)");
-  host_merge_lora(*model, lay, p.Data());
+  engine_call(env, [&] { host_merge_lora(*model, lay, p.Data()); });
   weights_stale = true;
   return env.Undefined();
 }
@@ -411,14 +407,8 @@ Napi::Value AddonModel::GroupImportance(const Napi::CallbackInfo& info) {
   std::vector<Example> ex = to_examples(env, info.Length() > 0 ? info[0] : env.Undefined());
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   auto s = [&](const char* k, const char* d) { Napi::Value v = opts.Get(k); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(d); };
-  ImportanceMethod method;
-  GroupAgg agg;
-  try {
-    method = parse_importance_method(s("method", "taylor"));
-    agg = parse_group_agg(s("agg", "sum"));
-  } catch (const EngineError& e) {
-    throw make_error(env, error_code_name(e.code()), e.what());
-  }
+  const ImportanceMethod method = engine_call(env, [&] { return parse_importance_method(s("method", "taylor")); });
+  const GroupAgg agg = engine_call(env, [&] { return parse_group_agg(s("agg", "sum")); });
   uint64_t seed = uint64_t(opt_num(opts, "seed", 0));
   return (new ImportanceWorker(env, this, info.This().As<Napi::Object>(), std::move(ex), method, agg, seed, opts))->Start();
 }

@@ -26,7 +26,13 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   std::atomic<bool> weights_stale{false};        // the host weights changed since the backend's copy was made
   // refreshes a device backend's weight copy after the host weights changed (LoRA merge, training)
   void sync_weights() {
-    if (weights_stale.exchange(false) && !backend->host_memory()) tailor::host_bind(*model, *backend);
+    if (!weights_stale.exchange(false) || backend->host_memory()) return;
+    try {
+      tailor::host_bind(*model, *backend);
+    } catch (...) {
+      weights_stale = true;  // (e.g. the file changed under a released model): still stale, for the next try
+      throw;
+    }
   }
   tailor::BackendChoice choice;  // the backend asked for at load, the one used, and why
   std::atomic<int> busy{0};

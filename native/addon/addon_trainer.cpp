@@ -179,7 +179,7 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   std::vector<Example> ex = to_examples(env, info[2]);
   Napi::Object obj = AddonTrainer::constructor->New({});
   AddonTrainer* t = AddonTrainer::Unwrap(obj);
-  try {
+  engine_call(env, [&] {
     // LoRA trains where the model computes (CUDA or CPU); full fine-tuning writes host weights, on the CPU
     if (cfg.full && am->model->host_released()) {
       if (am->busy.load() > 0) throw make_error(env, "E_ARG", "the model is busy; await its jobs before full fine-tuning brings its weights back to the host");
@@ -189,9 +189,7 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
     am->sync_weights();
     tailor::Backend& be = cfg.full ? *am->cpu_backend : *am->backend;
     t->trainer = std::make_unique<Trainer>(*am->model, be, cfg, std::move(ex));
-  } catch (const EngineError& e) {
-    throw make_error(env, error_code_name(e.code()), e.what());
-  }
+  });
   t->model = am;
   t->model_ref = Napi::Persistent(mobj);
   am->busy++;  // the model may not be disposed while a trainer uses it
@@ -287,7 +285,7 @@ Napi::Value AddonTrainer::SetState(const Napi::CallbackInfo& info) {
   double step = opt_num(o, "step", double(trainer->step()));
   if (step < 0 || step > double(trainer->total_steps()) || step != std::floor(step)) throw make_error(env, "E_ARG", "step out of range");
   trainer->set_step(int64_t(step));
-  trainer->state_to_device();
+  engine_call(env, [&] { trainer->state_to_device(); });
   return env.Undefined();
 }
 
@@ -297,8 +295,10 @@ Napi::Value AddonTrainer::MergeInto(const Napi::CallbackInfo& info) {
   require_idle(env);
   if (owner_full()) return env.Undefined();  // full fine-tuning already trains the model's own weights
   if (model->busy.load() > 1) throw make_error(env, "E_ARG", "the model is busy");
-  trainer->state_to_host();
-  host_merge_lora(*model->model, trainer->layout(), trainer->params().data());
+  engine_call(env, [&] {
+    trainer->state_to_host();
+    host_merge_lora(*model->model, trainer->layout(), trainer->params().data());
+  });
   model->weights_stale = true;
   return env.Undefined();
 }

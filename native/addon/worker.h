@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <initializer_list>
+#include <new>
 #include <string>
 
 #include "errors.h"
@@ -15,6 +16,19 @@
 namespace tailor_addon {
 
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+
+// Engine work done synchronously on the JS thread: f's EngineError becomes the JS error with its code, as
+// EngineWorker does for a promise (an exception that is not a Napi::Error would otherwise end the process).
+template <typename F>
+auto engine_call(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const tailor::EngineError& e) {
+    throw make_error(env, tailor::error_code_name(e.code()), e.what());
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "E_OOM", "out of memory");
+  }
+}
 
 class EngineWorker : public Napi::AsyncWorker {
  public:

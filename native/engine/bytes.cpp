@@ -10,6 +10,8 @@
 
 namespace tailor {
 
+static int64_t mtime_ns(const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(ErrorCode::IO, "cannot open " + path + ": " + std::strerror(errno));
@@ -24,6 +26,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail(ErrorCode::IO, path + " is a directory, expected a file");
   }
   size_ = static_cast<size_t>(st.st_size);
+  mtime_ns_ = mtime_ns(st);
   if (size_ > 0) {
     void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
@@ -33,11 +36,21 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     data_ = static_cast<const uint8_t*>(m);
   }
-  ::close(fd);
+  fd_ = fd;
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedFile::check_unchanged() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) fail(ErrorCode::IO, "cannot stat " + path_ + ": " + std::strerror(errno));
+  if (size_t(st.st_size) == size_ && mtime_ns(st) == mtime_ns_) return;
+  fail(ErrorCode::IO, path_ + " was changed on disk after the model was loaded from it (" +
+                          (size_t(st.st_size) == size_ ? "written in place" : std::to_string(size_) + " bytes then, " + std::to_string(st.st_size) + " now") +
+                          "), and the model reads its weights from it again: load the model again");
 }
 
 bool utf8_valid(const uint8_t* s, size_t n) {

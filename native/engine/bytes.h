@@ -20,11 +20,17 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // E_IO when the file was written or truncated in place since it was mapped (its size or modification time
+  // differ): a mapping reads the file as it is now, so bytes read after that are not the ones loaded, and past
+  // a truncation they fault. A file replaced by a rename is still the old one here, and passes.
+  void check_unchanged() const;
 
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;              // kept open: check_unchanged() asks the mapped file, not whatever has the path now
+  int64_t mtime_ns_ = 0;     // the modification time when mapped
 };
 
 bool utf8_valid(const uint8_t* s, size_t n);

@@ -4,7 +4,7 @@
 // failure is an EngineError with a code.
 import { addon, type BackendRequest, type DeviceMemory, type EngineInfo, type RawAddonModel, type RawBackendInfo, type RawFileInfo, type RawLayerTensors, type RawExample, type RawGenerateResult, type RawGroupScores, type RawModelInfo, type RawTaylorStats, type RawTensors } from './native.js';
 import type { LayerTensors, ModelTensors } from '../formats/model-tensors.js';
-import { EngineError, toEngineError, wrap } from './errors.js';
+import { EngineError, toEngineError, wrap, wrapSync } from './errors.js';
 import { loadTokenizerFor, type Tokenizer } from '../tokenizer/index.js';
 
 export { EngineError } from './errors.js';
@@ -281,7 +281,7 @@ export class Model {
 
   /** A copy of every weight as the neutral in-memory model the writers take (lazyTensors: one at a time). */
   tensors(): ModelTensors {
-    const t: RawTensors = this.handle().tensors();
+    const t: RawTensors = wrapSync(() => this.handle().tensors());  // (E_IO: a released model's file changed on disk)
     return {
       ...this.header(),
       tokEmb: t.tokEmb, outNorm: t.outNorm, lmHead: t.lmHead,
@@ -317,10 +317,10 @@ export class Model {
       return o;
     };
     const model = lazy({ ...this.header(), layers: [] as LayerTensors[] } as ModelTensors, ['tokEmb', 'outNorm', 'lmHead'], (n) =>
-      this.alive(raw).tensors({ name: n as 'tokEmb' | 'outNorm' | 'lmHead' }));
+      wrapSync(() => this.alive(raw).tensors({ name: n as 'tokEmb' | 'outNorm' | 'lmHead' })));
     model.layers = i.layers.map((shape, layer) =>
       lazy({ ...shape } as LayerTensors, ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'wGate', 'wUp', 'wDown'], (n) =>
-        this.alive(raw).tensors({ layer, name: n as keyof RawLayerTensors })));
+        wrapSync(() => this.alive(raw).tensors({ layer, name: n as keyof RawLayerTensors }))));
     return model;
   }
 
@@ -358,11 +358,7 @@ export class Model {
 
   /** W += s·B·A for a LoRA arena in Tailor's slot order (see train/lora.ts); irreversible for this object. */
   mergeLora(cfg: { rank: number; alpha: number; rslora?: boolean; targets: number }, params: Float32Array): void {
-    try {
-      this.handle().mergeLora(cfg, params);
-    } catch (e) {
-      throw toEngineError(e);
-    }
+    wrapSync(() => this.handle().mergeLora(cfg, params));
   }
 
   /** Where the host's copy of the weights is now (info has it as it was at load): see LoadOptions.hostWeights. */

@@ -31,3 +31,12 @@ export async function wrap<T>(fn: () => Promise<T>): Promise<T> {
     throw toEngineError(e);
   }
 }
+
+/** The same for a synchronous call into the addon. */
+export function wrapSync<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw toEngineError(e);
+  }
+}

@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Model, cancelFlagFor } from '../engine/engine.js';
-import { EngineError, toEngineError } from '../engine/errors.js';
+import { EngineError, toEngineError, wrapSync } from '../engine/errors.js';
 import { addon, type RawAddonTrainer, type RawExample, type RawStepStats, type RawTrainConfig } from '../engine/native.js';
 import { bytesOf } from '../formats/dtype.js';
 import { readSafetensorsHeader, writeHfFolder, writeSafetensors } from '../formats/safetensors-write.js';
@@ -100,7 +100,7 @@ export class Trainer {
     }
   }
   /** Merges the LoRA weights into the model (the model then scores as base + adapter). */
-  mergeIntoModel(): void { this.h().mergeInto(); }
+  mergeIntoModel(): void { wrapSync(() => this.h().mergeInto()); }
   dispose(): void {
     if (this.raw) {
       this.raw.dispose();
