@@ -1,9 +1,15 @@
 // attention.cu — causal GQA attention of a range of query positions against the KV cache, semantics of
 // the CPU backend's attention_forward: token t (at position pos[t] of sequence slot[t]) attends to the
 // cached positions 0..pos[t] of its slot, query head h to KV head h / (n_head / n_kv), scores scaled by
-// 1/√hd. One warp per (token, head) walks the keys once with an online softmax (running max and sum,
-// the output rescaled as the max grows), so no score matrix is stored. Straightforward and exact to
-// float rounding; one key per step, so long contexts are latency-bound (a tiled flash kernel comes later).
+// 1/√hd. A block takes kTileRows consecutive tokens of the batch and one head, a warp per token:
+//  - when the block's tokens are of one slot (a prompt, scored or prefilled), the slot's keys and values up
+//    to the block's last position stream through shared memory in tiles that all its warps read (the tile
+//    layout of attention_tile.cuh, as the training forward), so the cache is read once per block, not once
+//    per token, with an online softmax per row over the tiles;
+//  - otherwise (decoding several sequences, a token each) each warp walks its own slot's keys one at a time
+//    with an online softmax (running max and sum, the output rescaled as the max grows).
+// No score matrix is stored; both paths are exact to float rounding.
+#include "attention_tile.cuh"
 #include "common.cuh"
 #include "kernels.h"
 
@@ -12,25 +18,12 @@ namespace cuda {
 
 namespace {
 
-constexpr int kWarps = 4;       // (token, head) pairs per block
-constexpr int kMaxPerLane = 8;  // head_dim ≤ 32 × 8 = 256
+using namespace tile;
 
-// out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..), pos[T], slot[T]
-// grid ceil(T*n_head / kWarps), block 32*kWarps
-__global__ void attention_forward_kernel(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ kc,
-                                         const float* __restrict__ vc, const int* __restrict__ pos, const int* __restrict__ slot,
-                                         int64_t T, int n_head, int n_kv, int hd, int n_ctx, int kv_stride, float scale) {
-  const int64_t pair = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (pair >= T * n_head) return;  // whole warps leave together
-  const int64_t t = pair / n_head;
-  const int h = int(pair % n_head);
-  const int g = h / (n_head / n_kv);
-  const float* qh = q + pair * hd;                                                  // q[t, h, :]
-  const int64_t base = int64_t(slot[t]) * n_ctx * kv_stride + int64_t(g) * hd;
-  const float* kb = kc + base;                                                      // k[slot, 0.., g, :]
-  const float* vb = vc + base;                                                      // v[slot, 0.., g, :]
-  float qr[kMaxPerLane], acc[kMaxPerLane];                                          // dims lane, lane+32, …
+// one token's attention, by one warp: the keys of its slot one at a time (dims lane, lane+32, … per lane)
+__device__ void attend_one(float* __restrict__ o, const float* __restrict__ qh, const float* __restrict__ kb, const float* __restrict__ vb,
+                           int n, int hd, int kv_stride, float scale, int lane) {
+  float qr[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) {
     const int d = lane + 32 * i;
@@ -38,7 +31,6 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
     acc[i] = 0.f;
   }
   float m = -INFINITY, l = 0.f;  // running max of the scores and Σ exp(score - m)
-  const int n = pos[t] + 1;
   for (int j = 0; j < n; j++) {
     const float* kr = kb + int64_t(j) * kv_stride;
     float s = 0.f;
@@ -61,7 +53,76 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
     m = m_new;
   }
   const float inv = 1.f / l;
-  float* o = out + pair * hd;
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; i++) {
+    const int d = lane + 32 * i;
+    if (d < hd) o[d] = acc[i] * inv;
+  }
+}
+
+// out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..), pos[T], slot[T].
+// Block: tokens t0..t0+kTileRows−1 (warp w: t0 + w) and head blockIdx.y; nk keys per tile (attention_tile(hd)).
+// grid (ceil(T / kTileRows), n_head), block kTileThreads
+__global__ void attention_forward_kernel(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ kc,
+                                         const float* __restrict__ vc, const int* __restrict__ pos, const int* __restrict__ slot,
+                                         int64_t T, int n_head, int n_kv, int hd, int n_ctx, int kv_stride, int nk, float scale) {
+  __shared__ float sm[kSmemFloats];
+  __shared__ int block_slot, block_last;  // the tokens' slot (−1: more than one) and their last position
+  const int64_t t0 = int64_t(blockIdx.x) * kTileRows;
+  const int h = int(blockIdx.y), g = h / (n_head / n_kv);
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t t = t0 + w;
+  const int rows = int(T - t0 < kTileRows ? T - t0 : kTileRows);  // the block's tokens
+  const int64_t qs = int64_t(n_head) * hd;
+  if (threadIdx.x == 0) {
+    int sl = slot[t0], last = pos[t0];
+    for (int r = 1; r < rows; r++) {
+      if (slot[t0 + r] != sl) sl = -1;
+      last = pos[t0 + r] > last ? pos[t0 + r] : last;
+    }
+    block_slot = sl;
+    block_last = last;
+  }
+  __syncthreads();
+  if (block_slot < 0) {  // block-uniform: tokens of several sequences, each warp on its own
+    if (t < T) {
+      const int64_t base = int64_t(slot[t]) * n_ctx * kv_stride + int64_t(g) * hd;
+      attend_one(out + t * qs + int64_t(h) * hd, q + t * qs + int64_t(h) * hd, kc + base, vc + base, pos[t] + 1, hd, kv_stride, scale, lane);
+    }
+    return;
+  }
+  const int last = block_last, st = hd + 1;
+  const int pt = t < T ? pos[t] : -1;  // this warp's position (−1: no token)
+  const int64_t base = int64_t(block_slot) * n_ctx * kv_stride + int64_t(g) * hd;
+  float* kt = sm;            // key tile [nk][st]
+  float* vt = kt + nk * st;  // value tile [nk][st]
+  float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
+  load_rows(qt, hd, q + t0 * qs + int64_t(h) * hd, qs, kTileRows, rows, hd);
+  float acc[kMaxPerLane];
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; i++) acc[i] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int j0 = 0; j0 <= last; j0 += nk) {
+    const int n = imin(nk, last + 1 - j0);
+    __syncthreads();  // every warp is done with the previous tile
+    load_rows(kt, st, kc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
+    load_rows(vt, st, vc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
+    __syncthreads();
+    if (j0 > pt) continue;  // warp-uniform: no key of this tile is visible from this token (or no token)
+    const int nj = imin(n, pt + 1 - j0);  // keys j0..j0+nj−1 ≤ pos
+    const float s = lane < nj ? row_dot(qt + w * hd, kt + lane * st, hd) * scale : -INFINITY;
+    const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0 holds key j0 ≤ pos
+    const float corr = expf(m - m_new);         // 0 on the first tile (m = −∞)
+    const float p = lane < nj ? expf(s - m_new) : 0.f;
+    l = l * corr + warp_sum(p);
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; i++) acc[i] *= corr;
+    add_weighted_rows(acc, p, 0, nj, vt, st, hd, lane);
+    m = m_new;
+  }
+  if (pt < 0) return;  // past the last barrier
+  const float inv = 1.f / l;
+  float* o = out + t * qs + int64_t(h) * hd;
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; i++) {
     const int d = lane + 32 * i;
@@ -76,10 +137,10 @@ void attention_forward(float* out, const float* q, const KvView& kv, const int* 
   if (T == 0 || n_head == 0) return;
   if (hd > 32 * kMaxPerLane) fail(ErrorCode::UNSUPPORTED, "CUDA attention supports head_dim up to 256 (got " + std::to_string(hd) + ")");
   if (n_kv <= 0 || n_head % n_kv != 0) fail(ErrorCode::ARG, "attention_forward: n_head must be a multiple of n_kv");
-  const int64_t pairs = T * n_head;
-  if ((pairs + kWarps - 1) / kWarps > 2147483647) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens in one call");
-  TAILOR_LAUNCH(attention_forward_kernel, ceil_div(pairs, kWarps), 32 * kWarps)(out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx,
-                                                                    kv.kv_stride, 1.f / sqrtf(float(hd)));
+  const int64_t blocks = (T + kTileRows - 1) / kTileRows;
+  if (blocks > 2147483647 || n_head > 65535) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens or heads in one call");
+  TAILOR_LAUNCH(attention_forward_kernel, dim3(unsigned(blocks), unsigned(n_head)), kTileThreads)(
+      out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx, kv.kv_stride, attention_tile(hd), 1.f / sqrtf(float(hd)));
   check_launch("attention_forward");
 }
 

@@ -14,6 +14,7 @@
 //   sum_squares            float64 partial sums per block, then one block adds them in order
 #include <algorithm>
 
+#include "attention_tile.cuh"
 #include "common.cuh"
 #include "kernels.h"
 #include "lora_hash.h"
@@ -23,10 +24,7 @@ namespace cuda {
 
 namespace {
 
-constexpr int kTileRows = 8;                  // attention: query (or key) rows per block, one per warp
-constexpr int kTileThreads = 32 * kTileRows;
-constexpr int kSmemFloats = 11264;            // attention: 44 KiB of static shared memory per block (the limit is 48)
-constexpr int kMaxPerLane = 8;                // head_dim ≤ 32 × 8 = 256
+using namespace tile;
 constexpr int kColRows = 8;     // rmsnorm dw: row groups per column block
 
 // dx[N, D] += r·w·dy − c·x with c = r³/D·Σ dy·w·x (float64); dy/x[N, D], w[D], rstd[N]; grid N, block kRowThreads
@@ -83,45 +81,9 @@ __device__ inline void warp_load(float (&a)[kMaxPerLane], const float* __restric
   }
 }
 
-// ---- flash-style attention. The forward keeps out and lse_t = log Σ_{j≤t} exp s_tj per score row; the
-// backward recomputes p_tj = exp(s_tj − lse_t) from q and k. A block owns kTileRows query rows (forward, dq)
-// or key rows (dk/dv) of one head, one per warp, in shared memory; the other side streams through shared
-// memory in tiles of nk rows (attention_tile) that all the block's warps read. In a tile lane l owns row l:
-// its score is one thread's dot product over the head (rows at stride hd+1, so lanes hit distinct banks,
-// no shuffles), and the sums over the tile's rows go per dimension (dims lane, lane+32, … as in attention.cu)
-// with row l's weight passed from lane l by a shuffle. All three kernels compute s_tj with the same code in
-// the same order (q·k over d = 0..hd−1, then ×scale), so the backward rebuilds the forward's scores.
-
-__device__ inline int imin(int a, int b) { return a < b ? a : b; }
-
-// Σ_d a[d]·b[d] in order, by one thread
-__device__ inline float row_dot(const float* a, const float* b, int hd) {
-  float s = 0.f;
-  for (int d = 0; d < hd; d++) s += a[d] * b[d];
-  return s;
-}
-
-// acc[i] (dimension lane + 32i) += Σ_{r0 ≤ r < n} c_r · rows[r*stride + d], where c_r is lane r's c: the
-// whole warp takes part (the coefficients travel by shuffles), rows added in order
-__device__ inline void add_weighted_rows(float (&acc)[kMaxPerLane], float c, int r0, int n, const float* rows, int stride, int hd, int lane) {
-  for (int r = r0; r < n; r++) {
-    const float cr = __shfl_sync(0xffffffffu, c, r);
-    const float* row = rows + r * stride;
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; i++) {
-      const int d = lane + 32 * i;
-      if (d < hd) acc[i] += cr * row[d];
-    }
-  }
-}
-
-// dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd; every thread of the block
-__device__ inline void load_rows(float* dst, int stride, const float* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
-  for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
-    const int r = i / hd, d = i - r * hd;
-    dst[r * stride + d] = r < valid ? src[r * src_stride + d] : 0.f;
-  }
-}
+// ---- flash-style attention: the tile helpers and their layout are in attention_tile.cuh (shared with the
+// inference kernel of attention.cu). The forward keeps out and lse_t = log Σ_{j≤t} exp s_tj per score row;
+// the backward recomputes p_tj = exp(s_tj − lse_t) from q and k, with the same code in the same order.
 
 // out[B*Tn, nh*hd], lse[B, nh, Tn], q[B*Tn, nh*hd], k/v[B*Tn, nkv*hd]. Block: (b, h) and the query rows t0..t0+kTileRows−1,
 // warp w the row t = t0 + w, an online softmax over the key tiles (running max m and Σ exp(s − m), out rescaled as m
@@ -360,10 +322,6 @@ bool attention_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
   rows_limit(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows), what);  // the most blocks a launch has
   return true;
 }
-
-// rows per streamed attention tile: two tiles [nk][hd+1] and two row sets [kTileRows][hd] fit in kSmemFloats.
-// 32 (a row per lane) up to hd = 128, 13 at hd = 256 (lanes past nk idle while scoring)
-int attention_tile(int hd) { return std::min(32, (kSmemFloats - 2 * kTileRows * hd) / (2 * (hd + 1))); }
 
 }  // namespace
 

@@ -1,0 +1,61 @@
+// attention_tile.cuh — what the tiled attention kernels share (train.cu's forward and backward, attention.cu's
+// inference kernel): the block layout and the helpers over tiles in shared memory.
+// A block owns kTileRows query rows (or key rows) of one head, one per warp, in shared memory; the other side
+// streams through shared memory in tiles of nk rows (attention_tile) that all the block's warps read. In a
+// tile lane l owns row l: its score is one thread's dot product over the head (rows at stride hd+1, so lanes
+// hit distinct banks, no shuffles), and the sums over the tile's rows go per dimension (dims lane, lane+32,
+// …) with row l's weight passed from lane l by a shuffle. Every kernel computes s_tj with the same code in the
+// same order (q·k over d = 0..hd−1, then ×scale), so a backward rebuilds its forward's scores exactly.
+#pragma once
+#include <algorithm>
+
+#include "common.cuh"
+
+namespace tailor {
+namespace cuda {
+namespace tile {
+
+constexpr int kTileRows = 8;                  // query (or key) rows per block, one per warp
+constexpr int kTileThreads = 32 * kTileRows;
+constexpr int kSmemFloats = 11264;            // 44 KiB of static shared memory per block (the limit is 48)
+constexpr int kMaxPerLane = 8;                // head_dim ≤ 32 × 8 = 256
+
+__device__ inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Σ_d a[d]·b[d] in order, by one thread
+__device__ inline float row_dot(const float* a, const float* b, int hd) {
+  float s = 0.f;
+  for (int d = 0; d < hd; d++) s += a[d] * b[d];
+  return s;
+}
+
+// acc[i] (dimension lane + 32i) += Σ_{r0 ≤ r < n} c_r · rows[r*stride + d], where c_r is lane r's c: the
+// whole warp takes part (the coefficients travel by shuffles), rows added in order
+__device__ inline void add_weighted_rows(float (&acc)[kMaxPerLane], float c, int r0, int n, const float* rows, int stride, int hd, int lane) {
+  for (int r = r0; r < n; r++) {
+    const float cr = __shfl_sync(0xffffffffu, c, r);
+    const float* row = rows + r * stride;
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; i++) {
+      const int d = lane + 32 * i;
+      if (d < hd) acc[i] += cr * row[d];
+    }
+  }
+}
+
+// dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd; every thread of the block
+__device__ inline void load_rows(float* dst, int stride, const float* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
+  for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
+    const int r = i / hd, d = i - r * hd;
+    dst[r * stride + d] = r < valid ? src[r * src_stride + d] : 0.f;
+  }
+}
+
+
+// rows per streamed tile: two tiles [nk][hd+1] and two row sets [kTileRows][hd] fit in kSmemFloats.
+// 32 (a row per lane) up to hd = 128, 13 at hd = 256 (lanes past nk idle while scoring)
+inline int attention_tile(int hd) { return std::min(32, (kSmemFloats - 2 * kTileRows * hd) / (2 * (hd + 1))); }
+
+}  // namespace tile
+}  // namespace cuda
+}  // namespace tailor
