@@ -330,6 +330,7 @@ test('cuBLASLt is opened at run time: used where it is found, and where it is ab
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ['turned off', { TAILOR_CUBLASLT: '0' }, /^off \(turned off by TAILOR_CUBLASLT=0\)$/],
     ['a file that is not there', { TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' }, /^off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable: \/nonexistent\/libcublasLt\.so\.12: cannot open shared object file/],
+    ['a library whose products are wrong', { TAILOR_CUEMU_LT_WRONG: '1' }, /^off \(.*libtailor_cublaslt_emu\.so \(version 0\.0\.0\): its products are wrong on a test \(forward f32 \[0,0\] is .*, expected .*\): not used\)/],
     ['a library that refuses this device', { TAILOR_CUEMU_LT_REFUSE: '1' }, /^off \(no usable cuBLASLt library \(tried libtailor_cublaslt_emu\.so\); .*libtailor_cublaslt_emu\.so: cublasLtCreate returned status 8; set TAILOR_CUBLASLT to its path\)$/],
   ];
   if (libm) cases.push(['a library without its entry points', { TAILOR_CUBLASLT: libm }, new RegExp(`^off \\(TAILOR_CUBLASLT=${libm.replace(/[.]/g, '\\.')} not usable; ${libm.replace(/[.]/g, '\\.')} has no cublasLtCreate\\)$`)]);

@@ -24,11 +24,15 @@
 #include "cublaslt_api.h"
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace tailor {
 namespace cuda {
@@ -53,11 +57,17 @@ struct LtDevice {
   lt::Handle handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
-  bool failed = false;  // cublasLtCreate failed on this device: never try again
+  bool failed = false;    // cublasLtCreate failed on this device: never try again
+  int verdict = 0;        // the self-check (self_check): 0 not run yet, 1 passed, −1 failed (never used then)
+  bool checking = false;  // a thread is running the self-check (others use our kernels meanwhile)
+  std::string why;        // why it is not used on this device
 };
 std::map<int, LtDevice> g_devices;
 
-// the current device's handle and workspace (made on first use), or null when cuBLASLt cannot run there
+int self_check(const LtDevice& d, std::string* why);
+
+// the current device's handle and workspace (made on first use, then checked once by self_check), or null
+// when cuBLASLt cannot run there or gave wrong products
 const LtDevice* device_state() {
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
@@ -66,8 +76,8 @@ const LtDevice* device_state() {
   }
   const lt::Api* a = lt::api();
   if (!a) return nullptr;
-  std::string err;
   const LtDevice* result = nullptr;
+  LtDevice* to_check = nullptr;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     LtDevice& d = g_devices[dev];
@@ -76,7 +86,7 @@ const LtDevice* device_state() {
       if (s != lt::kSuccess) {
         d.failed = true;
         d.handle = nullptr;
-        err = "cublasLtCreate on device " + std::to_string(dev) + ": status " + std::to_string(int(s));
+        d.why = "cublasLtCreate on device " + std::to_string(dev) + ": status " + std::to_string(int(s));
       } else if (cudaMalloc(&d.workspace, kWorkspace) == cudaSuccess) {
         d.workspace_bytes = kWorkspace;
       } else {
@@ -84,9 +94,18 @@ const LtDevice* device_state() {
         cudaGetLastError();     // a failed cudaMalloc must not surface at the next kernel's check_launch
       }
     }
-    if (d.handle) result = &d;
+    if (d.handle && d.verdict == 1) result = &d;
+    if (d.handle && d.verdict == 0 && !d.checking) to_check = &d, d.checking = true;
   }
-  if (!err.empty()) keep_error(err);
+  if (to_check) {  // (map nodes stay put, so the pointer holds outside the lock)
+    std::string why;
+    const int verdict = self_check(*to_check, &why);
+    std::lock_guard<std::mutex> lock(g_mu);
+    to_check->checking = false;
+    to_check->verdict = verdict;
+    if (verdict < 0) to_check->why = why;
+    if (verdict > 0) result = to_check;
+  }
   return result;
 }
 
@@ -183,13 +202,11 @@ Plan make_plan(const LtDevice& dev, const PlanKey& key, int32_t ta, int32_t tb, 
 // beta are host floats (the default pointer mode, scale type lt::kR32F); C and D are the same buffer with
 // the same layout (in place, which cuBLASLt allows when C's and D's layouts match); the default stream (0)
 // is the one every kernel of ours runs on, so the order of operations is kept.
-bool lt_gemm(const char* what, int32_t ta, int32_t tb, int32_t type, const void* A, uint64_t a_rows,
-             uint64_t a_cols, int64_t lda, const void* B, uint64_t b_rows, uint64_t b_cols, int64_t ldb, float* D, uint64_t m, uint64_t n,
-             uint64_t k, int64_t ldd, bool accumulate) {
+bool lt_gemm_on(const LtDevice* dev, const char* what, int32_t ta, int32_t tb, int32_t type, const void* A, uint64_t a_rows,
+                uint64_t a_cols, int64_t lda, const void* B, uint64_t b_rows, uint64_t b_cols, int64_t ldb, float* D, uint64_t m, uint64_t n,
+                uint64_t k, int64_t ldd, bool accumulate) {
   constexpr uint64_t kMax = 0x7fffffffu;
   if (m == 0 || n == 0 || k == 0 || m > kMax || n > kMax || k > kMax) return false;  // k = 0: our kernels write the zeros
-  const LtDevice* dev = device_state();
-  if (!dev) return false;
   int device = 0;
   cudaGetDevice(&device);
   const PlanKey key{device, ta, tb, type, a_rows, a_cols, b_rows, b_cols, m, n, k, lda, ldb, ldd,
@@ -231,6 +248,118 @@ bool lt_gemm(const char* what, int32_t ta, int32_t tb, int32_t type, const void*
   if (plan == &local) destroy(local);
   return ran;
 }
+// the five products on one device (null: false), in the row-major terms of kernels.h
+bool fwd_f32(const LtDevice* d, float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
+  return d && lt_gemm_on(d, "forward f32", lt::kOpT, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in,
+                         y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+}
+bool fwd_bf16(const LtDevice* d, float* y, const uint16_t* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
+  return d && lt_gemm_on(d, "forward bf16", lt::kOpT, lt::kOpN, lt::kR16BF, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T),
+                         in, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+}
+bool dx_f32(const LtDevice* d, float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
+  return d && lt_gemm_on(d, "backward dx f32", lt::kOpN, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out),
+                         uint64_t(T), out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+}
+bool dx_bf16(const LtDevice* d, float* dx, const uint16_t* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out) {
+  return d && lt_gemm_on(d, "backward dx bf16", lt::kOpN, lt::kOpN, lt::kR16BF, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out),
+                         uint64_t(T), out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+}
+bool dw_f32(const LtDevice* d, float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
+  return d && lt_gemm_on(d, "backward dW f32", lt::kOpN, lt::kOpT, lt::kR32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
+                         out, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
+}
+
+// Before cuBLASLt computes anything of a model's, each of the five products on small odd shapes (x[5, 40],
+// W[24, 40]: every transpose and both element types) against a float64 reference on the host. A library
+// whose answers differ (one whose ABI does not match our declarations, or a broken install) is never used
+// on this device, and says why; a product it refuses is no failure (the callers fall back for it anyway).
+// Returns 1 passed, −1 failed, 0 could not run (no device memory now: tried again at the next product).
+int self_check(const LtDevice& d, std::string* why) {
+  constexpr int64_t T = 5, in = 40, out = 24;
+  uint32_t state = 12345u;
+  auto next = [&] {  // deterministic values in [−1, 1), exact in bf16 (8 significant bits)
+    state = state * 1664525u + 1013904223u;
+    return float(int(state >> 24) - 128) / 128.f;
+  };
+  std::vector<float> x(T * in), w(out * in), dy(T * out), y0(T * out), dx0(T * in), dw0(out * in);
+  for (auto* v : {&x, &w, &dy, &y0, &dx0, &dw0})
+    for (float& e : *v) e = next();
+  auto bits = [](const std::vector<float>& v) {  // (exact: the values are bf16 already)
+    std::vector<uint16_t> b(v.size());
+    for (size_t i = 0; i < v.size(); i++) {
+      uint32_t u;
+      std::memcpy(&u, &v[i], 4);
+      b[i] = uint16_t(u >> 16);
+    }
+    return b;
+  };
+  const std::vector<uint16_t> xb = bits(x), wb = bits(w), dyb = bits(dy);
+  // one device block for every buffer: x w dy y dx dw (fp32), then xb wb dyb (bf16)
+  const size_t nf = x.size() + w.size() + dy.size() + y0.size() + dx0.size() + dw0.size(), nb = xb.size() + wb.size() + dyb.size();
+  void* mem = nullptr;
+  if (cudaMalloc(&mem, nf * 4 + nb * 2) != cudaSuccess) return cudaGetLastError(), 0;
+  float* gx = static_cast<float*>(mem);
+  float *gw = gx + x.size(), *gdy = gw + w.size(), *gy = gdy + dy.size(), *gdx = gy + y0.size(), *gdw = gdx + dx0.size();
+  uint16_t* gxb = reinterpret_cast<uint16_t*>(gdw + dw0.size());
+  uint16_t *gwb = gxb + xb.size(), *gdyb = gwb + wb.size();
+  auto up = [](void* dst, const void* src, size_t bytes) { return cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice) == cudaSuccess; };
+  auto down = [](std::vector<float>& dst, const float* src) { return cudaMemcpy(dst.data(), src, dst.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess; };
+  bool io = up(gx, x.data(), x.size() * 4) && up(gw, w.data(), w.size() * 4) && up(gdy, dy.data(), dy.size() * 4) && up(gxb, xb.data(), xb.size() * 2) &&
+            up(gwb, wb.data(), wb.size() * 2) && up(gdyb, dyb.data(), dyb.size() * 2);
+  // each case: run it (from its starting values), read it back, compare with the host's float64 sum
+  std::string bad;
+  auto run_case = [&](const char* name, float* g, const std::vector<float>& start, const std::function<bool()>& product,
+                      const std::function<double(int64_t, int64_t)>& ref, int64_t rows, int64_t cols) {
+    if (!io || !bad.empty()) return;
+    io = up(g, start.data(), start.size() * 4);
+    if (!io || !product()) return;  // (refused: not a wrong answer)
+    std::vector<float> got(start.size());
+    io = down(got, g);
+    for (int64_t r = 0; io && r < rows && bad.empty(); r++)
+      for (int64_t c = 0; c < cols; c++) {
+        const double want = ref(r, c), e = std::fabs(double(got[size_t(r * cols + c)]) - want);
+        if (!(e <= 1e-3 * (1.0 + std::fabs(want)))) {
+          bad = std::string(name) + " [" + std::to_string(r) + "," + std::to_string(c) + "] is " + std::to_string(got[size_t(r * cols + c)]) +
+                ", expected " + std::to_string(want);
+          break;
+        }
+      }
+  };
+  auto dot = [](const float* a, int64_t as, const float* b, int64_t bs, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += double(a[i * as]) * double(b[i * bs]);
+    return s;
+  };
+  // y[T, out] = x · Wᵀ;  dx[T, in] += dy · W;  dW[out, in] += dyᵀ · x
+  auto y_ref = [&](int64_t t, int64_t o) { return dot(&x[size_t(t * in)], 1, &w[size_t(o * in)], 1, in); };
+  auto dx_ref = [&](int64_t t, int64_t i) { return double(dx0[size_t(t * in + i)]) + dot(&dy[size_t(t * out)], 1, &w[size_t(i)], in, out); };
+  auto dw_ref = [&](int64_t o, int64_t i) { return double(dw0[size_t(o * in + i)]) + dot(&dy[size_t(o)], out, &x[size_t(i)], in, T); };
+  run_case("forward f32", gy, y0, [&] { return fwd_f32(&d, gy, gx, gw, T, in, out, false); }, y_ref, T, out);
+  run_case("backward dx f32", gdx, dx0, [&] { return dx_f32(&d, gdx, gdy, gw, T, in, out); }, dx_ref, T, in);
+  run_case("backward dW f32", gdw, dw0, [&] { return dw_f32(&d, gdw, gdy, gx, T, in, out); }, dw_ref, out, in);
+  run_case("forward bf16", gy, y0, [&] { return fwd_bf16(&d, gy, gxb, gwb, T, in, out, false); }, y_ref, T, out);
+  run_case("backward dx bf16", gdx, dx0, [&] { return dx_bf16(&d, gdx, gdyb, gwb, T, in, out); }, dx_ref, T, in);
+  cudaFree(mem);
+  if (!io) {
+    cudaGetLastError();
+    *why = "its self-check could not run (a CUDA copy failed)";
+    return -1;
+  }
+  if (bad.empty()) return 1;
+  *why = "its products are wrong on a test (" + bad + "): not used";
+  return -1;
+}
+
+// why cuBLASLt is not used on the current device ("" when nothing is known)
+std::string device_why() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return cudaGetLastError(), std::string();
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_devices.find(dev);
+  return it == g_devices.end() ? std::string() : it->second.why;
+}
+
 }  // namespace
 
 bool lt_built_in() { return true; }
@@ -244,28 +373,19 @@ size_t lt_workspace_bytes() {
 }
 
 bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward f32", lt::kOpT, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, x, uint64_t(in), uint64_t(T), in, y,
-                 uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+  return fwd_f32(device_state(), y, x, w, T, in, out, accumulate);
 }
-
 bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return lt_gemm("forward bf16", lt::kOpT, lt::kOpN, lt::kR16BF, w_bf16, uint64_t(in), uint64_t(out), in, x_bf16, uint64_t(in),
-                 uint64_t(T), in, y, uint64_t(out), uint64_t(T), uint64_t(in), out, accumulate);
+  return fwd_bf16(device_state(), y, x_bf16, w_bf16, T, in, out, accumulate);
 }
-
 bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dx f32", lt::kOpN, lt::kOpN, lt::kR32F, w, uint64_t(in), uint64_t(out), in, dy, uint64_t(out), uint64_t(T),
-                 out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+  return dx_f32(device_state(), dx, dy, w, T, in, out);
 }
-
 bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dx bf16", lt::kOpN, lt::kOpN, lt::kR16BF, w_bf16, uint64_t(in), uint64_t(out), in, dy_bf16, uint64_t(out),
-                 uint64_t(T), out, dx, uint64_t(in), uint64_t(T), uint64_t(out), in, true);
+  return dx_bf16(device_state(), dx, dy_bf16, w_bf16, T, in, out);
 }
-
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
-  return lt_gemm("backward dW f32", lt::kOpN, lt::kOpT, lt::kR32F, x, uint64_t(in), uint64_t(T), in, dy, uint64_t(out), uint64_t(T),
-                 out, dw, uint64_t(in), uint64_t(out), uint64_t(T), in, true);
+  return dw_f32(device_state(), dw, dy, x, T, in, out);
 }
 
 #else  // no cuBLASLt in this build: the callers use our kernels
@@ -279,6 +399,7 @@ bool lt_matmul_backward_dx_bf16(float*, const uint16_t*, const uint16_t*, int64_
 bool lt_matmul_backward_dw_f32(float*, const float*, const float*, int64_t, int64_t, int64_t) { return false; }
 namespace {
 const void* device_state() { return nullptr; }
+std::string device_why() { return std::string(); }
 }  // namespace
 
 #endif
@@ -297,8 +418,12 @@ std::string lt_status() {
     s = "off (disabled by the caller)";
   else if (!lt::api())
     s = "off (" + lt::library_status() + ")";
-  else
-    s = device_state() ? "on (" + lt::library_status() + ")" : "off (no handle on this device; " + lt::library_status() + ")";
+  else if (device_state())
+    s = "on (" + lt::library_status() + ")";
+  else {
+    const std::string why = device_why();
+    s = "off (" + lt::library_status() + ": " + (why.empty() ? "no handle on this device" : why) + ")";
+  }
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_first_error.empty()) s += "; first refusal: " + g_first_error;
   return s;

@@ -188,6 +188,8 @@ TAILOR_LT_EXPORT Status cublasLtMatmul(Handle h, MatmulDesc d, const void* alpha
   std::memcpy(&b, beta, 4);
   if (b != 0.f && !C) return kInvalidValue;
   const bool ta = d->transa == kOpT, tb = d->transb == kOpT;
+  // a library whose answers are off (as one whose ABI differs from our declarations would be), for the tests
+  const float wrong = std::getenv("TAILOR_CUEMU_LT_WRONG") ? 0.5f : 0.f;
   // queued on the stream like a kernel, with what it needs of the descriptors (the caller may destroy them)
   const int32_t at = Ad->type, bt = Bd->type;
   const int64_t lda = Ad->ld, ldb = Bd->ld, ldc = Cd->ld, ldd = Dd->ld;
@@ -202,7 +204,7 @@ TAILOR_LT_EXPORT Status cublasLtMatmul(Handle h, MatmulDesc d, const void* alpha
           const float bv = tb ? elem(B, bt, j, p, ldb) : elem(B, bt, p, j, ldb);
           acc += av * bv;
         }
-        float v = a * acc;
+        float v = a * acc + wrong;
         if (b != 0.f) v += b * elem(C, kR32F, i, j, ldc);
         out[size_t(j) * m + i] = v;
       }
