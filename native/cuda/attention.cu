@@ -98,10 +98,7 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
   float* vt = kt + nk * st;  // value tile [nk][st]
   float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
   load_rows(qt, hd, q + t0 * qs + int64_t(h) * hd, qs, kTileRows, rows, hd);
-  float acc[kMaxPerLane];
-#pragma unroll
-  for (int i = 0; i < kMaxPerLane; i++) acc[i] = 0.f;
-  float m = -INFINITY, l = 0.f;
+  OnlineRow r;
   for (int j0 = 0; j0 <= last; j0 += nk) {
     const int n = imin(nk, last + 1 - j0);
     __syncthreads();  // every warp is done with the previous tile
@@ -109,25 +106,10 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
     load_rows(vt, st, vc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
     __syncthreads();
     if (j0 > pt) continue;  // warp-uniform: no key of this tile is visible from this token (or no token)
-    const int nj = imin(n, pt + 1 - j0);  // keys j0..j0+nj−1 ≤ pos
-    const float s = lane < nj ? row_dot(qt + w * hd, kt + lane * st, hd) * scale : -INFINITY;
-    const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0 holds key j0 ≤ pos
-    const float corr = expf(m - m_new);         // 0 on the first tile (m = −∞)
-    const float p = lane < nj ? expf(s - m_new) : 0.f;
-    l = l * corr + warp_sum(p);
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; i++) acc[i] *= corr;
-    add_weighted_rows(acc, p, 0, nj, vt, st, hd, lane);
-    m = m_new;
+    online_tile(r, qt + w * hd, kt, vt, st, imin(n, pt + 1 - j0), hd, scale, lane);  // keys j0.. ≤ pos
   }
   if (pt < 0) return;  // past the last barrier
-  const float inv = 1.f / l;
-  float* o = out + t * qs + int64_t(h) * hd;
-#pragma unroll
-  for (int i = 0; i < kMaxPerLane; i++) {
-    const int d = lane + 32 * i;
-    if (d < hd) o[d] = acc[i] * inv;
-  }
+  online_store(r, out + t * qs + int64_t(h) * hd, hd, lane);
 }
 
 }  // namespace

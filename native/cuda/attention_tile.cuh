@@ -52,6 +52,35 @@ __device__ inline void load_rows(float* dst, int stride, const float* __restrict
 }
 
 
+// One query row's online softmax over the key tiles (the warp's row): the running max m of its scores, l =
+// Σ exp(s − m), and acc = Σ exp(s − m)·v (dims lane, lane+32, …), rescaled as m grows.
+struct OnlineRow {
+  float m = -INFINITY, l = 0.f;
+  float acc[kMaxPerLane] = {};
+};
+// takes in keys 0..nj−1 of a tile (kt, vt at stride st; lane l scores key l): s = q·k·scale. nj ≥ 1 (lane 0's
+// key is visible), so m stays finite
+__device__ inline void online_tile(OnlineRow& r, const float* qrow, const float* kt, const float* vt, int st, int nj, int hd, float scale, int lane) {
+  const float s = lane < nj ? row_dot(qrow, kt + lane * st, hd) * scale : -INFINITY;
+  const float m_new = fmaxf(r.m, warp_max(s));
+  const float corr = expf(r.m - m_new);  // 0 on the first tile (m = −∞)
+  const float p = lane < nj ? expf(s - m_new) : 0.f;
+  r.l = r.l * corr + warp_sum(p);
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; i++) r.acc[i] *= corr;
+  add_weighted_rows(r.acc, p, 0, nj, vt, st, hd, lane);
+  r.m = m_new;
+}
+// o[d] = acc[d] / l
+__device__ inline void online_store(const OnlineRow& r, float* o, int hd, int lane) {
+  const float inv = 1.f / r.l;
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; i++) {
+    const int d = lane + 32 * i;
+    if (d < hd) o[d] = r.acc[i] * inv;
+  }
+}
+
 // rows per streamed tile: two tiles [nk][hd+1] and two row sets [kTileRows][hd] fit in kSmemFloats.
 // 32 (a row per lane) up to hd = 128, 13 at hd = 256 (lanes past nk idle while scoring)
 inline int attention_tile(int hd) { return std::min(32, (kSmemFloats - 2 * kTileRows * hd) / (2 * (hd + 1))); }

@@ -102,10 +102,7 @@ __global__ void attention_forward_train_kernel(float* __restrict__ out, float* _
   float* vt = kt + nk * st;  // value tile [nk][st]
   float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
   load_rows(qt, hd, q + (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd, qs, kTileRows, last + 1 - t0, hd);
-  float acc[kMaxPerLane];
-#pragma unroll
-  for (int i = 0; i < kMaxPerLane; i++) acc[i] = 0.f;
-  float m = -INFINITY, l = 0.f;
+  OnlineRow r;
   for (int j0 = 0; j0 <= last; j0 += nk) {
     const int n = imin(nk, last + 1 - j0);
     __syncthreads();  // every warp is done with the previous tile
@@ -113,26 +110,11 @@ __global__ void attention_forward_train_kernel(float* __restrict__ out, float* _
     load_rows(vt, st, v + (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd, ks, n, n, hd);
     __syncthreads();
     if (t > last || j0 > t) continue;  // warp-uniform: no key of this tile is visible from row t
-    const int nj = imin(n, t + 1 - j0);  // keys j0..j0+nj−1 ≤ t
-    const float s = lane < nj ? row_dot(qt + w * hd, kt + lane * st, hd) * scale : -INFINITY;
-    const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0 holds key j0 ≤ t
-    const float corr = expf(m - m_new);         // 0 on the first tile (m = −∞)
-    const float p = lane < nj ? expf(s - m_new) : 0.f;
-    l = l * corr + warp_sum(p);
-#pragma unroll
-    for (int i = 0; i < kMaxPerLane; i++) acc[i] *= corr;
-    add_weighted_rows(acc, p, 0, nj, vt, st, hd, lane);
-    m = m_new;
+    online_tile(r, qt + w * hd, kt, vt, st, imin(n, t + 1 - j0), hd, scale, lane);  // keys j0.. ≤ t
   }
   if (t > last) return;  // past the last barrier
-  const float inv = 1.f / l;
-  float* o = out + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
-#pragma unroll
-  for (int i = 0; i < kMaxPerLane; i++) {
-    const int d = lane + 32 * i;
-    if (d < hd) o[d] = acc[i] * inv;
-  }
-  if (lane == 0) lse[bh * Tn + t] = m + logf(l);
+  online_store(r, out + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd, hd, lane);
+  if (lane == 0) lse[bh * Tn + t] = r.m + logf(r.l);
 }
 
 // D[B, nh, Tn] = dout_t·out_t of each (b, h, t) row, which is Σ_j p_tj·dp_tj (out_t = Σ_j p_tj v_j, dp_tj = dout_t·v_j);
