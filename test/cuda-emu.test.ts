@@ -327,6 +327,9 @@ test('cuBLASLt is opened at run time: used where it is found, and where it is ab
   fs.mkdirSync(path.join(home, 'lib64'));
   fs.copyFileSync(lib, path.join(home, 'lib64', 'libtailor_cublaslt_emu.so'));
   assert.equal(probe({ CUDA_HOME: home }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
+  // TAILOR_CUBLASLT naming a folder: the library's names in it
+  assert.equal(probe({ TAILOR_CUBLASLT: path.join(home, 'lib64') }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
+  assert.equal(probe({ TAILOR_CUBLASLT: home }).lt, `off (TAILOR_CUBLASLT=${home} not usable: a folder without libtailor_cublaslt_emu.so)`);
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ['turned off', { TAILOR_CUBLASLT: '0' }, /^off \(turned off by TAILOR_CUBLASLT=0\)$/],
     ['a file that is not there', { TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' }, /^off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable: \/nonexistent\/libcublasLt\.so\.12: cannot open shared object file/],

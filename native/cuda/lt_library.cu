@@ -2,7 +2,8 @@
 // uses the analyst's copy, from a CUDA toolkit, a driver bundle or PyTorch's wheels, where there is one.
 // The first call to api() chooses, once per process and under a lock:
 //   TAILOR_CUBLASLT=0 | off        → none (Tailor's kernels only);
-//   TAILOR_CUBLASLT=<file or path> → that library alone (say, a venv's nvidia/cublas/lib/libcublasLt.so.12);
+//   TAILOR_CUBLASLT=<file or path> → that library alone (say, a venv's nvidia/cublas/lib/libcublasLt.so.12),
+//                                    or for a folder the library's names in it;
 //   unset, 1, on, auto             → the newest of libcublasLt.so.13/12/11 (cublasLt64_13/12/11.dll) that the
 //                                    system's search finds, then the same names in $CUDA_HOME, $CUDA_PATH
 //                                    and /usr/local/cuda.
@@ -95,6 +96,16 @@ bool file_exists(const std::string& path) {
 #endif
 }
 
+bool is_directory(const std::string& path) {
+#if defined(_WIN32)
+  const DWORD a = GetFileAttributesA(path.c_str());
+  return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
+#else
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+#endif
+}
+
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
@@ -183,7 +194,19 @@ void choose(Chosen& c) {
     return;
   }
   const bool named = !(setting.empty() || setting == "1" || setting == "on" || setting == "ON" || setting == "auto" || setting == "AUTO");
-  const std::vector<std::string> candidates = named ? std::vector<std::string>{setting} : default_candidates();
+  // a named folder: the library's names in it (say, a venv's nvidia/cublas/lib)
+  std::vector<std::string> candidates = named ? std::vector<std::string>{setting} : default_candidates();
+  if (named && is_directory(setting)) {
+    candidates.clear();
+    for (const char* n : kNames)
+      if (file_exists(setting + kSep + n)) candidates.push_back(setting + kSep + n);
+    if (candidates.empty()) {
+      std::string names;
+      for (const char* n : kNames) names += (names.empty() ? "" : ", ") + std::string(n);
+      c.status = "TAILOR_CUBLASLT=" + setting + " not usable: a folder without " + names;
+      return;
+    }
+  }
   std::vector<std::string> not_found;  // candidates that did not open (the usual case: absent)
   std::string rejected;                // candidates that opened and were not usable, and why
   for (const std::string& path : candidates) {
