@@ -213,8 +213,10 @@ void choose(Chosen& c) {
     std::string error;
     void* lib = open_library(path, &error);
     if (!lib) {
-      // (dlerror names the file already; LoadLibrary's error does not)
-      not_found.push_back(!named ? path : error.find(path) != std::string::npos ? error : path + ": " + error);
+      // an absent library by its name alone; any other failure (a dependency missing, another architecture)
+      // with the loader's words, which name the file already on Linux (LoadLibrary's error does not)
+      const bool absent = !named && error.find("No such file") != std::string::npos;
+      not_found.push_back(absent ? path : error.find(path) != std::string::npos ? error : path + ": " + error);
       continue;
     }
     Api a;
