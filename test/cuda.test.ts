@@ -21,6 +21,9 @@ const CUDACHECK = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck');
 const CUDACHECK_EMU = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck_emu');
 const CUEMU_SELFTEST = path.join(REPO_ROOT, 'native', 'build', 'tailor_cuemu_selftest');
 const HF = shared('models', 'stories260K-hf');
+// `npm run test:gpu` (bench/test-gpu.sh) sets TAILOR_TEST_GPU=1: the emulator's rows, which every `npm test` runs
+// already and which take minutes of CPU, are skipped there, visibly, so that a lent GPU's minutes go to the GPU
+const ON_EMULATOR = process.env.TAILOR_TEST_GPU === '1' ? 'emulator rows: run by npm test; skipped under npm run test:gpu to keep the device time for the device' : false;
 const TEXT = path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt');
 
 function tailor(...args: string[]) {
@@ -208,7 +211,7 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
   assert.match(out, /\n\d+ checks, 0 failed\n/);
 });
 
-test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events', (t) => {
+test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events', { skip: ON_EMULATOR }, (t) => {
   assert.ok(fs.existsSync(CUEMU_SELFTEST), `${CUEMU_SELFTEST} is built (npm run build:native)`);
   const r = spawnSync(CUEMU_SELFTEST, [], { encoding: 'utf8', timeout: 60_000 });
   for (const l of (r.stdout ?? '').trimEnd().split('\n')) t.diagnostic(l);
@@ -220,7 +223,7 @@ for (const cc of ['80', '75']) {
   // sm_80: every row, stories260K and the random GQA model, products through the emulated cuBLASLt; sm_75 (no
   // bf16 tensor cores): the random model, cuBLASLt off, so whole models also run on our own kernels alone
   const args = cc === '80' ? ['--model', HF, '--random-model'] : ['--random-model'];
-  test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, (t) => {
+  test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, { skip: ON_EMULATOR }, (t) => {
     assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
     const r = spawnSync(CUDACHECK_EMU, cc === '80' ? [...args, '--golden', shared('fixtures', 'golden', 'stories260K.json')] : args, {
       encoding: 'utf8',
@@ -322,7 +325,7 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
   }
 });
 
-test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000 }, (t) => {
+test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
   // buffer is a heap-buffer-overflow report; our own kernels only (cuBLASLt off)
   const build = path.join(REPO_ROOT, 'native', 'build-asan-emu');
