@@ -26,9 +26,7 @@ mkdir -p "$BUILD" "$(dirname "$LOG")"
 : >"$LOG"
 say() { echo "$*" | tee -a "$LOG"; }
 
-if [ -z "${CUDA_ARCHS:-}" ]; then
-  if nvidia-smi -L >/dev/null 2>&1; then CUDA_ARCHS=native; else CUDA_ARCHS="75-real;80-real;86-real;89-real;90"; fi
-fi
+. native/test/gpu-arch.sh  # CUDA_ARCHS: this GPU's architecture only (quick to build)
 GEN=""
 command -v ninja >/dev/null 2>&1 && GEN="-G Ninja"
 say "== gpu-check: $(date -u +%FT%TZ), $(uname -m), nvcc: $(nvcc --version 2>/dev/null | tail -1), architectures: $CUDA_ARCHS"
