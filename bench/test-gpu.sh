@@ -1,7 +1,7 @@
 #!/bin/sh
 # test-gpu.sh — `npm run test:gpu`: one command for a GPU machine, sized for 10 minutes in all there.
 #  1. builds the native code with TAILOR_CUDA=ON (kernels for this GPU's architecture: native/test/gpu-arch.sh;
-#     no emulator build, whose tests skip here) and the TypeScript;
+#     on a GPU machine no emulator build, whose tests skip there) and the TypeScript;
 #  2. runs the CUDA tests (dist/test/cuda.test.js: engine info, the backend option, tailor_cudacheck on the
 #     GPU, LoRA training on the GPU; the emulator's rows skip, as every npm test runs them);
 #  3. runs the GPU benchmark (dist/bench/gpu-bench.js: matrix-product throughput against the bf16 peak, and
@@ -66,13 +66,17 @@ fi
 
 # ---- 1. build ----
 . native/test/gpu-arch.sh  # CUDA_ARCHS: this GPU's architecture only (the lent minutes are few)
+# no emulator build where a GPU is (its tests skip under TAILOR_TEST_GPU=1); a development machine without one
+# keeps it, so that running this script there leaves its build as npm test expects it
+CUEMU=ON
+nvidia-smi -L >/dev/null 2>&1 && CUEMU=OFF
 if [ "${TEST_GPU_NO_BUILD:-0}" = 1 ]; then
   say "== build skipped (TEST_GPU_NO_BUILD=1)"
 else
   if command -v npm >/dev/null 2>&1 && [ -f node_modules/cmake-js/package.json ]; then
-    say "== build: npm run build:native -- --CDTAILOR_CUDA=ON --CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS --CDTAILOR_CUEMU=OFF && npm run build:ts"
+    say "== build: npm run build:native -- --CDTAILOR_CUDA=ON --CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS --CDTAILOR_CUEMU=$CUEMU && npm run build:ts"
     build_with() {
-      (npm run build:native -- --CDTAILOR_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" --CDTAILOR_CUEMU=OFF >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1
+      (npm run build:native -- --CDTAILOR_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "--CDTAILOR_CUEMU=$CUEMU" >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1
         echo $? >out/.test-gpu-rc)
     }
   else
@@ -83,7 +87,7 @@ else
     say "== build: cmake (TAILOR_CUDA=ON, architectures $CUDA_ARCHS, no npm here), nvcc: $(nvcc --version 2>/dev/null | tail -1)"
     build_with() {
       # shellcheck disable=SC2086
-      (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" -DTAILOR_CUEMU=OFF -DCMAKE_JS_VERSION=8.0.0 \
+      (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "-DTAILOR_CUEMU=$CUEMU" -DCMAKE_JS_VERSION=8.0.0 \
         "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$PWD/native/build/Release" "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include" \
         -DCMAKE_JS_SRC= -DCMAKE_JS_LIB= -DCMAKE_CXX_FLAGS=-DBUILDING_NODE_EXTENSION >out/test-gpu-build.log 2>&1 &&
         cmake --build native/build -j "$(nproc)" >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
