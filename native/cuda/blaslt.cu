@@ -26,7 +26,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
