@@ -343,4 +343,20 @@ test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-o
   const summary = out.match(/\n(\d+) checks, 0 failed\n/);
   assert.ok(summary, out.slice(-2000));
   t.diagnostic(`${summary[1]} kernel rows under AddressSanitizer + UBSan, no report`);
+  // the matrix products again with cuBLASLt on: the run-time loader, the self-check and the plans under the
+  // sanitizers too (the emulated library is built with them)
+  const lt = spawnSync(path.join(build, 'tailor_cudacheck_emu'), ['--products'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    timeout: 300_000,
+    env: { ...process.env, TAILOR_CUBLASLT: '1', ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+  });
+  const lout = (lt.stdout ?? '') + (lt.stderr ?? '');
+  assert.equal(lout.includes('Sanitizer'), false, lout.slice(lout.indexOf('Sanitizer') - 200, lout.indexOf('Sanitizer') + 3000));
+  assert.equal(lt.status, 0, lout.slice(-4000));
+  assert.match(lout, /^cuBLASLt\s+active /m);
+  assert.match(lout, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
+  const ls = lout.match(/\n(\d+) checks, 0 failed \(the matrix products only\)\n/);
+  assert.ok(ls, lout.slice(-2000));
+  t.diagnostic(`${ls[1]} matrix-product rows with cuBLASLt on under AddressSanitizer + UBSan, no report`);
 });
