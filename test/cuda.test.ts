@@ -327,33 +327,30 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
 
 test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
-  // buffer is a heap-buffer-overflow report; our own kernels only (cuBLASLt off)
+  // buffer is a heap-buffer-overflow report; our own kernels (cuBLASLt off), then the products with it on
   const build = path.join(REPO_ROOT, 'native', 'build-asan-emu');
   execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
   execFileSync('cmake', ['--build', build, '--target', 'tailor_cudacheck_emu', '-j', '2'], { stdio: 'pipe' });
-  const r = spawnSync(path.join(build, 'tailor_cudacheck_emu'), [], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-    timeout: 600_000,
-    env: { ...process.env, TAILOR_CUBLASLT: '0', ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
-  });
-  const out = (r.stdout ?? '') + (r.stderr ?? '');
-  assert.equal(out.includes('Sanitizer'), false, out.slice(out.indexOf('Sanitizer') - 200, out.indexOf('Sanitizer') + 3000));
-  assert.equal(r.status, 0, out.slice(-4000));
+  // the harness under the sanitizers: no report, a clean exit, its output
+  const sanitized = (args: string[], cublaslt: '0' | '1'): string => {
+    const r = spawnSync(path.join(build, 'tailor_cudacheck_emu'), args, {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      timeout: 600_000,
+      env: { ...process.env, TAILOR_CUBLASLT: cublaslt, ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+    });
+    const out = (r.stdout ?? '') + (r.stderr ?? '');
+    assert.equal(out.includes('Sanitizer'), false, out.slice(out.indexOf('Sanitizer') - 200, out.indexOf('Sanitizer') + 3000));
+    assert.equal(r.status, 0, out.slice(-4000));
+    return out;
+  };
+  const out = sanitized([], '0');
   const summary = out.match(/\n(\d+) checks, 0 failed\n/);
   assert.ok(summary, out.slice(-2000));
   t.diagnostic(`${summary[1]} kernel rows under AddressSanitizer + UBSan, no report`);
   // the matrix products again with cuBLASLt on: the run-time loader, the self-check and the plans under the
   // sanitizers too (the emulated library is built with them)
-  const lt = spawnSync(path.join(build, 'tailor_cudacheck_emu'), ['--products'], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-    timeout: 300_000,
-    env: { ...process.env, TAILOR_CUBLASLT: '1', ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
-  });
-  const lout = (lt.stdout ?? '') + (lt.stderr ?? '');
-  assert.equal(lout.includes('Sanitizer'), false, lout.slice(lout.indexOf('Sanitizer') - 200, lout.indexOf('Sanitizer') + 3000));
-  assert.equal(lt.status, 0, lout.slice(-4000));
+  const lout = sanitized(['--products'], '1');
   assert.match(lout, /^cuBLASLt\s+active /m);
   assert.match(lout, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
   const ls = lout.match(/\n(\d+) checks, 0 failed \(the matrix products only\)\n/);
