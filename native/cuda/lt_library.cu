@@ -1,6 +1,6 @@
 // lt_library.cu — finds and opens cuBLASLt at run time (cublaslt_api.h): the addon is built without it and
 // uses the analyst's copy, from a CUDA toolkit, a driver bundle or PyTorch's wheels, where there is one.
-// The first call to api() chooses, once per process and under a lock:
+// The first call to api() chooses, once per process:
 //   TAILOR_CUBLASLT=0 | off        → none (Tailor's kernels only);
 //   TAILOR_CUBLASLT=<file or path> → that library alone (say, a venv's nvidia/cublas/lib/libcublasLt.so.12),
 //                                    or for a folder the library's names in it;
@@ -24,7 +24,6 @@
 #endif
 
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -111,6 +110,14 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// out += the library's names that exist in folder dir, newest first
+void add_in(const std::string& dir, std::vector<std::string>& out) {
+  for (const char* n : kNames) {
+    const std::string p = dir + kSep + n;
+    if (file_exists(p)) out.push_back(p);
+  }
+}
+
 // the candidates when TAILOR_CUBLASLT names none: bare names first (the system's search, as the CUDA
 // runtime and PyTorch's own loading do), then the toolkit's usual folders, where those files exist
 std::vector<std::string> default_candidates() {
@@ -129,11 +136,7 @@ std::vector<std::string> default_candidates() {
   }
   for (const char* d : kFixedDirs)
     if (*d) dirs.push_back(d);
-  for (const std::string& d : dirs)
-    for (const char* n : kNames) {
-      const std::string p = d + kSep + n;
-      if (file_exists(p)) out.push_back(p);
-    }
+  for (const std::string& d : dirs) add_in(d, out);
   return out;
 }
 
@@ -179,13 +182,10 @@ bool resolve(void* lib, Api* a, std::string* missing) {
 }
 
 struct Chosen {
-  bool done = false;
   Api api;
   bool ok = false;
   std::string status;
 };
-std::mutex g_mu;
-Chosen g_chosen;  // under g_mu; never changes once done
 
 void choose(Chosen& c) {
   const std::string setting = env("TAILOR_CUBLASLT");
@@ -198,8 +198,7 @@ void choose(Chosen& c) {
   std::vector<std::string> candidates = named ? std::vector<std::string>{setting} : default_candidates();
   if (named && is_directory(setting)) {
     candidates.clear();
-    for (const char* n : kNames)
-      if (file_exists(setting + kSep + n)) candidates.push_back(setting + kSep + n);
+    add_in(setting, candidates);
     if (candidates.empty()) {
       std::string names;
       for (const char* n : kNames) names += (names.empty() ? "" : ", ") + std::string(n);
@@ -256,13 +255,15 @@ void choose(Chosen& c) {
   if (!named) c.status += "; set TAILOR_CUBLASLT to its path";
 }
 
+// chosen on the first call, by one thread (a function-local static: the others wait), and fixed from then on,
+// so the products' hot path reads it without a lock
 const Chosen& chosen() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  if (!g_chosen.done) {
-    choose(g_chosen);
-    g_chosen.done = true;
-  }
-  return g_chosen;
+  static const Chosen c = [] {
+    Chosen r;
+    choose(r);
+    return r;
+  }();
+  return c;
 }
 
 }  // namespace
