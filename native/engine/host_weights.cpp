@@ -65,6 +65,10 @@ const SourceTensor* WeightSource::find(TensorKind k, int layer) const {
   return nullptr;
 }
 
+void WeightSource::check_unchanged() const {
+  for (const auto& f : files) f->check_unchanged();
+}
+
 void decode_tensor(const Model& m, TensorKind kind, int layer, DType dtype, const uint8_t* data, uint64_t n, bool permute, float* dst) {
   if (!n) return;
   dtype_to_f32(dtype, data, n, dst);
@@ -98,7 +102,7 @@ static void decode_from_source(const Model& m, const WeightSource& s, TensorKind
     return;
   }
   if (t->n != n) fail(ErrorCode::INTERNAL, std::string("host weights: ") + tensor_kind_name(k) + " has another size in the source");
-  for (const auto& f : s.files) f->check_unchanged();  // (before a byte is read: a truncated mapping would fault)
+  s.check_unchanged();  // (before a byte is read: a truncated mapping would fault)
   decode_tensor(m, k, layer, t->dtype, t->data, n, s.permute_qk, dst);
   const int target = lora_target_of(k);
   if (target >= 0)
@@ -134,7 +138,7 @@ void host_restore(Model& m) {
   // a new arena that the system reserves memory for (the released one was only an address range): E_OOM
   // here, with the model unchanged, rather than a process killed while the weights are decoded into it
   std::shared_ptr<WeightSource> src = m.source;
-  for (const auto& f : src->files) f->check_unchanged();  // E_IO here leaves the model as it was
+  src->check_unchanged();  // E_IO here leaves the model as it was
   model_allocate(m);
   m.source.reset();  // the arena is the model of record from here on (it may be written in place)
   for (const SourceTensor& t : src->tensors) decode_from_source(m, *src, t.kind, t.layer, arena_ptr(m, t.kind, t.layer), t.n);
@@ -147,7 +151,7 @@ void host_merge_lora(Model& m, const LoraLayout& lay, const float* params) {
 
 void host_bind(Model& m, Backend& be) {
   if (!m.host_released()) return be.bind_weights(m);
-  for (const auto& f : m.source->files) f->check_unchanged();  // before the device copy is touched
+  m.source->check_unchanged();  // before the device copy is touched
   be.bind_begin(m);
   for (const SourceTensor& t : m.source->tensors) {
     HostTensor h(m, t.kind, t.layer);

@@ -36,6 +36,8 @@ struct WeightSource {
   };
   std::vector<Merge> merges;  // LoRA adapters merged since the load, in order
   const SourceTensor* find(TensorKind k, int layer) const;
+  // E_IO when a file was written or truncated in place since the load (MappedFile::check_unchanged)
+  void check_unchanged() const;
 };
 
 // dst[n] ← one tensor of a file in its final in-memory form (q/k rows interleaved when `permute`).
