@@ -43,11 +43,7 @@ export class Trainer {
   private constructor(private raw: RawAddonTrainer | null, readonly model: Model, readonly settings: TrainSettings) {}
 
   static create(model: Model, settings: TrainSettings, examples: RawExample[]): Trainer {
-    try {
-      return new Trainer(addon().createTrainer(model.rawHandle(), rawConfig(settings), examples), model, settings);
-    } catch (e) {
-      throw toEngineError(e);
-    }
+    return wrapSync(() => new Trainer(addon().createTrainer(model.rawHandle(), rawConfig(settings), examples), model, settings));
   }
   private h(): RawAddonTrainer {
     if (!this.raw) throw new EngineError('E_ARG', 'the trainer has been disposed');
@@ -93,11 +89,7 @@ export class Trainer {
   }
   state() { return this.h().getState(); }
   setState(s: { params: Float32Array; m?: Float32Array; v?: Float32Array; step?: number }) {
-    try {
-      this.h().setState(s);
-    } catch (e) {
-      throw toEngineError(e);
-    }
+    wrapSync(() => this.h().setState(s));
   }
   /** Merges the LoRA weights into the model (the model then scores as base + adapter). */
   mergeIntoModel(): void { wrapSync(() => this.h().mergeInto()); }
