@@ -5,7 +5,8 @@
 // check is skipped, visibly, with the reason; on a GPU machine it must pass. Everywhere, the same CUDA
 // sources also run on the CPU emulator (native/test/cuemu: tailor_cuemu_selftest for the emulator itself,
 // tailor_cudacheck_emu for the kernels' indexing, bounds, barriers and whole-model parity, as sm_80 and
-// as sm_75), which catches logic errors without a GPU but says nothing of speed, races or the hardware.
+// as sm_75), which catches logic errors without a GPU but says nothing of speed or the hardware; its
+// AddressSanitizer build stands in for compute-sanitizer's memcheck and its ThreadSanitizer build for racecheck.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -356,4 +357,53 @@ test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-o
   const ls = lout.match(/\n(\d+) checks, 0 failed \(the matrix products only\)\n/);
   assert.ok(ls, lout.slice(-2000));
   t.diagnostic(`${ls[1]} matrix-product rows with cuBLASLt on under AddressSanitizer + UBSan, no report`);
+});
+
+test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (racecheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, (t) => {
+  // each emulated CUDA thread is a ThreadSanitizer fiber and the only happens-before edges are CUDA's
+  // (launch, __syncthreads, __syncwarp, kernel end: native/test/cuemu/cuemu.cpp), so two threads touching
+  // one byte between barriers, one writing, is reported whatever order the fibers happened to run in
+  const build = path.join(REPO_ROOT, 'native', 'build-tsan-emu');
+  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_TSAN=ON', '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
+  execFileSync('cmake', ['--build', build, '--target', 'tailor_cuemu_selftest', 'tailor_cudacheck_emu', '-j', '2'], { stdio: 'pipe' });
+  const run = (exe: string, args: string[]) => {
+    const r = spawnSync(path.join(build, exe), args, {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      timeout: 600_000,
+      env: { ...process.env, TAILOR_CUBLASLT: '0', TSAN_OPTIONS: 'halt_on_error=0' },
+    });
+    return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+  };
+  // the detector: each missing barrier is reported in its kernel, each correctly ordered twin is not
+  const demos: [string, string | null][] = [
+    ['no-barrier', 'race_no_barrier_kernel'],
+    ['barrier', null],
+    ['tile-reuse', 'race_tile_reuse_kernel'],
+    ['tile-reuse-ordered', null],
+    ['warp-shuffle', 'race_warp_shuffle_kernel'], // a shuffle orders no shared memory between lanes
+    ['warp-syncwarp', null],
+    ['global', 'race_global_kernel'],
+    ['atomic', null],
+  ];
+  for (const [name, kernel] of demos) {
+    const r = run('tailor_cuemu_selftest', ['--race', name]);
+    assert.match(r.out, new RegExp(`^ran ${name}$`, 'm'), r.out.slice(-2000));
+    if (kernel) {
+      assert.match(r.out, new RegExp(`SUMMARY: ThreadSanitizer: data race .* in ${kernel}\\b`), `${name}: no race reported\n${r.out.slice(-3000)}`);
+      assert.match(r.out, /Thread T\d+ 'd\.kernel block \(0,0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
+      assert.equal(r.status, 66, r.out.slice(-2000));
+    } else {
+      assert.equal(r.out.includes('ThreadSanitizer'), false, `${name}: ${r.out.slice(0, 3000)}`);
+      assert.equal(r.status, 0, r.out.slice(-2000));
+    }
+  }
+  // every kernel of native/cuda on the harness's smaller rows (our kernels: cuBLASLt off)
+  const h = run('tailor_cudacheck_emu', ['--races']);
+  const at = h.out.indexOf('ThreadSanitizer');
+  assert.equal(at, -1, h.out.slice(Math.max(0, at - 200), at + 4000));
+  assert.equal(h.status, 0, h.out.slice(-4000));
+  const summary = h.out.match(/\n(\d+) checks, 0 failed \((\d+) larger rows left out for the race run\)\n/);
+  assert.ok(summary, h.out.slice(-2000));
+  t.diagnostic(`${summary[1]} kernel rows under ThreadSanitizer, no race (${summary[2]} larger rows left out); ${demos.filter((d) => d[1]).length} planted races all reported`);
 });

@@ -22,6 +22,19 @@
 #define CUEMU_ASAN 1
 #endif
 
+// Under ThreadSanitizer (CUEMU_TSAN: the kernels are compiled with -fsanitize=thread, this file without it,
+// so the scheduler's own bookkeeping is invisible) each CUDA thread is a TSan fiber, switched without
+// synchronisation, and the only happens-before edges are the ones CUDA gives: a launch orders the host's
+// earlier work before the kernel, __syncthreads orders a block's threads, __syncwarp a warp's lanes, and
+// the kernel's end orders it before the host's next work. Two threads touching the same byte between two
+// barriers, one of them writing, is then a data race report, as compute-sanitizer's racecheck gives on a
+// GPU. Warp shuffles exchange values but order no memory (CUDA documents no memory ordering for them).
+// Blocks run one after another and each block's end is ordered before the next block's start (they reuse
+// the same shared memory and stacks), so races between blocks of one launch are not seen.
+#if defined(CUEMU_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 // swapcontext "returns twice" to GCC, which then warns that locals may be clobbered; it saves and restores
 // every register, so they are not
 #pragma GCC diagnostic ignored "-Wclobbered"
@@ -68,6 +81,7 @@ struct Fiber {
   void* sp;        // its saved stack pointer (fast switch)
   const void* stack_bottom = nullptr;  // (ASan)
   void* fake = nullptr;                // (ASan) its fake stack while switched out
+  void* tsan = nullptr;                // (TSan) its fiber context
   dim3 tid;
   bool done = false;
   unsigned char slot[16];  // this lane's value in a warp exchange
@@ -89,10 +103,23 @@ struct Block {
   std::vector<unsigned> warp_gen;
   std::vector<int> warp_arrived, warp_lanes;
   bool progress = false;
+  void* sched_tsan = nullptr;  // (TSan) the scheduler's context: the host thread's
+  // (TSan) the block's synchronisation objects, fresh per block: [0, 2) the block barrier by generation
+  // parity, then two per warp, then the block's start (the host's work before it) and its end
+  std::vector<char> sync;
+  char* start_sync() { return &sync[sync.size() - 2]; }
+  char* end_sync() { return &sync.back(); }
 };
 
 thread_local Block* cur = nullptr;
 thread_local std::vector<char*> stacks;  // reused across launches on this host thread
+#ifdef CUEMU_TSAN
+thread_local std::vector<void*> tsan_fibers;  // TSan's fiber contexts, one per thread index, reused likewise (creating one maps memory)
+void* tsan_fiber_at(size_t i) {
+  while (tsan_fibers.size() <= i) tsan_fibers.push_back(__tsan_create_fiber(0));
+  return tsan_fibers[i];
+}
+#endif
 
 char* stack_at(int i) {
   while (int(stacks.size()) <= i) {
@@ -120,11 +147,32 @@ inline void asan_arrive(void* fake, const void** old_bottom, size_t* old_size) {
 #endif
 }
 
+// TSan: switch to fiber `to` (no happens-before: the barriers below give the only edges), publish this
+// thread's accesses on sync object `a`, or take every access published there
+inline void tsan_switch(void* to) {
+#ifdef CUEMU_TSAN
+  __tsan_switch_to_fiber(to, __tsan_switch_to_fiber_no_sync);
+#endif
+}
+inline void tsan_release(void* a) {
+#ifdef CUEMU_TSAN
+  __tsan_release(a);
+#endif
+}
+inline void tsan_acquire(void* a) {
+#ifdef CUEMU_TSAN
+  __tsan_acquire(a);
+#endif
+}
+
 void fiber_main() {
   Block* b = cur;
   asan_arrive(nullptr, &b->sched_bottom, &b->sched_size);  // first arrival: learn the scheduler's stack
+  tsan_acquire(b->start_sync());  // the host's work (and earlier blocks') before this thread's
   b->entry(b->arg);
   b->fibers[size_t(b->current)].done = true;
+  tsan_release(b->end_sync());  // this thread's work, before the block's end
+  tsan_switch(b->sched_tsan);
 #ifdef CUEMU_FAST_SWITCH
   asan_leave(nullptr, b->sched_bottom, b->sched_size);  // this stack is finished
   cuemu_switch(&b->fibers[size_t(b->current)].sp, b->sched_sp);
@@ -135,6 +183,7 @@ void fiber_main() {
 void yield() {
   Block* b = cur;
   Fiber& f = b->fibers[size_t(b->current)];
+  tsan_switch(b->sched_tsan);
 #ifdef CUEMU_FAST_SWITCH
   asan_leave(&f.fake, b->sched_bottom, b->sched_size);
   cuemu_switch(&f.sp, b->sched_sp);
@@ -164,6 +213,7 @@ void start_fiber(Block& b, Fiber& f, int i) {
 }
 
 void resume(Block& b, Fiber& f) {
+  tsan_switch(f.tsan);
 #ifdef CUEMU_FAST_SWITCH
   asan_leave(&b.sched_fake, f.stack_bottom, kStack);
   cuemu_switch(&b.sched_sp, f.sp);
@@ -189,38 +239,56 @@ void syncthreads() {
   Block& b = *cur;
   b.progress = true;
   const unsigned gen = b.bar_gen;
+  char* order = &b.sync[gen & 1];  // (parity: a thread can be one barrier ahead of the slowest, not two)
+  tsan_release(order);
   if (++b.bar_arrived >= b.n) {  // every thread of the block: one that has exited never arrives
     b.bar_arrived = 0;
     b.bar_gen++;
-    return;
+  } else {
+    while (b.bar_gen == gen) yield();
   }
-  while (b.bar_gen == gen) yield();
+  tsan_acquire(order);
 }
 
-void syncwarp() {
+// a warp barrier; order_memory: whether it orders the lanes' memory accesses (__syncwarp) or only meets
+// (a shuffle)
+static void warp_barrier(bool order_memory) {
   Block& b = *cur;
   const int w = b.current / 32;
   b.progress = true;
   const unsigned gen = b.warp_gen[size_t(w)];
+  char* order = &b.sync[2 + 2 * size_t(w) + (gen & 1)];
+  if (order_memory) tsan_release(order);
   if (++b.warp_arrived[size_t(w)] >= b.warp_lanes[size_t(w)]) {
     b.warp_arrived[size_t(w)] = 0;
     b.warp_gen[size_t(w)]++;
-    return;
+  } else {
+    while (b.warp_gen[size_t(w)] == gen) yield();
   }
-  while (b.warp_gen[size_t(w)] == gen) yield();
+  if (order_memory) tsan_acquire(order);
+}
+
+void syncwarp() { warp_barrier(true); }
+
+// a byte copy the compiler cannot turn into a memcpy call (which ThreadSanitizer would see as this
+// lane's access to another lane's slot)
+static void copy_bytes(void* out, const void* in, size_t bytes) {
+  auto* o = static_cast<volatile unsigned char*>(out);
+  auto* i = static_cast<const volatile unsigned char*>(in);
+  for (size_t k = 0; k < bytes; k++) o[k] = i[k];
 }
 
 void warp_exchange(const void* in, void* out, size_t bytes, int src_lane) {
   Block& b = *cur;
   const int me = b.current;
-  std::memcpy(b.fibers[size_t(me)].slot, in, bytes);
-  syncwarp();
+  copy_bytes(b.fibers[size_t(me)].slot, in, bytes);
+  warp_barrier(false);
   const int src = (me / 32) * 32 + src_lane;
   if (src_lane < 0 || src_lane >= 32 || src >= b.n || b.fibers[size_t(src)].done)
-    std::memcpy(out, in, bytes);  // an inactive lane: undefined on the GPU; own value here
+    copy_bytes(out, in, bytes);  // an inactive lane: undefined on the GPU; own value here
   else
-    std::memcpy(out, b.fibers[size_t(src)].slot, bytes);
-  syncwarp();  // nobody overwrites a slot before every lane has read
+    copy_bytes(out, b.fibers[size_t(src)].slot, bytes);
+  warp_barrier(false);  // nobody overwrites a slot before every lane has read
 }
 
 bool launch_config_ok(dim3 grid, dim3 block) {
@@ -248,6 +316,9 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
   const int nwarps = (b.n + 31) / 32;
   gridDim = grid;
   blockDim = block;
+#ifdef CUEMU_TSAN
+  b.sched_tsan = __tsan_get_current_fiber();
+#endif
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
       for (unsigned bx = 0; bx < grid.x; bx++) {
@@ -259,10 +330,18 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         b.warp_arrived.assign(size_t(nwarps), 0);
         b.warp_lanes.assign(size_t(nwarps), 32);
         if (b.n % 32) b.warp_lanes.back() = b.n % 32;
+        b.sync = std::vector<char>(2 + 2 * size_t(nwarps) + 2, 0);  // (the old objects are freed, their clocks with them)
+        tsan_release(b.start_sync());
         for (int i = 0; i < b.n; i++) {
           Fiber& f = b.fibers[size_t(i)];
           f.done = false;
           f.tid = dim3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
+#ifdef CUEMU_TSAN
+          f.tsan = tsan_fiber_at(size_t(i));
+          char fname[160];  // what a race report calls this thread
+          std::snprintf(fname, sizeof fname, "%s block (%u,%u,%u) thread (%u,%u,%u)", name, bx, by, bz, f.tid.x, f.tid.y, f.tid.z);
+          __tsan_set_fiber_name(f.tsan, fname);
+#endif
           start_fiber(b, f, i);
         }
         cur = &b;
@@ -288,6 +367,7 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
           }
         }
         cur = nullptr;
+        tsan_acquire(b.end_sync());  // the block's work before the next block's (they share shared memory and stacks) and the host's
       }
 }
 

@@ -10,7 +10,9 @@
 // a stream, event or device synchronisation, cudaFree) or another stream that waits on one of its events
 // runs. So work runs as late as CUDA allows, and a missing event wait, a host read of a pinned buffer
 // before its copy completed, or a pinned buffer reused too early gives wrong results here instead of
-// passing by luck. Not emulated: concurrency between threads (races), the memory model, timing.
+// passing by luck. Not emulated: the memory model, timing. Concurrency between threads is not emulated
+// either (a block's threads take turns), but a ThreadSanitizer build (TAILOR_TSAN) reports every pair of
+// accesses that CUDA leaves unordered (see cuemu.cpp).
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #define TAILOR_CUEMU 1
@@ -115,16 +118,43 @@ inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
 template <typename T>
 T __ldg(const T* p) { return *p; }
-// fibers never interleave inside one call, so plain read-modify-writes are atomic here
-inline float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; }
-inline double atomicAdd(double* p, double v) { double o = *p; *p = o + v; return o; }
-inline int atomicAdd(int* p, int v) { int o = *p; *p = o + v; return o; }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
-inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { auto o = *p; *p = o + v; return o; }
-inline int atomicMax(int* p, int v) { int o = *p; if (v > o) *p = v; return o; }
-inline int atomicCAS(int* p, int cmp, int v) { int o = *p; if (o == cmp) *p = v; return o; }
-inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long cmp, unsigned long long v) { auto o = *p; if (o == cmp) *p = v; return o; }
-
+// fibers never interleave inside one call, so plain read-modify-writes are atomic here; under
+// ThreadSanitizer they are real atomic operations, so that atomics from several threads are not races
+#if defined(__SANITIZE_THREAD__)
+template <typename T, typename F>
+T cuemu_atomic_update(T* p, F f) {
+  using U = std::conditional_t<sizeof(T) == 4, unsigned, unsigned long long>;
+  static_assert(sizeof(T) == sizeof(U), "atomics of 4 or 8 bytes");
+  U* q = reinterpret_cast<U*>(p);
+  U old = __atomic_load_n(q, __ATOMIC_RELAXED), next;
+  T o;
+  do {
+    std::memcpy(&o, &old, sizeof(T));
+    const T n = f(o);
+    std::memcpy(&next, &n, sizeof(T));
+  } while (!__atomic_compare_exchange_n(q, &old, next, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  return o;
+}
+#else
+template <typename T, typename F>
+T cuemu_atomic_update(T* p, F f) {
+  const T o = *p;
+  *p = f(o);
+  return o;
+}
+#endif
+inline float atomicAdd(float* p, float v) { return cuemu_atomic_update(p, [v](float o) { return o + v; }); }
+inline double atomicAdd(double* p, double v) { return cuemu_atomic_update(p, [v](double o) { return o + v; }); }
+inline int atomicAdd(int* p, int v) { return cuemu_atomic_update(p, [v](int o) { return o + v; }); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return cuemu_atomic_update(p, [v](unsigned o) { return o + v; }); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  return cuemu_atomic_update(p, [v](unsigned long long o) { return o + v; });
+}
+inline int atomicMax(int* p, int v) { return cuemu_atomic_update(p, [v](int o) { return v > o ? v : o; }); }
+inline int atomicCAS(int* p, int cmp, int v) { return cuemu_atomic_update(p, [cmp, v](int o) { return o == cmp ? v : o; }); }
+inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long cmp, unsigned long long v) {
+  return cuemu_atomic_update(p, [cmp, v](unsigned long long o) { return o == cmp ? v : o; });
+}
 // ---- the runtime API (the subset Tailor uses) ----
 enum cudaError_t {
   cudaSuccess = 0,

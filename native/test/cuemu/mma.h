@@ -1,11 +1,14 @@
 // mma.h — the emulator's stand-in for CUDA's WMMA API (see cuemu.h). A real fragment is spread over the
 // 32 lanes of a warp in an unspecified layout; here every lane holds the whole tile and computes it
-// (the layout is opaque to correct code, so the results are the same). Products of bf16/half inputs are
+// (the layout is opaque to correct code, so the results are the same), and a store writes each element
+// from one lane (element i from lane i % 32), so that reading another lane's element without a barrier is
+// a race under ThreadSanitizer as it is on the GPU. Products of bf16/half inputs are
 // exact in fp32 and accumulate in fp32, as on the tensor cores (the order of the sums may differ).
 #pragma once
 #include <type_traits>
 
 #include "cuda_bf16.h"
+#include "cuemu.h"
 
 namespace nvcuda {
 namespace wmma {
@@ -48,8 +51,10 @@ void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, 
 }
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  const int me = cuemu::lane();
   for (int r = 0; r < M; r++)
-    for (int c = 0; c < N; c++) (layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]) = f.x[r * N + c];
+    for (int c = 0; c < N; c++)
+      if ((r * N + c) % 32 == me) (layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]) = f.x[r * N + c];
 }
 // d = a·b + c
 template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB>

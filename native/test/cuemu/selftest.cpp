@@ -3,6 +3,8 @@
 // warp shuffles return the right lanes, atomics add up, launches with a bad configuration fail, copies
 // outside an allocation and allocations beyond the device's capacity are refused, unwritten device
 // memory reads as NaN, and __syncthreads after an early return aborts with the kernel's name (in a child process).
+// --race NAME runs one of the race demonstrations below alone: under the ThreadSanitizer build
+// (TAILOR_TSAN) the racy ones must be reported and the ordered ones must not (test/cuda.test.ts).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,9 +60,91 @@ __global__ void divergent_kernel(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// ---- race demonstrations (--race NAME) ----
+// a neighbour's shared-memory value, from the other warp, read without a barrier (read after write)
+__global__ void race_no_barrier_kernel(int* out) {
+  __shared__ int s[64];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  out[t] = s[(t + 33) % 64];
+}
+__global__ void ordered_barrier_kernel(int* out) {
+  __shared__ int s[64];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  __syncthreads();
+  out[t] = s[(t + 33) % 64];
+}
+// a tile refilled by the next iteration while others may still read it (write after read): the barrier
+// after the last read is missing
+__global__ void race_tile_reuse_kernel(int* out) {
+  __shared__ int s[64];
+  const int t = int(threadIdx.x);
+  int acc = 0;
+  for (int k = 0; k < 2; k++) {
+    s[t] = k + t;
+    __syncthreads();
+    acc += s[63 - t];
+  }
+  out[t] = acc;
+}
+__global__ void ordered_tile_reuse_kernel(int* out) {
+  __shared__ int s[64];
+  const int t = int(threadIdx.x);
+  int acc = 0;
+  for (int k = 0; k < 2; k++) {
+    s[t] = k + t;
+    __syncthreads();
+    acc += s[63 - t];
+    __syncthreads();
+  }
+  out[t] = acc;
+}
+// lanes of one warp through shared memory: a shuffle meets the lanes but orders no memory, __syncwarp does
+__global__ void race_warp_shuffle_kernel(int* out) {
+  __shared__ int s[32];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  const int v = __shfl_xor_sync(0xffffffffu, t, 1);
+  out[t] = s[t ^ 1] + v;
+}
+__global__ void ordered_warp_syncwarp_kernel(int* out) {
+  __shared__ int s[32];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  __syncwarp();
+  out[t] = s[t ^ 1];
+}
+// every thread of a block writes the same global word
+__global__ void race_global_kernel(int* out) { out[0] = int(threadIdx.x); }
+__global__ void ordered_atomic_kernel(int* out) { atomicAdd(out, 1); }
+
+int run_race_demo(const std::string& name) {
+  struct Demo { const char* name; void (*kernel)(int*); unsigned threads; };
+  const Demo demos[] = {{"no-barrier", race_no_barrier_kernel, 64},     {"barrier", ordered_barrier_kernel, 64},
+                        {"tile-reuse", race_tile_reuse_kernel, 64},     {"tile-reuse-ordered", ordered_tile_reuse_kernel, 64},
+                        {"warp-shuffle", race_warp_shuffle_kernel, 32}, {"warp-syncwarp", ordered_warp_syncwarp_kernel, 32},
+                        {"global", race_global_kernel, 64},             {"atomic", ordered_atomic_kernel, 64}};
+  for (const Demo& d : demos) {
+    if (name != d.name) continue;
+    int* out = nullptr;
+    cudaMalloc(reinterpret_cast<void**>(&out), 64 * sizeof(int));
+    cudaMemset(out, 0, 64 * sizeof(int));
+    TAILOR_LAUNCH(d.kernel, 2, d.threads)(out);
+    std::vector<int> h(64);
+    cudaMemcpy(h.data(), out, h.size() * sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(out);
+    std::printf("ran %s\n", d.name);
+    return 0;
+  }
+  std::fprintf(stderr, "unknown race demonstration %s\n", name.c_str());
+  return 2;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--race") return run_race_demo(argv[2]);
   int* d = nullptr;
   cudaMalloc(reinterpret_cast<void**>(&d), 4 * 1024 * sizeof(int));
   TAILOR_LAUNCH(tree_sum_kernel, 3, 1024)(d);
