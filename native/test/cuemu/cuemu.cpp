@@ -29,10 +29,22 @@
 // the kernel's end orders it before the host's next work. Two threads touching the same byte between two
 // barriers, one of them writing, is then a data race report, as compute-sanitizer's racecheck gives on a
 // GPU. Warp shuffles exchange values but order no memory (CUDA documents no memory ordering for them).
-// Blocks run one after another and each block's end is ordered before the next block's start (they reuse
-// the same shared memory and stacks), so races between blocks of one launch are not seen.
+// Blocks are not ordered among themselves either, as on the GPU, so two blocks of one launch writing the
+// same global word without atomics is a report too (a `+=` that the emulator's one-block-at-a-time run
+// adds up correctly). For that, consecutive blocks run on two sets of fibers and stacks (block k and k + 1
+// never share one; k and k + 2 do, so only a pair of blocks two apart touching the same word, and no
+// block between them, goes unseen), and shared memory, which every block reuses at the same addresses,
+// is announced as freed and allocated again before each block, so that ThreadSanitizer forgets the
+// earlier blocks' accesses to it (its Java heap entry points are the ones that reset a range without
+// touching the memory; AnnotateNewMemory is a no-op in libtsan).
 #if defined(CUEMU_TSAN)
+#include <link.h>
 #include <sanitizer/tsan_interface.h>
+extern "C" {
+void __tsan_java_init(unsigned long heap_begin, unsigned long heap_size);
+void __tsan_java_alloc(unsigned long ptr, unsigned long size);
+void __tsan_java_free(unsigned long ptr, unsigned long size);
+}
 #endif
 
 // swapcontext "returns twice" to GCC, which then warns that locals may be clobbered; it saves and restores
@@ -105,33 +117,82 @@ struct Block {
   bool progress = false;
   void* sched_tsan = nullptr;  // (TSan) the scheduler's context: the host thread's
   // (TSan) the block's synchronisation objects, fresh per block: [0, 2) the block barrier by generation
-  // parity, then two per warp, then the block's start (the host's work before it) and its end
+  // parity, then two per warp
   std::vector<char> sync;
-  char* start_sync() { return &sync[sync.size() - 2]; }
-  char* end_sync() { return &sync.back(); }
+  // (TSan) the launch's: the host's work before the kernel ([0]), the kernel's before the host's next ([1])
+  char launch_sync[2];
+  uint64_t ordinal = 0;  // (TSan) blocks run so far
 };
+#ifdef CUEMU_TSAN
+#endif
+// the block's set of fibers and stacks: alternating under ThreadSanitizer (see the top), else one
+int fiber_set(const Block& b) {
+#ifdef CUEMU_TSAN
+  return int(b.ordinal % 2);
+#else
+  return 0;
+#endif
+}
 
 thread_local Block* cur = nullptr;
-thread_local std::vector<char*> stacks;  // reused across launches on this host thread
+thread_local std::vector<char*> stacks[2];  // [set][thread index], reused across launches on this host thread
 #ifdef CUEMU_TSAN
-thread_local std::vector<void*> tsan_fibers;  // TSan's fiber contexts, one per thread index, reused likewise (creating one maps memory)
-void* tsan_fiber_at(size_t i) {
-  while (tsan_fibers.size() <= i) tsan_fibers.push_back(__tsan_create_fiber(0));
-  return tsan_fibers[i];
+// TSan's fiber contexts, one per (set, thread index), reused likewise (creating one maps memory)
+thread_local std::vector<void*> tsan_fibers[2];
+void* tsan_fiber_at(int set, size_t i) {
+  while (tsan_fibers[set].size() <= i) tsan_fibers[set].push_back(__tsan_create_fiber(0));
+  return tsan_fibers[set][i];
+}
+
+// the TLS block of the module that holds this file's thread_locals, and so the kernels' __shared__ arrays
+// (the emulator is linked into the module with the kernels)
+struct Range {
+  uintptr_t lo = 0, hi = 0;
+};
+Range shared_memory_range() {
+  Range r;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        if (!info->dlpi_tls_data) return 0;
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+          if (info->dlpi_phdr[i].p_type != PT_TLS) continue;
+          const uintptr_t lo = uintptr_t(info->dlpi_tls_data), hi = lo + info->dlpi_phdr[i].p_memsz, me = uintptr_t(&threadIdx);
+          if (me < lo || me >= hi) continue;
+          *static_cast<Range*>(data) = Range{lo, hi};
+          return 1;
+        }
+        return 0;
+      },
+      &r);
+  if (!r.lo) {
+    std::fprintf(stderr, "cuemu: cannot find the thread-local block that holds shared memory (race checks need it)\n");
+    std::abort();
+  }
+  r.lo &= ~uintptr_t(7);  // (ThreadSanitizer's 8-byte cells)
+  r.hi = (r.hi + 7) & ~uintptr_t(7);
+  __tsan_java_init(r.lo, r.hi - r.lo);
+  return r;
+}
+
+// shared memory as new: no access before this point is remembered
+void forget_shared_memory(const Range& r) {
+  __tsan_java_free(r.lo, r.hi - r.lo);
+  __tsan_java_alloc(r.lo, r.hi - r.lo);
 }
 #endif
 
-char* stack_at(int i) {
-  while (int(stacks.size()) <= i) {
+char* stack_at(int set, int i) {
+  std::vector<char*>& pool = stacks[set];
+  while (int(pool.size()) <= i) {
     void* m = mmap(nullptr, kStack + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
       std::fprintf(stderr, "cuemu: cannot map fiber stacks\n");
       std::abort();
     }
     mprotect(m, kPage, PROT_NONE);  // overflow faults instead of corrupting the neighbour
-    stacks.push_back(static_cast<char*>(m) + kPage);
+    pool.push_back(static_cast<char*>(m) + kPage);
   }
-  return stacks[size_t(i)];
+  return pool[size_t(i)];
 }
 
 // ASan: announce a switch to the stack [bottom, bottom+size) (save = where this stack's fake stack goes;
@@ -168,10 +229,10 @@ inline void tsan_acquire(void* a) {
 void fiber_main() {
   Block* b = cur;
   asan_arrive(nullptr, &b->sched_bottom, &b->sched_size);  // first arrival: learn the scheduler's stack
-  tsan_acquire(b->start_sync());  // the host's work (and earlier blocks') before this thread's
+  tsan_acquire(&b->launch_sync[0]);  // the host's work before the kernel's
   b->entry(b->arg);
   b->fibers[size_t(b->current)].done = true;
-  tsan_release(b->end_sync());  // this thread's work, before the block's end
+  tsan_release(&b->launch_sync[1]);  // this thread's work before the host's next
   tsan_switch(b->sched_tsan);
 #ifdef CUEMU_FAST_SWITCH
   asan_leave(nullptr, b->sched_bottom, b->sched_size);  // this stack is finished
@@ -197,15 +258,15 @@ void yield() {
 void start_fiber(Block& b, Fiber& f, int i) {
 #ifdef CUEMU_FAST_SWITCH
   // from the top: a zero return address for fiber_main's frame, fiber_main (cuemu_switch's ret), six registers
-  auto* top = reinterpret_cast<uintptr_t*>(stack_at(i) + kStack);
+  auto* top = reinterpret_cast<uintptr_t*>(stack_at(fiber_set(b), i) + kStack);
   top[-1] = 0;
   top[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
   for (int r = 3; r <= 8; r++) top[-r] = 0;
   f.sp = top - 8;
-  f.stack_bottom = stack_at(i);
+  f.stack_bottom = stack_at(fiber_set(b), i);
 #else
   getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = stack_at(i);
+  f.ctx.uc_stack.ss_sp = stack_at(fiber_set(b), i);
   f.ctx.uc_stack.ss_size = kStack;
   f.ctx.uc_link = &b.sched;
   makecontext(&f.ctx, fiber_main, 0);
@@ -318,7 +379,9 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
   blockDim = block;
 #ifdef CUEMU_TSAN
   b.sched_tsan = __tsan_get_current_fiber();
+  static const Range smem = shared_memory_range();
 #endif
+  tsan_release(&b.launch_sync[0]);
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
       for (unsigned bx = 0; bx < grid.x; bx++) {
@@ -330,14 +393,17 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         b.warp_arrived.assign(size_t(nwarps), 0);
         b.warp_lanes.assign(size_t(nwarps), 32);
         if (b.n % 32) b.warp_lanes.back() = b.n % 32;
-        b.sync = std::vector<char>(2 + 2 * size_t(nwarps) + 2, 0);  // (the old objects are freed, their clocks with them)
-        tsan_release(b.start_sync());
+        b.sync = std::vector<char>(2 + 2 * size_t(nwarps), 0);  // (the old objects are freed, their clocks with them)
+#ifdef CUEMU_TSAN
+        b.ordinal++;
+        forget_shared_memory(smem);  // this block's shared memory
+#endif
         for (int i = 0; i < b.n; i++) {
           Fiber& f = b.fibers[size_t(i)];
           f.done = false;
           f.tid = dim3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
 #ifdef CUEMU_TSAN
-          f.tsan = tsan_fiber_at(size_t(i));
+          f.tsan = tsan_fiber_at(fiber_set(b), size_t(i));
           char fname[160];  // what a race report calls this thread
           std::snprintf(fname, sizeof fname, "%s block (%u,%u,%u) thread (%u,%u,%u)", name, bx, by, bz, f.tid.x, f.tid.y, f.tid.z);
           __tsan_set_fiber_name(f.tsan, fname);
@@ -367,8 +433,8 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
           }
         }
         cur = nullptr;
-        tsan_acquire(b.end_sync());  // the block's work before the next block's (they share shared memory and stacks) and the host's
       }
+  tsan_acquire(&b.launch_sync[1]);
 }
 
 }  // namespace cuemu

@@ -66,14 +66,14 @@ __global__ void race_no_barrier_kernel(int* out) {
   __shared__ int s[64];
   const int t = int(threadIdx.x);
   s[t] = t;
-  out[t] = s[(t + 33) % 64];
+  out[blockIdx.x * blockDim.x + t] = s[(t + 33) % 64];
 }
 __global__ void ordered_barrier_kernel(int* out) {
   __shared__ int s[64];
   const int t = int(threadIdx.x);
   s[t] = t;
   __syncthreads();
-  out[t] = s[(t + 33) % 64];
+  out[blockIdx.x * blockDim.x + t] = s[(t + 33) % 64];
 }
 // a tile refilled by the next iteration while others may still read it (write after read): the barrier
 // after the last read is missing
@@ -86,7 +86,7 @@ __global__ void race_tile_reuse_kernel(int* out) {
     __syncthreads();
     acc += s[63 - t];
   }
-  out[t] = acc;
+  out[blockIdx.x * blockDim.x + t] = acc;
 }
 __global__ void ordered_tile_reuse_kernel(int* out) {
   __shared__ int s[64];
@@ -98,7 +98,7 @@ __global__ void ordered_tile_reuse_kernel(int* out) {
     acc += s[63 - t];
     __syncthreads();
   }
-  out[t] = acc;
+  out[blockIdx.x * blockDim.x + t] = acc;
 }
 // lanes of one warp through shared memory: a shuffle meets the lanes but orders no memory, __syncwarp does
 __global__ void race_warp_shuffle_kernel(int* out) {
@@ -106,35 +106,40 @@ __global__ void race_warp_shuffle_kernel(int* out) {
   const int t = int(threadIdx.x);
   s[t] = t;
   const int v = __shfl_xor_sync(0xffffffffu, t, 1);
-  out[t] = s[t ^ 1] + v;
+  out[blockIdx.x * blockDim.x + t] = s[t ^ 1] + v;
 }
 __global__ void ordered_warp_syncwarp_kernel(int* out) {
   __shared__ int s[32];
   const int t = int(threadIdx.x);
   s[t] = t;
   __syncwarp();
-  out[t] = s[t ^ 1];
+  out[blockIdx.x * blockDim.x + t] = s[t ^ 1];
 }
 // every thread of a block writes the same global word
 __global__ void race_global_kernel(int* out) { out[0] = int(threadIdx.x); }
 __global__ void ordered_atomic_kernel(int* out) { atomicAdd(out, 1); }
+// two blocks adding into the same words: right on the emulator, which runs one block after another, lost
+// updates on a GPU
+__global__ void race_blocks_kernel(int* out) { out[threadIdx.x] += 1; }
+__global__ void ordered_blocks_kernel(int* out) { atomicAdd(out + threadIdx.x, 1); }
 
 int run_race_demo(const std::string& name) {
   struct Demo { const char* name; void (*kernel)(int*); unsigned threads; };
   const Demo demos[] = {{"no-barrier", race_no_barrier_kernel, 64},     {"barrier", ordered_barrier_kernel, 64},
                         {"tile-reuse", race_tile_reuse_kernel, 64},     {"tile-reuse-ordered", ordered_tile_reuse_kernel, 64},
                         {"warp-shuffle", race_warp_shuffle_kernel, 32}, {"warp-syncwarp", ordered_warp_syncwarp_kernel, 32},
-                        {"global", race_global_kernel, 64},             {"atomic", ordered_atomic_kernel, 64}};
+                        {"global", race_global_kernel, 64},             {"atomic", ordered_atomic_kernel, 64},
+                        {"blocks", race_blocks_kernel, 64},             {"blocks-atomic", ordered_blocks_kernel, 64}};
   for (const Demo& d : demos) {
     if (name != d.name) continue;
     int* out = nullptr;
-    cudaMalloc(reinterpret_cast<void**>(&out), 64 * sizeof(int));
-    cudaMemset(out, 0, 64 * sizeof(int));
+    cudaMalloc(reinterpret_cast<void**>(&out), 128 * sizeof(int));
+    cudaMemset(out, 0, 128 * sizeof(int));
     TAILOR_LAUNCH(d.kernel, 2, d.threads)(out);
-    std::vector<int> h(64);
+    std::vector<int> h(128);
     cudaMemcpy(h.data(), out, h.size() * sizeof(int), cudaMemcpyDeviceToHost);
     cudaFree(out);
-    std::printf("ran %s\n", d.name);
+    std::printf("ran %s: out[0] = %d\n", d.name, h[0]);
     return 0;
   }
   std::fprintf(stderr, "unknown race demonstration %s\n", name.c_str());
