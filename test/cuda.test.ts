@@ -377,23 +377,25 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
   };
   // the detector: each missing barrier is reported in its kernel, each correctly ordered twin is not
   const demos: [string, string | null][] = [
-    ['no-barrier', 'race_no_barrier_kernel'],
+    ['no-barrier', 'neighbour_kernel<false>'],
     ['barrier', null],
-    ['tile-reuse', 'race_tile_reuse_kernel'],
+    ['tile-reuse', 'tile_reuse_kernel<false>'],
     ['tile-reuse-ordered', null],
-    ['warp-shuffle', 'race_warp_shuffle_kernel'], // a shuffle orders no shared memory between lanes
+    ['warp-shuffle', 'warp_pair_kernel<false>'], // a shuffle orders no shared memory between lanes
     ['warp-syncwarp', null],
-    ['global', 'race_global_kernel'],
+    ['global', 'global_word_kernel<false>'],
     ['atomic', null],
-    ['blocks', 'race_blocks_kernel'], // two blocks adding into one word: right on the emulator, lost updates on a GPU
+    ['blocks', 'blocks_add_kernel<false>'], // two blocks adding into one word: right on the emulator, lost updates on a GPU
     ['blocks-atomic', null],
   ];
   for (const [name, kernel] of demos) {
     const r = run('tailor_cuemu_selftest', ['--race', name]);
     assert.match(r.out, new RegExp(`^ran ${name}: `, 'm'), r.out.slice(-2000));
     if (kernel) {
-      assert.match(r.out, new RegExp(`SUMMARY: ThreadSanitizer: data race .* in ${kernel}\\b`), `${name}: no race reported\n${r.out.slice(-3000)}`);
+      assert.match(r.out, new RegExp(`SUMMARY: ThreadSanitizer: data race \\S+selftest\\.cpp:\\d+ in ${kernel}$`, 'm'), `${name}: no race reported\n${r.out.slice(-3000)}`);
+      // both threads named by their CUDA indices (for the blocks race: one thread of each block)
       assert.match(r.out, /Thread T\d+ 'd\.kernel block \(0,0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
+      if (name === 'blocks') assert.match(r.out, /Thread T\d+ 'd\.kernel block \(1,0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
       assert.equal(r.status, 66, r.out.slice(-2000));
     } else {
       assert.equal(r.out.includes('ThreadSanitizer'), false, `${name}: ${r.out.slice(0, 3000)}`);

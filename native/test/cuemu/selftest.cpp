@@ -60,24 +60,20 @@ __global__ void divergent_kernel(int* out) {
   out[threadIdx.x] = 1;
 }
 
-// ---- race demonstrations (--race NAME) ----
-// a neighbour's shared-memory value, from the other warp, read without a barrier (read after write)
-__global__ void race_no_barrier_kernel(int* out) {
+// ---- race demonstrations (--race NAME): each kernel with kOrdered = false has the race, with true the
+// barrier or atomic that orders it ----
+// a neighbour's shared-memory value, from the other warp, read after write
+template <bool kOrdered>
+__global__ void neighbour_kernel(int* out) {
   __shared__ int s[64];
   const int t = int(threadIdx.x);
   s[t] = t;
+  if (kOrdered) __syncthreads();
   out[blockIdx.x * blockDim.x + t] = s[(t + 33) % 64];
 }
-__global__ void ordered_barrier_kernel(int* out) {
-  __shared__ int s[64];
-  const int t = int(threadIdx.x);
-  s[t] = t;
-  __syncthreads();
-  out[blockIdx.x * blockDim.x + t] = s[(t + 33) % 64];
-}
-// a tile refilled by the next iteration while others may still read it (write after read): the barrier
-// after the last read is missing
-__global__ void race_tile_reuse_kernel(int* out) {
+// a tile refilled by the next iteration while others may still read it (write after read)
+template <bool kOrdered>
+__global__ void tile_reuse_kernel(int* out) {
   __shared__ int s[64];
   const int t = int(threadIdx.x);
   int acc = 0;
@@ -85,51 +81,41 @@ __global__ void race_tile_reuse_kernel(int* out) {
     s[t] = k + t;
     __syncthreads();
     acc += s[63 - t];
-  }
-  out[blockIdx.x * blockDim.x + t] = acc;
-}
-__global__ void ordered_tile_reuse_kernel(int* out) {
-  __shared__ int s[64];
-  const int t = int(threadIdx.x);
-  int acc = 0;
-  for (int k = 0; k < 2; k++) {
-    s[t] = k + t;
-    __syncthreads();
-    acc += s[63 - t];
-    __syncthreads();
+    if (kOrdered) __syncthreads();
   }
   out[blockIdx.x * blockDim.x + t] = acc;
 }
 // lanes of one warp through shared memory: a shuffle meets the lanes but orders no memory, __syncwarp does
-__global__ void race_warp_shuffle_kernel(int* out) {
+template <bool kOrdered>
+__global__ void warp_pair_kernel(int* out) {
   __shared__ int s[32];
   const int t = int(threadIdx.x);
   s[t] = t;
   const int v = __shfl_xor_sync(0xffffffffu, t, 1);
+  if (kOrdered) __syncwarp();
   out[blockIdx.x * blockDim.x + t] = s[t ^ 1] + v;
 }
-__global__ void ordered_warp_syncwarp_kernel(int* out) {
-  __shared__ int s[32];
-  const int t = int(threadIdx.x);
-  s[t] = t;
-  __syncwarp();
-  out[blockIdx.x * blockDim.x + t] = s[t ^ 1];
-}
 // every thread of a block writes the same global word
-__global__ void race_global_kernel(int* out) { out[0] = int(threadIdx.x); }
-__global__ void ordered_atomic_kernel(int* out) { atomicAdd(out, 1); }
+template <bool kOrdered>
+__global__ void global_word_kernel(int* out) {
+  if (kOrdered) atomicAdd(out, 1);
+  else out[0] = int(threadIdx.x);
+}
 // two blocks adding into the same words: right on the emulator, which runs one block after another, lost
 // updates on a GPU
-__global__ void race_blocks_kernel(int* out) { out[threadIdx.x] += 1; }
-__global__ void ordered_blocks_kernel(int* out) { atomicAdd(out + threadIdx.x, 1); }
+template <bool kOrdered>
+__global__ void blocks_add_kernel(int* out) {
+  if (kOrdered) atomicAdd(out + threadIdx.x, 1);
+  else out[threadIdx.x] += 1;
+}
 
 int run_race_demo(const std::string& name) {
   struct Demo { const char* name; void (*kernel)(int*); unsigned threads; };
-  const Demo demos[] = {{"no-barrier", race_no_barrier_kernel, 64},     {"barrier", ordered_barrier_kernel, 64},
-                        {"tile-reuse", race_tile_reuse_kernel, 64},     {"tile-reuse-ordered", ordered_tile_reuse_kernel, 64},
-                        {"warp-shuffle", race_warp_shuffle_kernel, 32}, {"warp-syncwarp", ordered_warp_syncwarp_kernel, 32},
-                        {"global", race_global_kernel, 64},             {"atomic", ordered_atomic_kernel, 64},
-                        {"blocks", race_blocks_kernel, 64},             {"blocks-atomic", ordered_blocks_kernel, 64}};
+  const Demo demos[] = {{"no-barrier", neighbour_kernel<false>, 64},  {"barrier", neighbour_kernel<true>, 64},
+                        {"tile-reuse", tile_reuse_kernel<false>, 64}, {"tile-reuse-ordered", tile_reuse_kernel<true>, 64},
+                        {"warp-shuffle", warp_pair_kernel<false>, 32}, {"warp-syncwarp", warp_pair_kernel<true>, 32},
+                        {"global", global_word_kernel<false>, 64},    {"atomic", global_word_kernel<true>, 64},
+                        {"blocks", blocks_add_kernel<false>, 64},     {"blocks-atomic", blocks_add_kernel<true>, 64}};
   for (const Demo& d : demos) {
     if (name != d.name) continue;
     int* out = nullptr;
