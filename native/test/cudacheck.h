@@ -25,9 +25,9 @@ inline int failures = 0, checks = 0;
 
 // --races: the harness in the emulator's ThreadSanitizer build (TAILOR_TSAN, native/test/cuemu/cuemu.cpp),
 // where every memory access of a kernel is checked against the other threads' and costs ~50 times more.
-// Rows larger than race_limit (multiply-adds, or elements for the rows without products) are left out
-// and counted; each kernel and each of its paths (tiles, tails, GQA, bf16, decode) still runs on the
-// smaller rows. 0: every row.
+// Matrix-product rows of more than race_limit multiply-adds are left out and counted; each kernel and each
+// of its paths (tiles, tails, bf16, transposes) still runs on the smaller rows, and every other row runs
+// as it is. 0: every row.
 inline int64_t race_limit = 0;
 inline int left_out = 0;
 inline bool left_out_for_races(int64_t work) {
