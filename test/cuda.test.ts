@@ -326,23 +326,31 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
   }
 });
 
+// the emulator's programs built with a sanitizer (option: TAILOR_ASAN or TAILOR_TSAN) in native/<dir>; the
+// result runs one of them with extra environment and gives its exit status and output
+function sanitizerTree(dir: string, option: string, targets: string[]) {
+  const build = path.join(REPO_ROOT, 'native', dir);
+  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, `-D${option}=ON`, '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
+  execFileSync('cmake', ['--build', build, '--target', ...targets, '-j', '2'], { stdio: 'pipe' });
+  return (exe: string, args: string[], env: Record<string, string>) => {
+    const r = spawnSync(path.join(build, exe), args, { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 600_000, env: { ...process.env, ...env } });
+    return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+  };
+}
+
 test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
   // buffer is a heap-buffer-overflow report; our own kernels (cuBLASLt off), then the products with it on
-  const build = path.join(REPO_ROOT, 'native', 'build-asan-emu');
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', 'tailor_cudacheck_emu', '-j', '2'], { stdio: 'pipe' });
+  const run = sanitizerTree('build-asan-emu', 'TAILOR_ASAN', ['tailor_cudacheck_emu']);
   // the harness under the sanitizers: no report, a clean exit, its output
   const sanitized = (args: string[], cublaslt: '0' | '1'): string => {
-    const r = spawnSync(path.join(build, 'tailor_cudacheck_emu'), args, {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-      timeout: 600_000,
-      env: { ...process.env, TAILOR_CUBLASLT: cublaslt, ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+    const { status, out } = run('tailor_cudacheck_emu', args, {
+      TAILOR_CUBLASLT: cublaslt,
+      ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1',
+      UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
     });
-    const out = (r.stdout ?? '') + (r.stderr ?? '');
     assert.equal(out.includes('Sanitizer'), false, out.slice(out.indexOf('Sanitizer') - 200, out.indexOf('Sanitizer') + 3000));
-    assert.equal(r.status, 0, out.slice(-4000));
+    assert.equal(status, 0, out.slice(-4000));
     return out;
   };
   const out = sanitized([], '0');
@@ -363,18 +371,8 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
   // each emulated CUDA thread is a ThreadSanitizer fiber and the only happens-before edges are CUDA's
   // (launch, __syncthreads, __syncwarp, kernel end: native/test/cuemu/cuemu.cpp), so two threads touching
   // one byte between barriers, one writing, is reported whatever order the fibers happened to run in
-  const build = path.join(REPO_ROOT, 'native', 'build-tsan-emu');
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_TSAN=ON', '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', 'tailor_cuemu_selftest', 'tailor_cudacheck_emu', '-j', '2'], { stdio: 'pipe' });
-  const run = (exe: string, args: string[]) => {
-    const r = spawnSync(path.join(build, exe), args, {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-      timeout: 600_000,
-      env: { ...process.env, TAILOR_CUBLASLT: '0', TSAN_OPTIONS: 'halt_on_error=0' },
-    });
-    return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
-  };
+  const tree = sanitizerTree('build-tsan-emu', 'TAILOR_TSAN', ['tailor_cuemu_selftest', 'tailor_cudacheck_emu']);
+  const run = (exe: string, args: string[]) => tree(exe, args, { TAILOR_CUBLASLT: '0', TSAN_OPTIONS: 'halt_on_error=0' });
   // the detector: each missing barrier is reported in its kernel, each correctly ordered twin is not
   const demos: [string, string | null][] = [
     ['no-barrier', 'neighbour_kernel<false>'],

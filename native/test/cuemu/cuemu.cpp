@@ -121,7 +121,7 @@ struct Block {
   std::vector<char> sync;
   // (TSan) the launch's: the host's work before the kernel ([0]), the kernel's before the host's next ([1])
   char launch_sync[2];
-  uint64_t ordinal = 0;  // (TSan) blocks run so far
+  uint64_t ordinal = 0;  // blocks run so far
 };
 #ifdef CUEMU_TSAN
 #endif
@@ -254,19 +254,28 @@ void yield() {
 #endif
 }
 
-// a fresh fiber on stack i that starts in fiber_main
+// a fresh fiber for thread i of the block (f.tid set) that starts in fiber_main, on the stack (and, under
+// ThreadSanitizer, the fiber context) of the block's set
 void start_fiber(Block& b, Fiber& f, int i) {
+  const int set = fiber_set(b);
+  char* const stack = stack_at(set, i);
+#ifdef CUEMU_TSAN
+  f.tsan = tsan_fiber_at(set, size_t(i));
+  char name[160];  // what a race report calls this thread
+  std::snprintf(name, sizeof name, "%s block (%u,%u,%u) thread (%u,%u,%u)", b.name, blockIdx.x, blockIdx.y, blockIdx.z, f.tid.x, f.tid.y, f.tid.z);
+  __tsan_set_fiber_name(f.tsan, name);
+#endif
 #ifdef CUEMU_FAST_SWITCH
   // from the top: a zero return address for fiber_main's frame, fiber_main (cuemu_switch's ret), six registers
-  auto* top = reinterpret_cast<uintptr_t*>(stack_at(fiber_set(b), i) + kStack);
+  auto* top = reinterpret_cast<uintptr_t*>(stack + kStack);
   top[-1] = 0;
   top[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
   for (int r = 3; r <= 8; r++) top[-r] = 0;
   f.sp = top - 8;
-  f.stack_bottom = stack_at(fiber_set(b), i);
+  f.stack_bottom = stack;
 #else
   getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = stack_at(fiber_set(b), i);
+  f.ctx.uc_stack.ss_sp = stack;
   f.ctx.uc_stack.ss_size = kStack;
   f.ctx.uc_link = &b.sched;
   makecontext(&f.ctx, fiber_main, 0);
@@ -394,20 +403,14 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         b.warp_lanes.assign(size_t(nwarps), 32);
         if (b.n % 32) b.warp_lanes.back() = b.n % 32;
         b.sync = std::vector<char>(2 + 2 * size_t(nwarps), 0);  // (the old objects are freed, their clocks with them)
-#ifdef CUEMU_TSAN
         b.ordinal++;
+#ifdef CUEMU_TSAN
         forget_shared_memory(smem);  // this block's shared memory
 #endif
         for (int i = 0; i < b.n; i++) {
           Fiber& f = b.fibers[size_t(i)];
           f.done = false;
           f.tid = dim3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
-#ifdef CUEMU_TSAN
-          f.tsan = tsan_fiber_at(fiber_set(b), size_t(i));
-          char fname[160];  // what a race report calls this thread
-          std::snprintf(fname, sizeof fname, "%s block (%u,%u,%u) thread (%u,%u,%u)", name, bx, by, bz, f.tid.x, f.tid.y, f.tid.z);
-          __tsan_set_fiber_name(f.tsan, fname);
-#endif
           start_fiber(b, f, i);
         }
         cur = &b;
