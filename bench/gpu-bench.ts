@@ -1,13 +1,13 @@
 // gpu-bench.ts — the GPU benchmark of `npm run test:gpu`, in one command: matrix-product throughput of the CUDA
 // kernels as a share of the device's dense bf16 peak (tailor_cudacheck --bench-only), then LoRA training and
 // the importance pass on Tailor's CUDA backend side by side with PyTorch on the same GPU, model and batches
-// (train-bench.js --backend cuda). Prints the tables and writes them, with the raw JSON, to
+// (train-bench.js --backend cuda), in fp32 and then on bf16 base weights (--weights bf16). Prints the tables and writes them, with the raw JSON, to
 // out/gpu-bench/gpu-bench-<time>.{md,json} (out/ is gitignored) and, when OUT is set, to $OUT/gpu-bench.{md,json}.
 //
 // Without a usable CUDA device it prints "no CUDA device: … — benchmark skipped" and exits 0: the benchmark
 // is not a test, and a machine without a GPU has nothing to measure. Exit 1 when a part failed to run.
 //
-//   node dist/bench/gpu-bench.js [--steps 10] [--models 15M,110M] [--batch B] [--seq-len T] [--parts matmul,train]
+//   node dist/bench/gpu-bench.js [--steps 10] [--models 15M,110M] [--batch B] [--seq-len T] [--parts matmul,train,bf16]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,7 +31,7 @@ function main(): number {
     console.log(`no CUDA device: ${c.reason ?? 'unknown'} — benchmark skipped`);
     return 0;
   }
-  const parts = new Set((a.get('parts') ?? 'matmul,train').split(','));
+  const parts = new Set((a.get('parts') ?? 'matmul,train,bf16').split(','));
   const t0 = Date.now();
   const dev = c.devices.find((d) => d.supported)!;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -77,11 +77,18 @@ function main(): number {
     }
   }
 
-  if (parts.has('train')) {
-    md.push('', '## LoRA training and the importance pass: Tailor (CUDA backend) vs PyTorch on the same GPU', '');
-    const jsonFile = path.join(os.tmpdir(), `tailor-gpu-train-${process.pid}.json`);
+  // LoRA training (and, in fp32, the importance pass) against PyTorch: fp32 on both sides, then bf16 base weights
+  // with fp32 LoRA on both sides (the configuration the memory plan is for); one train-bench run each
+  const runs: { part: string; weights: 'f32' | 'bf16'; title: string }[] = [
+    { part: 'train', weights: 'f32', title: 'LoRA training and the importance pass, fp32: Tailor (CUDA backend) vs PyTorch on the same GPU' },
+    { part: 'bf16', weights: 'bf16', title: 'LoRA training on bf16 base weights (fp32 LoRA and AdamW): Tailor (CUDA backend) vs PyTorch on the same GPU' },
+  ];
+  for (const run of runs) {
+    if (!parts.has(run.part)) continue;
+    md.push('', `## ${run.title}`, '');
+    const jsonFile = path.join(os.tmpdir(), `tailor-gpu-${run.part}-${process.pid}.json`);
     const self = path.dirname(fileURLToPath(import.meta.url));
-    const args = [path.join(self, 'train-bench.js'), '--backend', 'cuda', '--steps', a.get('steps') ?? '10', '--models', a.get('models') ?? '15M,110M', '--timeout', '150', '--json', jsonFile];
+    const args = [path.join(self, 'train-bench.js'), '--backend', 'cuda', '--weights', run.weights, '--steps', a.get('steps') ?? '10', '--models', a.get('models') ?? '15M,110M', '--timeout', '150', '--json', jsonFile];
     for (const k of ['batch', 'seq-len', 'python', 'cache']) if (a.has(k)) args.push(`--${k}`, a.get(k)!);
     process.stderr.write(`node ${args.map((x) => path.relative(root, x) || x).join(' ')}\n`);
     // progress lines go straight to the terminal; the tables come back on stdout
@@ -92,7 +99,7 @@ function main(): number {
       md.push('', `train-bench exited ${r.error ? String(r.error) : r.status}${r.status === 77 ? ' (no CUDA device)' : ''}`);
     }
     if (fs.existsSync(jsonFile)) {
-      json.train = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
+      json[run.part] = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
       fs.rmSync(jsonFile, { force: true });
     }
   }

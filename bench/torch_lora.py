@@ -7,7 +7,8 @@ transformers / peft / safetensors packages), freezes the base weights, adds LoRA
 projections (q, k, v, o, gate, up, down), and times AdamW steps on the batches the benchmark wrote.
 
 Usage: torch_lora.py --dir HF_DIR --data IDS.bin --n N --len L --batch B --steps S --threads K
-          [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0] [--device cpu|cuda]
+          [--rank 8 --alpha 16 --lr 2e-4 --clip 1.0] [--device cpu|cuda] [--dtype f32|bf16]
+          [--attention auto|sdpa|naive]
 IDS.bin holds N x L little-endian int32 token ids (L = T + 1); batch k (k = 0 is the untimed warm-up)
 is rows [k*B, (k+1)*B). Prints one JSON line on stdout.
 
@@ -16,6 +17,16 @@ GPU, all in float32 (as Tailor's weights are), with TF32 matrix products turned 
 fp32 arithmetic; the timed region is bracketed by torch.cuda.synchronize(), and the JSON adds peak_gpu_mb
 (torch.cuda.max_memory_allocated) and peak_gpu_reserved_mb (max_memory_reserved). Exits 3 with a message
 when CUDA is not available to this PyTorch.
+
+--dtype bf16 is the usual PEFT recipe for a model loaded with torch_dtype=bfloat16: every base tensor
+(embedding, projections, norms, head) in bf16, so the activations and the residual stream are bf16 too;
+the LoRA A/B parameters and AdamW's state stay float32 (PEFT's autocast_adapter_dtype), the adapter path
+casts its input to float32 and its output back; RMSNorm computes in float32 and casts back (as HF's
+LlamaRMSNorm); the logits are cast to float32 for the loss. Training only (not with --importance).
+
+--attention: "sdpa" is torch.nn.functional.scaled_dot_product_attention(is_causal=True) (PyTorch >= 2.0;
+flash / memory-efficient kernels on a GPU, as HF's default "sdpa" attention), "naive" materialises the
+T x T scores; "auto" (the default) takes sdpa when this torch has it. The JSON says which ran.
 
        torch_lora.py --importance --dir HF_DIR --data IDS.bin --n N --len L --threads K [--repeats 3]
 One importance (full-gradient) pass, as LLM-Pruner's Taylor importance needs: the same model without
@@ -78,13 +89,19 @@ class LoraLinear(nn.Module):
         self.scale = alpha / r
 
     def forward(self, x):
+        y = F.linear(x, self.w)
         if self.r == 0:
-            return F.linear(x, self.w)
-        return F.linear(x, self.w) + F.linear(F.linear(x, self.A), self.B) * self.scale
+            return y
+        xa = x if x.dtype == self.A.dtype else x.to(self.A.dtype)  # bf16 model: the adapter runs in float32
+        return y + (F.linear(F.linear(xa, self.A), self.B) * self.scale).to(y.dtype)
 
 
 def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    if x.dtype == torch.float32:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    # a bf16 model: in float32, cast back (HF's LlamaRMSNorm)
+    xf = x.float()
+    return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 def rotate_half(x):
@@ -93,9 +110,10 @@ def rotate_half(x):
 
 
 class Layer(nn.Module):
-    def __init__(self, sd, i, cfg, r, alpha):
+    def __init__(self, sd, i, cfg, r, alpha, sdpa):
         super().__init__()
         p = f"model.layers.{i}."
+        self.sdpa = sdpa
         self.ln1 = sd[p + "input_layernorm.weight"]
         self.ln2 = sd[p + "post_attention_layernorm.weight"]
         self.q = LoraLinear(sd[p + "self_attn.q_proj.weight"], r, alpha)
@@ -122,22 +140,25 @@ class Layer(nn.Module):
             rep = self.nh // self.nkv
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.hd) + mask
-        att = torch.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, self.nh * self.hd)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(self.hd) + mask
+            y = torch.softmax(att, dim=-1) @ v
+        y = y.transpose(1, 2).reshape(B, T, self.nh * self.hd)
         x = x + self.o(y)
         h = rms_norm(x, self.ln2, self.eps)
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
 
 class Llama(nn.Module):
-    def __init__(self, sd, cfg, r, alpha):
+    def __init__(self, sd, cfg, r, alpha, sdpa=False):
         super().__init__()
         self.emb = sd["model.embed_tokens.weight"]
         self.head = sd.get("lm_head.weight", self.emb)
         self.norm = sd["model.norm.weight"]
         self.eps = cfg.get("rms_norm_eps", 1e-5)
-        self.layers = nn.ModuleList([Layer(sd, i, cfg, r, alpha) for i in range(cfg["num_hidden_layers"])])
+        self.layers = nn.ModuleList([Layer(sd, i, cfg, r, alpha, sdpa) for i in range(cfg["num_hidden_layers"])])
         hd = self.layers[0].hd
         theta = cfg.get("rope_theta", 10000.0)
         dev = self.emb.device
@@ -150,11 +171,12 @@ class Llama(nn.Module):
         t = torch.arange(T, dtype=torch.float32, device=dev)
         freqs = torch.outer(t, self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        mask = torch.full((T, T), float("-inf"), device=dev).triu(1)
+        # in the activations' dtype (a bf16 model rotates in bf16, as HF casts cos/sin to x's dtype)
+        cos, sin = emb.cos()[None, None].to(x.dtype), emb.sin()[None, None].to(x.dtype)
+        mask = torch.full((T, T), float("-inf"), device=dev, dtype=x.dtype).triu(1)
         for l in self.layers:
             x = l(x, cos, sin, mask)
-        return F.linear(rms_norm(x, self.norm, self.eps), self.head)
+        return F.linear(rms_norm(x, self.norm, self.eps), self.head).float()
 
 
 def sync(a):
@@ -165,9 +187,11 @@ def sync(a):
 
 def device_fields(a):
     """What the JSON line says about the device: its name and PyTorch's peak GPU memory (MB)."""
+    common = {"attention": "sdpa" if a.sdpa else "naive", "dtype": a.dtype}
     if a.device != "cuda":
-        return {"device": "cpu"}
+        return {"device": "cpu", **common}
     return {
+        **common,
         "device": "cuda",
         "device_name": torch.cuda.get_device_name(0),
         "cuda": torch.version.cuda,
@@ -187,7 +211,7 @@ def importance(a):
     """One full-gradient pass over all base weights (no LoRA); see the module docstring."""
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
     sd = load_safetensors(os.path.join(a.dir, "model.safetensors"), a.device)
-    model = Llama(sd, cfg, 0, 1.0)
+    model = Llama(sd, cfg, 0, 1.0, a.sdpa)
     # every base weight once (a tied head is the embedding tensor itself: its gradient sums both uses)
     weights = list({id(t): t for t in sd.values()}.values())
     for t in weights:
@@ -248,7 +272,15 @@ def main():
     ap.add_argument("--importance", action="store_true", help="time one full-gradient pass instead of LoRA steps")
     ap.add_argument("--repeats", type=int, default=3, help="--importance: timed passes (best taken)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model, batches and LoRA live")
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help="the base model's dtype (LoRA and AdamW stay float32)")
+    ap.add_argument("--attention", choices=["auto", "sdpa", "naive"], default="auto", help="sdpa: F.scaled_dot_product_attention")
     a = ap.parse_args()
+    have_sdpa = hasattr(F, "scaled_dot_product_attention")
+    if a.attention == "sdpa" and not have_sdpa:
+        sys.exit(f"--attention sdpa: PyTorch {torch.__version__} has no scaled_dot_product_attention (it came in 2.0)")
+    a.sdpa = a.attention == "sdpa" or (a.attention == "auto" and have_sdpa)
+    if a.dtype == "bf16" and a.importance:
+        sys.exit("--dtype bf16 is for LoRA training; the importance pass is float32")
 
     if a.device == "cuda":
         if not torch.cuda.is_available():
@@ -272,7 +304,9 @@ def main():
         sys.exit("--batch and --steps are required for LoRA training")
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
     sd = load_safetensors(os.path.join(a.dir, "model.safetensors"), a.device)
-    model = Llama(sd, cfg, a.rank, a.alpha)
+    if a.dtype == "bf16":
+        sd = {k: t.to(torch.bfloat16) for k, t in sd.items()}
+    model = Llama(sd, cfg, a.rank, a.alpha, a.sdpa)
     params = [p for p in model.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     ids = read_ids(a)

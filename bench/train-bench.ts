@@ -8,11 +8,14 @@
 //
 // --backend cuda runs Tailor on the CUDA backend (Model.load(dir, {backend: 'cuda'}); the trainer and the
 // importance pass run on the model's backend) and PyTorch on the GPU (torch_lora.py --device cuda), both in
-// fp32 (PyTorch with TF32 off), on the same model and batches; it adds GPU memory columns. Without a usable
-// CUDA device it prints "no CUDA device: …" and exits 77; without CUDA-enabled PyTorch it says so and
-// prints Tailor's numbers alone.
+// fp32 (PyTorch with TF32 off), on the same model and batches; it adds GPU memory columns. With --weights bf16
+// (CUDA only, training only) both sides hold the base weights in bf16 and LoRA + AdamW in fp32: Tailor's
+// Model.load(dir, {weights: 'bf16'}) against torch_lora.py --dtype bf16 (a bf16 model as PEFT trains it).
+// Without a usable CUDA device it prints "no CUDA device: …" and exits 77; without CUDA-enabled PyTorch it
+// says so and prints Tailor's numbers alone. PyTorch's attention is F.scaled_dot_product_attention where its
+// version has it (the footer says which ran).
 //
-//   npx tsc -p tsconfig.json && node dist/bench/train-bench.js [--backend cpu|cuda] [--threads N]
+//   npx tsc -p tsconfig.json && node dist/bench/train-bench.js [--backend cpu|cuda] [--weights f32|bf16] [--threads N]
 //        [--models 260K,15M,110M] [--steps N] [--batch B] [--seq-len T] [--python python3] [--cache DIR]
 //        [--json FILE] [--parts train,importance] [--calib-samples 10] [--calib-len 64] [--repeats 3]
 //        [--timeout S] [--torch-untuned]
@@ -46,6 +49,7 @@ interface TrainModel {
 }
 
 type Backend = 'cpu' | 'cuda';
+type Weights = 'f32' | 'bf16';
 
 /** B×T and steps per model on the GPU: more tokens per step than on the CPU, so a step is not all launch overhead. */
 const GPU_BATCH: Record<TrainModel['key'], { batch: number; seqLen: number; steps: number }> = {
@@ -195,6 +199,7 @@ async function deviceFree(backend: Backend): Promise<number> {
 async function tailorChild(a: Map<string, string>): Promise<void> {
   const { Model } = await import('../electron/core/engine/engine.js');
   const backend = (a.get('backend') ?? 'cpu') as Backend;
+  const weights = (a.get('weights') ?? 'f32') as Weights;
   const { Trainer, DEFAULT_TRAIN } = await import('../electron/core/train/trainer.js');
   const threads = Number(a.get('threads'));
   const n = Number(a.get('n'));
@@ -206,7 +211,9 @@ async function tailorChild(a: Map<string, string>): Promise<void> {
   const examples = [];
   for (let i = 0; i < n; i++) examples.push({ ids: all.slice(i * len, (i + 1) * len), weight: new Float32Array(len - 1).fill(1) });
   const free0 = await deviceFree(backend);
-  const m = await Model.load(a.get('dir')!, { threads, noTokenizer: true, backend });
+  const m = await Model.load(a.get('dir')!, { threads, noTokenizer: true, backend, weights });
+  // bf16 weights are a CUDA backend's storage: make sure that is what ran (the CPU would compute in fp32)
+  if (weights === 'bf16' && !/bf16 weights/.test(m.info.backend)) throw new Error(`asked for bf16 weights but the model runs on ${m.info.backend}`);
   const t = Trainer.create(
     m,
     {
@@ -361,6 +368,10 @@ async function main(): Promise<void> {
   const backend = (a.get('backend') ?? 'cpu') as Backend;
   if (backend !== 'cpu' && backend !== 'cuda') throw new Error(`--backend must be cpu or cuda (got ${backend})`);
   const gpu = backend === 'cuda';
+  const weights = (a.get('weights') ?? 'f32') as Weights;
+  if (weights !== 'f32' && weights !== 'bf16') throw new Error(`--weights must be f32 or bf16 (got ${weights})`);
+  const bf16 = weights === 'bf16';
+  if (bf16 && !gpu) throw new Error('--weights bf16 needs --backend cuda: bf16 weights are how a CUDA backend stores them (the CPU computes in fp32)');
   const threads = Number(a.get('threads') ?? os.availableParallelism());
   const keys = (a.get('models') ?? (gpu ? '15M,110M' : '260K,15M,110M')).split(',') as TrainModel['key'][];
   const num = (k: string): number | undefined => (a.has(k) ? Number(a.get(k)) : undefined);
@@ -370,7 +381,8 @@ async function main(): Promise<void> {
   const log = (s: string): void => void process.stderr.write(s + '\n');
   const self = fileURLToPath(import.meta.url);
   const torchScript = path.join(repoRoot(), 'bench', 'torch_lora.py');
-  const parts = new Set((a.get('parts') ?? 'train,importance').split(','));
+  const parts = new Set((a.get('parts') ?? (bf16 ? 'train' : 'train,importance')).split(','));
+  if (bf16 && parts.has('importance')) throw new Error('--weights bf16 times LoRA training only (--parts train): the importance pass is compared in fp32');
   const calibSamples = Number(a.get('calib-samples') ?? 10);
   const calibLen = Number(a.get('calib-len') ?? 64);
   const repeats = Number(a.get('repeats') ?? 3);
@@ -446,7 +458,7 @@ async function main(): Promise<void> {
     const data = writeData(m, cacheDir);
     const common = ['--dir', m.dir, '--data', data.file, '--n', String(data.n), '--len', String(data.len), '--batch', String(m.batch), '--steps', String(m.steps), '--threads', String(threads)];
     log(`${m.name}: B=${m.batch} T=${m.seqLen}, ${m.steps} timed steps, ${gpu ? 'CUDA' : `${threads} threads`} — ${T} ...`);
-    const tr = runChild(process.execPath, [self, '--child', 'tailor', '--backend', backend, ...common], process.env, timeoutS);
+    const tr = runChild(process.execPath, [self, '--child', 'tailor', '--backend', backend, '--weights', weights, ...common], process.env, timeoutS);
     let tailor: EngineResult | null = null;
     let tailorWhy: string | undefined;
     if (tr.ok) {
@@ -464,7 +476,7 @@ async function main(): Promise<void> {
       // Debian's torch mixes libgomp (its elementwise ops) with OpenBLAS's pthreads (its matmuls); with the
       // default OMP_WAIT_POLICY the spinning OpenMP workers starve OpenBLAS's and a step runs ~20× slower
       // (measured on stories260K). PASSIVE is the fair baseline; --torch-untuned keeps the default.
-      const args = [torchScript, ...common, '--rank', String(RANK), '--alpha', String(ALPHA), '--lr', String(LR), '--clip', String(CLIP), '--device', backend];
+      const args = [torchScript, ...common, '--rank', String(RANK), '--alpha', String(ALPHA), '--lr', String(LR), '--clip', String(CLIP), '--device', backend, '--dtype', weights];
       const pr = runChild(python, args, torchEnv, timeoutS);
       if (!pr.ok) log(`  ${P} failed: ${(torchWhy = pr.why)}`);
       else {
@@ -500,11 +512,19 @@ async function main(): Promise<void> {
       }
     }
     out.push('');
+    // which attention PyTorch ran (torch_lora.py: sdpa where its version has it)
+    const att = [...new Set(rows.filter((r) => r.torch).map((r) => String(r.torch!.attention ?? 'naive')))].join(', ');
     if (gpu) {
+      const precision = bf16
+        ? `**both bf16 base weights, fp32 LoRA and AdamW**: Tailor's bf16 weights with fp32 activations, the weight products on ` +
+          `bf16 tensor cores (backend ${rows.find((r) => r.tailor)?.tailor?.backend ?? 'n/a'}); PyTorch's model in bfloat16 (bf16 activations, ` +
+          `float32 adapters, RMSNorm in float32, float32 logits for the loss: torch_lora.py --dtype bf16)`
+        : `**both fp32**: Tailor's fp32 weights and CUDA kernels (backend ${rows.find((r) => r.tailor)?.tailor?.backend ?? 'n/a'}), ` +
+          `PyTorch float32 with TF32 off (torch.backends.cuda.matmul.allow_tf32 = False)`;
       out.push(
-        `LoRA r=${RANK}, alpha=${ALPHA}, dropout 0, on q,k,v,o,gate,up,down; AdamW lr ${LR}, clip ${CLIP}; **both fp32**: Tailor's fp32 weights ` +
-          `and CUDA kernels (backend ${rows.find((r) => r.tailor)?.tailor?.backend ?? 'n/a'}), PyTorch float32 with TF32 off ` +
-          `(torch.backends.cuda.matmul.allow_tf32 = False). Device: ${deviceName}. 1 untimed warm-up step, then the timed steps ` +
+        `LoRA r=${RANK}, alpha=${ALPHA}, dropout 0, on q,k,v,o,gate,up,down; AdamW lr ${LR}, clip ${CLIP}; ${precision}. ` +
+          (att ? `PyTorch attention: ${att === 'sdpa' ? 'F.scaled_dot_product_attention (is_causal)' : att}. ` : '') +
+          `Device: ${deviceName}. 1 untimed warm-up step, then the timed steps ` +
           `(PyTorch's between torch.cuda.synchronize() calls; Tailor's steps wait for their gradient norm, so only the last AdamW kernel ` +
           `can be outside its timer); tok/s = tokens in the timed steps / their wall time. Tailor GPU MB = the drop in the device's free memory ` +
           `from before the model loads to after the last step (weights, activations, LoRA and AdamW state, and what the caching allocator keeps); ` +
@@ -514,10 +534,11 @@ async function main(): Promise<void> {
     } else {
       out.push(`LoRA r=${RANK}, alpha=${ALPHA}, dropout 0, on q,k,v,o,gate,up,down; AdamW lr ${LR}, clip ${CLIP}; F32; ${threads} threads; ` +
         `1 untimed warm-up step, then the timed steps; peak RSS = the child process's max RSS (weights + activations + optimizer).` +
-        (haveTorch ? ` ${torchDesc} (plain nn.Module LLaMA in bench/torch_lora.py, OMP_WAIT_POLICY=${a.has('torch-untuned') ? 'default' : 'PASSIVE'}).` : ` ${torchNote}.`));
+        (haveTorch ? ` ${torchDesc} (plain nn.Module LLaMA in bench/torch_lora.py, attention ${att || 'n/a'}, OMP_WAIT_POLICY=${a.has('torch-untuned') ? 'default' : 'PASSIVE'}).` : ` ${torchNote}.`));
     }
     out.push('');
-    out.push('Sanity check — base-model loss on the first batch (same weights, same ids; LoRA B = 0 so both equal the base loss):');
+    out.push('Sanity check — base-model loss on the first batch (same weights, same ids; LoRA B = 0 so both equal the base loss' +
+      (bf16 ? '; with bf16 weights they differ by bf16 rounding: PyTorch\'s activations are bf16 too, Tailor\'s fp32' : '') + '):');
     for (const { m, tailor, torch } of rows) {
       if (!tailor) continue;
       out.push(
@@ -575,7 +596,7 @@ async function main(): Promise<void> {
   console.log(out.join('\n'));
   if (a.has('json')) {
     const torchJson = { ...torchInfo, used: haveTorch, note: torchNote || null };
-    fs.writeFileSync(a.get('json')!, JSON.stringify({ backend, device: deviceName || null, threads, torch: torchJson, rows, importance: imp }, null, 2) + '\n');
+    fs.writeFileSync(a.get('json')!, JSON.stringify({ backend, weights, device: deviceName || null, threads, torch: torchJson, rows, importance: imp }, null, 2) + '\n');
   }
   if (failed) {
     log(`${failed} Tailor run(s) failed`);
