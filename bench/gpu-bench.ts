@@ -62,13 +62,15 @@ function main(): number {
       json.matmul = { exit: r.status, output: out };
       // the device line, the table and the attention lines (the harness's banner is in the header already)
       const keep: string[] = [];
-      for (const l of out.split('\n')) {
-        if (!/^(bench |device: |\||attention )/.test(l)) continue;
-        // a blank line before the table and before the attention lines
+      const lines = out.split('\n');
+      lines.forEach((l, i) => {
+        if (!/^(bench |device: |\||attention )/.test(l)) return;
+        // a blank line before each table (a header: the next line is |---) and before the attention lines
         const kind = (x: string): string => (x.startsWith('|') ? '|' : x.slice(0, 2));
-        if ((kind(l) === '|' || kind(l) === 'at') && keep.length && kind(keep[keep.length - 1]) !== kind(l)) keep.push('');
+        const header = l.startsWith('|') && (lines[i + 1] ?? '').startsWith('|---');
+        if (keep.length && keep[keep.length - 1] !== '' && (header || (kind(l) === 'at' && kind(keep[keep.length - 1]) !== 'at'))) keep.push('');
         keep.push(l);
-      }
+      });
       md.push(...keep);
       if (r.status !== 0) {
         failed++;

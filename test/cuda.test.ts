@@ -212,12 +212,12 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
   assert.match(out, /\n\d+ checks, 0 failed\n/);
 });
 
-test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events', { skip: ON_EMULATOR }, (t) => {
+test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events, WMMA alignment', { skip: ON_EMULATOR }, (t) => {
   assert.ok(fs.existsSync(CUEMU_SELFTEST), `${CUEMU_SELFTEST} is built (npm run build:native)`);
   const r = spawnSync(CUEMU_SELFTEST, [], { encoding: 'utf8', timeout: 60_000 });
   for (const l of (r.stdout ?? '').trimEnd().split('\n')) t.diagnostic(l);
   assert.equal(r.status, 0, `tailor_cuemu_selftest failed:\n${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /\n16 checks, 0 failed\n/);
+  assert.match(r.stdout, /\n18 checks, 0 failed\n/);
 });
 
 for (const cc of ['80', '75']) {
@@ -256,6 +256,16 @@ for (const cc of ['80', '75']) {
     }
     if (cc === '75') assert.match(out, /matmul_bf16 wmma .*n\/a \(sm_75 has no bf16 tensor cores\)/);
     else assert.match(out, /matmul_bf16 wmma .* ok/);
+    // the training attention on bf16 tensor cores (the bf16 mode's): on sm_80 every shape, forward and backward,
+    // within bf16 rounding of fp32 and close to a float64 model of its own roundings; on sm_75 not used
+    if (cc === '75') assert.match(out, /^attention_tc\s+usable below sm_80 \(must not be\) .* ok/m);
+    else {
+      for (const hd of [16, 32, 48, 64, 80, 128]) {
+        for (const part of ['out', 'lse', 'dq \\+=', 'dk \\+=', 'dv \\+=']) {
+          for (const ref of ['vs fp32', 'vs bf16 model']) assert.match(out, new RegExp(`^attention_tc\\s+\\w+ \\d+/\\d+ hd=${hd} .* ${part} ${ref}\\s.* ok$`, 'm'), `attention_tc hd=${hd} ${part} ${ref}`);
+        }
+      }
+    }
     // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
     for (const op of ['rmsnorm_forward_train', 'rmsnorm_backward', 'rope_apply', 'attention_fwd_train', 'attention_backward', 'swiglu_backward',
       'embedding_backward', 'lora_dropout', 'sum_squares', 'adamw_step']) {

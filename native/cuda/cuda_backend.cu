@@ -338,6 +338,7 @@ class CudaBackend final : public Backend {
   void attention_forward_train(float* out, float* att, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv,
                                int hd) override {
     use();
+    if (attention_tc(hd)) return cuda::attention_forward_train_tc(out, att, q, k, v, B, Tn, nh, nkv, hd);
     cuda::attention_forward_train(out, att, q, k, v, B, Tn, nh, nkv, hd);
   }
   int64_t attention_saved_floats(int B, int Tn, int nh) const override { return cuda::attention_saved_floats(B, Tn, nh); }
@@ -346,8 +347,13 @@ class CudaBackend final : public Backend {
     use();
     BackendBuffer scratch;  // D[B, nh, Tn] from the cache
     scratch.reserve(*this, sizeof(float) * size_t(std::max<int64_t>(1, int64_t(B) * nh * Tn)));
+    if (attention_tc(hd)) return cuda::attention_backward_tc(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd, scratch.f());
     cuda::attention_backward(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd, scratch.f());
   }
+  // the training attention on bf16 tensor cores: in bf16 mode (the products are bf16 there already), where the
+  // device and head_dim allow it; a forward and its backward always take the same path (their lse differ
+  // within bf16 rounding)
+  bool attention_tc(int hd) const { return bf16_ && cuda::attention_tc_usable(hd); }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
     use();
     cuda::swiglu_backward(dg, du, dh, g, u, n);

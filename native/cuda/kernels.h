@@ -116,6 +116,16 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch = nullptr);  // scratch: B*nh*Tn floats, or null
 // the floats of the saved state (lse) for these sizes: B*nh*Tn
 int64_t attention_saved_floats(int B, int Tn, int nh);
+// D[B, nh, Tn] = dout_t·out_t of each row (the backward's Σ_j p_tj·dp_tj), both backward paths' first step
+void attention_backward_d(float* D, const float* dout, const float* out, int B, int Tn, int nh, int hd);
+// the same two ops on bf16 tensor cores (attention_tc.cu), for the backend's bf16 mode: q, k, v and dout rounded
+// to bf16, products accumulated in fp32, p and ds rounded to bf16 for the products they feed; lse as above (the
+// two paths' lse are interchangeable only within bf16 rounding: a forward and its backward take the same path).
+// Usable on sm_80+ with head_dim a multiple of 16 up to 128; elsewhere the ops fail with E_UNSUPPORTED
+bool attention_tc_usable(int hd);
+void attention_forward_train_tc(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd);
+void attention_backward_tc(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
+                           const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch = nullptr);
 // dg[n] += dh·u·σ(g)(1 + g(1 − σ(g)));  du[n] += dh·silu(g)
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n);
 // dtable[V, D] += dout[n, :] at row ids[n], rows added in order n = 0..N-1 (deterministic)

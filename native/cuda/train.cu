@@ -327,6 +327,13 @@ void attention_forward_train(float* out, float* lse, const float* q, const float
 
 int64_t attention_saved_floats(int B, int Tn, int nh) { return int64_t(B) * nh * Tn; }
 
+void attention_backward_d(float* D, const float* dout, const float* out, int B, int Tn, int nh, int hd) {
+  const int64_t rows = int64_t(B) * nh * Tn;
+  if (rows == 0) return;
+  TAILOR_LAUNCH(attention_backward_d_kernel, ceil_div(rows, kTileRows), kTileThreads)(D, dout, out, rows, Tn, nh, hd);
+  check_launch("attention_backward (D)");
+}
+
 // D_t = Σ_j p_tj·dp_tj is taken as dout_t·out_t from the forward's output (FlashAttention-2): O(hd) per row, where
 // recomputing it from lse would be a second pass over every key (q·k and dout·v again) before the dq pass
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
@@ -340,8 +347,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   float* owned = nullptr;
   if (!D) D = owned = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
   try {
-    TAILOR_LAUNCH(attention_backward_d_kernel, ceil_div(rows, kTileRows), kTileThreads)(D, dout, out, rows, Tn, nh, hd);
-    check_launch("attention_backward (D)");
+    attention_backward_d(D, dout, out, B, Tn, nh, hd);
     TAILOR_LAUNCH(attention_backward_dq_kernel, unsigned(int64_t(B) * nh * tiles), kTileThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, hd, nk,
                                                                                                scale);
     check_launch("attention_backward (dq)");

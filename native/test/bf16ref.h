@@ -2,6 +2,7 @@
 // rounding, a model's weights rounded in place (norm vectors kept fp32, as the CUDA backend keeps them), and
 // a CPU backend that rounds the inputs of the weight products as the tensor cores do.
 #pragma once
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -40,10 +41,14 @@ inline Arena round_weights_bf16(Model& m) {
 
 // The CPU backend computing what bf16 tensor cores compute: the input rows of every product with a model
 // weight (inside `m`'s arena; all products when m is null) rounded to bf16 first — the weights themselves
-// are rounded by the caller; LoRA products stay fp32, as on the GPU. Everything else is forwarded.
+// are rounded by the caller; LoRA products stay fp32, as on the GPU. Where `tc_attention(hd)` says the GPU's
+// training attention runs on tensor cores (attention_tc.cu), its q, k, v (and dout) are rounded too, and the
+// forward's output is taken from the probabilities rounded to bf16, as the kernels' P·V takes them (the
+// backward's rounding of p and ds is not modelled: it is checked op by op in cudacheck_train.cpp).
+// Everything else is forwarded.
 class Bf16InputsCpu final : public Backend {
  public:
-  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr) : c_(cpu), m_(m) {}
+  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr, bool (*tc_attention)(int hd) = nullptr) : c_(cpu), m_(m), tc_att_(tc_attention) {}
   void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
     if (m_ && (w < m_->arena.data() || w >= m_->arena.data() + m_->arena.size())) return c_.matmul_forward(y, x, w, T, in, out, acc);
     std::vector<float> xr(x, x + T * in);
@@ -88,12 +93,33 @@ class Bf16InputsCpu final : public Backend {
   }
   void rope_apply(float* x, const int* p, int64_t N, int h, const RopeTable& r, int s) override { c_.rope_apply(x, p, N, h, r, s); }
   void attention_forward_train(float* o, float* a, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) override {
-    c_.attention_forward_train(o, a, q, k, v, B, Tn, nh, nkv, hd);
+    if (!tc_att_ || !tc_att_(hd)) return c_.attention_forward_train(o, a, q, k, v, B, Tn, nh, nkv, hd);
+    const int64_t nq = int64_t(B) * Tn * nh * hd, nk = int64_t(B) * Tn * nkv * hd;
+    const auto qr = rounded(q, nq), kr = rounded(k, nk), vr = rounded(v, nk);
+    c_.attention_forward_train(o, a, qr.data(), kr.data(), vr.data(), B, Tn, nh, nkv, hd);
+    // out again from the probabilities a[B, nh, Tn, Tn] rounded to bf16, as the kernels' P·V takes them (a
+    // itself, which the backward reads, stays as it is)
+    const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < nh; h++)
+        for (int t = 0; t < Tn; t++) {
+          const float* pr = a + ((int64_t(b) * nh + h) * Tn + t) * Tn;
+          float* out = o + (int64_t(b) * Tn + t) * qs + int64_t(h) * hd;
+          std::fill(out, out + hd, 0.f);
+          for (int j = 0; j <= t; j++) {
+            const float pj = bf16_round(pr[j]);
+            const float* vj = vr.data() + (int64_t(b) * Tn + j) * ks + int64_t(h / (nh / nkv)) * hd;
+            for (int i = 0; i < hd; i++) out[i] += pj * vj[i];
+          }
+        }
   }
   int64_t attention_saved_floats(int B, int Tn, int nh) const override { return c_.attention_saved_floats(B, Tn, nh); }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* o, const float* a, const float* q, const float* k,
                           const float* v, int B, int Tn, int nh, int nkv, int hd) override {
-    c_.attention_backward(dq, dk, dv, dout, o, a, q, k, v, B, Tn, nh, nkv, hd);
+    if (!tc_att_ || !tc_att_(hd)) return c_.attention_backward(dq, dk, dv, dout, o, a, q, k, v, B, Tn, nh, nkv, hd);
+    const int64_t nq = int64_t(B) * Tn * nh * hd, nk = int64_t(B) * Tn * nkv * hd;
+    const auto qr = rounded(q, nq), kr = rounded(k, nk), vr = rounded(v, nk), gr = rounded(dout, nq);
+    c_.attention_backward(dq, dk, dv, gr.data(), o, a, qr.data(), kr.data(), vr.data(), B, Tn, nh, nkv, hd);
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override { c_.swiglu_backward(dg, du, dh, g, u, n); }
   void embedding_backward(float* dt, const float* d, const int* ids, int64_t N, int64_t D) override { c_.embedding_backward(dt, d, ids, N, D); }
@@ -108,8 +134,14 @@ class Bf16InputsCpu final : public Backend {
   }
 
  private:
+  static std::vector<float> rounded(const float* x, int64_t n) {
+    std::vector<float> r(x, x + n);
+    for (float& e : r) e = bf16_round(e);
+    return r;
+  }
   Backend& c_;
   const Model* m_;
+  bool (*tc_att_)(int hd);
 };
 
 }  // namespace tailor

@@ -1,5 +1,6 @@
 // cudabench.cpp — tailor_cudacheck --bench: timings, never checks. Matrix products at LLaMA-7B shapes in
-// TFLOP/s and as a share of the device's dense bf16 peak (a table by device name), and inference attention.
+// TFLOP/s and as a share of the device's dense bf16 peak (a table by device name), inference attention, and
+// the training attention's forward and backward (fp32 and bf16 tensor cores).
 // On the CPU emulator the shapes are tiny and the times say nothing of a GPU.
 #include <algorithm>
 #include <chrono>
@@ -132,6 +133,45 @@ void bench(int cc, const std::string& device_name) {
     std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n", (long long)Tq,
                 n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
   }
+  // the training attention (flash-style, causal, forward and backward) at the GPU benchmark's LoRA shapes and at
+  // LLaMA-7B's: the fp32 kernels (train.cu) and, on sm_80+, the bf16 tensor-core ones (attention_tc.cu, the bf16
+  // mode's). FLOPs as FlashAttention counts them: forward 4·B·nh·hd·T(T+1)/2 (causal), backward 2.5× that
+  struct AttShape {
+    int B, T, nh, nkv, hd;
+    const char* what;
+  };
+  const std::vector<AttShape> att_shapes =
+      emulated ? std::vector<AttShape>{{1, 64, 2, 2, 64, "tiny (emulator)"}}
+               : std::vector<AttShape>{{16, 256, 12, 12, 64, "stories110M-shape, the LoRA bench's batch"}, {4, 512, 32, 32, 128, "LLaMA-7B"},
+                                       {1, 2048, 32, 32, 128, "LLaMA-7B"}};
+  std::printf("\n| training attention | B × T, heads, hd | shape | forward ms | backward ms | TFLOP/s (fwd+bwd) | share of bf16 peak |\n"
+              "|---|---|---|---|---|---|---|\n");
+  for (const AttShape& a : att_shapes) {
+    const int64_t nq = int64_t(a.B) * a.T * a.nh * a.hd, nk = int64_t(a.B) * a.T * a.nkv * a.hd;
+    const size_t nrows = size_t(int64_t(a.B) * a.nh * a.T);
+    Dev<float> q(randf(size_t(nq))), k(randf(size_t(nk))), v(randf(size_t(nk))), dout(randf(size_t(nq)));
+    Dev<float> o{size_t(nq)}, lse{nrows}, dq{size_t(nq)}, dk{size_t(nk)}, dv{size_t(nk)}, scratch{nrows};
+    const double fwd_flop = 4.0 * a.B * a.nh * a.hd * (double(a.T) * (a.T + 1) / 2);
+    for (int tc = 0; tc < (cc >= 80 && cu::attention_tc_usable(a.hd) ? 2 : 1); tc++) {
+      auto fwd = [&] {
+        if (tc) cu::attention_forward_train_tc(o.p, lse.p, q.p, k.p, v.p, a.B, a.T, a.nh, a.nkv, a.hd);
+        else cu::attention_forward_train(o.p, lse.p, q.p, k.p, v.p, a.B, a.T, a.nh, a.nkv, a.hd);
+      };
+      auto bwd = [&] {
+        if (tc) cu::attention_backward_tc(dq.p, dk.p, dv.p, dout.p, o.p, lse.p, q.p, k.p, v.p, a.B, a.T, a.nh, a.nkv, a.hd, scratch.p);
+        else cu::attention_backward(dq.p, dk.p, dv.p, dout.p, o.p, lse.p, q.p, k.p, v.p, a.B, a.T, a.nh, a.nkv, a.hd, scratch.p);
+      };
+      const double fms = time_adaptive_ms(fwd), bms = time_adaptive_ms(bwd);
+      const double tflops = 3.5 * fwd_flop / (fms + bms) / 1e9;
+      char share[48];
+      if (peak.tflops > 0) std::snprintf(share, sizeof share, "%.1f %%", 100.0 * tflops / peak.tflops);
+      else std::snprintf(share, sizeof share, "peak unknown");
+      std::printf("| %s | %d × %d, %d/%d, %d | %s | %.3f | %.3f | %.3g | %s |\n", tc ? "bf16 tensor cores (attention_tc)" : "fp32 (train.cu)", a.B, a.T,
+                  a.nh, a.nkv, a.hd, a.what, fms, bms, tflops, share);
+      std::fflush(stdout);
+    }
+  }
+
   // host↔device copies of pageable memory: plain cudaMemcpy against the copy stream's page-locked double
   // buffering (cuda/transfer.h), and the bf16 weight upload with its rounding overlapped
   const size_t nb = emulated ? size_t(8) << 20 : size_t(1) << 30;

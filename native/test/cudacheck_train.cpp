@@ -119,6 +119,109 @@ void check_attention_train(Backend& cpu, Backend& gpu) {
   note("attention_fwd_train", "saved state B=4 nh=32 Tn=512", msg);
 }
 
+// the training attention on bf16 tensor cores (sm_80+, the backend's bf16 mode). Two references in float64:
+//  - "vs fp32": the exact attention of the fp32 inputs, the result the fp32 kernels give within 1e-4: the
+//    tensor cores must stay within bf16 rounding of it (kBf16, as every bf16 op here);
+//  - "vs bf16 model": the same rounding as the kernels — q, k, v, dout rounded to bf16, p rounded to bf16 for
+//    P·V and Pᵀ·dO, ds for dS·K and dSᵀ·Q, D from the unrounded dout and the kernels' out — so what is left is
+//    the fp32 accumulation order (~1e-7 here), and now and then a p or ds that lands on the other side of a
+//    bf16 rounding boundary (one bf16 step of that one term; ~1e-5 here). kBf16Model is one bf16 step (2^-8)
+//    relative to the largest value: a term lost, doubled or misplaced costs far more.
+void check_attention_train_tc(int cc) {
+  if (!cu::attention_tc_usable(64)) {
+    row("attention_tc", "usable below sm_80 (must not be)", 0, 0, cc < 80, cc < 80 ? "  (sm_" + std::to_string(cc) + ": the fp32 kernels run)" : "");
+    return;
+  }
+  row("attention_tc", "usable: head_dim 16..128 by 16, not 8/40/256", 0, 0,
+      cu::attention_tc_usable(16) && cu::attention_tc_usable(48) && cu::attention_tc_usable(128) && !cu::attention_tc_usable(8) &&
+          !cu::attention_tc_usable(40) && !cu::attention_tc_usable(256));
+  constexpr double kBf16Model = 4e-3;
+  struct Case { const char* name; int B, Tn, nh, nkv, hd; };
+  const Case cases[] = {
+      {"GQA 8/2 hd=64 B=2 Tn=37", 2, 37, 8, 2, 64},   {"MHA 4/4 hd=32 B=3 Tn=20", 3, 20, 4, 4, 32},
+      {"GQA 6/3 hd=48 B=1 Tn=70", 1, 70, 6, 3, 48},   {"MHA 2/2 hd=16 B=1 Tn=1", 1, 1, 2, 2, 16},
+      {"GQA 4/1 hd=80 B=2 Tn=65", 2, 65, 4, 1, 80},   {"GQA 4/2 hd=128 B=1 Tn=90", 1, 90, 4, 2, 128},
+  };
+  auto round = [](const std::vector<float>& x) {
+    std::vector<float> r(x.size());
+    for (size_t i = 0; i < x.size(); i++) r[i] = bf16_value(bf16_bits(x[i]));
+    return r;
+  };
+  for (const Case& c : cases) {
+    if (left_out_for_races(int64_t(c.B) * c.nh * c.Tn * c.Tn * c.hd)) continue;
+    const int64_t rows = int64_t(c.B) * c.Tn, qd = int64_t(c.nh) * c.hd, kd = int64_t(c.nkv) * c.hd;
+    auto q = randf(size_t(rows * qd)), k = randf(size_t(rows * kd)), v = randf(size_t(rows * kd)), dout = randf(size_t(rows * qd));
+    auto dq0 = randf(q.size()), dk0 = randf(k.size()), dv0 = randf(v.size());
+    Dev<float> gq(q), gk(k), gv(v), gout(q.size()), glse(size_t(int64_t(c.B) * c.nh * c.Tn)), gdout(dout), gdq(dq0), gdk(dk0), gdv(dv0);
+    cu::attention_forward_train_tc(gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
+    cu::attention_backward_tc(gdq.p, gdk.p, gdv.p, gdout.p, gout.p, glse.p, gq.p, gk.p, gv.p, c.B, c.Tn, c.nh, c.nkv, c.hd);
+    const auto out = gout.get(), lse = glse.get();
+    // the two references, in float64: model = false from the fp32 inputs, true with the kernels' roundings
+    const double scale = 1.0 / std::sqrt(double(c.hd));
+    auto reference = [&](bool model, std::vector<double>& rout, std::vector<double>& rlse, std::vector<double>& rdq, std::vector<double>& rdk,
+                         std::vector<double>& rdv) {
+      const auto qq = model ? round(q) : q, kk = model ? round(k) : k, vv = model ? round(v) : v, gg = model ? round(dout) : dout;
+      auto bfr = [&](double x) { return model ? double(bf16_value(bf16_bits(float(x)))) : x; };
+      rout.assign(q.size(), 0.0);
+      rlse.assign(lse.size(), 0.0);
+      rdq.assign(dq0.begin(), dq0.end());
+      rdk.assign(dk0.begin(), dk0.end());
+      rdv.assign(dv0.begin(), dv0.end());
+      std::vector<double> sc(size_t(c.Tn)), p(size_t(c.Tn));
+      for (int b = 0; b < c.B; b++)
+        for (int h = 0; h < c.nh; h++) {
+          const int g = h / (c.nh / c.nkv);
+          for (int t = 0; t < c.Tn; t++) {
+            const int64_t qo = (int64_t(b) * c.Tn + t) * qd + int64_t(h) * c.hd;
+            double mx = -INFINITY;
+            for (int j = 0; j <= t; j++) {
+              const int64_t ko = (int64_t(b) * c.Tn + j) * kd + int64_t(g) * c.hd;
+              double d = 0;
+              for (int i = 0; i < c.hd; i++) d += double(qq[size_t(qo + i)]) * kk[size_t(ko + i)];
+              sc[size_t(j)] = d * scale;
+              mx = std::max(mx, sc[size_t(j)]);
+            }
+            double sum = 0;
+            for (int j = 0; j <= t; j++) sum += std::exp(sc[size_t(j)] - mx);
+            const double L = mx + std::log(sum);
+            rlse[size_t((int64_t(b) * c.nh + h) * c.Tn + t)] = L;
+            for (int j = 0; j <= t; j++) p[size_t(j)] = std::exp(sc[size_t(j)] - L);
+            for (int j = 0; j <= t; j++) {
+              const int64_t ko = (int64_t(b) * c.Tn + j) * kd + int64_t(g) * c.hd;
+              for (int i = 0; i < c.hd; i++) rout[size_t(qo + i)] += bfr(p[size_t(j)]) * vv[size_t(ko + i)];
+            }
+            // D from the unrounded dout and the output the backward is given (the kernels' out in the model)
+            double D = 0;
+            for (int i = 0; i < c.hd; i++) D += double(dout[size_t(qo + i)]) * (model ? double(out[size_t(qo + i)]) : rout[size_t(qo + i)]);
+            for (int j = 0; j <= t; j++) {
+              const int64_t ko = (int64_t(b) * c.Tn + j) * kd + int64_t(g) * c.hd;
+              double dp = 0;
+              for (int i = 0; i < c.hd; i++) dp += double(gg[size_t(qo + i)]) * vv[size_t(ko + i)];
+              const double ds = bfr(p[size_t(j)] * (dp - D) * scale), pj = bfr(p[size_t(j)]);
+              for (int i = 0; i < c.hd; i++) {
+                rdq[size_t(qo + i)] += ds * kk[size_t(ko + i)];
+                rdk[size_t(ko + i)] += ds * qq[size_t(qo + i)];
+                rdv[size_t(ko + i)] += pj * gg[size_t(qo + i)];
+              }
+            }
+          }
+        }
+    };
+    const auto got = std::vector<std::vector<float>>{out, lse, gdq.get(), gdk.get(), gdv.get()};
+    const char* what[] = {" out", " lse", " dq +=", " dk +=", " dv +=", };
+    for (bool model : {false, true}) {
+      std::vector<double> r[5];
+      reference(model, r[0], r[1], r[2], r[3], r[4]);
+      for (int i = 0; i < 5; i++) {
+        std::vector<double> g(got[size_t(i)].begin(), got[size_t(i)].end());
+        report("attention_tc", std::string(c.name) + what[i] + (model ? " vs bf16 model" : " vs fp32"), g, r[i], model ? kBf16Model : kBf16);
+      }
+    }
+  }
+  cu::attention_forward_train_tc(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 16, 8, 2, 64);  // empty: nothing launched
+  cu::attention_backward_tc(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 8, 2, 64);
+}
+
 void check_train_pointwise() {
   {
     const int64_t n = 64 * 1000 + 3;
@@ -264,5 +367,6 @@ void check_training_ops(Backend& cpu, Backend& gpu) {
   check_rmsnorm_train();
   check_rope_apply();
   check_attention_train(cpu, gpu);
+  check_attention_train_tc(cu::compute_capability());
   check_train_pointwise();
 }

@@ -5,6 +5,8 @@
 // a race under ThreadSanitizer as it is on the GPU. Products of bf16/half inputs are
 // exact in fp32 and accumulate in fp32, as on the tensor cores (the order of the sums may differ).
 #pragma once
+#include <cstdint>
+#include <cstdio>
 #include <type_traits>
 
 #include "cuda_bf16.h"
@@ -28,6 +30,15 @@ struct fragment {
   float x[rows * cols];  // [rows, cols] row-major, whatever the memory layout
 };
 
+// CUDA's demands on every load/store: the pointer 256-bit aligned, ldm a multiple of 16 bytes (8 bf16/half
+// elements, 4 floats). The hardware's behaviour otherwise is undefined; here it is a trap naming the call
+inline void check_operand(const void* p, unsigned ldm, size_t elem_bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 == 0 && (size_t(ldm) * elem_bytes) % 16 == 0) return;
+  std::fprintf(stderr, "cuemu: wmma::%s: pointer %p %s 256-bit aligned, ldm %u (%zu bytes per element) %s a multiple of 16 bytes\n", what, p,
+               reinterpret_cast<uintptr_t>(p) % 32 ? "NOT" : "is", ldm, elem_bytes, (size_t(ldm) * elem_bytes) % 16 ? "NOT" : "is");
+  cuemu::trap();
+}
+
 inline float to_f32(float v) { return v; }
 inline float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
@@ -40,17 +51,20 @@ void fill_fragment(fragment<Use, M, N, K, T, L>& f, float v) {
 template <typename Use, int M, int N, int K, typename T, typename L, typename P>
 void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const P* p, unsigned ldm) {
   using Fr = fragment<Use, M, N, K, T, L>;
+  check_operand(p, ldm, sizeof(P), "load_matrix_sync");
   for (int r = 0; r < Fr::rows; r++)
     for (int c = 0; c < Fr::cols; c++)
       f.x[r * Fr::cols + c] = to_f32(std::is_same<L, col_major>::value ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]);
 }
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
+  check_operand(p, ldm, sizeof(float), "load_matrix_sync");
   for (int r = 0; r < M; r++)
     for (int c = 0; c < N; c++) f.x[r * N + c] = layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c];
 }
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  check_operand(p, ldm, sizeof(float), "store_matrix_sync");
   const int me = cuemu::lane();
   for (int r = 0; r < M; r++)
     for (int c = 0; c < N; c++)

@@ -2,7 +2,8 @@
 // means something: barriers order shared-memory writes before reads across a whole 1024-thread block,
 // warp shuffles return the right lanes, atomics add up, launches with a bad configuration fail, copies
 // outside an allocation and allocations beyond the device's capacity are refused, unwritten device
-// memory reads as NaN, and __syncthreads after an early return aborts with the kernel's name (in a child process).
+// memory reads as NaN, __syncthreads after an early return aborts with the kernel's name (in a child process),
+// and so does a WMMA load from a pointer that is not 256-bit aligned (CUDA leaves it undefined).
 // --race NAME runs one of the race demonstrations below alone: under the ThreadSanitizer build
 // (TAILOR_TSAN) the racy ones must be reported and the ordered ones must not (test/cuda.test.ts).
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "cuda_runtime.h"
+#include "mma.h"
 
 namespace {
 
@@ -58,6 +60,17 @@ __global__ void divergent_kernel(int* out) {
   if (threadIdx.x < 16) return;  // half the block returns before the barrier: undefined in CUDA
   __syncthreads();
   out[threadIdx.x] = 1;
+}
+
+// a WMMA load of a 16×16 bf16 tile of ones from shared memory `offset` elements in (0: aligned; 8: 16 bytes
+// off, which CUDA forbids); out[0] = the fragment's first element
+__global__ void wmma_load_kernel(int* out, int offset) {
+  __shared__ __align__(32) uint16_t tile[16 * 16 + 8];
+  for (int i = int(threadIdx.x); i < 16 * 16 + 8; i += 32) tile[i] = 0x3f80;  // bf16 1.0
+  __syncwarp();
+  nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major> a;
+  nvcuda::wmma::load_matrix_sync(a, reinterpret_cast<const __nv_bfloat16*>(tile + offset), 16);
+  if (threadIdx.x == 0) out[0] = int(a.x[0]);
 }
 
 // ---- race demonstrations (--race NAME): each kernel with kOrdered = false has the race, with true the
@@ -234,6 +247,21 @@ int main(int argc, char** argv) {
   int status = 0;
   waitpid(pid, &status, 0);
   expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "__syncthreads after some threads returned aborts (deadlock detected)");
+
+  TAILOR_LAUNCH(wmma_load_kernel, 1, 32)(d, 0);
+  int one = 0;
+  cudaMemcpy(&one, d, sizeof(int), cudaMemcpyDeviceToHost);
+  expect(one == 1, "a WMMA load from a 256-bit aligned pointer");
+  std::fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    TAILOR_LAUNCH(wmma_load_kernel, 1, 32)(d, 8);
+    cudaDeviceSynchronize();
+    _exit(0);
+  }
+  waitpid(pid, &status, 0);
+  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a WMMA load from a pointer 16 bytes off 256-bit alignment aborts");
   cudaFree(d);
 
   std::printf("\n%d checks, %d failed\n", checks, failures);
