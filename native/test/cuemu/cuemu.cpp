@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -371,8 +373,27 @@ bool launch_config_ok(dim3 grid, dim3 block) {
   return true;
 }
 
+// CUEMU_LAUNCH_LOG=FILE: appends each kernel's name with each block size it is launched with, once per
+// process ("name threads"). The emulator cannot see registers or shared memory per block; test/cuda.test.ts
+// holds these block sizes against ptxas's counts for every architecture built, so a launch the hardware
+// would refuse ("too many resources requested") shows before any GPU does.
+void log_launch(const char* name, uint64_t nthreads) {
+  static const char* path = std::getenv("CUEMU_LAUNCH_LOG");
+  if (!path || !*path) return;
+  static std::mutex mu;
+  static std::set<std::string> seen;
+  const std::string line = std::string(name) + " " + std::to_string(nthreads);
+  std::lock_guard<std::mutex> lock(mu);
+  if (!seen.insert(line).second) return;
+  if (FILE* f = std::fopen(path, "a")) {
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fclose(f);
+  }
+}
+
 void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), void* arg) {
   const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
+  log_launch(name, nthreads);
   if (cur) {
     std::fprintf(stderr, "cuemu: kernel %s launched from inside kernel %s\n", name, cur->name);
     std::abort();
