@@ -6,7 +6,9 @@
 #     GPU, LoRA training on the GPU; the emulator's rows skip, as every npm test runs them);
 #  3. runs the GPU benchmark (dist/bench/gpu-bench.js: matrix-product throughput against the bf16 peak, and
 #     LoRA training and the importance pass against PyTorch on the same GPU), printing the tables and writing
-#     them to out/gpu-bench/ (and $OUT when it is set); the whole log goes to out/test-gpu.log (and $OUT).
+#     them to out/gpu-bench/ (and $OUT when it is set); the whole log goes to out/test-gpu.log (and $OUT);
+#  4. while time is left before TEST_GPU_DEADLINE (560 s from the start), what gpu-check.sh adds: the 7B memory
+#     plan against the allocator's accounting, then compute-sanitizer memcheck over the kernel rows.
 #
 # Without a usable CUDA device the tests skip their GPU parts (visibly) and the benchmark prints
 # "no CUDA device: … — benchmark skipped": the exit status is the tests'. With a device the benchmark runs
@@ -123,10 +125,43 @@ rm -f out/.test-gpu-rc
 bench="ok"
 [ "$brc" -ne 0 ] && bench="FAILED (exit $brc)"
 tail -5 "$LOG" | grep -q "benchmark skipped$" && bench="skipped (no CUDA device)"
-say "== test:gpu done in $(elapsed): tests $([ "$trc" -eq 0 ] && echo passed || echo FAILED), benchmark $bench (log: $LOG)"
+
+# ---- 4. what gpu-check.sh adds, while the session's time lasts (TEST_GPU_DEADLINE seconds from the start,
+# default 560, under a lent machine's 600-second call): the memory plan against the allocator's accounting
+# on a LLaMA-7B-shaped model, then compute-sanitizer's memcheck over the kernel rows. A GPU lent once gets
+# everything from this one call; each part is skipped, saying so, when too little time is left ----
+extras=""
+left() { echo $(( ${TEST_GPU_DEADLINE:-560} - ($(date +%s) - start) )); }
+CHECK=native/build/tailor_cudacheck
+if [ "$bench" != "skipped (no CUDA device)" ] && [ -x "$CHECK" ]; then
+  if [ "$(left)" -ge 90 ]; then
+    say "== memory plan (docs/memory-plan.md) against the allocator's accounting: LLaMA-7B shape, bf16 weights ($(left) s left)"
+    (timeout "$(( $(left) - 20 ))" "$CHECK" --memory-plan 7b 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
+    extras="$extras memory plan: exit $(cat out/.test-gpu-rc);"
+    rm -f out/.test-gpu-rc
+  else
+    say "== memory plan skipped: $(left) s left"
+    extras="$extras memory plan: skipped;"
+  fi
+  if ! command -v compute-sanitizer >/dev/null 2>&1; then
+    extras="$extras memcheck: no compute-sanitizer;"
+  elif [ "$(left)" -ge 90 ]; then
+    say "== compute-sanitizer --tool memcheck over the kernel rows ($(left) s left)"
+    timeout "$(( $(left) - 10 ))" compute-sanitizer --tool memcheck --print-limit 20 "$CHECK" >out/test-gpu-memcheck.log 2>&1
+    mrc=$?
+    grep -E "ERROR SUMMARY|=========|checks, |Device not supported" out/test-gpu-memcheck.log | head -60 | tee -a "$LOG"
+    extras="$extras memcheck: exit $mrc;"
+    if [ "$mrc" -ne 0 ] && [ "$mrc" -ne 124 ] && ! grep -q "Device not supported" out/test-gpu-memcheck.log; then bench="$bench, memcheck FAILED"; brc=1; fi
+  else
+    say "== memcheck skipped: $(left) s left"
+    extras="$extras memcheck: skipped;"
+  fi
+fi
+say "== test:gpu done in $(elapsed): tests $([ "$trc" -eq 0 ] && echo passed || echo FAILED), benchmark $bench${extras:+;$extras} (log: $LOG)"
 if [ -n "${OUT:-}" ] && mkdir -p "$OUT"; then
   cp "$LOG" "$OUT/test-gpu.log" 2>/dev/null
   cp out/test-gpu-build.log "$OUT/test-gpu-build.log" 2>/dev/null
+  cp out/test-gpu-memcheck.log "$OUT/test-gpu-memcheck.log" 2>/dev/null
 fi
 [ "$trc" -ne 0 ] && exit "$trc"
 exit "$brc"
