@@ -265,6 +265,10 @@ for (const cc of ['80', '75']) {
           for (const ref of ['vs fp32', 'vs bf16 model']) assert.match(out, new RegExp(`^attention_tc\\s+\\w+ \\d+/\\d+ hd=${hd} .* ${part} ${ref}\\s.* ok$`, 'm'), `attention_tc hd=${hd} ${part} ${ref}`);
         }
       }
+      // and over the KV cache (prompts in the bf16 mode), a block of two slots on the fp32 path among them
+      for (const hd of [16, 48, 64, 128]) {
+        for (const ref of ['vs fp32', 'vs bf16 model']) assert.match(out, new RegExp(`^attention_forward_tc\\s+\\w+ \\d+/\\d+ hd=${hd} .* ${ref}\\s.* ok$`, 'm'), `attention_forward_tc hd=${hd} ${ref}`);
+      }
     }
     // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
     for (const op of ['rmsnorm_forward_train', 'rmsnorm_backward', 'rope_apply', 'attention_fwd_train', 'attention_backward', 'swiglu_backward',

@@ -9,6 +9,11 @@
 //  - otherwise (decoding several sequences, a token each) each warp walks its own slot's keys one at a time
 //    with an online softmax (running max and sum, the output rescaled as the max grows).
 // No score matrix is stored; both paths are exact to float rounding.
+// attention_forward_tc is the same op on bf16 tensor cores (the backend's bf16 mode, for prompts: scoring and
+// prefill): blocks of 64 tokens of one slot run attention_tc.cuh's two-pass forward (q and the cached k, v
+// rounded to bf16 as they are staged, p rounded to bf16 for P·V, the rest fp32); a block whose tokens are of
+// several slots runs the fp32 path above, a warp per token in turn.
+#include "attention_tc.cuh"
 #include "attention_tile.cuh"
 #include "common.cuh"
 #include "kernels.h"
@@ -112,7 +117,84 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
   online_store(r, out + t * qs + int64_t(h) * hd, hd, lane);
 }
 
+// the same on bf16 tensor cores: tokens t0..t0+63 (warp w: 16 of them) and head blockIdx.y; grid (ceil(T / 64),
+// n_head), block tc::kThreads
+template <int KF>
+__global__ void __launch_bounds__(tc::kThreads) attention_forward_tc_kernel(float* __restrict__ out, const float* __restrict__ q,
+                                                                            const float* __restrict__ kc, const float* __restrict__ vc,
+                                                                            const int* __restrict__ pos, const int* __restrict__ slot, int64_t T,
+                                                                            int n_head, int n_kv, int n_ctx, int kv_stride, float scale) {
+#ifdef TAILOR_ATTENTION_TC
+  constexpr int hd = KF * 16, ld = hd + 8;
+  __shared__ __align__(32) uint16_t kv[2 * tc::kTile * tc::kLdMax];  // key tile, value tile; first the queries [64][ld]
+  __shared__ __align__(32) float sw[tc::kWarps][16 * tc::kLdF];
+  __shared__ __align__(32) uint16_t pw[tc::kWarps][16 * tc::kLdP];
+  __shared__ int block_slot, block_last;  // the tokens' slot (−1: more than one) and their last position
+  const int64_t t0 = int64_t(blockIdx.x) * tc::kRows;
+  const int h = int(blockIdx.y), g = h / (n_head / n_kv);
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int rows = int(T - t0 < tc::kRows ? T - t0 : tc::kRows);  // the block's tokens
+  const int64_t qs = int64_t(n_head) * hd;
+  if (threadIdx.x == 0) {
+    int sl = slot[t0], last = pos[t0];
+    for (int r = 1; r < rows; r++) {
+      if (slot[t0 + r] != sl) sl = -1;
+      last = pos[t0 + r] > last ? pos[t0 + r] : last;
+    }
+    block_slot = sl;
+    block_last = last;
+  }
+  __syncthreads();
+  if (block_slot < 0) {  // block-uniform: tokens of several sequences, each warp on its 16 in turn (fp32)
+    for (int i = 0; i < 16; i++) {
+      const int64_t t = t0 + 16 * w + i;
+      if (t >= T) break;
+      const int64_t base = int64_t(slot[t]) * n_ctx * kv_stride + int64_t(g) * hd;
+      attend_one(out + t * qs + int64_t(h) * hd, q + t * qs + int64_t(h) * hd, kc + base, vc + base, pos[t] + 1, hd, kv_stride, scale, lane);
+    }
+    return;
+  }
+  const int64_t tw = t0 + 16 * w, t = tw + lane / 2;  // the warp's first token, this lane's
+  const int lim = t < T ? pos[t] : -1;                 // the last key this lane's row sees
+  int warp_lim = lim;
+  for (int o = 16; o > 0; o >>= 1) {
+    const int other = __shfl_xor_sync(0xffffffffu, warp_lim, o);
+    warp_lim = other > warp_lim ? other : warp_lim;
+  }
+  const int64_t base = int64_t(block_slot) * n_ctx * kv_stride + int64_t(g) * hd;
+  tc::FragA qa[KF];
+  tc::load_block_rows<KF>(qa, kv, ld, q + t0 * qs + int64_t(h) * hd, qs, rows);
+  tc::FragC acc[KF];
+  tc::forward_rows<KF>(acc, qa, kv, sw[w], pw[w], kc + base, vc + base, kv_stride, block_last, lim, warp_lim, scale);
+  if (tw >= T) return;  // past the last barrier
+  tc::store_warp_rows<KF>(out + tw * qs + int64_t(h) * hd, qs, int(T - tw < 16 ? T - tw : 16), acc, sw[w], false);
+#else
+  __trap();  // never launched below sm_80: attention_tc_usable is false there
+#endif
+}
+
+template <int KF>
+struct ForwardTc {
+  static void run(dim3 grid, float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
+                  float scale) {
+    TAILOR_LAUNCH(attention_forward_tc_kernel<KF>, grid, tc::kThreads)(out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, kv.n_ctx, kv.kv_stride, scale);
+  }
+};
+
 }  // namespace
+
+void attention_forward_tc(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
+                          int hd) {
+  if (T == 0 || n_head == 0) return;
+  if (!attention_tc_usable(hd))
+    fail(ErrorCode::UNSUPPORTED, "attention_forward (tensor cores): needs sm_80+ and a head_dim that is a multiple of 16 up to 128 (head_dim " +
+                                     std::to_string(hd) + ")");
+  if (n_kv <= 0 || n_head % n_kv != 0) fail(ErrorCode::ARG, "attention_forward: n_head must be a multiple of n_kv");
+  const int64_t blocks = (T + tc::kRows - 1) / tc::kRows;
+  if (blocks > 2147483647 || n_head > 65535) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens or heads in one call");
+  tc::by_head_dim<ForwardTc>(hd, dim3(unsigned(blocks), unsigned(n_head)), out, q, kv, pos, slot, T, n_head, n_kv, 1.f / sqrtf(float(hd)));
+  check_launch("attention_forward (tensor cores)");
+}
 
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                        int hd) {

@@ -288,6 +288,7 @@ class CudaBackend final : public Backend {
   void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                          int hd) override {
     use();
+    if (attention_tc(hd) && T >= cuda::kAttentionTcMinTokens) return cuda::attention_forward_tc(out, q, kv, pos, slot, T, n_head, n_kv, hd);
     cuda::attention_forward(out, q, kv, pos, slot, T, n_head, n_kv, hd);
   }
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {
@@ -350,9 +351,9 @@ class CudaBackend final : public Backend {
     if (attention_tc(hd)) return cuda::attention_backward_tc(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd, scratch.f());
     cuda::attention_backward(dq, dk, dv, dout, out, att, q, k, v, B, Tn, nh, nkv, hd, scratch.f());
   }
-  // the training attention on bf16 tensor cores: in bf16 mode (the products are bf16 there already), where the
-  // device and head_dim allow it; a forward and its backward always take the same path (their lse differ
-  // within bf16 rounding)
+  // attention on bf16 tensor cores: in bf16 mode (the products are bf16 there already), where the device and
+  // head_dim allow it — in training always (a forward and its backward take the same path: their lse differ
+  // within bf16 rounding), over the KV cache for prompts of kAttentionTcMinTokens or more
   bool attention_tc(int hd) const { return bf16_ && cuda::attention_tc_usable(hd); }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
     use();

@@ -91,6 +91,15 @@ void add_inplace(float* y, const float* x, int64_t n);
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                        int hd);
 
+// the same on bf16 tensor cores (the backend's bf16 mode, for prompts): q and the cached k, v rounded to bf16,
+// p rounded to bf16 for P·V, scores and sums in fp32; blocks of 64 tokens of one slot (others: the fp32 path).
+// Needs attention_tc_usable(hd), else E_UNSUPPORTED
+void attention_forward_tc(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
+                          int hd);
+// the backend's bf16 mode takes attention_forward_tc for calls of at least this many tokens (prompts); fewer
+// (decoding) read the cache with the fp32 kernel
+constexpr int64_t kAttentionTcMinTokens = 32;
+
 // ---- losses (loss.cu) ----
 // per row r of logits[R, V]: argmax[r] (the first maximum), and logprob[r] = log softmax(row)[target[r]]
 // (float64 normaliser) for rows with target[r] >= 0; other rows' logprob is not written

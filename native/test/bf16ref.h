@@ -3,6 +3,7 @@
 // a CPU backend that rounds the inputs of the weight products as the tensor cores do.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -44,11 +45,13 @@ inline Arena round_weights_bf16(Model& m) {
 // are rounded by the caller; LoRA products stay fp32, as on the GPU. Where `tc_attention(hd)` says the GPU's
 // training attention runs on tensor cores (attention_tc.cu), its q, k, v (and dout) are rounded too, and the
 // forward's output is taken from the probabilities rounded to bf16, as the kernels' P·V takes them (the
-// backward's rounding of p and ds is not modelled: it is checked op by op in cudacheck_train.cpp).
+// backward's rounding of p and ds is not modelled: it is checked op by op in cudacheck_train.cpp); so is the
+// attention over the KV cache for calls of `tc_min_tokens` tokens or more (attention_forward_tc).
 // Everything else is forwarded.
 class Bf16InputsCpu final : public Backend {
  public:
-  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr, bool (*tc_attention)(int hd) = nullptr) : c_(cpu), m_(m), tc_att_(tc_attention) {}
+  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr, bool (*tc_attention)(int hd) = nullptr, int64_t tc_min_tokens = 0)
+      : c_(cpu), m_(m), tc_att_(tc_attention), tc_min_tokens_(tc_min_tokens) {}
   void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
     if (m_ && (w < m_->arena.data() || w >= m_->arena.data() + m_->arena.size())) return c_.matmul_forward(y, x, w, T, in, out, acc);
     std::vector<float> xr(x, x + T * in);
@@ -73,7 +76,45 @@ class Bf16InputsCpu final : public Backend {
   void rope_forward(float* x, const int* p, int64_t T, int h, const RopeTable& r) override { c_.rope_forward(x, p, T, h, r); }
   void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override { c_.kv_store(kv, k, v, p, s, T); }
   void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
-    c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
+    if (!tc_att_ || !tc_att_(hd) || T < tc_min_tokens_) return c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
+    // the tensor-core kernel over the cache: blocks of 64 tokens of one slot with q, k, v and p rounded to
+    // bf16 (scores and sums in fp32 here); a block of several slots exact, as the fp32 path it runs
+    const int64_t qs = int64_t(nh) * hd;
+    for (int64_t b0 = 0; b0 < T; b0 += 64) {
+      const int64_t b1 = std::min<int64_t>(T, b0 + 64);
+      bool one_slot = true;
+      for (int64_t t = b0; t < b1; t++) one_slot = one_slot && s[t] == s[b0];
+      if (!one_slot) {
+        c_.attention_forward(o + b0 * qs, q + b0 * qs, kv, p + b0, s + b0, b1 - b0, nh, nkv, hd);
+        continue;
+      }
+      auto r = [](float x) { return bf16_round(x); };
+      std::vector<float> sc;
+      for (int64_t t = b0; t < b1; t++)
+        for (int h = 0; h < nh; h++) {
+          const float* qr = q + t * qs + int64_t(h) * hd;
+          const int64_t base = int64_t(s[t]) * kv.n_ctx * kv.kv_stride + int64_t(h / (nh / nkv)) * hd;
+          sc.assign(size_t(p[t]) + 1, 0.f);
+          float mx = -INFINITY;
+          for (int j = 0; j <= p[t]; j++) {
+            const float* kr = kv.k + base + int64_t(j) * kv.kv_stride;
+            float d = 0;
+            for (int i = 0; i < hd; i++) d += r(qr[i]) * r(kr[i]);
+            sc[size_t(j)] = d / std::sqrt(float(hd));
+            mx = std::max(mx, sc[size_t(j)]);
+          }
+          double sum = 0;
+          for (float x : sc) sum += std::exp(double(x - mx));
+          const float lse = mx + float(std::log(sum));
+          float* out = o + t * qs + int64_t(h) * hd;
+          std::fill(out, out + hd, 0.f);
+          for (int j = 0; j <= p[t]; j++) {
+            const float pj = r(std::exp(sc[size_t(j)] - lse));
+            const float* vr = kv.v + base + int64_t(j) * kv.kv_stride;
+            for (int i = 0; i < hd; i++) out[i] += pj * r(vr[i]);
+          }
+        }
+    }
   }
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { c_.swiglu_forward(h, g, u, n); }
   void logprob_forward(const float* l, int64_t R, int64_t V, const int* t, double* lp, int* am) override { c_.logprob_forward(l, R, V, t, lp, am); }
@@ -142,6 +183,7 @@ class Bf16InputsCpu final : public Backend {
   Backend& c_;
   const Model* m_;
   bool (*tc_att_)(int hd);
+  int64_t tc_min_tokens_;  // the cache attention's: calls of fewer tokens run the fp32 kernel
 };
 
 }  // namespace tailor

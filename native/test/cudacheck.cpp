@@ -279,6 +279,73 @@ void check_attention(Backend& cpu) {
   }
 }
 
+// the same attention on bf16 tensor cores (the bf16 mode's, for prompts): against the fp32 result (within bf16
+// rounding) and against a float64 model of the kernel — in a block of 64 tokens of one slot q, k, v rounded to
+// bf16 and p rounded for P·V; a block of several slots runs the fp32 path, unrounded (kBf16Model, cudacheck.h)
+void check_attention_tc(Backend& cpu) {
+  if (!cu::attention_tc_usable(64)) return;  // (sm_75: check_attention_train_tc says so)
+  struct Case { const char* name; int n_head, n_kv, hd, n_ctx, slots; std::vector<int> pos, slot; };
+  auto run = [](int first, int n, int sl, std::vector<int>& p, std::vector<int>& s) {
+    for (int i = 0; i < n; i++) p.push_back(first + i), s.push_back(sl);
+  };
+  std::vector<int> p1, s1, p2, s2, p3, s3, p4, s4;
+  run(0, 120, 1, p1, s1);
+  run(10, 70, 0, p2, s2), run(0, 20, 1, p2, s2);
+  run(200, 64, 0, p3, s3);
+  run(5, 33, 0, p4, s4);
+  const Case cases[] = {
+      {"GQA 4/2 hd=64 prefill T=120 (slot 1)", 4, 2, 64, 128, 2, p1, s1},
+      {"GQA 6/3 hd=48 T=90, block 2 of two slots", 6, 3, 48, 96, 2, p2, s2},
+      {"MHA 2/2 hd=128 T=64 @200..263", 2, 2, 128, 300, 1, p3, s3},
+      {"GQA 4/2 hd=16 T=33 @5..37", 4, 2, 16, 40, 1, p4, s4},
+  };
+  for (const Case& c : cases) {
+    const int64_t T = int64_t(c.pos.size()), kvs = int64_t(c.n_kv) * c.hd, qd = int64_t(c.n_head) * c.hd;
+    if (left_out_for_races(T * c.pos.back() * c.hd * c.n_head)) continue;
+    const size_t cache_n = size_t(c.slots) * size_t(c.n_ctx) * size_t(kvs);
+    auto kc = randf(cache_n), vc = randf(cache_n), k = randf(size_t(T * kvs)), v = randf(size_t(T * kvs)), q = randf(size_t(T * qd));
+    std::vector<float> ref(static_cast<size_t>(T * qd));
+    KvView cv{kc.data(), vc.data(), c.n_ctx, int(kvs)};
+    cpu.kv_store(cv, k.data(), v.data(), c.pos.data(), c.slot.data(), T);  // the cache as the kernel reads it
+    cpu.attention_forward(ref.data(), q.data(), cv, c.pos.data(), c.slot.data(), T, c.n_head, c.n_kv, c.hd);
+    Dev<float> gkc(kc), gvc(vc), gq(q), gout(ref.size());
+    Dev<int> gp(c.pos), gs(c.slot);
+    cu::attention_forward_tc(gout.p, gq.p, KvView{gkc.p, gvc.p, c.n_ctx, int(kvs)}, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
+    const auto got = gout.get();
+    // the model, in float64
+    std::vector<double> model(ref.size());
+    const double scale = 1.0 / std::sqrt(double(c.hd));
+    for (int64_t b0 = 0; b0 < T; b0 += 64) {
+      const int64_t b1 = std::min<int64_t>(T, b0 + 64);
+      bool tc = true;
+      for (int64_t t = b0; t < b1; t++) tc = tc && c.slot[size_t(t)] == c.slot[size_t(b0)];
+      auto r = [&](float x) { return tc ? double(bf16_value(bf16_bits(x))) : double(x); };
+      for (int64_t t = b0; t < b1; t++)
+        for (int h = 0; h < c.n_head; h++) {
+          const int g = h / (c.n_head / c.n_kv), pt = c.pos[size_t(t)];
+          const size_t base = size_t(c.slot[size_t(t)]) * size_t(c.n_ctx) * size_t(kvs) + size_t(g) * size_t(c.hd);
+          std::vector<double> sc(size_t(pt) + 1);
+          double mx = -INFINITY;
+          for (int j = 0; j <= pt; j++) {
+            double d = 0;
+            for (int i = 0; i < c.hd; i++) d += r(q[size_t(t * qd + h * c.hd + i)]) * r(kc[base + size_t(j) * size_t(kvs) + size_t(i)]);
+            sc[size_t(j)] = d * scale;
+            mx = std::max(mx, sc[size_t(j)]);
+          }
+          double sum = 0;
+          for (double x : sc) sum += std::exp(x - mx);
+          const double lse = mx + std::log(sum);
+          for (int j = 0; j <= pt; j++) {
+            const double p = tc ? double(bf16_value(bf16_bits(float(std::exp(sc[size_t(j)] - lse))))) : std::exp(sc[size_t(j)] - lse);
+            for (int i = 0; i < c.hd; i++) model[size_t(t * qd + h * c.hd + i)] += p * r(vc[base + size_t(j) * size_t(kvs) + size_t(i)]);
+          }
+        }
+    }
+    report("attention_forward_tc", std::string(c.name) + " vs fp32", got, ref, kBf16);
+    report("attention_forward_tc", std::string(c.name) + " vs bf16 model", std::vector<double>(got.begin(), got.end()), model, kBf16Model);
+  }
+}
+
 void check_pointwise(Backend& cpu) {
   const int64_t n = 64 * 1000 + 3;
   auto g = randf(size_t(n), 3.f), u = randf(size_t(n));
@@ -425,6 +492,7 @@ int main(int argc, char** argv) {
     check_rmsnorm(*cpu);
     check_rope(*cpu);
     check_attention(*cpu);
+    check_attention_tc(*cpu);
     check_pointwise(*cpu);
     check_losses(*cpu);
     check_training_ops(*cpu, *make_cuda_backend(device));

@@ -102,6 +102,11 @@ inline void note(const char* op, const std::string& what, const std::string& msg
 
 inline const double kF32 = 1e-4;  // fp32 kernels against the CPU: a different summation order, nothing more
 inline const double kBf16 = 1e-2; // bf16 inputs against fp32 ones: within bf16 rounding (8-bit mantissa)
+// a bf16 kernel against a float64 model of its own roundings (the same values rounded at the same points):
+// what is left is fp32 summation order and, now and then, a value that lands on the other side of a bf16
+// rounding boundary (one bf16 step of that one term). One bf16 step (2^-8) relative to the largest value:
+// a term lost, doubled or misplaced costs far more
+inline const double kBf16Model = 4e-3;
 
 inline std::string shape(int64_t T, int64_t in, int64_t out, bool acc) {
   return "T=" + std::to_string(T) + " in=" + std::to_string(in) + " out=" + std::to_string(out) + (acc ? " +=" : "");

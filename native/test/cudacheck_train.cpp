@@ -125,8 +125,7 @@ void check_attention_train(Backend& cpu, Backend& gpu) {
 //  - "vs bf16 model": the same rounding as the kernels — q, k, v, dout rounded to bf16, p rounded to bf16 for
 //    P·V and Pᵀ·dO, ds for dS·K and dSᵀ·Q, D from the unrounded dout and the kernels' out — so what is left is
 //    the fp32 accumulation order (~1e-7 here), and now and then a p or ds that lands on the other side of a
-//    bf16 rounding boundary (one bf16 step of that one term; ~1e-5 here). kBf16Model is one bf16 step (2^-8)
-//    relative to the largest value: a term lost, doubled or misplaced costs far more.
+//    bf16 rounding boundary (~1e-5 here): kBf16Model (cudacheck.h).
 void check_attention_train_tc(int cc) {
   if (!cu::attention_tc_usable(64)) {
     row("attention_tc", "usable below sm_80 (must not be)", 0, 0, cc < 80, cc < 80 ? "  (sm_" + std::to_string(cc) + ": the fp32 kernels run)" : "");
@@ -135,7 +134,6 @@ void check_attention_train_tc(int cc) {
   row("attention_tc", "usable: head_dim 16..128 by 16, not 8/40/256", 0, 0,
       cu::attention_tc_usable(16) && cu::attention_tc_usable(48) && cu::attention_tc_usable(128) && !cu::attention_tc_usable(8) &&
           !cu::attention_tc_usable(40) && !cu::attention_tc_usable(256));
-  constexpr double kBf16Model = 4e-3;
   struct Case { const char* name; int B, Tn, nh, nkv, hd; };
   const Case cases[] = {
       {"GQA 8/2 hd=64 B=2 Tn=37", 2, 37, 8, 2, 64},   {"MHA 4/4 hd=32 B=3 Tn=20", 3, 20, 4, 4, 32},

@@ -199,7 +199,7 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   auto lf = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
   // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
   Arena saved = round_weights_bf16(m);
-  Bf16InputsCpu cpu_tc(cpu);
+  Bf16InputsCpu cpu_tc(cpu, nullptr, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens);  // products' and attention's roundings
   auto lr = sequence_logits(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, ids);
   m.arena = saved;
   double scale = 0, d_r = 0, d_f = 0, d_bf = 0;

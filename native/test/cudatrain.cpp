@@ -122,7 +122,7 @@ void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int d
   Curve f = train(m, cpu, false), g = train(m, *gpu, false);
   Arena saved = round_weights_bf16(m);
   const bool tc = on_tensor_cores(*gpu);
-  Bf16InputsCpu cpu_tc(cpu, &m, cuda::attention_tc_usable);  // on tensor cores the products' (and attention's) inputs are rounded too
+  Bf16InputsCpu cpu_tc(cpu, &m, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens);  // on tensor cores the products' (and attention's) inputs are rounded too
   Curve r = train(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, false);
   m.arena = saved;
   const double dev = std::fabs(g.steps[0].loss - r.steps[0].loss), effect = std::fabs(r.steps[0].loss - f.steps[0].loss);
