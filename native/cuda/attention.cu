@@ -65,6 +65,17 @@ __device__ void attend_one(float* __restrict__ o, const float* __restrict__ qh, 
   }
 }
 
+// the slot of tokens t0..t0+rows−1 (−1 when they are of more than one), and their last position in *last
+__device__ inline int slot_of_rows(const int* __restrict__ slot, const int* __restrict__ pos, int64_t t0, int rows, int* last) {
+  int sl = slot[t0], lp = pos[t0];
+  for (int r = 1; r < rows; r++) {
+    if (slot[t0 + r] != sl) sl = -1;
+    lp = pos[t0 + r] > lp ? pos[t0 + r] : lp;
+  }
+  *last = lp;
+  return sl;
+}
+
 // out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..), pos[T], slot[T].
 // Block: tokens t0..t0+kTileRows−1 (warp w: t0 + w) and head blockIdx.y; nk keys per tile (attention_tile(hd)).
 // grid (ceil(T / kTileRows), n_head), block kTileThreads
@@ -79,15 +90,7 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
   const int64_t t = t0 + w;
   const int rows = int(T - t0 < kTileRows ? T - t0 : kTileRows);  // the block's tokens
   const int64_t qs = int64_t(n_head) * hd;
-  if (threadIdx.x == 0) {
-    int sl = slot[t0], last = pos[t0];
-    for (int r = 1; r < rows; r++) {
-      if (slot[t0 + r] != sl) sl = -1;
-      last = pos[t0 + r] > last ? pos[t0 + r] : last;
-    }
-    block_slot = sl;
-    block_last = last;
-  }
+  if (threadIdx.x == 0) block_slot = slot_of_rows(slot, pos, t0, rows, &block_last);
   __syncthreads();
   if (block_slot < 0) {  // block-uniform: tokens of several sequences, each warp on its own
     if (t < T) {
@@ -135,15 +138,7 @@ __global__ void __launch_bounds__(tc::kThreads) attention_forward_tc_kernel(floa
   const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int rows = int(T - t0 < tc::kRows ? T - t0 : tc::kRows);  // the block's tokens
   const int64_t qs = int64_t(n_head) * hd;
-  if (threadIdx.x == 0) {
-    int sl = slot[t0], last = pos[t0];
-    for (int r = 1; r < rows; r++) {
-      if (slot[t0 + r] != sl) sl = -1;
-      last = pos[t0 + r] > last ? pos[t0 + r] : last;
-    }
-    block_slot = sl;
-    block_last = last;
-  }
+  if (threadIdx.x == 0) block_slot = slot_of_rows(slot, pos, t0, rows, &block_last);
   __syncthreads();
   if (block_slot < 0) {  // block-uniform: tokens of several sequences, each warp on its 16 in turn (fp32)
     for (int i = 0; i < 16; i++) {

@@ -90,11 +90,7 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __rest
   float* s = sw[w];
   float* dp = gw[w];
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    const int n = imin(kTile, last + 1 - j0);
-    __syncthreads();
-    stage_rows(kt, ld, kb + int64_t(j0) * ks, ks, kTile, n, hd);
-    stage_rows(vt, ld, vb + int64_t(j0) * ks, ks, kTile, n, hd);
-    __syncthreads();
+    stage_key_tile<KF>(kv, kb, vb, ks, j0, last);
     if (!active || j0 > tw + 15) continue;
     rows_by_tile<KF>(s, qa, kt, ld);
     rows_by_tile<KF>(dp, ga, vt, ld);

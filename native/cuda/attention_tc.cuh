@@ -119,6 +119,18 @@ __device__ inline void store_warp_rows(float* dst, int64_t stride, int valid, co
 #endif
 
 #ifdef TAILOR_ATTENTION_TC
+// keys j0.. of kb (and of vb when not null; row stride ks, up to key `last`) as bf16 tiles kv[0] and kv[kTile·ld],
+// between two barriers: every warp is done with the previous tiles before, and sees these after
+template <int KF>
+__device__ inline void stage_key_tile(uint16_t* kv, const float* __restrict__ kb, const float* __restrict__ vb, int64_t ks, int j0, int last) {
+  constexpr int hd = KF * 16, ld = hd + 8;
+  const int n = imin(kTile, last + 1 - j0);
+  __syncthreads();
+  stage_rows(kv, ld, kb + int64_t(j0) * ks, ks, kTile, n, hd);
+  if (vb) stage_rows(kv + kTile * ld, ld, vb + int64_t(j0) * ks, ks, kTile, n, hd);
+  __syncthreads();
+}
+
 // The forward of the block's query rows over keys 0..last of kb/vb (row stride ks, kv-head columns already
 // offset), in two passes: the first gives each row's lse = log Σ_j exp(s_j) (s = q·k·scale), the second
 // acc = Σ_j exp(s_j − lse)·v_j with p rounded to bf16, so the accumulators never need rescaling. `lim` is the
@@ -136,10 +148,7 @@ __device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], ui
   // pass 1: this lane's running max m and Σ exp(s − m) over its half row
   float m = -INFINITY, l = 0.f;
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    const int n = imin(kTile, last + 1 - j0);
-    __syncthreads();  // every warp is done with the previous tile
-    stage_rows(kt, ld, kb + int64_t(j0) * ks, ks, kTile, n, hd);
-    __syncthreads();
+    stage_key_tile<KF>(kv, kb, nullptr, ks, j0, last);
     if (j0 > warp_lim) continue;  // warp-uniform: no key of this tile is visible from the warp's rows
     rows_by_tile<KF>(s, qa, kt, ld);
     __syncwarp();
@@ -165,11 +174,7 @@ __device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], ui
 #pragma unroll
   for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    const int n = imin(kTile, last + 1 - j0);
-    __syncthreads();
-    stage_rows(kt, ld, kb + int64_t(j0) * ks, ks, kTile, n, hd);
-    stage_rows(vt, ld, vb + int64_t(j0) * ks, ks, kTile, n, hd);
-    __syncthreads();
+    stage_key_tile<KF>(kv, kb, vb, ks, j0, last);
     if (j0 > warp_lim) continue;
     rows_by_tile<KF>(s, qa, kt, ld);
     __syncwarp();
