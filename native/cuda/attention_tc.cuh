@@ -83,7 +83,7 @@ __device__ inline void block_by_tile(FragC (&acc)[KF], const uint16_t* p, const 
   }
 }
 
-// the block's kRows rows of a head (rows r0.. of src, `valid` of them) as the warps' a fragments, staged
+// the block's kRows rows of a head (from src's first, `valid` of them; zeros after) as the warps' a fragments, staged
 // through `stage` ([kRows][ld] bf16); ends with a barrier, so `stage` may be reused at once
 template <int KF>
 __device__ inline void load_block_rows(FragA (&a)[KF], uint16_t* stage, int ld, const float* __restrict__ src, int64_t stride, int valid) {
@@ -116,9 +116,6 @@ __device__ inline void store_warp_rows(float* dst, int64_t stride, int valid, co
   }
 }
 
-#endif
-
-#ifdef TAILOR_ATTENTION_TC
 // keys j0.. of kb (and of vb when not null; row stride ks, up to key `last`) as bf16 tiles kv[0] and kv[kTile·ld],
 // between two barriers: every warp is done with the previous tiles before, and sees these after
 template <int KF>
