@@ -25,8 +25,9 @@ export interface LoadOptions {
   backend?: BackendRequest;
   /**
    * how a CUDA backend stores the weights (default 'f32'): 'bf16' halves their device memory and runs the matrix
-   * products on tensor cores (sm_80+); norm vectors, LoRA parameters and optimizer state stay fp32. The CPU
-   * backend always computes in fp32 (the choice is then noted in `info.backendNote`)
+   * products on tensor cores (sm_80+), and attention too where head_dim is a multiple of 16 up to 128 (training,
+   * and prompts of 32 tokens or more); norm vectors, activations, LoRA parameters and optimizer state stay fp32.
+   * The CPU backend always computes in fp32 (the choice is then noted in `info.backendNote`)
    */
   weights?: 'f32' | 'bf16';
   /**
