@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { EngineError, Model, engineInfo } from '../electron/core/engine/engine.js';
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
@@ -26,6 +27,11 @@ const HF = shared('models', 'stories260K-hf');
 // already and which take minutes of CPU, are skipped there, visibly, so that a lent GPU's minutes go to the GPU
 const ON_EMULATOR = process.env.TAILOR_TEST_GPU === '1' ? 'emulator rows: run by npm test; skipped under npm run test:gpu to keep the device time for the device' : false;
 const TEXT = path.join(REPO_ROOT, 'resources', 'data', 'tinystories-validation-head.txt');
+// every kernel the two emulator runs below launch, with its block size (the emulator's CUEMU_LAUNCH_LOG), for
+// the resources test after them; ptxas's account of the same kernels is filed by the build (test/ptxas-log.sh)
+const LAUNCH_LOG = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-launches-')), 'launches.txt');
+process.on('exit', () => fs.rmSync(path.dirname(LAUNCH_LOG), { recursive: true, force: true }));
+const RESOURCES = path.join(REPO_ROOT, 'native', 'build', 'cuda-resources');
 
 function tailor(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -230,7 +236,7 @@ for (const cc of ['80', '75']) {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
       timeout: 300_000,
-      env: { ...process.env, TAILOR_CUEMU_CC: cc, TAILOR_CUBLASLT: cc === '80' ? '1' : '0' },
+      env: { ...process.env, TAILOR_CUEMU_CC: cc, TAILOR_CUBLASLT: cc === '80' ? '1' : '0', CUEMU_LAUNCH_LOG: LAUNCH_LOG },
     });
     const out = (r.stdout ?? '') + (r.stderr ?? '');
     for (const l of out.trimEnd().split('\n')) t.diagnostic(l);
@@ -298,6 +304,73 @@ for (const cc of ['80', '75']) {
     }
   });
 }
+
+// What the emulator cannot see: each kernel's registers and static shared memory against the hardware's per-block
+// limits, for every architecture built. The build files ptxas's account of every kernel (nvcc --resource-usage,
+// native/build/cuda-resources/); the emulator runs above logged the block size of every launch. A block whose warps
+// need more than the 65,536 registers an SM gives one block (registers go to a warp in units of 256), or more than
+// 48 KiB of static shared memory, is refused on a GPU ("too many resources requested for launch"): here it fails,
+// before a GPU's minutes are spent on it. Every compiled kernel must also have been launched (none unchecked).
+test("every CUDA kernel fits the hardware's per-block limits at every architecture built (ptxas's registers and shared memory, the emulator's block sizes)", (t) => {
+  if (ON_EMULATOR) return t.skip(ON_EMULATOR);
+  if (!fs.existsSync(RESOURCES)) return t.skip(`no ${RESOURCES}: the engine was built without CUDA (nvcc)`);
+  assert.ok(fs.existsSync(LAUNCH_LOG), 'the emulator runs above logged their launches');
+  const threads = new Map<string, number>(); // kernel → the largest block it is launched with
+  for (const l of fs.readFileSync(LAUNCH_LOG, 'utf8').trim().split('\n')) {
+    const m = /^(.*) (\d+)$/.exec(l);
+    assert.ok(m, `launch log line: ${l}`);
+    const name = m[1].replace(/[()]/g, '').replace(/<.*$/, '').trim();
+    threads.set(name, Math.max(threads.get(name) ?? 0, Number(m[2])));
+  }
+  // ptxas: "Compiling entry function 'MANGLED' for 'sm_XX'", then its spills and "Used N registers, … M bytes smem"
+  const usage: { arch: string; mangled: string; regs: number; smem: number; spills: number }[] = [];
+  for (const f of fs.readdirSync(RESOURCES).filter((x) => x.endsWith('.txt'))) {
+    for (const l of fs.readFileSync(path.join(RESOURCES, f), 'utf8').split('\n')) {
+      const e = /Compiling entry function '([^']+)' for 'sm_(\d+)'/.exec(l);
+      if (e) usage.push({ arch: e[2], mangled: e[1], regs: NaN, smem: 0, spills: 0 });
+      const cur = usage.at(-1);
+      if (!cur) continue;
+      const sp = /(\d+) bytes spill stores/.exec(l);
+      if (sp) cur.spills = Number(sp[1]);
+      const u = /Used (\d+) registers/.exec(l);
+      if (u) cur.regs = Number(u[1]);
+      const sm = /(\d+) bytes smem/.exec(l);
+      if (u && sm) cur.smem = Number(sm[1]);
+    }
+  }
+  const archs = new Set(usage.map((u) => u.arch));
+  for (const a of (engineInfo().cuda.architectures ?? '').split(',').filter(Boolean)) assert.ok(archs.has(a.trim()), `ptxas's account for sm_${a}`);
+  // the kernel's own name: "void tailor::cuda::(anonymous namespace)::gemm_tiled_kernel<float, float>(float*, …)" → gemm_tiled_kernel
+  const demangled = spawnSync('c++filt', { input: usage.map((u) => u.mangled).join('\n'), encoding: 'utf8' }).stdout.split('\n');
+  const nameOf = (i: number): string => {
+    const m = /([A-Za-z_]\w*)(<[^()]*>)?\(/.exec((demangled[i] || usage[i].mangled).replace(/\(anonymous namespace\)::/g, ''));
+    return m ? m[1] : usage[i].mangled;
+  };
+  const REGS_PER_BLOCK = 65536, SMEM_STATIC = 48 * 1024;
+  const problems: string[] = [];
+  const unlaunched = new Set<string>();
+  const byName = new Map<string, { regs: number; smem: number; spills: number }>();
+  usage.forEach((u, i) => {
+    const name = nameOf(i);
+    assert.ok(Number.isFinite(u.regs), `ptxas gave no register count for ${u.mangled} (sm_${u.arch})`);
+    const e = byName.get(name) ?? { regs: 0, smem: 0, spills: 0 };
+    byName.set(name, { regs: Math.max(e.regs, u.regs), smem: Math.max(e.smem, u.smem), spills: Math.max(e.spills, u.spills) });
+    const n = threads.get(name);
+    if (n === undefined) return void unlaunched.add(name);
+    const regs = Math.ceil(n / 32) * Math.ceil((u.regs * 32) / 256) * 256;
+    if (regs > REGS_PER_BLOCK) problems.push(`${name} (sm_${u.arch}): ${u.regs} registers × ${n} threads = ${regs} > ${REGS_PER_BLOCK}`);
+    if (u.smem > SMEM_STATIC) problems.push(`${name} (sm_${u.arch}): ${u.smem} bytes of static shared memory > ${SMEM_STATIC}`);
+  });
+  for (const [name, e] of [...byName].sort()) {
+    const n = threads.get(name) ?? 0;
+    const share = n ? `${((100 * Math.ceil(n / 32) * Math.ceil((e.regs * 32) / 256) * 256) / REGS_PER_BLOCK).toFixed(0)} % of a block's registers` : 'not launched';
+    t.diagnostic(`${name.padEnd(32)} ${String(n || '-').padStart(4)} threads  ≤${String(e.regs).padStart(3)} regs (${share})  ${String(e.smem).padStart(5)} B smem  spills ≤${e.spills} B`);
+  }
+  t.diagnostic(`architectures: sm ${[...archs].sort().join(', ')}`);
+  assert.deepEqual(problems, [], problems.join('\n'));
+  assert.deepEqual([...unlaunched].sort(), [], 'kernels compiled but never launched by the emulator runs (unchecked)');
+  assert.ok(byName.size >= 30, `${byName.size} kernels found`);
+});
 
 test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines only)', async (t) => {
   const c = engineInfo().cuda;
