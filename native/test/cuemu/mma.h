@@ -1,9 +1,10 @@
 // mma.h — the emulator's stand-in for CUDA's WMMA API (see cuemu.h). A real fragment is spread over the
-// 32 lanes of a warp in an unspecified layout; here every lane holds the whole tile and computes it
-// (the layout is opaque to correct code, so the results are the same), and a store writes each element
-// from one lane (element i from lane i % 32), so that reading another lane's element without a barrier is
-// a race under ThreadSanitizer as it is on the GPU. Products of bf16/half inputs are
-// exact in fp32 and accumulate in fp32, as on the tensor cores (the order of the sums may differ).
+// 32 lanes of a warp in an unspecified layout; here an a or b fragment is held whole by every lane, and an
+// accumulator's element i belongs to lane i % 32 (the layout is opaque to correct code, so the results are
+// the same): mma_sync computes a lane's own elements and a store writes each element from its lane, so that
+// reading another lane's element without a barrier is a race under ThreadSanitizer as it is on the GPU.
+// Products of bf16/half inputs are exact in fp32 and accumulate in fp32, as on the tensor cores (the order
+// of the sums may differ).
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -70,18 +71,19 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
     for (int c = 0; c < N; c++)
       if ((r * N + c) % 32 == me) (layout == mem_col_major ? p[size_t(c) * ldm + r] : p[size_t(r) * ldm + c]) = f.x[r * N + c];
 }
-// d = a·b + c
+// d = a·b + c, for the elements this lane holds (i % 32 == lane, those store_matrix_sync writes from it): as
+// on the GPU, a lane has its share of the accumulator, so the warp computes the tile once, not 32 times; the
+// other elements of d are left as they were (no correct code reads them)
 template <int M, int N, int K, typename TA, typename LA, typename TB, typename LB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
               const fragment<matrix_b, M, N, K, TB, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
-  float out[M * N];
-  for (int m = 0; m < M; m++)
-    for (int n = 0; n < N; n++) {
-      float s = c.x[m * N + n];
-      for (int k = 0; k < K; k++) s += a.x[m * K + k] * b.x[k * N + n];
-      out[m * N + n] = s;
-    }
-  for (int i = 0; i < M * N; i++) d.x[i] = out[i];
+  const int me = cuemu::lane();
+  for (int i = me; i < M * N; i += 32) {
+    const int m = i / N, n = i % N;
+    float s = c.x[i];
+    for (int k = 0; k < K; k++) s += a.x[m * K + k] * b.x[k * N + n];
+    d.x[i] = s;
+  }
 }
 
 }  // namespace wmma
