@@ -276,6 +276,9 @@ for (const cc of ['80', '75']) {
         for (const ref of ['vs fp32', 'vs bf16 model']) assert.match(out, new RegExp(`^attention_forward_tc\\s+\\w+ \\d+/\\d+ hd=${hd} .* ${ref}\\s.* ok$`, 'm'), `attention_forward_tc hd=${hd} ${ref}`);
       }
     }
+    // every attention op checks its sizes before it launches (the tensor-core ones where they are usable)
+    const argOps = ['attention_forward', 'attention_forward_train', 'attention_backward', ...(cc === '75' ? [] : ['attention_forward_tc', 'attention_forward_train_tc', 'attention_backward_tc'])];
+    for (const op of argOps) assert.match(out, new RegExp(`^${op}\\s+bad sizes: E_ARG, E_UNSUPPORTED, or nothing\\s.* ok$`, 'm'), `${op} argument checks`);
     // every training op has rows, and the whole-model rows ran (inference, LoRA training, pruning, allocator)
     for (const op of ['rmsnorm_forward_train', 'rmsnorm_backward', 'rope_apply', 'attention_fwd_train', 'attention_backward', 'swiglu_backward',
       'embedding_backward', 'lora_dropout', 'sum_squares', 'adamw_step']) {

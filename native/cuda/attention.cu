@@ -180,24 +180,16 @@ struct ForwardTc {
 
 void attention_forward_tc(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                           int hd) {
-  if (T == 0 || n_head == 0) return;
-  if (!attention_tc_usable(hd))
-    fail(ErrorCode::UNSUPPORTED, "attention_forward (tensor cores): needs sm_80+ and a head_dim that is a multiple of 16 up to 128 (head_dim " +
-                                     std::to_string(hd) + ")");
-  if (n_kv <= 0 || n_head % n_kv != 0) fail(ErrorCode::ARG, "attention_forward: n_head must be a multiple of n_kv");
+  if (!attention_args("attention_forward (tensor cores)", 1, T, n_head, n_kv, hd, attention_tc_usable(hd), tc::kNeeds, tc::kRows)) return;
   const int64_t blocks = (T + tc::kRows - 1) / tc::kRows;
-  if (blocks > 2147483647 || n_head > 65535) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens or heads in one call");
   tc::by_head_dim<ForwardTc>(hd, dim3(unsigned(blocks), unsigned(n_head)), out, q, kv, pos, slot, T, n_head, n_kv, 1.f / sqrtf(float(hd)));
   check_launch("attention_forward (tensor cores)");
 }
 
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                        int hd) {
-  if (T == 0 || n_head == 0) return;
-  if (hd > 32 * kMaxPerLane) fail(ErrorCode::UNSUPPORTED, "CUDA attention supports head_dim up to 256 (got " + std::to_string(hd) + ")");
-  if (n_kv <= 0 || n_head % n_kv != 0) fail(ErrorCode::ARG, "attention_forward: n_head must be a multiple of n_kv");
+  if (!attention_args("attention_forward", 1, T, n_head, n_kv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
   const int64_t blocks = (T + kTileRows - 1) / kTileRows;
-  if (blocks > 2147483647 || n_head > 65535) fail(ErrorCode::UNSUPPORTED, "attention_forward: too many tokens or heads in one call");
   TAILOR_LAUNCH(attention_forward_kernel, dim3(unsigned(blocks), unsigned(n_head)), kTileThreads)(
       out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx, kv.kv_stride, attention_tile(hd), 1.f / sqrtf(float(hd)));
   check_launch("attention_forward");

@@ -22,6 +22,35 @@ namespace {
 
 using namespace tc;
 
+#ifdef TAILOR_ATTENTION_TC
+// Where a forward or dq block works (grid B*nh*ceil(Tn/kRows), block kThreads): head h of batch row b (key and
+// value group g); query rows t0..last; warp w's rows tw..tw+15 (active: it has some); lane `lane`'s row
+// t = tw + lane/2. Offsets: q_block of row t0's head h in q (and dout, out, dq), q_warp of row tw's, kv of row
+// b's token 0 in group g of k (and v); qs, ks: a token's stride in q and in k.
+struct QueryBlock {
+  int64_t bh, qs, ks, q_block, q_warp, kv;
+  int t0, last, w, lane, tw, t;
+  bool active;
+  __device__ QueryBlock(int Tn, int nh, int nkv, int hd) {
+    const int tiles = (Tn + kRows - 1) / kRows;
+    bh = blockIdx.x / tiles;
+    const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
+    t0 = int(blockIdx.x % tiles) * kRows;
+    last = imin(t0 + kRows, Tn) - 1;
+    w = threadIdx.x / 32;
+    lane = threadIdx.x % 32;
+    tw = t0 + 16 * w;
+    t = tw + lane / 2;
+    active = tw <= last;
+    qs = int64_t(nh) * hd;
+    ks = int64_t(nkv) * hd;
+    q_block = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd;
+    q_warp = q_block + 16 * w * qs;
+    kv = int64_t(b) * Tn * ks + int64_t(g) * hd;
+  }
+};
+#endif
+
 // out, lse: see attention_forward_train. grid B*nh*ceil(Tn/kRows), block kThreads
 template <int KF>
 __global__ void __launch_bounds__(kThreads) attention_tc_forward_kernel(float* __restrict__ out, float* __restrict__ lse,
@@ -32,23 +61,16 @@ __global__ void __launch_bounds__(kThreads) attention_tc_forward_kernel(float* _
   __shared__ __align__(32) uint16_t kv[2 * kTile * kLdMax];  // key tile [32][ld], value tile [32][ld]; first the queries [64][ld]
   __shared__ __align__(32) float sw[kWarps][16 * kLdF];      // each warp's scores [16][32]
   __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // each warp's p [16][32] in bf16
-  const int tiles = (Tn + kRows - 1) / kRows;
-  const int64_t bh = blockIdx.x / tiles;
-  const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
-  const int t0 = int(blockIdx.x % tiles) * kRows, last = imin(t0 + kRows, Tn) - 1;
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, tw = t0 + 16 * w;  // the warp's rows tw..tw+15
-  const int t = tw + lane / 2;                                                // this lane's row
-  const bool active = tw <= last;
-  const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  const float* kb = k + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  const float* vb = v + int64_t(b) * Tn * ks + int64_t(g) * hd;
+  const QueryBlock qb(Tn, nh, nkv, hd);
+  const int w = qb.w, t = qb.t, last = qb.last;
   FragA qa[KF];
-  load_block_rows<KF>(qa, kv, ld, q + (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd, qs, last + 1 - t0);
+  load_block_rows<KF>(qa, kv, ld, q + qb.q_block, qb.qs, last + 1 - qb.t0);
   FragC acc[KF];
-  const float lse_t = forward_rows<KF>(acc, qa, kv, sw[w], pw[w], kb, vb, ks, last, t <= last ? t : -1, active ? tw + 15 : -1, scale);
-  if (active && lane % 2 == 0 && t <= last) lse[bh * Tn + t] = lse_t;
-  if (!active) return;  // past the last barrier
-  store_warp_rows<KF>(out + (int64_t(b) * Tn + tw) * qs + int64_t(h) * hd, qs, last + 1 - tw, acc, sw[w], false);
+  const float lse_t = forward_rows<KF>(acc, qa, kv, sw[w], pw[w], k + qb.kv, v + qb.kv, qb.ks, last, t <= last ? t : -1, qb.active ? qb.tw + 15 : -1,
+                                       scale);
+  if (qb.active && qb.lane % 2 == 0 && t <= last) lse[qb.bh * Tn + t] = lse_t;
+  if (!qb.active) return;  // past the last barrier
+  store_warp_rows<KF>(out + qb.q_warp, qb.qs, last + 1 - qb.tw, acc, sw[w], false);
 #else
   __trap();  // never launched below sm_80: attention_tc_usable is false there
 #endif
@@ -69,29 +91,21 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __rest
   __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // ds in bf16
   uint16_t* kt = kv;
   uint16_t* vt = kv + kTile * ld;
-  const int tiles = (Tn + kRows - 1) / kRows;
-  const int64_t bh = blockIdx.x / tiles;
-  const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
-  const int t0 = int(blockIdx.x % tiles) * kRows, last = imin(t0 + kRows, Tn) - 1;
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, tw = t0 + 16 * w;
-  const int r = lane / 2, c0 = (lane % 2) * 16, t = tw + r;
-  const bool active = tw <= last;
-  const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
-  const float* kb = k + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  const float* vb = v + int64_t(b) * Tn * ks + int64_t(g) * hd;
-  const int64_t first = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd;
+  const QueryBlock qb(Tn, nh, nkv, hd);
+  const int w = qb.w, t = qb.t, last = qb.last;
+  const int r = qb.lane / 2, c0 = (qb.lane % 2) * 16;
   FragA qa[KF], ga[KF];
-  load_block_rows<KF>(qa, kv, ld, q + first, qs, last + 1 - t0);
-  load_block_rows<KF>(ga, kv, ld, dout + first, qs, last + 1 - t0);
-  const float L = t <= last ? lse[bh * Tn + t] : 0.f, Dt = t <= last ? D[bh * Tn + t] : 0.f;
+  load_block_rows<KF>(qa, kv, ld, q + qb.q_block, qb.qs, last + 1 - qb.t0);
+  load_block_rows<KF>(ga, kv, ld, dout + qb.q_block, qb.qs, last + 1 - qb.t0);
+  const float L = t <= last ? lse[qb.bh * Tn + t] : 0.f, Dt = t <= last ? D[qb.bh * Tn + t] : 0.f;
   FragC acc[KF];
 #pragma unroll
   for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
   float* s = sw[w];
   float* dp = gw[w];
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    stage_key_tile<KF>(kv, kb, vb, ks, j0, last);
-    if (!active || j0 > tw + 15) continue;
+    stage_key_tile<KF>(kv, k + qb.kv, v + qb.kv, qb.ks, j0, last);
+    if (!qb.active || j0 > qb.tw + 15) continue;
     rows_by_tile<KF>(s, qa, kt, ld);
     rows_by_tile<KF>(dp, ga, vt, ld);
     __syncwarp();
@@ -103,8 +117,8 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __rest
     __syncwarp();
     block_by_tile<KF>(acc, pw[w], kt, ld);
   }
-  if (!active) return;
-  store_warp_rows<KF>(dq + (int64_t(b) * Tn + tw) * qs + int64_t(h) * hd, qs, last + 1 - tw, acc, s, true);
+  if (!qb.active) return;
+  store_warp_rows<KF>(dq + qb.q_warp, qb.qs, last + 1 - qb.tw, acc, s, true);
 #else
   __trap();
 #endif
@@ -206,24 +220,12 @@ struct Dkv {
   }
 };
 
-// the checks both ops make (attention_shape's, plus the tensor cores' own); false when there is nothing to do
-bool tc_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
-  if (B < 0 || Tn < 0 || nh < 0 || hd < 0) fail(ErrorCode::ARG, std::string(what) + ": negative size");
-  if (B == 0 || Tn == 0 || nh == 0 || hd == 0) return false;
-  if (!attention_tc_usable(hd))
-    fail(ErrorCode::UNSUPPORTED, std::string(what) + ": needs sm_80+ and a head_dim that is a multiple of 16 up to 128 (head_dim " +
-                                     std::to_string(hd) + ", sm_" + std::to_string(compute_capability()) + ")");
-  if (nkv <= 0 || nh % nkv != 0) fail(ErrorCode::ARG, std::string(what) + ": n_head must be a multiple of n_kv");
-  rows_limit(int64_t(B) * nh * ((Tn + kRows - 1) / kRows), what);
-  return true;
-}
-
 }  // namespace
 
 bool attention_tc_usable(int hd) { return hd > 0 && hd % 16 == 0 && hd <= 16 * kMaxKF && compute_capability() >= 80; }
 
 void attention_forward_train_tc(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
-  if (!tc_shape("attention_forward_train (tensor cores)", B, Tn, nh, nkv, hd)) return;
+  if (!attention_args("attention_forward_train (tensor cores)", B, Tn, nh, nkv, hd, attention_tc_usable(hd), kNeeds, kRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const unsigned blocks = unsigned(int64_t(B) * nh * ((Tn + kRows - 1) / kRows));
   by_head_dim<Forward>(hd, blocks, out, lse, q, k, v, Tn, nh, nkv, scale);
@@ -232,23 +234,16 @@ void attention_forward_train_tc(float* out, float* lse, const float* q, const fl
 
 void attention_backward_tc(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
                            const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch) {
-  if (!tc_shape("attention_backward (tensor cores)", B, Tn, nh, nkv, hd)) return;
+  if (!attention_args("attention_backward (tensor cores)", B, Tn, nh, nkv, hd, attention_tc_usable(hd), kNeeds, kRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const int64_t rows = int64_t(B) * nh * Tn, tiles = (Tn + kRows - 1) / kRows;
-  float* D = scratch;
-  float* owned = nullptr;
-  if (!D) D = owned = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
-  try {
-    attention_backward_d(D, dout, out, B, Tn, nh, hd);
-    by_head_dim<Dq>(hd, unsigned(int64_t(B) * nh * tiles), dq, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
-    check_launch("attention_backward (tensor cores, dq)");
-    by_head_dim<Dkv>(hd, unsigned(int64_t(B) * nkv * tiles), dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
-    check_launch("attention_backward (tensor cores, dk, dv)");
-  } catch (...) {
-    device_free(owned);
-    throw;
-  }
-  device_free(owned);
+  const CallScratch d_rows(scratch, rows);
+  float* D = d_rows.get();
+  attention_backward_d(D, dout, out, B, Tn, nh, hd);
+  by_head_dim<Dq>(hd, unsigned(int64_t(B) * nh * tiles), dq, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
+  check_launch("attention_backward (tensor cores, dq)");
+  by_head_dim<Dkv>(hd, unsigned(int64_t(B) * nkv * tiles), dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
+  check_launch("attention_backward (tensor cores, dk, dv)");
 }
 
 }  // namespace cuda

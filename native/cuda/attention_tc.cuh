@@ -20,6 +20,7 @@ namespace tc {
 constexpr int kWarps = 4, kThreads = 32 * kWarps;  // a block: 4 warps of 16 rows
 constexpr int kRows = 16 * kWarps;                   // 64 rows per block
 constexpr int kMaxKF = 8;                            // hd/16 up to 8 (head_dim 128)
+constexpr const char* kNeeds = "sm_80+ and a head_dim that is a multiple of 16 up to 128";  // attention_tc_usable, in words
 
 // the tensor-core code exists where it can run: device code for sm_80+ (the CPU emulator is that); the
 // kernels' bodies elsewhere are a trap, which the host never launches (attention_tc_usable is false)

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "errors.h"
+#include "kernels.h"
 
 namespace tailor {
 namespace cuda {
@@ -41,6 +42,35 @@ inline unsigned flat_blocks(int64_t n) { return unsigned(std::min<int64_t>(65535
 // one block per row: gridDim.x holds at most 2^31 - 1 of them
 inline void rows_limit(int64_t rows, const char* what) {
   if (rows > 2147483647) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many rows in one call");
+}
+
+// n floats of device scratch for one call: the caller's buffer when it gave one (the backend's cache), else an
+// allocation freed with this object, also when the call throws
+class CallScratch {
+ public:
+  CallScratch(float* given, int64_t n) : p_(given ? given : owned_ = static_cast<float*>(device_malloc(sizeof(float) * size_t(n)))) {}
+  CallScratch(const CallScratch&) = delete;
+  CallScratch& operator=(const CallScratch&) = delete;
+  ~CallScratch() { device_free(owned_); }
+  float* get() const { return p_; }
+
+ private:
+  float* owned_ = nullptr;
+  float* p_;
+};
+
+// The checks every attention op makes before it launches (the fp32 and tensor-core ones, training and KV cache):
+// a negative size is E_ARG, a zero one means nothing to do (false); hd_ok is the kernel's own head_dim limit,
+// which `needs` words (E_UNSUPPORTED); n_head a multiple of n_kv (E_ARG); and the grid holds the op's
+// B·n_head·⌈T/rows⌉ blocks (B = 1 over a KV cache, whose grid is ⌈T/rows⌉ × n_head).
+inline bool attention_args(const char* what, int64_t B, int64_t T, int nh, int nkv, int hd, bool hd_ok, const char* needs, int rows) {
+  if (B < 0 || T < 0 || nh < 0 || nkv < 0 || hd < 0) fail(ErrorCode::ARG, std::string(what) + ": negative size");
+  if (B == 0 || T == 0 || nh == 0 || hd == 0) return false;
+  if (!hd_ok) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": needs " + needs + " (head_dim " + std::to_string(hd) + ")");
+  if (nkv == 0 || nh % nkv != 0) fail(ErrorCode::ARG, std::string(what) + ": n_head must be a multiple of n_kv");
+  if (nh > 65535 || B * nh * ((T + rows - 1) / rows) > 2147483647)
+    fail(ErrorCode::UNSUPPORTED, std::string(what) + ": too many tokens or heads in one call");
+  return true;
 }
 
 template <typename T>

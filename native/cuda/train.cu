@@ -295,16 +295,6 @@ __global__ void adamw_kernel(float* __restrict__ p, const float* __restrict__ gr
   }
 }
 
-// the shapes both attention ops accept; false when there is nothing to do
-bool attention_shape(const char* what, int B, int Tn, int nh, int nkv, int hd) {
-  if (B < 0 || Tn < 0 || nh < 0 || hd < 0) fail(ErrorCode::ARG, std::string(what) + ": negative size");
-  if (B == 0 || Tn == 0 || nh == 0 || hd == 0) return false;
-  if (hd > 32 * kMaxPerLane) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": head_dim up to 256 (got " + std::to_string(hd) + ")");
-  if (nkv <= 0 || nh % nkv != 0) fail(ErrorCode::ARG, std::string(what) + ": n_head must be a multiple of n_kv");
-  rows_limit(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows), what);  // the most blocks a launch has
-  return true;
-}
-
 }  // namespace
 
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N, int64_t D) {
@@ -318,7 +308,7 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 }
 
 void attention_forward_train(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
-  if (!attention_shape("attention_forward_train", B, Tn, nh, nkv, hd)) return;
+  if (!attention_args("attention_forward_train", B, Tn, nh, nkv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const unsigned blocks = unsigned(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows));
   TAILOR_LAUNCH(attention_forward_train_kernel, blocks, kTileThreads)(out, lse, q, k, v, Tn, nh, nkv, hd, attention_tile(hd), scale);
@@ -338,27 +328,20 @@ void attention_backward_d(float* D, const float* dout, const float* out, int B, 
 // recomputing it from lse would be a second pass over every key (q·k and dout·v again) before the dq pass
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
                         const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch) {
-  if (!attention_shape("attention_backward", B, Tn, nh, nkv, hd)) return;
+  if (!attention_args("attention_backward", B, Tn, nh, nkv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const int nk = attention_tile(hd);
   const int64_t rows = int64_t(B) * nh * Tn, tiles = (Tn + kTileRows - 1) / kTileRows;
   // D[B, nh, Tn]: the caller's scratch (the backend's cache), else one allocation for this call
-  float* D = scratch;
-  float* owned = nullptr;
-  if (!D) D = owned = static_cast<float*>(device_malloc(sizeof(float) * size_t(rows)));
-  try {
-    attention_backward_d(D, dout, out, B, Tn, nh, hd);
-    TAILOR_LAUNCH(attention_backward_dq_kernel, unsigned(int64_t(B) * nh * tiles), kTileThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, hd, nk,
-                                                                                               scale);
-    check_launch("attention_backward (dq)");
-    TAILOR_LAUNCH(attention_backward_dkv_kernel, unsigned(int64_t(B) * nkv * tiles), kTileThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv,
-                                                                                                 hd, nk, scale);
-    check_launch("attention_backward (dk, dv)");
-  } catch (...) {
-    device_free(owned);
-    throw;
-  }
-  device_free(owned);
+  const CallScratch d_rows(scratch, rows);
+  float* D = d_rows.get();
+  attention_backward_d(D, dout, out, B, Tn, nh, hd);
+  TAILOR_LAUNCH(attention_backward_dq_kernel, unsigned(int64_t(B) * nh * tiles), kTileThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, hd, nk,
+                                                                                             scale);
+  check_launch("attention_backward (dq)");
+  TAILOR_LAUNCH(attention_backward_dkv_kernel, unsigned(int64_t(B) * nkv * tiles), kTileThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv,
+                                                                                               hd, nk, scale);
+  check_launch("attention_backward (dk, dv)");
 }
 
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) {

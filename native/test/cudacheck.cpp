@@ -346,6 +346,63 @@ void check_attention_tc(Backend& cpu) {
   }
 }
 
+// every attention op refuses bad sizes before it launches, with the error's code: null pointers throughout,
+// so a launch would fault; a size of 0 is nothing to do (no error, no launch)
+void check_attention_args() {
+  const bool tc = cu::attention_tc_usable(64);
+  KvView kv{nullptr, nullptr, 64, 4 * 64};
+  using Op = std::function<void(int64_t B, int64_t T, int nh, int nkv, int hd)>;
+  struct Entry { const char* name; bool tc; Op op; };
+  const Entry ops[] = {
+      {"attention_forward", false, [&](int64_t, int64_t T, int nh, int nkv, int hd) { cu::attention_forward(nullptr, nullptr, kv, nullptr, nullptr, T, nh, nkv, hd); }},
+      {"attention_forward_tc", true,
+       [&](int64_t, int64_t T, int nh, int nkv, int hd) { cu::attention_forward_tc(nullptr, nullptr, kv, nullptr, nullptr, T, nh, nkv, hd); }},
+      {"attention_forward_train", false,
+       [](int64_t B, int64_t T, int nh, int nkv, int hd) { cu::attention_forward_train(nullptr, nullptr, nullptr, nullptr, nullptr, int(B), int(T), nh, nkv, hd); }},
+      {"attention_backward", false,
+       [](int64_t B, int64_t T, int nh, int nkv, int hd) {
+         cu::attention_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, int(B), int(T), nh, nkv, hd);
+       }},
+      {"attention_forward_train_tc", true,
+       [](int64_t B, int64_t T, int nh, int nkv, int hd) { cu::attention_forward_train_tc(nullptr, nullptr, nullptr, nullptr, nullptr, int(B), int(T), nh, nkv, hd); }},
+      {"attention_backward_tc", true,
+       [](int64_t B, int64_t T, int nh, int nkv, int hd) {
+         cu::attention_backward_tc(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, int(B), int(T), nh, nkv, hd);
+       }},
+  };
+  struct Bad { const char* what; int64_t B, T; int nh, nkv, hd; bool tc_only; const char* code; };
+  const Bad bads[] = {
+      {"no tokens (nothing to do)", 2, 0, 8, 2, 64, false, ""},
+      {"no heads (nothing to do)", 2, 5, 0, 2, 64, false, ""},
+      {"negative tokens", 2, -1, 8, 2, 64, false, "E_ARG"},
+      {"n_head 6 over n_kv 4", 2, 5, 6, 4, 64, false, "E_ARG"},
+      {"n_kv 0", 2, 5, 8, 0, 64, false, "E_ARG"},
+      {"head_dim 264", 2, 5, 8, 2, 264, false, "E_UNSUPPORTED"},
+      {"head_dim 40 (tensor cores: x16)", 2, 5, 8, 2, 40, true, "E_UNSUPPORTED"},
+      {"head_dim 144 (tensor cores: <=128)", 2, 5, 8, 2, 144, true, "E_UNSUPPORTED"},
+      {"70000 heads", 1, 5, 70000, 70000, 64, false, "E_UNSUPPORTED"},
+  };
+  for (const Entry& e : ops) {
+    if (e.tc && !tc) continue;  // (below sm_80 every call is E_UNSUPPORTED: the "usable below sm_80" row)
+    int wrong = 0;
+    std::string first;
+    for (const Bad& b : bads) {
+      if (b.tc_only && !e.tc) continue;
+      std::string got;
+      try {
+        e.op(b.B, b.T, b.nh, b.nkv, b.hd);
+      } catch (const EngineError& err) {
+        got = error_code_name(err.code());
+      }
+      if (got != b.code) {
+        if (!wrong++) first = std::string("  (") + b.what + ": " + (got.empty() ? "no error" : got) + ", expected " + (*b.code ? b.code : "no error") + ")";
+      }
+    }
+    row(e.name, "bad sizes: E_ARG, E_UNSUPPORTED, or nothing", wrong, 0, wrong == 0, first);
+  }
+  cu::device_synchronize();  // nothing was launched: a launch on null pointers would fault here
+}
+
 void check_pointwise(Backend& cpu) {
   const int64_t n = 64 * 1000 + 3;
   auto g = randf(size_t(n), 3.f), u = randf(size_t(n));
@@ -493,6 +550,7 @@ int main(int argc, char** argv) {
     check_rope(*cpu);
     check_attention(*cpu);
     check_attention_tc(*cpu);
+    check_attention_args();
     check_pointwise(*cpu);
     check_losses(*cpu);
     check_training_ops(*cpu, *make_cuda_backend(device));
