@@ -475,6 +475,8 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
     ['atomic', null],
     ['blocks', 'blocks_add_kernel<false>'], // two blocks adding into one word: right on the emulator, lost updates on a GPU
     ['blocks-atomic', null],
+    ['blocks-apart', 'blocks_apart_kernel<false>'], // blocks two apart adding into one word, neighbours never
+    ['blocks-apart-atomic', null],
   ];
   for (const [name, kernel] of demos) {
     const r = run('tailor_cuemu_selftest', ['--race', name]);
@@ -484,6 +486,7 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
       // both threads named by their CUDA indices (for the blocks race: one thread of each block)
       assert.match(r.out, /Thread T\d+ 'd\.kernel block \(0,0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
       if (name === 'blocks') assert.match(r.out, /Thread T\d+ 'd\.kernel block \(1,0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
+      if (name === 'blocks-apart') assert.match(r.out, /Thread T\d+ 'd\.kernel block \([246],0,0\) thread \(\d+,0,0\)'/, r.out.slice(-3000));
       assert.equal(r.status, 66, r.out.slice(-2000));
     } else {
       assert.equal(r.out.includes('ThreadSanitizer'), false, `${name}: ${r.out.slice(0, 3000)}`);

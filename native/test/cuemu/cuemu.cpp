@@ -33,12 +33,11 @@
 // GPU. Warp shuffles exchange values but order no memory (CUDA documents no memory ordering for them).
 // Blocks are not ordered among themselves either, as on the GPU, so two blocks of one launch writing the
 // same global word without atomics is a report too (a `+=` that the emulator's one-block-at-a-time run
-// adds up correctly). For that, consecutive blocks run on two sets of fibers and stacks (block k and k + 1
-// never share one; k and k + 2 do, so only a pair of blocks two apart touching the same word, and no
-// block between them, goes unseen), and shared memory, which every block reuses at the same addresses,
-// is announced as freed and allocated again before each block, so that ThreadSanitizer forgets the
-// earlier blocks' accesses to it (its Java heap entry points are the ones that reset a range without
-// touching the memory; AnnotateNewMemory is a no-op in libtsan).
+// adds up correctly). For that, blocks run on four sets of fibers and stacks (block k and k + 1 never share
+// one, blocks further apart now and then: next_fiber_set), and shared memory, which every block reuses at
+// the same addresses, is announced as freed and allocated again before each block, so that ThreadSanitizer
+// forgets the earlier blocks' accesses to it (its Java heap entry points are the ones that reset a range
+// without touching the memory; AnnotateNewMemory is a no-op in libtsan).
 #if defined(CUEMU_TSAN)
 #include <link.h>
 #include <sanitizer/tsan_interface.h>
@@ -124,23 +123,33 @@ struct Block {
   // (TSan) the launch's: the host's work before the kernel ([0]), the kernel's before the host's next ([1])
   char launch_sync[2];
   uint64_t ordinal = 0;  // blocks run so far
+  int set = 0;           // the set of fibers and stacks the current block runs on (see next_fiber_set)
 };
+
+// Under ThreadSanitizer blocks run on kSets sets of fibers and stacks (see the top): two blocks on one set are
+// one TSan thread per CUDA thread index, so a race between them goes unseen. A block never takes its
+// predecessor's set, and otherwise a set drawn from a hash of its ordinal, so that no distance between blocks
+// always lands on one set: a race that repeats across a grid (blocks s apart for every b) shows in the pairs
+// that land on two sets. Elsewhere there is one set.
 #ifdef CUEMU_TSAN
-#endif
-// the block's set of fibers and stacks: alternating under ThreadSanitizer (see the top), else one
-int fiber_set(const Block& b) {
-#ifdef CUEMU_TSAN
-  return int(b.ordinal % 2);
+constexpr int kSets = 4;
 #else
-  return 0;
+constexpr int kSets = 1;
 #endif
+int next_fiber_set(uint64_t ordinal, int prev) {
+  if constexpr (kSets == 1) return 0;
+  uint64_t z = ordinal * 0x9E3779B97F4A7C15ull;  // splitmix64's finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return int((uint64_t(prev) + 1 + z % uint64_t(kSets - 1)) % uint64_t(kSets));
 }
 
 thread_local Block* cur = nullptr;
-thread_local std::vector<char*> stacks[2];  // [set][thread index], reused across launches on this host thread
+thread_local std::vector<char*> stacks[kSets];  // [set][thread index], reused across launches on this host thread
 #ifdef CUEMU_TSAN
 // TSan's fiber contexts, one per (set, thread index), reused likewise (creating one maps memory)
-thread_local std::vector<void*> tsan_fibers[2];
+thread_local std::vector<void*> tsan_fibers[kSets];
 void* tsan_fiber_at(int set, size_t i) {
   while (tsan_fibers[set].size() <= i) tsan_fibers[set].push_back(__tsan_create_fiber(0));
   return tsan_fibers[set][i];
@@ -259,7 +268,7 @@ void yield() {
 // a fresh fiber for thread i of the block (f.tid set) that starts in fiber_main, on the stack (and, under
 // ThreadSanitizer, the fiber context) of the block's set
 void start_fiber(Block& b, Fiber& f, int i) {
-  const int set = fiber_set(b);
+  const int set = b.set;
   char* const stack = stack_at(set, i);
 #ifdef CUEMU_TSAN
   f.tsan = tsan_fiber_at(set, size_t(i));
@@ -425,6 +434,7 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         if (b.n % 32) b.warp_lanes.back() = b.n % 32;
         b.sync = std::vector<char>(2 + 2 * size_t(nwarps), 0);  // (the old objects are freed, their clocks with them)
         b.ordinal++;
+        b.set = next_fiber_set(b.ordinal, b.set);
 #ifdef CUEMU_TSAN
         forget_shared_memory(smem);  // this block's shared memory
 #endif

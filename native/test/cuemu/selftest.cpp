@@ -122,19 +122,29 @@ __global__ void blocks_add_kernel(int* out) {
   else out[threadIdx.x] += 1;
 }
 
+// blocks two apart adding into the same words, neighbours never: block b into row b % 2 (8 blocks: 0, 2, 4, 6
+// share row 0, the odd ones row 1)
+template <bool kOrdered>
+__global__ void blocks_apart_kernel(int* out) {
+  int* w = out + (blockIdx.x % 2) * blockDim.x + threadIdx.x;
+  if (kOrdered) atomicAdd(w, 1);
+  else *w += 1;
+}
+
 int run_race_demo(const std::string& name) {
-  struct Demo { const char* name; void (*kernel)(int*); unsigned threads; };
+  struct Demo { const char* name; void (*kernel)(int*); unsigned threads; unsigned blocks = 2; };
   const Demo demos[] = {{"no-barrier", neighbour_kernel<false>, 64},  {"barrier", neighbour_kernel<true>, 64},
                         {"tile-reuse", tile_reuse_kernel<false>, 64}, {"tile-reuse-ordered", tile_reuse_kernel<true>, 64},
                         {"warp-shuffle", warp_pair_kernel<false>, 32}, {"warp-syncwarp", warp_pair_kernel<true>, 32},
                         {"global", global_word_kernel<false>, 64},    {"atomic", global_word_kernel<true>, 64},
-                        {"blocks", blocks_add_kernel<false>, 64},     {"blocks-atomic", blocks_add_kernel<true>, 64}};
+                        {"blocks", blocks_add_kernel<false>, 64},     {"blocks-atomic", blocks_add_kernel<true>, 64},
+                        {"blocks-apart", blocks_apart_kernel<false>, 64, 8}, {"blocks-apart-atomic", blocks_apart_kernel<true>, 64, 8}};
   for (const Demo& d : demos) {
     if (name != d.name) continue;
     int* out = nullptr;
     cudaMalloc(reinterpret_cast<void**>(&out), 128 * sizeof(int));
     cudaMemset(out, 0, 128 * sizeof(int));
-    TAILOR_LAUNCH(d.kernel, 2, d.threads)(out);
+    TAILOR_LAUNCH(d.kernel, d.blocks, d.threads)(out);
     std::vector<int> h(128);
     cudaMemcpy(h.data(), out, h.size() * sizeof(int), cudaMemcpyDeviceToHost);
     cudaFree(out);
