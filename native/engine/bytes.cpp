@@ -1,16 +1,112 @@
 // bytes.cpp — file mapping, UTF-8 validation and overflow-checked size arithmetic for the loaders.
 #include "bytes.h"
 
+#ifdef _WIN32
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
+#include <limits>
 
 namespace tailor {
 
-static int64_t mtime_ns(const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+#ifdef _WIN32
+// what the system said of the last call, in words
+static std::string last_error_text() {
+  const DWORD e = GetLastError();
+  char* msg = nullptr;
+  const DWORD n = FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, e, 0,
+                                 reinterpret_cast<char*>(&msg), 0, nullptr);
+  std::string s = n ? std::string(msg, n) : "error " + std::to_string(e);
+  if (msg) LocalFree(msg);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == '.')) s.pop_back();
+  return s;
+}
+
+// a UTF-8 path as Windows' UTF-16 (E_IO when it is not UTF-8)
+static std::wstring wide_path(const std::string& path) {
+  if (path.empty()) return std::wstring();
+  const int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), int(path.size()), nullptr, 0);
+  if (n <= 0) fail(ErrorCode::IO, "cannot open " + path + ": the path is not valid UTF-8");
+  std::wstring w(size_t(n), L'\0');
+  MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), int(path.size()), w.data(), n);
+  return w;
+}
+
+// size and last-write time (in ns since 1601) of an open file
+static bool file_stamp(HANDLE h, uint64_t* size, int64_t* mtime_ns) {
+  BY_HANDLE_FILE_INFORMATION info;
+  if (!GetFileInformationByHandle(h, &info)) return false;
+  *size = (uint64_t(info.nFileSizeHigh) << 32) | info.nFileSizeLow;
+  *mtime_ns = int64_t((uint64_t(info.ftLastWriteTime.dwHighDateTime) << 32) | info.ftLastWriteTime.dwLowDateTime) * 100;
+  return true;
+}
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  const std::wstring w = wide_path(path);
+  const DWORD attrs = GetFileAttributesW(w.c_str());
+  if (attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_DIRECTORY)) fail(ErrorCode::IO, path + " is a directory, expected a file");
+  HANDLE h = CreateFileW(w.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) fail(ErrorCode::IO, "cannot open " + path + ": " + last_error_text());
+  uint64_t size = 0;
+  if (!file_stamp(h, &size, &mtime_ns_)) {
+    const std::string e = last_error_text();
+    CloseHandle(h);
+    fail(ErrorCode::IO, "cannot stat " + path + ": " + e);
+  }
+  if (size > uint64_t(std::numeric_limits<size_t>::max())) {
+    CloseHandle(h);
+    fail(ErrorCode::IO, "cannot map " + path + ": too large for this process");
+  }
+  size_ = size_t(size);
+  if (size_ > 0) {
+    HANDLE m = CreateFileMappingW(h, nullptr, PAGE_READONLY, 0, 0, nullptr);
+    const void* v = m ? MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0) : nullptr;
+    if (!v) {
+      const std::string e = last_error_text();
+      if (m) CloseHandle(m);
+      CloseHandle(h);
+      fail(ErrorCode::IO, "cannot map " + path + ": " + e);
+    }
+    mapping_ = m;
+    data_ = static_cast<const uint8_t*>(v);
+  }
+  file_ = h;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) UnmapViewOfFile(data_);
+  if (mapping_) CloseHandle(static_cast<HANDLE>(mapping_));
+  if (file_) CloseHandle(static_cast<HANDLE>(file_));
+}
+
+void MappedFile::check_unchanged() const {
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  if (!file_stamp(static_cast<HANDLE>(file_), &size, &mtime)) fail(ErrorCode::IO, "cannot stat " + path_ + ": " + last_error_text());
+  if (size == size_ && mtime == mtime_ns_) return;
+  fail(ErrorCode::IO, path_ + " was changed on disk after the model was loaded from it (" +
+                          (size == size_ ? "written in place" : std::to_string(size_) + " bytes then, " + std::to_string(size) + " now") +
+                          "), and the model reads its weights from it again: load the model again");
+}
+
+#else
+
+static int64_t mtime_ns(const struct stat& st) {
+#ifdef __APPLE__
+  return int64_t(st.st_mtimespec.tv_sec) * 1000000000 + st.st_mtimespec.tv_nsec;
+#else
+  return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+#endif
+}
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -53,6 +149,27 @@ void MappedFile::check_unchanged() const {
                           "), and the model reads its weights from it again: load the model again");
 }
 
+#endif
+
+PathKind path_kind(const std::string& path) {
+#ifdef _WIN32
+  std::wstring w;
+  try {
+    w = wide_path(path);
+  } catch (const EngineError&) {
+    return PathKind::Missing;  // not UTF-8: no file has that name
+  }
+  const DWORD a = GetFileAttributesW(w.c_str());
+  if (a == INVALID_FILE_ATTRIBUTES) return PathKind::Missing;
+  if (a & FILE_ATTRIBUTE_DIRECTORY) return PathKind::Folder;
+  return (a & FILE_ATTRIBUTE_DEVICE) ? PathKind::Other : PathKind::File;
+#else
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return PathKind::Missing;
+  return S_ISDIR(st.st_mode) ? PathKind::Folder : S_ISREG(st.st_mode) ? PathKind::File : PathKind::Other;
+#endif
+}
+
 bool utf8_valid(const uint8_t* s, size_t n) {
   size_t i = 0;
   while (i < n) {
@@ -77,15 +194,13 @@ bool utf8_valid(const uint8_t* s, size_t n) {
 }
 
 uint64_t checked_mul(uint64_t a, uint64_t b, const char* what) {
-  uint64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) fail(ErrorCode::FORMAT, std::string(what) + ": size overflows 64 bits");
-  return r;
+  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) fail(ErrorCode::FORMAT, std::string(what) + ": size overflows 64 bits");
+  return a * b;
 }
 
 uint64_t checked_add(uint64_t a, uint64_t b, const char* what) {
-  uint64_t r;
-  if (__builtin_add_overflow(a, b, &r)) fail(ErrorCode::FORMAT, std::string(what) + ": size overflows 64 bits");
-  return r;
+  if (b > std::numeric_limits<uint64_t>::max() - a) fail(ErrorCode::FORMAT, std::string(what) + ": size overflows 64 bits");
+  return a + b;
 }
 
 }  // namespace tailor

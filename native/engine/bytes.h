@@ -10,7 +10,8 @@
 
 namespace tailor {
 
-// A whole file mapped read-only (mmap). Empty files map to size 0 with data == nullptr.
+// A whole file mapped read-only (mmap; on Windows CreateFileMapping, the path taken as UTF-8). Empty files map
+// to size 0 with data == nullptr.
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);
@@ -29,9 +30,19 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+#ifdef _WIN32
+  void* file_ = nullptr;     // HANDLE, kept open: check_unchanged() asks the mapped file, not whatever has the path now
+  void* mapping_ = nullptr;  // HANDLE of the file-mapping object behind data_
+#else
   int fd_ = -1;              // kept open: check_unchanged() asks the mapped file, not whatever has the path now
+#endif
   int64_t mtime_ns_ = 0;     // the modification time when mapped
 };
+
+// what a path (UTF-8) names: nothing, a regular file, a folder, or something else (stat; Windows: the
+// attributes of its UTF-16 form)
+enum class PathKind { Missing, File, Folder, Other };
+PathKind path_kind(const std::string& path);
 
 bool utf8_valid(const uint8_t* s, size_t n);
 

@@ -421,11 +421,21 @@ class CpuBackend final : public Backend {
   bool host_memory() const override { return true; }
   void* alloc(size_t bytes) override {
     size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+#ifdef _WIN32
+    void* p = _aligned_malloc(n, 64);  // (Windows' C runtime has no aligned_alloc)
+#else
     void* p = std::aligned_alloc(64, n);
+#endif
     if (!p) fail(ErrorCode::OOM, "out of memory: " + std::to_string(bytes) + " bytes of host memory");
     return p;
   }
-  void free(void* p) noexcept override { std::free(p); }
+  void free(void* p) noexcept override {
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    std::free(p);
+#endif
+  }
   void upload(void* dst, const void* src, size_t bytes) override {
     if (bytes) std::memcpy(dst, src, bytes);
   }

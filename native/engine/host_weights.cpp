@@ -16,7 +16,7 @@
 
 namespace tailor {
 
-static size_t page_size() {
+size_t host_page_size() {
 #ifdef _WIN32
   SYSTEM_INFO si;
   GetSystemInfo(&si);
@@ -28,7 +28,7 @@ static size_t page_size() {
 }
 
 void discard_pages(void* p, size_t bytes) {
-  const size_t ps = page_size();
+  const size_t ps = host_page_size();
   const uintptr_t b = (uintptr_t(p) + ps - 1) / ps * ps, e = (uintptr_t(p) + bytes) / ps * ps;
   if (e <= b) return;
 #ifdef _WIN32
@@ -44,7 +44,7 @@ int64_t host_resident_bytes(const Model& m) {
   return -1;
 #else
   if (m.arena.empty()) return 0;
-  const size_t ps = page_size();
+  const size_t ps = host_page_size();
   const uintptr_t b = uintptr_t(m.arena.data()) / ps * ps, e = uintptr_t(m.arena.data() + m.arena.size());
   const size_t pages = (e - b + ps - 1) / ps;
   std::vector<unsigned char> vec(pages);

@@ -91,6 +91,8 @@ void host_bind(Model& m, Backend& be);
 
 // Bytes of the arena now resident in host memory (mincore), or -1 where the system cannot say.
 int64_t host_resident_bytes(const Model& m);
+// the system's page size in bytes
+size_t host_page_size();
 
 // Hands the whole pages inside [p, p + bytes) back to the system (their contents are lost).
 void discard_pages(void* p, size_t bytes);

@@ -2,8 +2,6 @@
 // (config.json + model.safetensors, or shards listed in model.safetensors.index.json).
 #include "loader.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -271,10 +269,7 @@ static std::string read_text_file(const std::string& path) {
   return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
-static bool is_file(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
+static bool is_file(const std::string& p) { return path_kind(p) == PathKind::File; }
 
 std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
   auto m = std::make_unique<Model>();
@@ -324,15 +319,19 @@ std::unique_ptr<Model> load_hf(const std::string& dir, const LoadHooks* hooks) {
 // ---- detection -----------------------------------------------------------------------------------
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadHooks* hooks) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) fail(ErrorCode::IO, path + ": no such file or folder");
-  if (S_ISDIR(st.st_mode)) return load_hf(path, hooks);
+  const PathKind kind = path_kind(path);
+  if (kind == PathKind::Missing) fail(ErrorCode::IO, path + ": no such file or folder");
+  if (kind == PathKind::Folder) return load_hf(path, hooks);
   auto ends = [&](const char* suf) {
     size_t k = std::strlen(suf);
     return path.size() >= k && path.compare(path.size() - k, k, suf) == 0;
   };
   if (ends(".safetensors") || ends("config.json") || ends(".index.json")) {
+#ifdef _WIN32
+    size_t slash = path.find_last_of("/\\");
+#else
     size_t slash = path.find_last_of('/');
+#endif
     return load_hf(slash == std::string::npos ? "." : path.substr(0, slash), hooks);
   }
   {

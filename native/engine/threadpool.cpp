@@ -2,8 +2,18 @@
 #include "threadpool.h"
 
 #include <algorithm>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace tailor {
+
+// a spin-wait's pause (x86: PAUSE, which also lets the core's other hyper-thread run)
+static inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#endif
+}
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; i++) threads_.emplace_back([this, i] { worker(i); });
@@ -26,9 +36,7 @@ void ThreadPool::worker(int idx) {
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
       spins++;
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+      cpu_relax();
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lk(mu_);
@@ -65,9 +73,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   int64_t per = (n + chunks - 1) / chunks;
   fn(0, std::min(n, per), 0);
   while (pending_.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+    cpu_relax();
   }
 }
 

@@ -2,13 +2,17 @@
 // per file, so the tests can run the parsers under AddressSanitizer. Usage:
 //   tailor_probe load PATH...          → "OK <format> <params>" or "ERROR <E_CODE> <message>" per path
 //   tailor_probe score PATH ID,ID,...   → mean NLL and last-position argmax (a smoke check)
+//   tailor_probe golden PATH ID,ID,...  → JSON {mean_nll, argmax, last_logits} of the sequence, as the golden
+//       files hold them (the Windows build's check, test/windows.test.ts)
+//   tailor_probe generate PATH ID,ID,... N → the prompt and N greedy tokens through a KV-cache session
 //   tailor_probe hooks PATH [CANCEL_AFTER] → the load's hooks against their contract (LoadHooks): progress
 //       rises from 0 to the weight bytes; each tensor range is disjoint from the others and already holds its
 //       final values when reported; every nonzero weight lies in a reported range. With CANCEL_AFTER, the
 //       cancel flag is raised in the hook of that tensor: "ERROR E_CANCELLED" and nothing else reported.
 //   tailor_probe release PATH           → a load that hands its host pages back (LoadHooks::release) against a
 //       plain load: the arena's resident bytes (only pages shared by two tensors may stay), every tensor read
-//       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore.
+//       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore
+//       (resident=n/a where the system cannot count resident pages: Windows).
 //   tailor_probe reserve GIB            → a LLaMA-shaped arena of about GIB GiB sized plainly (the system's
 //       accounting: E_OOM when it cannot be met) and as a released load sizes it (an address range only),
 //       with the bytes resident after one tensor is written into the latter.
@@ -20,7 +24,10 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <shellapi.h>
+#endif
 
 #include "errors.h"
 #include "host_weights.h"
@@ -28,6 +35,15 @@
 #include "runtime.h"
 
 using namespace tailor;
+
+// "1,2,3" as ids
+static std::vector<int> parse_ids(const char* text) {
+  std::vector<int> ids;
+  std::stringstream ss(text);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) ids.push_back(std::stoi(tok));
+  return ids;
+}
 
 // every tensor of m as (kind, layer), the tied lm_head included
 static std::vector<std::pair<TensorKind, int>> all_tensors(const Model& m) {
@@ -88,7 +104,7 @@ static int release_check(const char* path) {
     auto m = load_model(path, &h);
     const auto tensors = all_tensors(*m);
     // pages shared by two tensors (or by a tensor and the arena's ends) may stay: two per tensor at most
-    const int64_t page = int64_t(::sysconf(_SC_PAGESIZE)), resident = host_resident_bytes(*m), bound = int64_t(2 * tensors.size() + 2) * page;
+    const int64_t page = int64_t(host_page_size()), resident = host_resident_bytes(*m), bound = int64_t(2 * tensors.size() + 2) * page;
     // (a released load's arena is an address range only: tailor_probe reserve)
     const bool released = m->host_released() && !ref->host_released() && m->arena.get_allocator().reserve_only &&
                           !ref->arena.get_allocator().reserve_only;
@@ -127,7 +143,7 @@ static int release_check(const char* path) {
     }
     auto v = [](bool ok) { return ok ? "ok" : "BAD"; };
     std::printf("RELEASE released=%s resident=%s read=%s held=%s merged=%s restored=%s (arena %zu bytes, resident %lld after the load, %lld after reading, bound %lld)\n",
-                v(released), v(resident >= 0 && resident <= bound && resident_after <= bound), v(read), v(held), v(merged), v(restored),
+                v(released), resident < 0 ? "n/a" : v(resident <= bound && resident_after <= bound), v(read), v(held), v(merged), v(restored),
                 m->arena.size() * sizeof(float), (long long)resident, (long long)resident_after, (long long)bound);
   } catch (const EngineError& e) {
     std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
@@ -136,9 +152,35 @@ static int release_check(const char* path) {
   return 0;
 }
 
+#ifdef _WIN32
+// Windows hands main() its arguments in the ANSI code page, which cannot hold every path; the engine takes
+// UTF-8 (as the addon passes Node's strings), so the probe reads its command line as UTF-16 and converts it
+static std::vector<std::string> utf8_arguments() {
+  int n = 0;
+  wchar_t** w = CommandLineToArgvW(GetCommandLineW(), &n);
+  std::vector<std::string> r;
+  for (int i = 0; w && i < n; i++) {
+    const int len = WideCharToMultiByte(CP_UTF8, 0, w[i], -1, nullptr, 0, nullptr, nullptr);
+    std::string a(size_t(len > 0 ? len - 1 : 0), '\0');
+    if (len > 1) WideCharToMultiByte(CP_UTF8, 0, w[i], -1, a.data(), len, nullptr, nullptr);
+    r.push_back(a);
+  }
+  LocalFree(w);
+  return r;
+}
+#endif
+
 int main(int argc, char** argv) {
+#ifdef _WIN32
+  std::vector<std::string> args = utf8_arguments();
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  arg_ptrs.push_back(nullptr);
+  argc = int(args.size());
+  argv = arg_ptrs.data();
+#endif
   if (argc < 3) {
-    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | hooks PATH [CANCEL_AFTER] | release PATH\n");
+    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | golden PATH IDS | generate PATH IDS N | hooks PATH [CANCEL_AFTER] | release PATH | reserve GIB\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -156,13 +198,48 @@ int main(int argc, char** argv) {
   if (cmd == "score" && argc == 4) {
     try {
       auto m = load_model(argv[2]);
-      std::vector<int> ids;
-      std::stringstream ss(argv[3]);
-      std::string tok;
-      while (std::getline(ss, tok, ',')) ids.push_back(std::stoi(tok));
+      const std::vector<int> ids = parse_ids(argv[3]);
       auto be = make_cpu_backend(BackendOptions{});
       auto r = score_sequences(*m, *be, {ids}, ScoreOptions{true}, CancelToken{}, nullptr);
       std::printf("mean_nll %.6f argmax_last %d\n", r[0].nll_sum / double(ids.size() - 1), r[0].argmax.back());
+    } catch (const EngineError& e) {
+      std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
+      return 1;
+    }
+    return 0;
+  }
+  if (cmd == "golden" && argc == 4) {
+    try {
+      auto m = load_model(argv[2]);
+      const std::vector<int> ids = parse_ids(argv[3]);
+      auto be = make_cpu_backend(BackendOptions{});
+      auto r = score_sequences(*m, *be, {ids}, ScoreOptions{true}, CancelToken{}, nullptr);
+      std::printf("{\"mean_nll\": %.9g, \"argmax\": [", r[0].nll_sum / double(ids.size() - 1));
+      for (size_t i = 0; i < r[0].argmax.size(); i++) std::printf("%s%d", i ? ", " : "", r[0].argmax[i]);
+      std::printf("], \"last_logits\": [");
+      for (size_t i = 0; i < r[0].last_logits.size(); i++) std::printf("%s%.9g", i ? ", " : "", double(r[0].last_logits[i]));
+      std::printf("]}\n");
+    } catch (const EngineError& e) {
+      std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
+      return 1;
+    }
+    return 0;
+  }
+  if (cmd == "generate" && argc == 5) {
+    try {
+      auto m = load_model(argv[2]);
+      std::vector<int> ids = parse_ids(argv[3]);
+      const int n = std::atoi(argv[4]);
+      auto be = make_cpu_backend(BackendOptions{});
+      Session session(*m, *be, m->cfg.context_length);
+      Sampler greedy(SampleParams{});
+      session.advance(ids, CancelToken{});
+      for (int i = 0; i < n; i++) {
+        ids.push_back(session.sample(greedy));
+        if (i + 1 < n) session.advance({ids.back()}, CancelToken{});
+      }
+      for (size_t i = 0; i < ids.size(); i++) std::printf("%s%d", i ? " " : "", ids[i]);
+      std::printf("\n");
     } catch (const EngineError& e) {
       std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
       return 1;
