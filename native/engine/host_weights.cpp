@@ -1,5 +1,6 @@
 // host_weights.cpp — reading, releasing and re-decoding a model's host weights (host_weights.h), and the
-// page hand-back (madvise / VirtualAlloc MEM_RESET) and residency count (mincore) behind them.
+// page commit and hand-back (madvise; Windows: VirtualAlloc MEM_COMMIT / VirtualFree MEM_DECOMMIT) and the
+// residency count (mincore) behind them.
 #include "host_weights.h"
 
 #include <algorithm>
@@ -27,12 +28,25 @@ size_t host_page_size() {
 #endif
 }
 
+void commit_pages(void* p, size_t bytes) {
+#ifdef _WIN32
+  if (!bytes) return;
+  const size_t ps = host_page_size();
+  const uintptr_t b = uintptr_t(p) / ps * ps, e = (uintptr_t(p) + bytes + ps - 1) / ps * ps;
+  if (!VirtualAlloc(reinterpret_cast<void*>(b), e - b, MEM_COMMIT, PAGE_READWRITE))
+    fail(ErrorCode::OOM, "out of memory: cannot commit " + std::to_string(e - b) + " bytes of host memory for a tensor (error " +
+                             std::to_string(GetLastError()) + ")");
+#else
+  (void)p, (void)bytes;  // the mapping's pages appear when first touched
+#endif
+}
+
 void discard_pages(void* p, size_t bytes) {
   const size_t ps = host_page_size();
   const uintptr_t b = (uintptr_t(p) + ps - 1) / ps * ps, e = (uintptr_t(p) + bytes) / ps * ps;
   if (e <= b) return;
 #ifdef _WIN32
-  VirtualAlloc(reinterpret_cast<void*>(b), e - b, MEM_RESET, PAGE_READWRITE);
+  VirtualFree(reinterpret_cast<void*>(b), e - b, MEM_DECOMMIT);  // (pages shared with a neighbour stay committed)
 #else
   ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 #endif
@@ -122,7 +136,10 @@ void host_read(const Model& m, TensorKind k, int layer, float* dst) {
 }
 
 HostTensor::HostTensor(const Model& m, TensorKind k, int layer) : m_(m), p_(arena_ptr(m, k, layer)), n_(tensor_numel(m, k, layer)) {
-  if (m_.host_released() && p_ && n_) decode_from_source(m_, *m_.source, k, layer, p_, n_);
+  if (m_.host_released() && p_ && n_) {
+    commit_pages(p_, size_t(n_) * sizeof(float));
+    decode_from_source(m_, *m_.source, k, layer, p_, n_);
+  }
 }
 
 HostTensor::~HostTensor() {

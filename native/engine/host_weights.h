@@ -94,7 +94,11 @@ int64_t host_resident_bytes(const Model& m);
 // the system's page size in bytes
 size_t host_page_size();
 
-// Hands the whole pages inside [p, p + bytes) back to the system (their contents are lost).
+// For writing [p, p + bytes) of a released (reserve_only) arena: commits the pages it touches (Windows, where a
+// reserved page faults until committed; E_OOM when the system cannot), nothing elsewhere.
+void commit_pages(void* p, size_t bytes);
+// Hands the whole pages inside [p, p + bytes) of a released arena back to the system (their contents are
+// lost; Windows: decommitted, so the range must be committed again before it is written or read).
 void discard_pages(void* p, size_t bytes);
 
 }  // namespace tailor

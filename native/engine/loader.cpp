@@ -84,6 +84,7 @@ void fill_weights(Model& m, const std::vector<TensorRef>& refs, const std::vecto
     const uint64_t n = shape_numel(r->shape);
     float* dst = m.tensor_ptr(r->kind, r->layer);
     if (n) {
+      if (h.release) commit_pages(dst, size_t(n) * sizeof(float));
       decode_tensor(m, r->kind, r->layer, r->dtype, r->data, n, permute, dst);
       if (h.tensor) h.tensor(m, dst, size_t(n));
       if (src) src->tensors.push_back({r->kind, r->layer, r->dtype, r->data, n});

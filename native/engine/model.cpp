@@ -4,7 +4,12 @@
 #include <algorithm>
 #include <cstdlib>
 
-#if !defined(_WIN32)
+#ifdef _WIN32
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
 #include <sys/mman.h>
 #endif
 
@@ -136,27 +141,31 @@ void rows_to_interleaved(float* w, int heads, int head_dim, int64_t dim) {
 }
 
 void* arena_alloc(size_t bytes, bool reserve_only) {
-#if !defined(_WIN32)
   if (reserve_only && bytes) {
+#ifdef _WIN32
+    // an address range only: pages are committed as each tensor is decoded (commit_pages, host_weights.h)
+    void* p = VirtualAlloc(nullptr, bytes, MEM_RESERVE, PAGE_READWRITE);
+    if (!p) throw std::bad_alloc();
+#else
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+#endif
     return p;
   }
-#endif
-  (void)reserve_only;
   void* p = std::calloc(bytes ? bytes : 1, 1);
   if (!p) throw std::bad_alloc();
   return p;
 }
 
 void arena_free(void* p, size_t bytes, bool reserve_only) {
-#if !defined(_WIN32)
   if (reserve_only && bytes) {
+#ifdef _WIN32
+    VirtualFree(p, 0, MEM_RELEASE);
+#else
     ::munmap(p, bytes);
+#endif
     return;
   }
-#endif
-  (void)bytes, (void)reserve_only;
   std::free(p);
 }
 

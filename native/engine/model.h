@@ -13,10 +13,11 @@
 
 namespace tailor {
 
-// The weight arena's blocks: zero pages from calloc, or (reserve_only, POSIX) an anonymous mapping made with
-// MAP_NORESERVE, which the system grants without counting it against its memory: for an arena whose pages
-// go back as soon as each tensor is on a device (LoadHooks::release), so that a 7B model (25 GiB of fp32
-// address space) loads on a machine with less memory than that. A plain arena keeps the system's accounting,
+// The weight arena's blocks: zero pages from calloc, or (reserve_only) an address range that the system
+// grants without counting it against its memory — POSIX: an anonymous mapping made with MAP_NORESERVE;
+// Windows: a MEM_RESERVE range whose pages are committed as each tensor is decoded (commit_pages) — for an
+// arena whose pages go back as soon as each tensor is on a device (LoadHooks::release), so that a 7B model
+// (25 GiB of fp32 address space) loads on a machine with less memory than that. A plain arena keeps the system's accounting,
 // so a model that cannot fit is a clean E_OOM rather than a process killed later.
 void* arena_alloc(size_t bytes, bool reserve_only);
 void arena_free(void* p, size_t bytes, bool reserve_only);

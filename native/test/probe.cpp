@@ -88,6 +88,7 @@ static int reserve_check(double gib) {
   const std::string r = try_alloc(true, reserved);
   int64_t resident = -1;
   if (r == "ok") {
+    commit_pages(reserved.layers[0].wq, size_t(4096) * 4096 * sizeof(float));  // (Windows: a reserved range faults until committed)
     std::fill(reserved.layers[0].wq, reserved.layers[0].wq + size_t(4096) * 4096, 1.f);  // one tensor, 64 MiB
     resident = host_resident_bytes(reserved);
   }
