@@ -54,7 +54,9 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   const std::wstring w = wide_path(path);
   const DWORD attrs = GetFileAttributesW(w.c_str());
   if (attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_DIRECTORY)) fail(ErrorCode::IO, path + " is a directory, expected a file");
-  HANDLE h = CreateFileW(w.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  // others may read the file, not write, rename or delete it while it is mapped (a released model reads its
+  // weights from it again): Windows refuses them with a sharing violation
+  HANDLE h = CreateFileW(w.c_str(), GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
   if (h == INVALID_HANDLE_VALUE) fail(ErrorCode::IO, "cannot open " + path + ": " + last_error_text());
   uint64_t size = 0;
   if (!file_stamp(h, &size, &mtime_ns_)) {
