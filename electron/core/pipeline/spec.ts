@@ -2,6 +2,7 @@
 // tasks, which pruning ratios, which LoRA settings, how to evaluate and where to write. Validated with
 // messages that name the field.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EngineError } from '../engine/errors.js';
 import { METHODS, type ImportanceMethod } from '../prune/prune.js';
 import { placeholders, type PromptTemplate } from '../tasks/index.js';
@@ -79,7 +80,7 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   const layers = pr.layers ?? null;
   if (layers !== null && (!Array.isArray(layers) || layers.length !== 2 || !layers.every(isInt(0)) || layers[0] > layers[1])) throw new EngineError('E_ARG', 'spec: prune.layers must be [first, last]');
   const method = field(pr, 'method', 'taylor', (v) => METHODS.includes(v as ImportanceMethod), METHODS.join(' | '), 'prune.');
-  const rel = (p: string) => (p.startsWith('/') ? p : `${base}/${p}`);
+  const rel = (p: string) => (path.isAbsolute(p) ? p : path.join(base, p));  // (Windows: C:\… and \\server\… are absolute too)
   const calib = field<string | null>(pr, 'calibText', null, (v) => typeof v === 'string', 'a file path', 'prune.');
   const calibTask = field(pr, 'calibTask', false, (v) => typeof v === 'boolean', 'true (calibrate on the tasks\' training prompts) or false (on a text)', 'prune.');
   if (calibTask && calib !== null)
@@ -87,7 +88,7 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
   return {
     name: str('name', 'tailoring run'),
     model: rel(str('model')),
-    tasks: (tasks as Array<string | Obj>).map((t) => (typeof t === 'string' ? t : { name: String(t.name ?? `custom:${String(t.file).split('/').pop()}`), file: rel(String(t.file)), mapping: t.mapping as Record<string, unknown> })),
+    tasks: (tasks as Array<string | Obj>).map((t) => (typeof t === 'string' ? t : { name: String(t.name ?? `custom:${path.basename(String(t.file))}`), file: rel(String(t.file)), mapping: t.mapping as Record<string, unknown> })),
     outDir: rel(str('outDir')),
     seed: field(o, 'seed', 0, isInt(0), 'a non-negative integer', ''),
     eval: { limit: field<number | null>(ev, 'limit', null, isInt(1), 'a positive integer', 'eval.'), shots: field(ev, 'shots', 0, isInt(0), 'a non-negative integer', 'eval.'),
@@ -122,6 +123,5 @@ export function readSpec(file: string): PipelineSpec {
   } catch (e) {
     throw new EngineError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_IO' : 'E_FORMAT', `cannot read the spec ${file}: ${(e as Error).message}`);
   }
-  const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/')) || '/' : process.cwd();
-  return parseSpec(j, dir.startsWith('/') ? dir : `${process.cwd()}/${dir}`);
+  return parseSpec(j, path.dirname(path.resolve(file)));
 }
