@@ -196,26 +196,18 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (cmd == "score" && argc == 4) {
+  if ((cmd == "score" || cmd == "golden") && argc == 4) {
     try {
       auto m = load_model(argv[2]);
       const std::vector<int> ids = parse_ids(argv[3]);
       auto be = make_cpu_backend(BackendOptions{});
       auto r = score_sequences(*m, *be, {ids}, ScoreOptions{true}, CancelToken{}, nullptr);
-      std::printf("mean_nll %.6f argmax_last %d\n", r[0].nll_sum / double(ids.size() - 1), r[0].argmax.back());
-    } catch (const EngineError& e) {
-      std::printf("ERROR %s %s\n", error_code_name(e.code()), e.what());
-      return 1;
-    }
-    return 0;
-  }
-  if (cmd == "golden" && argc == 4) {
-    try {
-      auto m = load_model(argv[2]);
-      const std::vector<int> ids = parse_ids(argv[3]);
-      auto be = make_cpu_backend(BackendOptions{});
-      auto r = score_sequences(*m, *be, {ids}, ScoreOptions{true}, CancelToken{}, nullptr);
-      std::printf("{\"mean_nll\": %.9g, \"argmax\": [", r[0].nll_sum / double(ids.size() - 1));
+      const double mean_nll = r[0].nll_sum / double(ids.size() - 1);
+      if (cmd == "score") {
+        std::printf("mean_nll %.6f argmax_last %d\n", mean_nll, r[0].argmax.back());
+        return 0;
+      }
+      std::printf("{\"mean_nll\": %.9g, \"argmax\": [", mean_nll);
       for (size_t i = 0; i < r[0].argmax.size(); i++) std::printf("%s%d", i ? ", " : "", r[0].argmax[i]);
       std::printf("], \"last_logits\": [");
       for (size_t i = 0; i < r[0].last_logits.size(); i++) std::printf("%s%.9g", i ? ", " : "", double(r[0].last_logits[i]));
