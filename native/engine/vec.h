@@ -5,7 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__)
+// (MSVC defines __AVX2__ under /arch:AVX2, which also lets it use FMA, but never __FMA__)
+#if defined(__AVX2__) && (defined(__FMA__) || defined(_MSC_VER))
 #include <immintrin.h>
 #define TAILOR_AVX2 1
 #endif
