@@ -54,8 +54,20 @@ void discard_pages(void* p, size_t bytes) {
 
 int64_t host_resident_bytes(const Model& m) {
 #ifdef _WIN32
-  (void)m;
-  return -1;
+  // Windows: the committed bytes of the arena's range (a released arena commits a tensor's pages only while
+  // it is decoded), counted region by region
+  if (m.arena.empty()) return 0;
+  const uintptr_t b = uintptr_t(m.arena.data()), e = uintptr_t(m.arena.data() + m.arena.size());
+  int64_t n = 0;
+  for (uintptr_t p = b; p < e;) {
+    MEMORY_BASIC_INFORMATION mi;
+    if (VirtualQuery(reinterpret_cast<void*>(p), &mi, sizeof mi) == 0) return -1;
+    const uintptr_t lo = std::max(p, uintptr_t(mi.BaseAddress)), hi = std::min(e, uintptr_t(mi.BaseAddress) + mi.RegionSize);
+    if (mi.State == MEM_COMMIT && hi > lo) n += int64_t(hi - lo);
+    if (hi <= p) return -1;  // (a region that does not move forward: the system cannot say)
+    p = hi;
+  }
+  return n;
 #else
   if (m.arena.empty()) return 0;
   const size_t ps = host_page_size();

@@ -89,7 +89,8 @@ void host_merge_lora(Model& m, const LoraLayout& lay, const float* params);
 // released model is decoded one tensor at a time and never held whole.
 void host_bind(Model& m, Backend& be);
 
-// Bytes of the arena now resident in host memory (mincore), or -1 where the system cannot say.
+// Bytes of the arena now resident in host memory (mincore; Windows: committed, which holds the resident), or -1
+// where the system cannot say.
 int64_t host_resident_bytes(const Model& m);
 // the system's page size in bytes
 size_t host_page_size();

@@ -12,7 +12,7 @@
 //   tailor_probe release PATH           → a load that hands its host pages back (LoadHooks::release) against a
 //       plain load: the arena's resident bytes (only pages shared by two tensors may stay), every tensor read
 //       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore
-//       (resident=n/a where the system cannot count resident pages: Windows).
+//       (resident=n/a where the system cannot count resident pages).
 //   tailor_probe reserve GIB            → a LLaMA-shaped arena of about GIB GiB sized plainly (the system's
 //       accounting: E_OOM when it cannot be met) and as a released load sizes it (an address range only),
 //       with the bytes resident after one tensor is written into the latter.
