@@ -2,10 +2,7 @@
 #include "bytes.h"
 
 #ifdef _WIN32
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include "win32.h"
 #else
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -9,7 +9,7 @@
 #include "errors.h"
 
 #ifdef _WIN32
-#include <windows.h>
+#include "win32.h"
 #else
 #include <sys/mman.h>
 #include <unistd.h>
