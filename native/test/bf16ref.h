@@ -24,6 +24,53 @@ inline float bf16_round(float f) {
   return f;
 }
 
+// The cache attention on tensor cores (attention_forward_tc, attention.cu) as a model: out[T, nh*hd] (written)
+// from q[T, nh*hd] and the cache. In a block of 64 tokens of one slot, q and the cached k, v are rounded to
+// bf16 and p is rounded to bf16 for P·V; scores, lse and the sums are in Acc (Σ exp in double). A block whose
+// tokens are of several slots runs the fp32 path on the GPU: `mixed(b0, b1)` computes its tokens b0..b1−1 when
+// given, else it is modelled here unrounded. cudacheck.cpp checks the kernel against it in double;
+// Bf16InputsCpu is the CPU reference of whole models with it in float and the CPU's attention for `mixed`.
+template <typename Acc>
+void attention_tc_model(Acc* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int nh, int nkv, int hd,
+                        const std::function<void(int64_t b0, int64_t b1)>& mixed = nullptr) {
+  const int64_t qs = int64_t(nh) * hd;
+  std::vector<Acc> sc;
+  for (int64_t b0 = 0; b0 < T; b0 += 64) {
+    const int64_t b1 = std::min<int64_t>(T, b0 + 64);
+    bool tc = true;
+    for (int64_t t = b0; t < b1; t++) tc = tc && slot[t] == slot[b0];
+    if (!tc && mixed) {
+      mixed(b0, b1);
+      continue;
+    }
+    auto r = [tc](float x) { return Acc(tc ? bf16_round(x) : x); };
+    for (int64_t t = b0; t < b1; t++)
+      for (int h = 0; h < nh; h++) {
+        const float* qr = q + t * qs + int64_t(h) * hd;
+        const int64_t base = int64_t(slot[t]) * kv.n_ctx * kv.kv_stride + int64_t(h / (nh / nkv)) * hd;
+        sc.assign(size_t(pos[t]) + 1, Acc(0));
+        Acc mx = -INFINITY;
+        for (int j = 0; j <= pos[t]; j++) {
+          const float* kr = kv.k + base + int64_t(j) * kv.kv_stride;
+          Acc d = 0;
+          for (int i = 0; i < hd; i++) d += r(qr[i]) * r(kr[i]);
+          sc[size_t(j)] = d / std::sqrt(Acc(hd));
+          mx = std::max(mx, sc[size_t(j)]);
+        }
+        double sum = 0;
+        for (Acc x : sc) sum += std::exp(double(x - mx));
+        const Acc lse = mx + Acc(std::log(sum));
+        Acc* o = out + t * qs + int64_t(h) * hd;
+        std::fill(o, o + hd, Acc(0));
+        for (int j = 0; j <= pos[t]; j++) {
+          const Acc e = std::exp(sc[size_t(j)] - lse), pj = tc ? Acc(bf16_round(float(e))) : e;
+          const float* vr = kv.v + base + int64_t(j) * kv.kv_stride;
+          for (int i = 0; i < hd; i++) o[i] += pj * r(vr[i]);
+        }
+      }
+  }
+}
+
 // whether a CUDA backend with bf16 weights multiplies on tensor cores (sm_80 and newer; its name says the sm)
 inline bool on_tensor_cores(const Backend& gpu) { return gpu.name().find("sm_7") == std::string::npos; }
 
@@ -77,44 +124,9 @@ class Bf16InputsCpu final : public Backend {
   void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override { c_.kv_store(kv, k, v, p, s, T); }
   void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
     if (!tc_att_ || !tc_att_(hd) || T < tc_min_tokens_) return c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
-    // the tensor-core kernel over the cache: blocks of 64 tokens of one slot with q, k, v and p rounded to
-    // bf16 (scores and sums in fp32 here); a block of several slots exact, as the fp32 path it runs
     const int64_t qs = int64_t(nh) * hd;
-    for (int64_t b0 = 0; b0 < T; b0 += 64) {
-      const int64_t b1 = std::min<int64_t>(T, b0 + 64);
-      bool one_slot = true;
-      for (int64_t t = b0; t < b1; t++) one_slot = one_slot && s[t] == s[b0];
-      if (!one_slot) {
-        c_.attention_forward(o + b0 * qs, q + b0 * qs, kv, p + b0, s + b0, b1 - b0, nh, nkv, hd);
-        continue;
-      }
-      auto r = [](float x) { return bf16_round(x); };
-      std::vector<float> sc;
-      for (int64_t t = b0; t < b1; t++)
-        for (int h = 0; h < nh; h++) {
-          const float* qr = q + t * qs + int64_t(h) * hd;
-          const int64_t base = int64_t(s[t]) * kv.n_ctx * kv.kv_stride + int64_t(h / (nh / nkv)) * hd;
-          sc.assign(size_t(p[t]) + 1, 0.f);
-          float mx = -INFINITY;
-          for (int j = 0; j <= p[t]; j++) {
-            const float* kr = kv.k + base + int64_t(j) * kv.kv_stride;
-            float d = 0;
-            for (int i = 0; i < hd; i++) d += r(qr[i]) * r(kr[i]);
-            sc[size_t(j)] = d / std::sqrt(float(hd));
-            mx = std::max(mx, sc[size_t(j)]);
-          }
-          double sum = 0;
-          for (float x : sc) sum += std::exp(double(x - mx));
-          const float lse = mx + float(std::log(sum));
-          float* out = o + t * qs + int64_t(h) * hd;
-          std::fill(out, out + hd, 0.f);
-          for (int j = 0; j <= p[t]; j++) {
-            const float pj = r(std::exp(sc[size_t(j)] - lse));
-            const float* vr = kv.v + base + int64_t(j) * kv.kv_stride;
-            for (int i = 0; i < hd; i++) out[i] += pj * r(vr[i]);
-          }
-        }
-    }
+    attention_tc_model(o, q, kv, p, s, T, nh, nkv, hd,
+                       [&](int64_t b0, int64_t b1) { c_.attention_forward(o + b0 * qs, q + b0 * qs, kv, p + b0, s + b0, b1 - b0, nh, nkv, hd); });
   }
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { c_.swiglu_forward(h, g, u, n); }
   void logprob_forward(const float* l, int64_t R, int64_t V, const int* t, double* lp, int* am) override { c_.logprob_forward(l, R, V, t, lp, am); }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "bf16ref.h"
 #include "device.h"
 #include "errors.h"
 #include "forward.h"
@@ -312,35 +313,8 @@ void check_attention_tc(Backend& cpu) {
     Dev<int> gp(c.pos), gs(c.slot);
     cu::attention_forward_tc(gout.p, gq.p, KvView{gkc.p, gvc.p, c.n_ctx, int(kvs)}, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
     const auto got = gout.get();
-    // the model, in float64
-    std::vector<double> model(ref.size());
-    const double scale = 1.0 / std::sqrt(double(c.hd));
-    for (int64_t b0 = 0; b0 < T; b0 += 64) {
-      const int64_t b1 = std::min<int64_t>(T, b0 + 64);
-      bool tc = true;
-      for (int64_t t = b0; t < b1; t++) tc = tc && c.slot[size_t(t)] == c.slot[size_t(b0)];
-      auto r = [&](float x) { return tc ? double(bf16_value(bf16_bits(x))) : double(x); };
-      for (int64_t t = b0; t < b1; t++)
-        for (int h = 0; h < c.n_head; h++) {
-          const int g = h / (c.n_head / c.n_kv), pt = c.pos[size_t(t)];
-          const size_t base = size_t(c.slot[size_t(t)]) * size_t(c.n_ctx) * size_t(kvs) + size_t(g) * size_t(c.hd);
-          std::vector<double> sc(size_t(pt) + 1);
-          double mx = -INFINITY;
-          for (int j = 0; j <= pt; j++) {
-            double d = 0;
-            for (int i = 0; i < c.hd; i++) d += r(q[size_t(t * qd + h * c.hd + i)]) * r(kc[base + size_t(j) * size_t(kvs) + size_t(i)]);
-            sc[size_t(j)] = d * scale;
-            mx = std::max(mx, sc[size_t(j)]);
-          }
-          double sum = 0;
-          for (double x : sc) sum += std::exp(x - mx);
-          const double lse = mx + std::log(sum);
-          for (int j = 0; j <= pt; j++) {
-            const double p = tc ? double(bf16_value(bf16_bits(float(std::exp(sc[size_t(j)] - lse))))) : std::exp(sc[size_t(j)] - lse);
-            for (int i = 0; i < c.hd; i++) model[size_t(t * qd + h * c.hd + i)] += p * r(vc[base + size_t(j) * size_t(kvs) + size_t(i)]);
-          }
-        }
-    }
+    std::vector<double> model(ref.size());  // the kernel's roundings, in float64
+    attention_tc_model(model.data(), q.data(), cv, c.pos.data(), c.slot.data(), T, c.n_head, c.n_kv, c.hd);
     report("attention_forward_tc", std::string(c.name) + " vs fp32", got, ref, kBf16);
     report("attention_forward_tc", std::string(c.name) + " vs bf16 model", std::vector<double>(got.begin(), got.end()), model, kBf16Model);
   }
