@@ -188,7 +188,7 @@ void attention_forward_tc(float* out, const float* q, const KvView& kv, const in
 
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                        int hd) {
-  if (!attention_args("attention_forward", 1, T, n_head, n_kv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
+  if (!attention_args("attention_forward", 1, T, n_head, n_kv, hd, tile::usable(hd), tile::kNeeds, kTileRows)) return;
   const int64_t blocks = (T + kTileRows - 1) / kTileRows;
   TAILOR_LAUNCH(attention_forward_kernel, dim3(unsigned(blocks), unsigned(n_head)), kTileThreads)(
       out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx, kv.kv_stride, attention_tile(hd), 1.f / sqrtf(float(hd)));

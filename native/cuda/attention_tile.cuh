@@ -19,6 +19,8 @@ constexpr int kTileRows = 8;                  // query (or key) rows per block, 
 constexpr int kTileThreads = 32 * kTileRows;
 constexpr int kSmemFloats = 11264;            // 44 KiB of static shared memory per block (the limit is 48)
 constexpr int kMaxPerLane = 8;                // head_dim ≤ 32 × 8 = 256
+constexpr const char* kNeeds = "head_dim up to 256";  // usable(hd), in words (attention_args)
+inline bool usable(int hd) { return hd <= 32 * kMaxPerLane; }
 
 __device__ inline int imin(int a, int b) { return a < b ? a : b; }
 

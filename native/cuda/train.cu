@@ -308,7 +308,7 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 }
 
 void attention_forward_train(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) {
-  if (!attention_args("attention_forward_train", B, Tn, nh, nkv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
+  if (!attention_args("attention_forward_train", B, Tn, nh, nkv, hd, tile::usable(hd), tile::kNeeds, kTileRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const unsigned blocks = unsigned(int64_t(B) * nh * ((Tn + kTileRows - 1) / kTileRows));
   TAILOR_LAUNCH(attention_forward_train_kernel, blocks, kTileThreads)(out, lse, q, k, v, Tn, nh, nkv, hd, attention_tile(hd), scale);
@@ -328,7 +328,7 @@ void attention_backward_d(float* D, const float* dout, const float* out, int B, 
 // recomputing it from lse would be a second pass over every key (q·k and dout·v again) before the dq pass
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse, const float* q, const float* k,
                         const float* v, int B, int Tn, int nh, int nkv, int hd, float* scratch) {
-  if (!attention_args("attention_backward", B, Tn, nh, nkv, hd, hd <= 32 * kMaxPerLane, "head_dim up to 256", kTileRows)) return;
+  if (!attention_args("attention_backward", B, Tn, nh, nkv, hd, tile::usable(hd), tile::kNeeds, kTileRows)) return;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const int nk = attention_tile(hd);
   const int64_t rows = int64_t(B) * nh * Tn, tiles = (Tn + kTileRows - 1) / kTileRows;
