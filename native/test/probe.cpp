@@ -25,7 +25,7 @@
 #include <vector>
 
 #ifdef _WIN32
-#include <windows.h>
+#include "win32.h"
 #include <shellapi.h>
 #endif
 

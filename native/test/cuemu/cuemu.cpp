@@ -137,12 +137,11 @@ constexpr int kSets = 4;
 constexpr int kSets = 1;
 #endif
 int next_fiber_set(uint64_t ordinal, int prev) {
-  if (kSets == 1) return 0;
   uint64_t z = ordinal * 0x9E3779B97F4A7C15ull;  // splitmix64's finaliser
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
-  constexpr uint64_t others = kSets > 1 ? kSets - 1 : 1;  // the sets a block may take: all but its predecessor's
+  constexpr uint64_t others = kSets > 1 ? kSets - 1 : 1;  // the sets a block may take: all but its predecessor's (one set: 0)
   return int((uint64_t(prev) + 1 + z % others) % uint64_t(kSets));
 }
 
