@@ -174,6 +174,55 @@ test('scoring and generation on the device match the CPU (fp32 within 1e-4, gree
   });
 });
 
+test("the KV cache holds what a call needs: scoring each token's keys and values once (no padding, one layer's), generation its prompt and maxTokens", { skip: !built }, async () => {
+  await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
+    const { headDim, layers, contextLength, dim } = gpu.info;
+    const maxKv = Math.max(...layers.map((l) => l.nKvHead)), maxHeads = Math.max(...layers.map((l) => l.nHead)), maxFfn = Math.max(...layers.map((l) => l.ffn));
+    const kvPerPosition = maxKv * headDim * 4 * 2; // fp32 keys and values of one layer
+    // the forward's activations per token: x, xn and the final h [dim], q, att [heads·hd], k, v [kv·hd], g, u [ffn]; token, position, slot
+    const actPerToken = 4 * (3 * dim + 2 * maxHeads * headDim + 2 * maxKv * headDim + 2 * maxFfn) + 3 * 4;
+    let r = 12345;
+    const rand = () => 3 + ((r = (r * 1103515245 + 12345) % 2 ** 31) % (gpu.info.vocabSize - 3));
+    const seq = (n: number) => [1, ...Array.from({ length: n - 1 }, rand)];
+    // the device memory a scoring call adds to a freshly loaded model's (so no block is reused from an earlier call)
+    const scoringPeak = (ss: number[][]) => withModels([[HF, { backend: 'cuda' }]], async (m) => {
+      const base = deviceMemory({ resetPeak: true })!.inUse;
+      const res = await m.score(ss);
+      return { extra: deviceMemory()!.peak - base, res };
+    });
+    // 41 sequences of 640 tokens in all, in one batch: padded to the longest they would hold 41 × 400 positions
+    const seqs = [seq(400), ...Array.from({ length: 40 }, () => seq(6))];
+    const mixed = await scoringPeak(seqs);
+    const two = await scoringPeak([seq(400), seq(240)]);
+    assert.equal(mixed.extra, two.extra, `41 sequences of 640 tokens take what 2 of 640 take (padding would add ${(41 - 2) * 400 * kvPerPosition} bytes)`);
+    // 320 tokens more add their activations and one layer's keys and values, not every layer's
+    const fewer = await scoringPeak([seq(300), seq(20)]);  // each call has a sequence ≥ 256: the same logits block
+    const perToken = (two.extra - fewer.extra) / 320;
+    assert.ok(perToken > actPerToken + kvPerPosition / 2 && perToken < actPerToken + 2 * kvPerPosition,  // (allocations round to 512 bytes)
+      `a token costs its activations (${actPerToken} bytes) and one layer's keys and values (${kvPerPosition}), not every layer's (${layers.length * kvPerPosition}): ${perToken} bytes`);
+    const scored = mixed.res;
+    // every layer read back what it stored itself: the CPU's log-probs, in the batch and each sequence alone
+    const onCpu = await cpu.score(seqs);
+    for (let i = 0; i < seqs.length; i++) assert.ok(maxAbsDiff(scored[i].logprob, onCpu[i].logprob) <= 1e-4, `sequence ${i}`);
+    for (const i of [0, 1, 40]) {
+      const [alone] = await cpu.score([seqs[i]]);
+      assert.ok(maxAbsDiff(alone.logprob, onCpu[i].logprob) <= 1e-4, `sequence ${i} alone`);
+    }
+    // generation: a cache of prompt + maxTokens positions by default, of nCtx when asked
+    const peakOf = async (nCtx?: number) => {
+      const held = deviceMemory({ resetPeak: true })!.inUse;
+      const g = await gpu.generateIds(IDS, { maxTokens: 6, nCtx, stopAtEos: false });
+      return { extra: deviceMemory()!.peak - held, tokens: g.tokens };
+    };
+    const reach = await peakOf();
+    const whole = await peakOf(contextLength);
+    assert.deepEqual(reach.tokens, whole.tokens);
+    const saved = (contextLength - (IDS.length + 6)) * layers.length * kvPerPosition;
+    assert.ok(whole.extra - reach.extra >= 0.9 * saved,
+      `the default cache is ${IDS.length + 6} positions, not the model's ${contextLength}: ${reach.extra} bytes against ${whole.extra}`);
+  });
+});
+
 test('LoRA on the device follows the CPU loss curve; merged into a released model it equals the CPU merge bit for bit', { skip: !built }, async () => {
   await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
     const recs = [{ prompt: 'The cat is', completion: ' red.' }, { prompt: 'The dog is', completion: ' blue.' }, { prompt: 'The bird is', completion: ' green.' }];

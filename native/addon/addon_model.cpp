@@ -118,7 +118,10 @@ class GenerateWorker : public ModelJob {
   }
   void Run() override {
     owner_->sync_weights();
-    Session s(*owner_->model, *owner_->backend, n_ctx_);
+    // the cache holds what this call can reach (prompt and maxTokens, up to the model's context) unless nCtx
+    // says otherwise: a model's context of 131,072 (Llama 3.1) would otherwise be 32 GiB of fp32 cache at 8B
+    const int64_t reach = std::min<int64_t>(owner_->model->cfg.context_length, int64_t(prompt_.size()) + max_tokens_);
+    Session s(*owner_->model, *owner_->backend, n_ctx_ > 0 ? n_ctx_ : int(std::max<int64_t>(reach, 1)));
     Sampler sampler(sp_);
     CancelToken ct{cancel_.ptr()};
     double t0 = now_ms();

@@ -3,6 +3,7 @@
 // away entirely) pass the residual stream through unchanged.
 #include "forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -10,14 +11,15 @@
 
 namespace tailor {
 
-void KvCache::init(Backend& be, const Config& c, int slots, int ctx) {
+void KvCache::alloc(Backend& be, const Config& c, int layers, int64_t rows) {
   n_slots = 0;
   n_ctx = 0;
   k.clear();
   v.clear();
   try {
-    for (int l = 0; l < c.n_layers; l++) {
-      size_t bytes = sizeof(float) * size_t(slots) * size_t(ctx) * size_t(c.layers[l].n_kv_head) * size_t(c.head_dim);
+    for (int l = 0; l < layers; l++) {
+      const int kv_heads = layout == Layout::Packed ? c.max_kv_heads() : c.layers[l].n_kv_head;
+      size_t bytes = sizeof(float) * size_t(rows) * size_t(kv_heads) * size_t(c.head_dim);
       k.push_back(std::make_unique<BackendBuffer>());
       v.push_back(std::make_unique<BackendBuffer>());
       k.back()->reserve(be, bytes);
@@ -29,18 +31,31 @@ void KvCache::init(Backend& be, const Config& c, int slots, int ctx) {
     k.clear();
     v.clear();
     if (e.code() != ErrorCode::OOM) throw;
-    fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(slots) + " × " + std::to_string(ctx) + " positions (" + e.what() + ")");
+    fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(rows) + " positions (" + e.what() + ")");
   } catch (const std::bad_alloc&) {
     k.clear();
     v.clear();
-    fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(slots) + " × " + std::to_string(ctx) + " positions");
+    fail(ErrorCode::OOM, "not enough memory for a KV cache of " + std::to_string(rows) + " positions");
   }
+}
+
+void KvCache::init(Backend& be, const Config& c, int slots, int ctx) {
+  layout = Layout::Slots;
+  alloc(be, c, c.n_layers, int64_t(slots) * ctx);
   n_slots = slots;
   n_ctx = ctx;
 }
 
+void KvCache::init_packed(Backend& be, const Config& c, int rows) {
+  layout = Layout::Packed;
+  alloc(be, c, std::min(c.n_layers, 1), rows);
+  n_slots = rows;
+  n_ctx = 1;
+}
+
 KvView KvCache::view(const Config& c, int l) {
-  return KvView{k[l]->f(), v[l]->f(), n_ctx, c.layers[l].n_kv_head * c.head_dim};
+  const size_t i = layout == Layout::Packed ? 0 : size_t(l);
+  return KvView{k[i]->f(), v[i]->f(), n_ctx, c.layers[l].n_kv_head * c.head_dim};
 }
 
 RopeTable make_rope_table(const Config& c) {
@@ -80,7 +95,18 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
   for (int64_t t = 0; t < T; t++) {
     if (b.tokens[t] < 0 || b.tokens[t] >= c.vocab_size) fail(ErrorCode::ARG, "token id " + std::to_string(b.tokens[t]) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
     if (b.slot[t] < 0 || b.slot[t] >= kv.n_slots) fail(ErrorCode::ARG, "batch slot out of range");
-    if (b.pos[t] < 0 || b.pos[t] >= kv.n_ctx) fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is beyond the context of " + std::to_string(kv.n_ctx) + " tokens");
+    if (kv.layout == KvCache::Layout::Slots && (b.pos[t] < 0 || b.pos[t] >= kv.n_ctx))
+      fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is beyond the context of " + std::to_string(kv.n_ctx) + " tokens");
+  }
+  if (kv.layout == KvCache::Layout::Packed) {  // each sequence whole (its slot's positions 0, 1, … in order), on rows of its own
+    std::vector<int> next(size_t(kv.n_slots), 0);
+    std::vector<char> used(size_t(kv.n_slots), 0);
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t row = int64_t(b.slot[t]) + b.pos[t];
+      if (b.pos[t] != next[size_t(b.slot[t])]++ || row >= kv.n_slots || used[size_t(row)]++)
+        fail(ErrorCode::ARG, "a packed KV cache needs each sequence of a batch whole, from position 0, on rows of its own (token " +
+                                 std::to_string(t) + ": slot " + std::to_string(b.slot[t]) + ", position " + std::to_string(b.pos[t]) + ")");
+    }
   }
   grow(be, ws.x, T * D);
   grow(be, ws.xn, T * D);

@@ -10,18 +10,33 @@
 
 namespace tailor {
 
-// One KV cache for n_slots sequences of up to n_ctx positions, per layer sized to that layer's KV heads.
-// Backend buffers, zeroed at init.
+// A KV cache: backend buffers of rows [rows, n_kv_l*hd], zeroed at init. Token t's keys and values are
+// row slot[t]·n_ctx + pos[t], and it attends to rows slot[t]·n_ctx + 0..pos[t] (the kernels' one rule).
+//  - Layout::Slots (sessions, which grow a token at a time): n_slots sequences of up to n_ctx positions,
+//    every layer its own, sized to its KV heads.
+//  - Layout::Packed (scoring, whose batches hold their sequences whole from position 0): the batch's tokens
+//    one after another, n_ctx = 1, a sequence's slot being its first row; and one layer's rows, which each
+//    layer overwrites in turn, since a layer's attention reads only what that layer has just stored. So a
+//    batch holds its tokens once — not its sequence count × its longest, nor once per layer: for LLaMA-7B, a
+//    batch of 4,096 tokens holds 128 MiB, where 64 few-shot requests padded to 13,500 positions in every
+//    layer held 14 GiB. model_forward refuses a batch that does not hold its sequences whole.
 struct KvCache {
-  int n_slots = 0;
-  int n_ctx = 0;
-  std::vector<std::unique_ptr<BackendBuffer>> k, v;  // [layer] → [slot, n_ctx, n_kv_l*hd]
-  void init(Backend& be, const Config& c, int slots, int ctx);
+  enum class Layout { Slots, Packed };
+  Layout layout = Layout::Slots;
+  int n_slots = 0;  // Slots: sequences; Packed: rows
+  int n_ctx = 0;    // Slots: positions per sequence; Packed: 1
+  std::vector<std::unique_ptr<BackendBuffer>> k, v;  // [layer] (Packed: one) → [n_slots·n_ctx, n_kv_l*hd]
+  void init(Backend& be, const Config& c, int slots, int ctx);  // Slots
+  void init_packed(Backend& be, const Config& c, int rows);     // Packed
   KvView view(const Config& c, int layer);
+
+ private:
+  void alloc(Backend& be, const Config& c, int layers, int64_t rows);
 };
 
 // A packed batch: token t is tokens[t] at position pos[t] of sequence slot[t]. Within a slot, positions
-// must be stored in order: earlier positions are in the cache or earlier in the batch.
+// must be stored in order: earlier positions are in the cache or earlier in the batch. With a Packed cache,
+// slot[t] is the first row of t's sequence, and every sequence is whole (positions 0, 1, …, rows apart).
 struct Batch {
   std::vector<int> tokens, pos, slot;
   int64_t size() const { return int64_t(tokens.size()); }

@@ -40,20 +40,21 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
     // pack sequences [i, j) into one batch
     size_t j = i;
     int64_t tokens = 0;
-    int max_len = 0;
     while (j < seqs.size() && (j == i || tokens + int64_t(seqs[j].size()) <= opt.max_batch_tokens)) {
       tokens += int64_t(seqs[j].size());
-      max_len = std::max(max_len, int(seqs[j].size()));
       j++;
     }
+    // whole sequences one after another in a packed cache (KvCache::Layout::Packed): a sequence's slot is its first row
     Batch b;
-    for (size_t s = i; s < j; s++)
+    for (size_t s = i; s < j; s++) {
+      const int first = int(b.tokens.size());
       for (size_t p = 0; p < seqs[s].size(); p++) {
         b.tokens.push_back(seqs[s][p]);
         b.pos.push_back(int(p));
-        b.slot.push_back(int(s - i));
+        b.slot.push_back(first);
       }
-    if (kv.n_slots < int(j - i) || kv.n_ctx < max_len) kv.init(be, m.cfg, std::max(kv.n_slots, int(j - i)), std::max(kv.n_ctx, max_len));
+    }
+    if (kv.n_slots < int(tokens)) kv.init_packed(be, m.cfg, int(tokens));
     model_forward(m, be, rope, kv, b, ws, h, cancel);
     // logits in row blocks; float64 log-softmax per row
     const int64_t RB = 256;

@@ -79,7 +79,7 @@ export interface GenerateIdsOptions {
   stopAtEos?: boolean;
   /** further token ids that end generation like EOS (the stop token is included in the result) */
   stopIds?: number[];
-  /** the context to allocate (default: the model's) */
+  /** the KV cache to allocate, in positions (default: the prompt and maxTokens, up to the model's context) */
   nCtx?: number;
   signal?: AbortSignal;
   /** called for every token as it is produced, in order */
