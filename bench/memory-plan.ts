@@ -2,8 +2,14 @@
 // structurally pruned 5B and 4B versions (LLM-Pruner's layers 4-29, parameter targets solved by Tailor's
 // own planner), LoRA fine-tuning and the Taylor importance pass on a 24 GB GPU. Prints the Markdown table
 // that docs/memory-plan.md holds: `node dist/bench/memory-plan.js [--batch 4] [--seq 256] [--rank 8]`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { archFromHfConfig, paramCount, planLocal, ratioForTarget, type ArchConfig, type LayerShape } from '../electron/core/prune/plan.js';
 import { loraSlots, LORA_TARGETS } from '../electron/core/train/lora.js';
+import { buildRequests, EVAL_BATCH_TOKENS, EVAL_CHUNK } from '../electron/core/eval/eval.js';
+import { getTask } from '../electron/core/tasks/index.js';
+import { parseModelProto, SentencePieceTokenizer } from '../electron/core/tokenizer/index.js';
+import { sharedDir } from './paths.js';
 
 const arg = (k: string, d: number) => {
   const i = process.argv.indexOf(`--${k}`);
@@ -47,6 +53,49 @@ function importancePlan(a: ArchConfig): number {
   return paramCount(a) * 2 + layer * 4 * 2 + N * a.dim * 4 * (a.layers.length + 1) + N * a.vocabSize * 4 * 2 + 0.5 * GiB;
 }
 
+/**
+ * The evaluation's scoring of one batch of `tokens` tokens: the forward's activations (x, xn, h, q, att, k, v,
+ * g, u in fp32), one layer's keys and values of each token (the packed cache every layer reuses, forward.h)
+ * and a block of 256 rows of logits.
+ */
+function scoringPlan(a: ArchConfig, tokens: number): { total: number; kv: number } {
+  const heads = Math.max(...a.layers.map((l) => l.nHead)), kvHeads = Math.max(...a.layers.map((l) => l.nKvHead)), ffn = Math.max(...a.layers.map((l) => l.ffn));
+  const acts = tokens * (3 * a.dim + 2 * heads * a.headDim + 2 * kvHeads * a.headDim + 2 * ffn) * 4;
+  const kv = tokens * kvHeads * a.headDim * 4 * 2;
+  return { total: paramCount(a) * 2 + acts + kv + 256 * a.vocabSize * 4 + 0.5 * GiB, kv };
+}
+
+/**
+ * The paper's seven tasks as eval.ts scores them (zero-shot requests, Llama 2's tokenizer, chunks of
+ * EVAL_CHUNK requests packed by the engine's rule into batches of up to EVAL_BATCH_TOKENS tokens): per task,
+ * the largest batch, and what a cache of every layer with a slot per sequence, padded to the longest,
+ * would have held (the engine's layout before the packed cache: the largest slot count times the
+ * longest sequence of a call). Empty when the shared data is not beside the checkout.
+ */
+function evaluationBatches(): Array<{ task: string; requests: number; batchTokens: number; padded: number }> {
+  const spm = path.join(sharedDir(), 'models', 'llama2-tokenizer', 'tokenizer.model');
+  if (!fs.existsSync(spm)) return [];
+  const tok = new SentencePieceTokenizer(parseModelProto(fs.readFileSync(spm)));
+  return ['boolq', 'piqa', 'hellaswag', 'winogrande', 'arc_easy', 'arc_challenge', 'openbookqa'].map((task) => {
+    const lens = buildRequests(tok, getTask(task, { dataDir: path.join(sharedDir(), 'datasets') }).evalItems(), 2048).map((r) => r.ids.length);
+    let batchTokens = 0, padded = 0;
+    for (let c = 0; c < lens.length; c += EVAL_CHUNK) {
+      const chunk = lens.slice(c, c + EVAL_CHUNK);
+      let slots = 0, longest = 0;
+      for (let i = 0; i < chunk.length;) {  // runtime.cpp's packing: whole sequences while they fit (at least one)
+        let j = i, t = 0;
+        while (j < chunk.length && (j === i || t + chunk[j] <= EVAL_BATCH_TOKENS)) t += chunk[j++];
+        batchTokens = Math.max(batchTokens, t);
+        slots = Math.max(slots, j - i);
+        longest = Math.max(longest, ...chunk.slice(i, j));
+        i = j;
+      }
+      padded = Math.max(padded, slots * longest);
+    }
+    return { task, requests: lens.length, batchTokens, padded };
+  });
+}
+
 const full = archFromHfConfig(LLAMA7B);
 const scope = { attnLayers: [4, 29] as [number, number], mlpLayers: [4, 29] as [number, number] };
 const rows: Row[] = [loraPlan('LLaMA-7B (unpruned)', full, full.layers)];
@@ -72,5 +121,18 @@ const lines = [
   `| host memory with hostWeights 'keep': the fp32 arena | ${rows.map((r) => fmt(r.params * 4)).join(' | ')} |`,
   '',
   `Taylor importance pass on the unpruned LLaMA-7B (bf16 weights, one layer's fp32 gradient at a time, 10 × 64 calibration tokens): ${fmt(importancePlan(full))}.`,
+  '',
+  `Evaluation of the unpruned LLaMA-7B (bf16 weights, a batch of ${EVAL_BATCH_TOKENS.toLocaleString('en-US')} tokens): ${fmt(scoringPlan(full, EVAL_BATCH_TOKENS).total)}, of which the keys and values are ${fmt(scoringPlan(full, EVAL_BATCH_TOKENS).kv)} (each token once, one layer's).`,
+  ...(() => {
+    const tasks = evaluationBatches();
+    if (!tasks.length) return [];
+    const kvPerPosition = full.layers[0].nKvHead * full.headDim * 4 * 2;
+    return [
+      '',
+      '| task (zero-shot, Llama 2 tokenizer) | requests | largest batch (tokens) | keys and values, packed | a padded cache of every layer |',
+      '|---|---|---|---|---|',
+      ...tasks.map((t) => `| ${t.task} | ${t.requests.toLocaleString('en-US')} | ${t.batchTokens.toLocaleString('en-US')} | ${fmt(t.batchTokens * kvPerPosition)} | ${fmt(t.padded * kvPerPosition * full.layers.length)} (${t.padded.toLocaleString('en-US')} positions) |`),
+    ];
+  })(),
 ];
 process.stdout.write(lines.join('\n') + '\n');

@@ -42,14 +42,18 @@ export interface TaskResult { task: string; n: number; acc: number; acc_norm: nu
 
 export interface EvalOptions { signal?: AbortSignal; onProgress?: (p: StageProgress) => void; batchTokens?: number }
 
+/** Requests per scoring call (progress and cancellation between calls), and the engine's batch size in tokens. */
+export const EVAL_CHUNK = 64;
+export const EVAL_BATCH_TOKENS = 4096;
+
 /** Summed continuation log-likelihood of every request. */
 export async function scoreRequests(model: Model, reqs: Request[], o: EvalOptions = {}): Promise<number[]> {
   const ll = new Array<number>(reqs.length).fill(0);
   const eta = new Eta(reqs.length);
-  const per = 64;
+  const per = EVAL_CHUNK;
   for (let i = 0; i < reqs.length; i += per) {
     const chunk = reqs.slice(i, i + per);
-    const scores = await model.score(chunk.map((r) => r.ids), { signal: o.signal, maxBatchTokens: o.batchTokens ?? 4096 });
+    const scores = await model.score(chunk.map((r) => r.ids), { signal: o.signal, maxBatchTokens: o.batchTokens ?? EVAL_BATCH_TOKENS });
     scores.forEach((s, k) => {
       const r = chunk[k];
       let sum = 0;
