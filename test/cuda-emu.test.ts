@@ -174,7 +174,7 @@ test('scoring and generation on the device match the CPU (fp32 within 1e-4, gree
   });
 });
 
-test("the KV cache holds what a call needs: scoring each token's keys and values once (no padding, one layer's), generation its prompt and maxTokens", { skip: !built }, async () => {
+test("the KV cache holds what a call needs: scoring each token's keys and values once (no padding, one layer's, shared prefixes copied), generation its prompt and maxTokens", { skip: !built }, async () => {
   await withModels([[HF, { backend: 'cuda' }], [HF, { backend: 'cpu' }]], async (gpu, cpu) => {
     const { headDim, layers, contextLength, dim } = gpu.info;
     const maxKv = Math.max(...layers.map((l) => l.nKvHead)), maxHeads = Math.max(...layers.map((l) => l.nHead)), maxFfn = Math.max(...layers.map((l) => l.ffn));
@@ -207,6 +207,16 @@ test("the KV cache holds what a call needs: scoring each token's keys and values
     for (const i of [0, 1, 40]) {
       const [alone] = await cpu.score([seqs[i]]);
       assert.ok(maxAbsDiff(alone.logprob, onCpu[i].logprob) <= 1e-4, `sequence ${i} alone`);
+    }
+    // an item's choices share their context: copied on the device from the first choice's rows, in every layer
+    const ctx = seq(24);
+    const choices = [[...ctx, 5, 6, 7], [...ctx, 8], [...ctx, 9, 10]];
+    const sharing = await gpu.score(choices, { lastLogits: true });
+    assert.deepEqual(sharing.map((s) => s.sharedPrefix), [0, 23, 23]);
+    const unshared = await cpu.score(choices, { lastLogits: true, sharePrefixes: false });
+    for (let i = 0; i < choices.length; i++) {
+      assert.deepEqual(Array.from(sharing[i].argmax), Array.from(unshared[i].argmax));
+      assert.ok(maxAbsDiff(sharing[i].logprob, unshared[i].logprob) <= 1e-4 && maxAbsDiff(sharing[i].lastLogits!, unshared[i].lastLogits!) <= 1e-4, `choice ${i}`);
     }
     // generation: a cache of prompt + maxTokens positions by default, of nCtx when asked
     const peakOf = async (nCtx?: number) => {

@@ -136,7 +136,7 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 
 // The loader's hooks (which the addon uses to copy each tensor to a GPU while the next is read): the same
 // ASan + UBSan build checks their contract on every format, and a load cancelled from a hook stops there.
-test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit', { timeout: 600_000 }, () => {
+test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit; packed scoring batches refused unless whole', { timeout: 600_000 }, () => {
   const build = path.join(REPO_ROOT, 'native', 'build-asan');
   execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
   execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
@@ -156,6 +156,16 @@ test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each
     assert.equal(rel.status, 0, rel.stderr.slice(0, 4000) + rel.stdout);
     assert.match(rel.stdout.trim(), /^RELEASE released=ok resident=ok read=ok held=ok merged=ok restored=ok /, p);
   }
+  // scoring's packed KV cache: a batch whose sequences are not whole, or whose shared prefixes are not copied
+  // from rows that hold them, is a clear E_ARG before anything is computed
+  const b = spawnSync(probe, ['batches', valid[0].path], { encoding: 'utf8', env });
+  assert.equal(b.status, 0, b.stderr.slice(0, 4000));
+  const verdicts = Object.fromEntries(b.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
+  for (const ok of ['whole', 'shared-prefix', 'chained-copies']) assert.equal(verdicts[ok], 'OK', ok);
+  const refused = ['not-from-0', 'out-of-order', 'overlapping', 'past-the-rows', 'copy-from-later-rows', 'copy-of-unwritten-rows', 'copy-onto-tokens',
+    'two-copies-one-slot', 'copy-past-the-rows', 'copies-without-packing'];
+  for (const bad of refused) assert.match(verdicts[bad] ?? 'missing', /^ERROR E_ARG (a packed KV cache needs each sequence of a batch whole|KV-cache row copies need a packed cache)/, bad);
+  assert.equal(Object.keys(verdicts).length, 13);
 });
 
 // A load that releases its host weights (CUDA) sizes its arena as an address range only: a model whose fp32

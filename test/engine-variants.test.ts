@@ -210,3 +210,46 @@ test('batched scoring of sequences of different lengths equals scoring each alon
     e.dispose();
   }
 });
+
+test("scoring computes a prefix in common with the previous sequence once: each sequence's results as if scored alone", async () => {
+  const m = randomModel({ ...base, nHead: 4, nKvHead: 2, seed: 21 });
+  const hf = file('');
+  writeHfFolder(hf, m);
+  const e = await Model.load(hf, { noTokenizer: true });
+  try {
+    const ctx = IDS(300, 40, 5);
+    const other = IDS(300, 30, 6);
+    const seqs = [
+      [...ctx, 7, 8, 9, 10, 11],  // an item's context and its choices
+      [...ctx, 12, 13, 14],       // 40 positions in common: the first 39 are shared (the 40th predicts its own token)
+      [...ctx, 15],               // one own token
+      [...ctx.slice(0, 5), 16, 17, 18, 19, 20, 21, 22, 23],  // 5 in common: under 8, computed again
+      other,
+      [...other],                 // the same sequence again: all but its last position
+      other.slice(0, 20),         // a prefix of the previous one
+    ];
+    const expected = [0, 39, 39, 0, 0, 29, 19];
+    const together = await e.score(seqs, { lastLogits: true });
+    assert.deepEqual(together.map((r) => r.sharedPrefix), expected);
+    for (let i = 0; i < seqs.length; i++) {
+      const [alone] = await e.score([seqs[i]], { lastLogits: true });
+      assert.equal(alone.sharedPrefix, 0);
+      assert.deepEqual(Array.from(together[i].argmax), Array.from(alone.argmax), `sequence ${i}: argmax`);
+      for (let k = 0; k < alone.logprob.length; k++) assert.ok(Math.abs(together[i].logprob[k] - alone.logprob[k]) < 1e-5, `sequence ${i}, position ${k}`);
+      for (let v = 0; v < 300; v++) assert.ok(Math.abs(together[i].lastLogits![v] - alone.lastLogits![v]) < 1e-5);
+      assert.ok(Math.abs(together[i].nllSum - alone.nllSum) < 1e-4);
+    }
+    // a sequence that begins a batch shares nothing (its predecessor's keys and values are gone); nor does any when asked not to
+    const small = await e.score(seqs, { maxBatchTokens: 45 });
+    assert.deepEqual(small.map((r) => r.sharedPrefix), [0, 0, 39, 0, 0, 29, 19]);  // batches of 45 computed tokens: 0 | 1 2 | 3 4 5 6
+    // a batch holds at most 4 × maxBatchTokens positions, shared ones included: here 4 choices of 41 (200)
+    const many = Array.from({ length: 6 }, (_, c) => [...ctx, 50 + c]);
+    assert.deepEqual((await e.score(many, { maxBatchTokens: 50 })).map((r) => r.sharedPrefix), [0, 39, 39, 39, 0, 39]);
+    const none = await e.score(seqs, { sharePrefixes: false });
+    assert.deepEqual(none.map((r) => r.sharedPrefix), [0, 0, 0, 0, 0, 0, 0]);
+    for (let i = 0; i < seqs.length; i++) assert.deepEqual(Array.from(small[i].argmax), Array.from(none[i].argmax));
+  } finally {
+    e.dispose();
+  }
+});
+

@@ -77,6 +77,7 @@ class ScoreWorker : public ModelJob {
       o.Set("argmax", typed_copy<int, Napi::Int32Array>(env, res_[i].argmax));
       if (so_.last_logits) o.Set("lastLogits", typed_copy<float, Napi::Float32Array>(env, res_[i].last_logits));
       o.Set("nllSum", Napi::Number::New(env, res_[i].nll_sum));
+      o.Set("sharedPrefix", Napi::Number::New(env, res_[i].shared));
       out.Set(uint32_t(i), o);
     }
     return out;
@@ -302,6 +303,7 @@ Napi::Value AddonModel::Score(const Napi::CallbackInfo& info) {
   ScoreOptions so;
   so.last_logits = opt_bool(opts, "lastLogits", false);
   so.max_batch_tokens = opt_int(opts, "maxBatchTokens", 2048);
+  so.share_prefixes = opt_bool(opts, "sharePrefixes", true);
   if (so.max_batch_tokens <= 0) throw make_error(env, "E_ARG", "maxBatchTokens must be positive");
   return (new ScoreWorker(env, this, info.This().As<Napi::Object>(), std::move(seqs), so, opts))->Start();
 }

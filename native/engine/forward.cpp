@@ -88,6 +88,29 @@ RopeTable make_rope_table(const Config& c) {
 
 static void grow(Backend& be, BackendBuffer& b, size_t floats) { b.reserve(be, sizeof(float) * floats); }
 
+// A packed batch's sequences are whole, each on rows of its own: its slot's copied prefix (a copy from rows
+// that a token or an earlier copy writes), then its positions in order, from where the copy ends (else 0).
+static void check_packed(const Batch& b, int rows) {
+  std::vector<int> next(size_t(rows), 0);  // [row] the next position of the sequence whose slot is this row
+  std::vector<char> written(size_t(rows), 0);
+  auto bad = [](const std::string& what) { fail(ErrorCode::ARG, "a packed KV cache needs each sequence of a batch whole, on rows of its own: " + what); };
+  for (const KvCopy& c : b.copies) {
+    if (c.rows <= 0 || c.src < 0 || int64_t(c.src) + c.rows > c.dst || int64_t(c.dst) + c.rows > rows || next[size_t(c.dst)] != 0)
+      bad("copy of " + std::to_string(c.rows) + " rows from " + std::to_string(c.src) + " to " + std::to_string(c.dst));
+    next[size_t(c.dst)] = c.rows;
+  }
+  for (int64_t t = 0; t < b.size(); t++) {
+    const int64_t row = int64_t(b.slot[t]) + b.pos[t];
+    if (b.pos[t] != next[size_t(b.slot[t])]++ || row >= rows || written[size_t(row)]++)
+      bad("token " + std::to_string(t) + " (slot " + std::to_string(b.slot[t]) + ", position " + std::to_string(b.pos[t]) + ")");
+  }
+  for (const KvCopy& c : b.copies) {
+    for (int r = 0; r < c.rows; r++)
+      if (!written[size_t(c.src + r)] || written[size_t(c.dst + r)]) bad("copy to row " + std::to_string(c.dst + r));
+    std::fill(written.begin() + c.dst, written.begin() + c.dst + c.rows, char(1));
+  }
+}
+
 void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& kv, const Batch& b, Workspace& ws,
                    BackendBuffer& out, const CancelToken& cancel) {
   const Config& c = m.cfg;
@@ -98,15 +121,10 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
     if (kv.layout == KvCache::Layout::Slots && (b.pos[t] < 0 || b.pos[t] >= kv.n_ctx))
       fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is beyond the context of " + std::to_string(kv.n_ctx) + " tokens");
   }
-  if (kv.layout == KvCache::Layout::Packed) {  // each sequence whole (its slot's positions 0, 1, … in order), on rows of its own
-    std::vector<int> next(size_t(kv.n_slots), 0);
-    std::vector<char> used(size_t(kv.n_slots), 0);
-    for (int64_t t = 0; t < T; t++) {
-      const int64_t row = int64_t(b.slot[t]) + b.pos[t];
-      if (b.pos[t] != next[size_t(b.slot[t])]++ || row >= kv.n_slots || used[size_t(row)]++)
-        fail(ErrorCode::ARG, "a packed KV cache needs each sequence of a batch whole, from position 0, on rows of its own (token " +
-                                 std::to_string(t) + ": slot " + std::to_string(b.slot[t]) + ", position " + std::to_string(b.pos[t]) + ")");
-    }
+  if (kv.layout == KvCache::Layout::Packed) {
+    check_packed(b, kv.n_slots);
+  } else if (!b.copies.empty()) {
+    fail(ErrorCode::ARG, "KV-cache row copies need a packed cache");
   }
   grow(be, ws.x, T * D);
   grow(be, ws.xn, T * D);
@@ -147,6 +165,11 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
       be.rope_forward(k, pos, T, s.n_kv_head, rope);
       KvView view = kv.view(c, l);
       be.kv_store(view, k, v, pos, slot, T);
+      for (const KvCopy& cp : b.copies) {  // shared prefixes: rows [src, src+rows) → [dst, dst+rows), this layer's width
+        const int64_t w = view.kv_stride;
+        be.copy(view.k + cp.dst * w, view.k + cp.src * w, sizeof(float) * size_t(cp.rows * w));
+        be.copy(view.v + cp.dst * w, view.v + cp.src * w, sizeof(float) * size_t(cp.rows * w));
+      }
       be.attention_forward(att, q, view, pos, slot, T, s.n_head, s.n_kv_head, int(hd));
       be.matmul_forward(x, att, be.weight(w.wo), T, qd, D, true);  // x += att · woᵀ
     }

@@ -14,12 +14,13 @@ namespace tailor {
 // row slot[t]·n_ctx + pos[t], and it attends to rows slot[t]·n_ctx + 0..pos[t] (the kernels' one rule).
 //  - Layout::Slots (sessions, which grow a token at a time): n_slots sequences of up to n_ctx positions,
 //    every layer its own, sized to its KV heads.
-//  - Layout::Packed (scoring, whose batches hold their sequences whole from position 0): the batch's tokens
-//    one after another, n_ctx = 1, a sequence's slot being its first row; and one layer's rows, which each
-//    layer overwrites in turn, since a layer's attention reads only what that layer has just stored. So a
-//    batch holds its tokens once — not its sequence count × its longest, nor once per layer: for LLaMA-7B, a
-//    batch of 4,096 tokens holds 128 MiB, where 64 few-shot requests padded to 13,500 positions in every
-//    layer held 14 GiB. model_forward refuses a batch that does not hold its sequences whole.
+//  - Layout::Packed (scoring, whose batches hold their sequences whole from position 0): the batch's
+//    positions one after another, n_ctx = 1, a sequence's slot being its first row; and one layer's rows,
+//    which each layer overwrites in turn, since a layer's attention reads only what that layer has just
+//    stored (a shared prefix's rows are copied in each layer: KvCopy). So a batch holds each position once —
+//    not its sequence count × its longest, nor once per layer: for LLaMA-7B, 4,096 positions hold 128 MiB,
+//    where the 64 BoolQ requests of one evaluation call, padded to 41,160 positions in every layer, held
+//    40 GiB (docs/memory-plan.md). model_forward refuses a batch that does not hold its sequences whole.
 struct KvCache {
   enum class Layout { Slots, Packed };
   Layout layout = Layout::Slots;
@@ -36,9 +37,15 @@ struct KvCache {
 
 // A packed batch: token t is tokens[t] at position pos[t] of sequence slot[t]. Within a slot, positions
 // must be stored in order: earlier positions are in the cache or earlier in the batch. With a Packed cache,
-// slot[t] is the first row of t's sequence, and every sequence is whole (positions 0, 1, …, rows apart).
+// slot[t] is the first row of t's sequence, and every sequence is whole: positions 0, 1, … on rows of its
+// own, the first `rows` of them copied, in each layer, from an earlier sequence's rows that hold the same
+// tokens (a shared prefix, computed once: KvCopy), the rest in the batch.
+struct KvCopy {
+  int src, dst, rows;  // cache rows src.. → dst.. (dst: the slot of the sequence whose prefix they are)
+};
 struct Batch {
   std::vector<int> tokens, pos, slot;
+  std::vector<KvCopy> copies;  // Packed only, done in order after each layer's keys and values are stored
   int64_t size() const { return int64_t(tokens.size()); }
 };
 

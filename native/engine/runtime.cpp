@@ -33,68 +33,107 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
   BackendBuffer h;        // [tokens, D] final hidden states of a batch
   BackendBuffer logits;   // [RB, V] logits of a row block
   BackendBuffer target_b, lp_b, am_b;  // [RB] targets in, log-probs and argmaxes out
-  std::vector<float> last;  // [V] host copy of one row of logits
+  // share[s]: positions 0..share[s]−1 of sequence s hold the tokens of sequence s−1's (their common prefix
+  // but its last token, so that s computes the row that predicts its first own token), taken from s−1's keys
+  // and values and results, not computed: the choices of a multiple-choice item share their context
+  const auto shared = [&](size_t s) -> int {
+    if (!opt.share_prefixes || s == 0) return 0;
+    const std::vector<int>&a = seqs[s - 1], &c = seqs[s];
+    size_t p = 0;
+    while (p < a.size() && p < c.size() && a[p] == c[p]) p++;
+    const int n = int(std::min(p, c.size())) - 1;
+    return n >= kMinSharedPrefix ? n : 0;
+  };
   int64_t done = 0;
   size_t i = 0;
   while (i < seqs.size()) {
-    // pack sequences [i, j) into one batch
+    // pack sequences [i, j) into one batch of up to max_batch_tokens computed tokens and kBatchRowsPerToken times
+    // as many positions, shared prefixes included (at least one sequence)
     size_t j = i;
-    int64_t tokens = 0;
-    while (j < seqs.size() && (j == i || tokens + int64_t(seqs[j].size()) <= opt.max_batch_tokens)) {
-      tokens += int64_t(seqs[j].size());
+    int64_t tokens = 0, rows = 0;
+    std::vector<int> share;  // [j − i]
+    while (j < seqs.size()) {
+      const int sh = j == i ? 0 : shared(j);
+      const int64_t n = int64_t(seqs[j].size()) - sh;
+      if (j > i && (tokens + n > opt.max_batch_tokens || rows + int64_t(seqs[j].size()) > kBatchRowsPerToken * opt.max_batch_tokens)) break;
+      share.push_back(sh);
+      tokens += n;
+      rows += int64_t(seqs[j].size());
       j++;
     }
-    // whole sequences one after another in a packed cache (KvCache::Layout::Packed): a sequence's slot is its first row
+    // whole sequences one after another in a packed cache (KvCache::Layout::Packed): a sequence's slot is its
+    // first row; a shared prefix is copied from the previous sequence's rows
     Batch b;
-    for (size_t s = i; s < j; s++) {
-      const int first = int(b.tokens.size());
-      for (size_t p = 0; p < seqs[s].size(); p++) {
+    std::vector<int64_t> first(j - i);  // [s − i] the batch row of sequence s's first computed token
+    for (size_t s = i, start = 0, prev = 0; s < j; s++) {
+      const int sh = share[s - i];
+      first[s - i] = b.size();
+      if (sh > 0) b.copies.push_back({int(prev), int(start), sh});
+      for (size_t p = size_t(sh); p < seqs[s].size(); p++) {
         b.tokens.push_back(seqs[s][p]);
         b.pos.push_back(int(p));
-        b.slot.push_back(first);
+        b.slot.push_back(int(start));
       }
+      prev = start;
+      start += seqs[s].size();
     }
-    if (kv.n_slots < int(tokens)) kv.init_packed(be, m.cfg, int(tokens));
+    if (kv.n_slots < int(rows)) kv.init_packed(be, m.cfg, int(rows));
     model_forward(m, be, rope, kv, b, ws, h, cancel);
-    // logits in row blocks; float64 log-softmax per row
-    const int64_t RB = 256;
-    int64_t row = 0;
+    // logits over the batch's rows in blocks; float64 log-softmax per row
+    const int64_t T = b.size(), RB = 256;
+    std::vector<std::vector<double>> lpd(j - i);  // [s − i][position] float64 log-probs, for nll_sum
     for (size_t s = i; s < j; s++) {
-      const std::vector<int>& ids = seqs[s];
-      SeqScore& r = res[s];
-      int64_t n = int64_t(ids.size());
-      r.logprob.resize(size_t(n - 1));
-      r.argmax.resize(size_t(n));
-      for (int64_t p0 = 0; p0 < n; p0 += RB) {
-        int64_t rows = std::min(RB, n - p0);
-        logits.reserve(be, sizeof(float) * size_t(rows * V));
-        logits_forward(m, be, h.f() + (row + p0) * D, rows, logits.f());
-        std::vector<int> target(static_cast<size_t>(rows), -1), am(static_cast<size_t>(rows));
-        std::vector<double> lp(static_cast<size_t>(rows), 0.0);
-        for (int64_t p = p0; p < p0 + rows; p++)
-          if (p + 1 < n) target[p - p0] = ids[p + 1];
-        target_b.reserve(be, sizeof(int) * size_t(rows));
-        lp_b.reserve(be, sizeof(double) * size_t(rows));
-        am_b.reserve(be, sizeof(int) * size_t(rows));
-        be.upload(target_b.i(), target.data(), sizeof(int) * size_t(rows));
-        be.upload(lp_b.d(), lp.data(), sizeof(double) * size_t(rows));  // rows with no target keep 0
-        be.logprob_forward(logits.f(), rows, V, target_b.i(), lp_b.d(), am_b.i());
-        be.download(lp.data(), lp_b.d(), sizeof(double) * size_t(rows));
-        be.download(am.data(), am_b.i(), sizeof(int) * size_t(rows));
-        for (int64_t p = p0; p < p0 + rows; p++) {
-          r.argmax[p] = am[p - p0];
-          if (p + 1 < n) {
-            r.logprob[p] = float(lp[p - p0]);
-            r.nll_sum -= lp[p - p0];
-          } else if (opt.last_logits) {
-            r.last_logits.resize(size_t(V));
-            be.download(r.last_logits.data(), logits.f() + (p - p0) * V, sizeof(float) * size_t(V));
-          }
+      const int64_t n = int64_t(seqs[s].size());
+      res[s].logprob.resize(size_t(n - 1));
+      res[s].argmax.resize(size_t(n));
+      lpd[s - i].assign(size_t(n), 0.0);
+    }
+    size_t s = i;  // the sequence of row r0 (rows are in sequence order)
+    for (int64_t r0 = 0; r0 < T; r0 += RB) {
+      const int64_t nr = std::min(RB, T - r0);
+      logits.reserve(be, sizeof(float) * size_t(nr * V));
+      logits_forward(m, be, h.f() + r0 * D, nr, logits.f());
+      std::vector<int> target(static_cast<size_t>(nr), -1), am(static_cast<size_t>(nr)), seq_of(static_cast<size_t>(nr));
+      std::vector<double> lp(static_cast<size_t>(nr), 0.0);
+      for (int64_t r = r0; r < r0 + nr; r++) {
+        while (s + 1 < j && r >= first[s + 1 - i]) s++;
+        seq_of[size_t(r - r0)] = int(s);
+        const int p = b.pos[size_t(r)];
+        if (p + 1 < int64_t(seqs[s].size())) target[size_t(r - r0)] = seqs[s][size_t(p) + 1];
+      }
+      target_b.reserve(be, sizeof(int) * size_t(nr));
+      lp_b.reserve(be, sizeof(double) * size_t(nr));
+      am_b.reserve(be, sizeof(int) * size_t(nr));
+      be.upload(target_b.i(), target.data(), sizeof(int) * size_t(nr));
+      be.upload(lp_b.d(), lp.data(), sizeof(double) * size_t(nr));  // rows with no target keep 0
+      be.logprob_forward(logits.f(), nr, V, target_b.i(), lp_b.d(), am_b.i());
+      be.download(lp.data(), lp_b.d(), sizeof(double) * size_t(nr));
+      be.download(am.data(), am_b.i(), sizeof(int) * size_t(nr));
+      for (int64_t r = r0; r < r0 + nr; r++) {
+        const size_t q = size_t(seq_of[size_t(r - r0)]);
+        const int64_t p = b.pos[size_t(r)], n = int64_t(seqs[q].size());
+        SeqScore& out = res[q];
+        out.argmax[size_t(p)] = am[size_t(r - r0)];
+        if (p + 1 < n) {
+          out.logprob[size_t(p)] = float(lp[size_t(r - r0)]);
+          lpd[q - i][size_t(p)] = lp[size_t(r - r0)];
+        } else if (opt.last_logits) {
+          out.last_logits.resize(size_t(V));
+          be.download(out.last_logits.data(), logits.f() + (r - r0) * V, sizeof(float) * size_t(V));
         }
       }
-      row += n;
     }
-    done += tokens;
+    for (size_t q = i; q < j; q++) {
+      const int sh = share[q - i];  // the shared positions' results are the previous sequence's (the same tokens)
+      res[q].shared = sh;
+      if (sh > 0) {
+        std::copy(res[q - 1].logprob.begin(), res[q - 1].logprob.begin() + sh, res[q].logprob.begin());
+        std::copy(res[q - 1].argmax.begin(), res[q - 1].argmax.begin() + sh, res[q].argmax.begin());
+        std::copy(lpd[q - i - 1].begin(), lpd[q - i - 1].begin() + sh, lpd[q - i].begin());
+      }
+      for (size_t p = 0; p + 1 < seqs[q].size(); p++) res[q].nll_sum -= lpd[q - i][p];
+    }
+    done += rows;
     if (progress) progress(done, total);
     i = j;
   }

@@ -17,16 +17,27 @@ struct SeqScore {
   std::vector<int> argmax;         // [n] argmax of the logits at every position
   std::vector<float> last_logits;  // [vocab] logits at the last position (when asked)
   double nll_sum = 0;              // -Σ logprob
+  int shared = 0;                  // leading positions whose results are the previous sequence's (computed once)
 };
 
 struct ScoreOptions {
   bool last_logits = false;
-  int64_t max_batch_tokens = 2048;  // sequences are packed into batches of up to this many tokens
+  int64_t max_batch_tokens = 2048;  // sequences are packed into batches of up to this many computed tokens
+  bool share_prefixes = true;       // a sequence's prefix in common with the previous one is computed once
 };
+
+// the shortest common prefix that is copied rather than computed again (each copy is a device copy per layer)
+constexpr int kMinSharedPrefix = 8;
+// a batch's positions (its packed cache's rows, shared prefixes included) are at most this many times its
+// computed tokens: 64 few-shot requests sharing 1,500 tokens would otherwise hold 96,000 (3 GiB at LLaMA-7B)
+constexpr int64_t kBatchRowsPerToken = 4;
 
 using Progress = std::function<void(int64_t done, int64_t total)>;
 
-// Scores every sequence independently (each from position 0). Sequences may differ in length.
+// Scores every sequence independently (each from position 0). Sequences may differ in length. The prefix a
+// sequence has in common with the one before it in the same batch (as the choices of one item have their
+// context) is computed once: its rows' keys and values are copied, and its results are the earlier
+// sequence's, which are the same function of the same tokens.
 std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::vector<std::vector<int>>& seqs,
                                       const ScoreOptions& opt, const CancelToken& cancel, const Progress& progress);
 

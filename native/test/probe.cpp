@@ -13,6 +13,9 @@
 //       plain load: the arena's resident bytes (only pages shared by two tensors may stay), every tensor read
 //       back (host_read, HostTensor) bit for bit, a random LoRA merged into both alike, and host_restore
 //       (resident=n/a where the system cannot count resident pages).
+//   tailor_probe batches PATH          → model_forward over a packed KV cache (scoring's) with well-formed and
+//       malformed batches, a line "<case> OK" or "<case> ERROR <E_CODE> <message>" each: shared prefixes must be
+//       copied from rows that hold them, and every sequence whole, on rows of its own.
 //   tailor_probe reserve GIB            → a LLaMA-shaped arena of about GIB GiB sized plainly (the system's
 //       accounting: E_OOM when it cannot be met) and as a released load sizes it (an address range only),
 //       with the bytes resident after one tensor is written into the latter.
@@ -31,10 +34,49 @@
 
 #include "errors.h"
 #include "host_weights.h"
+#include "forward.h"
 #include "loader.h"
 #include "runtime.h"
 
 using namespace tailor;
+
+// model_forward's checks of packed batches (KvCache::Layout::Packed): one line per case
+static int batch_checks(const char* path) {
+  auto m = load_model(path);
+  auto be = make_cpu_backend(BackendOptions{});
+  const RopeTable rope = make_rope_table(m->cfg);
+  Workspace ws;
+  BackendBuffer out;
+  // tokens at (slot, pos) with token id 1 + pos; copies {src, dst, rows}
+  auto run = [&](const char* name, std::vector<std::pair<int, int>> at, std::vector<KvCopy> copies, bool packed = true) {
+    KvCache kv;
+    if (packed) kv.init_packed(*be, m->cfg, 16);
+    else kv.init(*be, m->cfg, 2, 8);
+    Batch b;
+    for (auto [slot, pos] : at) b.tokens.push_back(1 + pos), b.pos.push_back(pos), b.slot.push_back(slot);
+    b.copies = std::move(copies);
+    try {
+      model_forward(*m, *be, rope, kv, b, ws, out, CancelToken{});
+      std::printf("%s OK\n", name);
+    } catch (const EngineError& e) {
+      std::printf("%s ERROR %s %s\n", name, error_code_name(e.code()), e.what());
+    }
+  };
+  run("whole", {{0, 0}, {0, 1}, {0, 2}, {3, 0}, {3, 1}}, {});
+  run("shared-prefix", {{0, 0}, {0, 1}, {0, 2}, {3, 2}, {3, 3}}, {{0, 3, 2}});
+  run("chained-copies", {{0, 0}, {0, 1}, {0, 2}, {3, 2}, {6, 2}}, {{0, 3, 2}, {3, 6, 2}});
+  run("not-from-0", {{0, 1}, {0, 2}}, {});
+  run("out-of-order", {{0, 0}, {0, 2}, {0, 1}}, {});
+  run("overlapping", {{0, 0}, {0, 1}, {0, 2}, {2, 0}}, {});
+  run("past-the-rows", {{14, 0}, {14, 1}, {14, 2}}, {});
+  run("copy-from-later-rows", {{0, 2}, {0, 3}, {4, 0}, {4, 1}}, {{4, 0, 2}});
+  run("copy-of-unwritten-rows", {{0, 0}, {4, 2}}, {{0, 4, 2}});
+  run("copy-onto-tokens", {{0, 0}, {0, 1}, {3, 0}, {3, 1}}, {{0, 3, 2}});
+  run("two-copies-one-slot", {{0, 0}, {0, 1}, {0, 2}, {4, 2}}, {{0, 4, 2}, {0, 4, 2}});
+  run("copy-past-the-rows", {{0, 0}, {0, 1}, {15, 2}}, {{0, 15, 2}});
+  run("copies-without-packing", {{0, 0}, {1, 0}}, {{0, 1, 1}}, false);
+  return 0;
+}
 
 // "1,2,3" as ids
 static std::vector<int> parse_ids(const char* text) {
@@ -181,7 +223,7 @@ int main(int argc, char** argv) {
   argv = arg_ptrs.data();
 #endif
   if (argc < 3) {
-    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | golden PATH IDS | generate PATH IDS N | hooks PATH [CANCEL_AFTER] | release PATH | reserve GIB\n");
+    std::fprintf(stderr, "usage: tailor_probe load PATH... | score PATH IDS | golden PATH IDS | generate PATH IDS N | hooks PATH [CANCEL_AFTER] | release PATH | batches PATH | reserve GIB\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -288,6 +330,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "release" && argc == 3) return release_check(argv[2]);
+  if (cmd == "batches" && argc == 3) return batch_checks(argv[2]);
   if (cmd == "reserve" && argc == 3) return reserve_check(std::atof(argv[2]));
   std::fprintf(stderr, "unknown command\n");
   return 2;

@@ -60,11 +60,19 @@ export interface SeqScore {
   lastLogits?: Float32Array;
   /** −Σ logprob */
   nllSum: number;
+  /** the leading positions computed once with the previous sequence, which has the same tokens there (sharePrefixes) */
+  sharedPrefix: number;
 }
 
 export interface ScoreOptions {
   lastLogits?: boolean;
+  /** computed tokens per batch (default 2048) */
   maxBatchTokens?: number;
+  /**
+   * compute a prefix a sequence has in common with the previous one once (default true): the choices of a
+   * multiple-choice item share their context, about half of the paper's tasks' tokens
+   */
+  sharePrefixes?: boolean;
   signal?: AbortSignal;
   onProgress?: (tokensDone: number, tokensTotal: number) => void;
 }
@@ -231,6 +239,7 @@ export class Model {
         raw.score(seqs.map((s) => Int32Array.from(s)), {
           lastLogits: opts.lastLogits ?? false,
           maxBatchTokens: opts.maxBatchTokens,
+          sharePrefixes: opts.sharePrefixes ?? true,
           cancel: flag,
           onProgress: opts.onProgress,
         }),

@@ -54,12 +54,12 @@ type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' 
 type RawHostKey = 'hostWeights' | 'hostResidentBytes';
 /** The backend part of a load's info (AddonModel.describeBackend: what a load with those options runs on). */
 export type RawBackendInfo = Pick<RawModelInfo, Exclude<RawBackendKey, RawHostKey>>;
-export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number }
+export interface RawSeqScore { logprob: Float32Array; argmax: Int32Array; lastLogits?: Float32Array; nllSum: number; sharedPrefix: number }
 export interface RawGenerateResult { tokens: number[]; promptTokens: number; promptMs: number; generateMs: number; stopReason: 'eos' | 'length' | 'stopped' | 'context' }
 export interface RawAddonModel {
   info(): RawModelInfo;
   metadata(): Record<string, unknown>;
-  score(seqs: Array<Int32Array | number[]>, opts: { lastLogits?: boolean; maxBatchTokens?: number; cancel?: Int32Array; onProgress?: (done: number, total: number) => void }): Promise<RawSeqScore[]>;
+  score(seqs: Array<Int32Array | number[]>, opts: { lastLogits?: boolean; maxBatchTokens?: number; sharePrefixes?: boolean; cancel?: Int32Array; onProgress?: (done: number, total: number) => void }): Promise<RawSeqScore[]>;
   generate(prompt: Int32Array | number[], opts: { maxTokens?: number; nCtx?: number; nBatch?: number; temperature?: number; topK?: number; topP?: number; seed?: number; stopIds?: number[]; cancel?: Int32Array; onToken?: (id: number, index: number) => void }): Promise<RawGenerateResult>;
   dispose(): void;
   tensors(): RawTensors;

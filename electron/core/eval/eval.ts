@@ -40,7 +40,13 @@ export function buildRequests(tok: Tokenizer, items: ChoiceItem[], maxLen: numbe
 export interface ItemResult { id: string; label: number; ll: number[]; pred: number; predNorm: number }
 export interface TaskResult { task: string; n: number; acc: number; acc_norm: number; items: ItemResult[]; seconds: number }
 
-export interface EvalOptions { signal?: AbortSignal; onProgress?: (p: StageProgress) => void; batchTokens?: number }
+export interface EvalOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: StageProgress) => void;
+  batchTokens?: number;
+  /** compute the context an item's choices share once (default true; false for the benchmark's comparison) */
+  sharePrefixes?: boolean;
+}
 
 /** Requests per scoring call (progress and cancellation between calls), and the engine's batch size in tokens. */
 export const EVAL_CHUNK = 64;
@@ -53,7 +59,7 @@ export async function scoreRequests(model: Model, reqs: Request[], o: EvalOption
   const per = EVAL_CHUNK;
   for (let i = 0; i < reqs.length; i += per) {
     const chunk = reqs.slice(i, i + per);
-    const scores = await model.score(chunk.map((r) => r.ids), { signal: o.signal, maxBatchTokens: o.batchTokens ?? EVAL_BATCH_TOKENS });
+    const scores = await model.score(chunk.map((r) => r.ids), { signal: o.signal, maxBatchTokens: o.batchTokens ?? EVAL_BATCH_TOKENS, sharePrefixes: o.sharePrefixes });
     scores.forEach((s, k) => {
       const r = chunk[k];
       let sum = 0;
