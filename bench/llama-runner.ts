@@ -2,7 +2,7 @@
 // Engine time is llama.cpp's own llama_perf counters (read through `printTimings()`, whose log lines are
 // captured here): "prompt eval time" for the prompt, "eval time" for the single-token decode steps. They
 // leave out node-llama-cpp's JavaScript batching and sampling round trips, which the wall time includes.
-import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
 import type { BenchModel } from './models.js';
 import type { Timed } from './tailor-runner.js';
 import { sleep } from './stats.js';
@@ -88,7 +88,7 @@ export class LlamaRunner {
     readonly info: LlamaContextInfo,
   ) {}
 
-  static async open(host: LlamaHost, m: BenchModel, threads: number, fa: FlashAttention): Promise<LlamaRunner> {
+  static async open(host: LlamaHost, m: BenchModel, threads: number, fa: FlashAttention, kv: 'F16' | 'F32' = 'F16'): Promise<LlamaRunner> {
     host.takeLines();
     const model = await host.llama.loadModel({ modelPath: m.path, gpuLayers: 0 });
     const ctx = await model.createContext({
@@ -100,6 +100,7 @@ export class LlamaRunner {
       sequences: 1,
       flashAttention: fa === 'auto' ? 'auto' : fa === 'on',
       performanceTracking: true,
+      ...(kv === 'F32' ? { experimentalKvCacheKeyType: 'F32' as const, experimentalKvCacheValueType: 'F32' as const } : {}),
     });
     await sleep(20); // let the context-creation log arrive
     const log = host.takeLines();
@@ -170,6 +171,42 @@ export class LlamaRunner {
     const wallMs = performance.now() - (tFirst || t0);
     const perf = await this.readPerf();
     return { ms: perf.evalMs, wallMs, tokens: perf.evalRuns, ids };
+  }
+
+  /**
+   * lm-eval's scoring of multiple-choice requests, as well as llama.cpp does it: each request's continuation
+   * log-likelihood (Σ log p of ids[contStart..] given what precedes), the cache keeping the prefix a request
+   * shares with the previous one (up to the position before its continuation, whose prediction it needs) and
+   * the rest evaluated, with the target's logit, the largest and Σ exp(logit − max) asked for at each
+   * continuation position. Wall time of the whole list.
+   */
+  async continuationLogLikelihoods(reqs: ReadonlyArray<{ ids: number[]; contStart: number }>): Promise<{ ll: number[]; wallMs: number }> {
+    await this.seq.clearHistory();
+    const ll: number[] = [];
+    let prev: number[] = [];
+    const t0 = performance.now();
+    for (const r of reqs) {
+      let common = 0;
+      while (common < prev.length && common < r.ids.length && prev[common] === r.ids[common]) common++;
+      const keep = Math.min(common, r.contStart - 1);
+      if (this.seq.nextTokenIndex > keep) await this.seq.eraseContextTokenRanges([{ start: keep, end: this.seq.nextTokenIndex }]);
+      const input = r.ids.slice(keep).map((id, k): ControlledEvaluateInputItem => {
+        const p = keep + k;
+        if (p < r.contStart - 1 || p + 1 >= r.ids.length) return id as Token;
+        return [id as Token, { generateNext: { logits: { filter: { tokens: [r.ids[p + 1] as Token], includeTop: 1 } }, totalLogitWeight: true } }];
+      });
+      const out = await this.seq.controlledEvaluate(input);
+      let sum = 0;
+      for (let p = r.contStart - 1; p + 1 < r.ids.length; p++) {
+        const next = out[p - keep]?.next;
+        if (!next?.logits || next.totalLogitWeight === undefined) throw new Error(`llama.cpp returned no logits at position ${p}`);
+        const max = Math.max(...next.logits.values());
+        sum += next.logits.get(r.ids[p + 1] as Token)! - max - Math.log(next.totalLogitWeight);
+      }
+      ll.push(sum);
+      prev = r.ids;
+    }
+    return { ll, wallMs: performance.now() - t0 };
   }
 
   async dispose(): Promise<void> {

@@ -54,45 +54,70 @@ function importancePlan(a: ArchConfig): number {
 }
 
 /**
- * The evaluation's scoring of one batch of `tokens` tokens: the forward's activations (x, xn, h, q, att, k, v,
- * g, u in fp32), one layer's keys and values of each token (the packed cache every layer reuses, forward.h)
- * and a block of 256 rows of logits.
+ * The evaluation's scoring of one batch of `tokens` computed tokens over `rows` positions (shared prefixes
+ * included): the forward's activations (x, xn, h, q, att, k, v, g, u in fp32), one layer's keys and values
+ * of each position (the packed cache every layer reuses, forward.h) and a block of 256 rows of logits.
  */
-function scoringPlan(a: ArchConfig, tokens: number): { total: number; kv: number } {
+function scoringPlan(a: ArchConfig, tokens: number, rows: number): { total: number; kv: number } {
   const heads = Math.max(...a.layers.map((l) => l.nHead)), kvHeads = Math.max(...a.layers.map((l) => l.nKvHead)), ffn = Math.max(...a.layers.map((l) => l.ffn));
   const acts = tokens * (3 * a.dim + 2 * heads * a.headDim + 2 * kvHeads * a.headDim + 2 * ffn) * 4;
-  const kv = tokens * kvHeads * a.headDim * 4 * 2;
+  const kv = rows * kvHeads * a.headDim * 4 * 2;
   return { total: paramCount(a) * 2 + acts + kv + 256 * a.vocabSize * 4 + 0.5 * GiB, kv };
 }
 
 /**
  * The paper's seven tasks as eval.ts scores them (zero-shot requests, Llama 2's tokenizer, chunks of
- * EVAL_CHUNK requests packed by the engine's rule into batches of up to EVAL_BATCH_TOKENS tokens): per task,
- * the largest batch, and what a cache of every layer with a slot per sequence, padded to the longest,
- * would have held (the engine's layout before the packed cache: the largest slot count times the
- * longest sequence of a call). Empty when the shared data is not beside the checkout.
+ * EVAL_CHUNK requests packed by the engine's rule into batches of up to EVAL_BATCH_TOKENS computed tokens, a
+ * prefix of 8 or more tokens in common with the previous request of the batch computed once, runtime.cpp):
+ * per task, the tokens of the requests and those computed, the largest batch's positions (its keys and
+ * values), and what a cache of every layer with a slot per sequence, padded to the longest, would have held
+ * (the engine's layout before the packed cache: the largest slot count times the longest sequence of a
+ * call). Empty when the shared data is not beside the checkout.
  */
-function evaluationBatches(): Array<{ task: string; requests: number; batchTokens: number; padded: number }> {
+function evaluationBatches(): Array<{ task: string; requests: number; tokens: number; computed: number; batchRows: number; padded: number }> {
   const spm = path.join(sharedDir(), 'models', 'llama2-tokenizer', 'tokenizer.model');
   if (!fs.existsSync(spm)) return [];
   const tok = new SentencePieceTokenizer(parseModelProto(fs.readFileSync(spm)));
   return ['boolq', 'piqa', 'hellaswag', 'winogrande', 'arc_easy', 'arc_challenge', 'openbookqa'].map((task) => {
-    const lens = buildRequests(tok, getTask(task, { dataDir: path.join(sharedDir(), 'datasets') }).evalItems(), 2048).map((r) => r.ids.length);
-    let batchTokens = 0, padded = 0;
-    for (let c = 0; c < lens.length; c += EVAL_CHUNK) {
-      const chunk = lens.slice(c, c + EVAL_CHUNK);
-      let slots = 0, longest = 0;
-      for (let i = 0; i < chunk.length;) {  // runtime.cpp's packing: whole sequences while they fit (at least one)
-        let j = i, t = 0;
-        while (j < chunk.length && (j === i || t + chunk[j] <= EVAL_BATCH_TOKENS)) t += chunk[j++];
-        batchTokens = Math.max(batchTokens, t);
-        slots = Math.max(slots, j - i);
-        longest = Math.max(longest, ...chunk.slice(i, j));
+    const ids = buildRequests(tok, getTask(task, { dataDir: path.join(sharedDir(), 'datasets') }).evalItems(), 2048).map((r) => r.ids);
+    let tokens = 0, computed = 0, batchRows = 0, padded = 0;
+    const shared = (a: number[], b: number[]) => {
+      let p = 0;
+      while (p < a.length && p < b.length && a[p] === b[p]) p++;
+      return Math.min(p, b.length) - 1 >= 8 ? Math.min(p, b.length) - 1 : 0;
+    };
+    // runtime.cpp's packing: whole sequences while their cost fits the batch (and, with `rowsCap`, their positions
+    // fit 4 × its tokens: kBatchRowsPerToken), at least one; yields [i, j) batches and their cost
+    const pack = function* (chunk: number[][], cost: (j: number, first: boolean) => number, rowsCap: boolean) {
+      for (let i = 0; i < chunk.length;) {
+        let j = i, t = 0, rows = 0;
+        for (; j < chunk.length; j++) {
+          const n = cost(j, j === i);
+          if (j > i && (t + n > EVAL_BATCH_TOKENS || (rowsCap && rows + chunk[j].length > 4 * EVAL_BATCH_TOKENS))) break;
+          t += n;
+          rows += chunk[j].length;
+        }
+        yield [i, j, t] as const;
         i = j;
+      }
+    };
+    for (let c = 0; c < ids.length; c += EVAL_CHUNK) {
+      const chunk = ids.slice(c, c + EVAL_CHUNK);
+      tokens += chunk.reduce((s, x) => s + x.length, 0);
+      // now: a batch's budget is its computed tokens, its cache holds all its positions once
+      for (const [i, j, t] of pack(chunk, (k, first) => chunk[k].length - (first ? 0 : shared(chunk[k - 1], chunk[k])), true)) {
+        computed += t;
+        batchRows = Math.max(batchRows, chunk.slice(i, j).reduce((s, x) => s + x.length, 0));
+      }
+      // before: every sequence whole, and a cache of the call's largest slot count × its longest sequence
+      let slots = 0, longest = 0;
+      for (const [i, j] of pack(chunk, (k) => chunk[k].length, false)) {
+        slots = Math.max(slots, j - i);
+        longest = Math.max(longest, ...chunk.slice(i, j).map((x) => x.length));
       }
       padded = Math.max(padded, slots * longest);
     }
-    return { task, requests: lens.length, batchTokens, padded };
+    return { task, requests: ids.length, tokens, computed, batchRows, padded };
   });
 }
 
@@ -122,16 +147,24 @@ const lines = [
   '',
   `Taylor importance pass on the unpruned LLaMA-7B (bf16 weights, one layer's fp32 gradient at a time, 10 × 64 calibration tokens): ${fmt(importancePlan(full))}.`,
   '',
-  `Evaluation of the unpruned LLaMA-7B (bf16 weights, a batch of ${EVAL_BATCH_TOKENS.toLocaleString('en-US')} tokens): ${fmt(scoringPlan(full, EVAL_BATCH_TOKENS).total)}, of which the keys and values are ${fmt(scoringPlan(full, EVAL_BATCH_TOKENS).kv)} (each token once, one layer's).`,
   ...(() => {
     const tasks = evaluationBatches();
-    if (!tasks.length) return [];
     const kvPerPosition = full.layers[0].nKvHead * full.headDim * 4 * 2;
+    // a batch computes up to EVAL_BATCH_TOKENS tokens; its cache holds its positions, shared prefixes included
+    const rows = Math.max(EVAL_BATCH_TOKENS, ...tasks.map((t) => t.batchRows));
+    const e = scoringPlan(full, EVAL_BATCH_TOKENS, rows);
+    const head = `Evaluation of the unpruned LLaMA-7B (bf16 weights, batches of ${EVAL_BATCH_TOKENS.toLocaleString('en-US')} computed tokens): ${fmt(e.total)}, of which the keys and values are ${fmt(e.kv)} (${rows.toLocaleString('en-US')} positions, each once, one layer's).`;
+    if (!tasks.length) return [head];
     return [
+      head,
       '',
-      '| task (zero-shot, Llama 2 tokenizer) | requests | largest batch (tokens) | keys and values, packed | a padded cache of every layer |',
-      '|---|---|---|---|---|',
-      ...tasks.map((t) => `| ${t.task} | ${t.requests.toLocaleString('en-US')} | ${t.batchTokens.toLocaleString('en-US')} | ${fmt(t.batchTokens * kvPerPosition)} | ${fmt(t.padded * kvPerPosition * full.layers.length)} (${t.padded.toLocaleString('en-US')} positions) |`),
+      '| task (zero-shot, Llama 2 tokenizer) | requests | tokens | computed (shared prefixes once) | largest batch (positions) | keys and values, packed | a padded cache of every layer |',
+      '|---|---|---|---|---|---|---|',
+      ...tasks.map((t) => `| ${t.task} | ${t.requests.toLocaleString('en-US')} | ${t.tokens.toLocaleString('en-US')} | ${t.computed.toLocaleString('en-US')} (${((100 * t.computed) / t.tokens).toFixed(1)} %) | ${t.batchRows.toLocaleString('en-US')} | ${fmt(t.batchRows * kvPerPosition)} | ${fmt(t.padded * kvPerPosition * full.layers.length)} (${t.padded.toLocaleString('en-US')} positions) |`),
+      (() => {
+        const all = tasks.reduce((s, t) => s + t.tokens, 0), comp = tasks.reduce((s, t) => s + t.computed, 0);
+        return `| all | ${tasks.reduce((s, t) => s + t.requests, 0).toLocaleString('en-US')} | ${all.toLocaleString('en-US')} | ${comp.toLocaleString('en-US')} (${((100 * comp) / all).toFixed(1)} %) | | | |`;
+      })(),
     ];
   })(),
 ];
