@@ -161,11 +161,11 @@ test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each
   const b = spawnSync(probe, ['batches', valid[0].path], { encoding: 'utf8', env });
   assert.equal(b.status, 0, b.stderr.slice(0, 4000));
   const verdicts = Object.fromEntries(b.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
-  for (const ok of ['whole', 'shared-prefix', 'chained-copies']) assert.equal(verdicts[ok], 'OK', ok);
-  const refused = ['not-from-0', 'out-of-order', 'overlapping', 'past-the-rows', 'copy-from-later-rows', 'copy-of-unwritten-rows', 'copy-onto-tokens',
-    'two-copies-one-slot', 'copy-past-the-rows', 'copies-without-packing'];
+  for (const ok of ['whole', 'shared-prefix', 'two-segments']) assert.equal(verdicts[ok], 'OK', ok);
+  const refused = ['copy-of-copied-rows', 'gap-before-tokens', 'not-from-0', 'out-of-order', 'overlapping', 'past-the-rows', 'copy-from-later-rows',
+    'copy-of-unwritten-rows', 'copy-onto-tokens', 'two-copies-one-slot', 'copy-past-the-rows', 'copies-without-packing'];
   for (const bad of refused) assert.match(verdicts[bad] ?? 'missing', /^ERROR E_ARG (a packed KV cache needs each sequence of a batch whole|KV-cache row copies need a packed cache)/, bad);
-  assert.equal(Object.keys(verdicts).length, 13);
+  assert.equal(Object.keys(verdicts).length, 15);
 });
 
 // A load that releases its host weights (CUDA) sizes its arena as an address range only: a model whose fp32

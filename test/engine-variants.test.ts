@@ -227,8 +227,11 @@ test("scoring computes a prefix in common with the previous sequence once: each 
       other,
       [...other],                 // the same sequence again: all but its last position
       other.slice(0, 20),         // a prefix of the previous one
+      [...ctx, 30],
+      [...ctx, 31, 32, 33, 34],
+      [...ctx, 31, 32, 33, 35],   // 42 shared: 39 computed by the first of these three, 3 by the second
     ];
-    const expected = [0, 39, 39, 0, 0, 29, 19];
+    const expected = [0, 39, 39, 0, 0, 29, 19, 0, 39, 42];
     const together = await e.score(seqs, { lastLogits: true });
     assert.deepEqual(together.map((r) => r.sharedPrefix), expected);
     for (let i = 0; i < seqs.length; i++) {
@@ -241,12 +244,12 @@ test("scoring computes a prefix in common with the previous sequence once: each 
     }
     // a sequence that begins a batch shares nothing (its predecessor's keys and values are gone); nor does any when asked not to
     const small = await e.score(seqs, { maxBatchTokens: 45 });
-    assert.deepEqual(small.map((r) => r.sharedPrefix), [0, 0, 39, 0, 0, 29, 19]);  // batches of 45 computed tokens: 0 | 1 2 | 3 4 5 6
+    assert.deepEqual(small.map((r) => r.sharedPrefix), [0, 0, 39, 0, 0, 29, 19, 0, 0, 0]);  // batches of 45 computed tokens: 0 | 1 2 | 3 4 5 6 | 7 | 8 | 9
     // a batch holds at most 4 × maxBatchTokens positions, shared ones included: here 4 choices of 41 (200)
     const many = Array.from({ length: 6 }, (_, c) => [...ctx, 50 + c]);
     assert.deepEqual((await e.score(many, { maxBatchTokens: 50 })).map((r) => r.sharedPrefix), [0, 39, 39, 39, 0, 39]);
     const none = await e.score(seqs, { sharePrefixes: false });
-    assert.deepEqual(none.map((r) => r.sharedPrefix), [0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(none.map((r) => r.sharedPrefix), new Array(seqs.length).fill(0));
     for (let i = 0; i < seqs.length; i++) assert.deepEqual(Array.from(small[i].argmax), Array.from(none[i].argmax));
   } finally {
     e.dispose();

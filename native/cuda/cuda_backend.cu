@@ -285,6 +285,10 @@ class CudaBackend final : public Backend {
     use();
     cuda::kv_store(kv, k, v, pos, slot, T);
   }
+  void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows) override {
+    use();
+    cuda::kv_copy(kv, copies, n, max_rows);
+  }
   void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                          int hd) override {
     use();

@@ -80,6 +80,8 @@ struct DeviceRope {
 void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const DeviceRope& rope);
 // stores k/v rows [T, kv_stride] into the cache at (slot[t], pos[t])
 void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T);
+// the cache's rows copies[i].src.. → copies[i].dst.. for the n copies (device memory), each ≤ max_rows rows
+void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows);
 // h[n] = silu(g) * u   (h may be g)
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n);
 // y[n] += x[n]

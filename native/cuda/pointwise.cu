@@ -66,6 +66,18 @@ __global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, 
   }
 }
 
+// kc/vc rows copies[c].src.. → copies[c].dst.. (rows × kv_stride floats); grid (x, copies), block 256
+__global__ void kv_copy_kernel(float* __restrict__ kc, float* __restrict__ vc, const KvCopy* __restrict__ copies, int n, int kv_stride) {
+  for (int c = blockIdx.y; c < n; c += gridDim.y) {
+    const KvCopy cp = copies[c];
+    const int64_t src = int64_t(cp.src) * kv_stride, dst = int64_t(cp.dst) * kv_stride, elems = int64_t(cp.rows) * kv_stride;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < elems; i += int64_t(gridDim.x) * blockDim.x) {
+      kc[dst + i] = kc[src + i];
+      vc[dst + i] = vc[src + i];
+    }
+  }
+}
+
 // h[n], g[n], u[n] (h may be g)
 __global__ void swiglu_forward_kernel(float* h, const float* g, const float* __restrict__ u, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -122,6 +134,14 @@ void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, 
   rows_limit(T, "kv_store");
   TAILOR_LAUNCH(kv_store_kernel, unsigned(T), kRowThreads)(kv.k, kv.v, k, v, pos, slot, kv.n_ctx, kv.kv_stride);
   check_launch("kv_store");
+}
+
+void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows) {
+  if (n <= 0 || max_rows <= 0 || kv.kv_stride == 0) return;
+  const int64_t elems = int64_t(max_rows) * kv.kv_stride;
+  const dim3 grid(unsigned(std::min<int64_t>((elems + 255) / 256, 1024)), unsigned(std::min(n, 65535)));
+  TAILOR_LAUNCH(kv_copy_kernel, grid, 256)(kv.k, kv.v, copies, n, kv.kv_stride);
+  check_launch("kv_copy");
 }
 
 void swiglu_forward(float* h, const float* g, const float* u, int64_t n) {

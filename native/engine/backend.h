@@ -39,6 +39,12 @@ struct KvView {
   int kv_stride;  // floats per position (n_kv*hd of this layer)
 };
 
+// cache rows src..src+rows−1 → dst..dst+rows−1 (a packed cache's shared prefix: dst is the slot of the
+// sequence whose prefix they are; the ranges never overlap)
+struct KvCopy {
+  int src, dst, rows;
+};
+
 struct Model;
 
 // the elementwise term of a pruning statistic: |w·g|, w·g or (w·g)² (in float64)
@@ -85,6 +91,8 @@ class Backend {
   virtual void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) = 0;
   // stores k/v rows [T, n_kv*hd] into the cache at (slot[t], pos[t])
   virtual void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) = 0;
+  // copies[n] (backend memory; each at most max_rows rows) in the cache's keys and values, in order
+  virtual void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows) = 0;
   // out[T, n_head*hd] = causal softmax(q kᵀ / √hd) v, each token attending to positions 0..pos[t] of its slot
   virtual void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T,
                                  int n_head, int n_kv, int hd) = 0;
@@ -204,6 +212,7 @@ class BackendBuffer {
   float* f() const { return static_cast<float*>(p_); }
   int* i() const { return static_cast<int*>(p_); }
   double* d() const { return static_cast<double*>(p_); }
+  void* p() const { return p_; }
   size_t bytes() const { return bytes_; }
 
  private:

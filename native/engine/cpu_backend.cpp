@@ -237,6 +237,15 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void kv_copy(const KvView& kv, const KvCopy* copies, int n, int) override {
+    for (int i = 0; i < n; i++) {
+      const KvCopy& c = copies[i];
+      const size_t bytes = sizeof(float) * size_t(c.rows) * size_t(kv.kv_stride);
+      std::memcpy(kv.k + int64_t(c.dst) * kv.kv_stride, kv.k + int64_t(c.src) * kv.kv_stride, bytes);
+      std::memcpy(kv.v + int64_t(c.dst) * kv.kv_stride, kv.v + int64_t(c.src) * kv.kv_stride, bytes);
+    }
+  }
+
   void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head,
                          int n_kv, int hd) override {
     // tasks: (run of consecutive positions of one slot) × head × tile of up to QT queries; each task walks

@@ -88,27 +88,35 @@ RopeTable make_rope_table(const Config& c) {
 
 static void grow(Backend& be, BackendBuffer& b, size_t floats) { b.reserve(be, sizeof(float) * floats); }
 
-// A packed batch's sequences are whole, each on rows of its own: its slot's copied prefix (a copy from rows
-// that a token or an earlier copy writes), then its positions in order, from where the copy ends (else 0).
+// A packed batch's sequences are whole, each on rows of its own: every token's row is written once, a
+// slot's tokens are at consecutive positions, the rows before its first token are written by copies, and
+// a copy reads only rows of this batch's tokens (earlier ones: the copies of a layer run at once).
 static void check_packed(const Batch& b, int rows) {
-  std::vector<int> next(size_t(rows), 0);  // [row] the next position of the sequence whose slot is this row
-  std::vector<char> written(size_t(rows), 0);
+  enum : char { kFree, kToken, kCopy };
+  std::vector<char> written(size_t(rows), kFree);
+  std::vector<int> last(size_t(rows), -1);  // [slot] its last token's position so far
+  std::vector<std::pair<int, int>> firsts;  // (slot, its first token's position)
   auto bad = [](const std::string& what) { fail(ErrorCode::ARG, "a packed KV cache needs each sequence of a batch whole, on rows of its own: " + what); };
-  for (const KvCopy& c : b.copies) {
-    if (c.rows <= 0 || c.src < 0 || int64_t(c.src) + c.rows > c.dst || int64_t(c.dst) + c.rows > rows || next[size_t(c.dst)] != 0)
-      bad("copy of " + std::to_string(c.rows) + " rows from " + std::to_string(c.src) + " to " + std::to_string(c.dst));
-    next[size_t(c.dst)] = c.rows;
-  }
   for (int64_t t = 0; t < b.size(); t++) {
     const int64_t row = int64_t(b.slot[t]) + b.pos[t];
-    if (b.pos[t] != next[size_t(b.slot[t])]++ || row >= rows || written[size_t(row)]++)
+    int& l = last[size_t(b.slot[t])];
+    if (row >= rows || written[size_t(row)] != kFree || (l >= 0 && b.pos[t] != l + 1))
       bad("token " + std::to_string(t) + " (slot " + std::to_string(b.slot[t]) + ", position " + std::to_string(b.pos[t]) + ")");
+    written[size_t(row)] = kToken;
+    if (l < 0) firsts.push_back({b.slot[t], b.pos[t]});
+    l = b.pos[t];
   }
   for (const KvCopy& c : b.copies) {
-    for (int r = 0; r < c.rows; r++)
-      if (!written[size_t(c.src + r)] || written[size_t(c.dst + r)]) bad("copy to row " + std::to_string(c.dst + r));
-    std::fill(written.begin() + c.dst, written.begin() + c.dst + c.rows, char(1));
+    if (c.rows <= 0 || c.src < 0 || int64_t(c.src) + c.rows > c.dst || int64_t(c.dst) + c.rows > rows)
+      bad("copy of " + std::to_string(c.rows) + " rows from " + std::to_string(c.src) + " to " + std::to_string(c.dst));
+    for (int r = 0; r < c.rows; r++) {
+      if (written[size_t(c.src + r)] != kToken || written[size_t(c.dst + r)] != kFree) bad("copy to row " + std::to_string(c.dst + r));
+      written[size_t(c.dst + r)] = kCopy;
+    }
   }
+  for (auto [slot, pos] : firsts)  // the positions before a slot's first token are copied in
+    for (int r = slot; r < slot + pos; r++)
+      if (written[size_t(r)] != kCopy) bad("position " + std::to_string(r - slot) + " of slot " + std::to_string(slot) + " is not written");
 }
 
 void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& kv, const Batch& b, Workspace& ws,
@@ -141,6 +149,12 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
   be.upload(ws.tokens.i(), b.tokens.data(), ib);
   be.upload(ws.pos.i(), b.pos.data(), ib);
   be.upload(ws.slot.i(), b.slot.data(), ib);
+  const int n_copies = int(b.copies.size());
+  int max_copy_rows = 0;
+  for (const KvCopy& c : b.copies) max_copy_rows = std::max(max_copy_rows, c.rows);
+  ws.copies.reserve(be, sizeof(KvCopy) * std::max<size_t>(b.copies.size(), 1));
+  if (n_copies) be.upload(ws.copies.p(), b.copies.data(), sizeof(KvCopy) * b.copies.size());
+  const KvCopy* copies = static_cast<const KvCopy*>(ws.copies.p());  // [n_copies] (backend buffer)
   const int* pos = ws.pos.i();    // [T] positions (backend buffer)
   const int* slot = ws.slot.i();  // [T] KV-cache slots (backend buffer)
   float* x = ws.x.f();   // [T, D] residual stream
@@ -165,11 +179,7 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
       be.rope_forward(k, pos, T, s.n_kv_head, rope);
       KvView view = kv.view(c, l);
       be.kv_store(view, k, v, pos, slot, T);
-      for (const KvCopy& cp : b.copies) {  // shared prefixes: rows [src, src+rows) → [dst, dst+rows), this layer's width
-        const int64_t w = view.kv_stride;
-        be.copy(view.k + cp.dst * w, view.k + cp.src * w, sizeof(float) * size_t(cp.rows * w));
-        be.copy(view.v + cp.dst * w, view.v + cp.src * w, sizeof(float) * size_t(cp.rows * w));
-      }
+      be.kv_copy(view, copies, n_copies, max_copy_rows);  // shared prefixes, in this layer's keys and values
       be.attention_forward(att, q, view, pos, slot, T, s.n_head, s.n_kv_head, int(hd));
       be.matmul_forward(x, att, be.weight(w.wo), T, qd, D, true);  // x += att · woᵀ
     }

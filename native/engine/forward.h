@@ -38,14 +38,11 @@ struct KvCache {
 // A packed batch: token t is tokens[t] at position pos[t] of sequence slot[t]. Within a slot, positions
 // must be stored in order: earlier positions are in the cache or earlier in the batch. With a Packed cache,
 // slot[t] is the first row of t's sequence, and every sequence is whole: positions 0, 1, … on rows of its
-// own, the first `rows` of them copied, in each layer, from an earlier sequence's rows that hold the same
+// own, the first of them copied, in each layer, from the rows where an earlier sequence computed the same
 // tokens (a shared prefix, computed once: KvCopy), the rest in the batch.
-struct KvCopy {
-  int src, dst, rows;  // cache rows src.. → dst.. (dst: the slot of the sequence whose prefix they are)
-};
 struct Batch {
   std::vector<int> tokens, pos, slot;
-  std::vector<KvCopy> copies;  // Packed only, done in order after each layer's keys and values are stored
+  std::vector<KvCopy> copies;  // Packed only, after each layer's keys and values are stored, all at once: each reads rows of this batch's tokens
   int64_t size() const { return int64_t(tokens.size()); }
 };
 
@@ -53,6 +50,7 @@ struct Batch {
 struct Workspace {
   BackendBuffer x, xn, q, k, v, att, g, u;  // float activations
   BackendBuffer tokens, pos, slot;          // int [T]: the batch, uploaded
+  BackendBuffer copies;                     // KvCopy [copies]: the batch's, uploaded
 };
 
 RopeTable make_rope_table(const Config& c);

@@ -62,19 +62,29 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
       j++;
     }
     // whole sequences one after another in a packed cache (KvCache::Layout::Packed): a sequence's slot is its
-    // first row; a shared prefix is copied from the previous sequence's rows
+    // first row. A shared prefix is copied from the rows where its tokens were computed: the previous
+    // sequence's own rows, or, where that one's were copied too, their source (the copies of a layer run
+    // together, so none may read what another writes)
     Batch b;
     std::vector<int64_t> first(j - i);  // [s − i] the batch row of sequence s's first computed token
-    for (size_t s = i, start = 0, prev = 0; s < j; s++) {
+    std::vector<KvCopy> from, prev_from;  // a sequence's positions 0.. as segments {computed row, position, length}
+    for (size_t s = i, start = 0; s < j; s++) {
       const int sh = share[s - i];
       first[s - i] = b.size();
-      if (sh > 0) b.copies.push_back({int(prev), int(start), sh});
+      from.clear();
+      for (const KvCopy& g : prev_from) {  // positions [0, sh) of the previous sequence, where they were computed
+        if (g.dst >= sh) break;
+        const int len = std::min(g.rows, sh - g.dst);
+        from.push_back({g.src, g.dst, len});
+        b.copies.push_back({g.src, int(start) + g.dst, len});
+      }
+      from.push_back({int(start) + sh, sh, int(seqs[s].size()) - sh});  // its own positions, computed here
       for (size_t p = size_t(sh); p < seqs[s].size(); p++) {
         b.tokens.push_back(seqs[s][p]);
         b.pos.push_back(int(p));
         b.slot.push_back(int(start));
       }
-      prev = start;
+      prev_from.swap(from);
       start += seqs[s].size();
     }
     if (kv.n_slots < int(rows)) kv.init_packed(be, m.cfg, int(rows));

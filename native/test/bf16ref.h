@@ -122,6 +122,7 @@ class Bf16InputsCpu final : public Backend {
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t d, float e) override { c_.rmsnorm_forward(y, x, w, T, d, e); }
   void rope_forward(float* x, const int* p, int64_t T, int h, const RopeTable& r) override { c_.rope_forward(x, p, T, h, r); }
   void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override { c_.kv_store(kv, k, v, p, s, T); }
+  void kv_copy(const KvView& kv, const KvCopy* c, int n, int max_rows) override { c_.kv_copy(kv, c, n, max_rows); }
   void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
     if (!tc_att_ || !tc_att_(hd) || T < tc_min_tokens_) return c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
     const int64_t qs = int64_t(nh) * hd;

@@ -278,6 +278,18 @@ void check_attention(Backend& cpu) {
     report("kv_store (v)", c.name, gvc.get(), rv, 0.0);
     report("attention_forward", c.name, gout.get(), ref, kF32);
   }
+  // scoring's shared prefixes: rows of a packed cache copied, copies of different lengths at once (none reads
+  // rows another writes, as score_sequences makes them)
+  const int kvs = 2 * 64, rows = 3000;
+  const std::vector<KvCopy> copies = {{0, 1000, 700}, {10, 1800, 3}, {700, 1803, 1}, {5, 2000, 990}};
+  auto kc = randf(size_t(rows) * kvs), vc = randf(size_t(rows) * kvs);
+  auto rk = kc, rv = vc;
+  cpu.kv_copy(KvView{rk.data(), rv.data(), 1, kvs}, copies.data(), int(copies.size()), 990);
+  Dev<float> gkc(kc), gvc(vc);
+  Dev<KvCopy> gc(copies);
+  cu::kv_copy(KvView{gkc.p, gvc.p, 1, kvs}, gc.p, int(copies.size()), 990);
+  report("kv_copy", "4 copies of 1..990 rows, kv 128", gkc.get(), rk, 0.0);
+  report("kv_copy (v)", "4 copies of 1..990 rows, kv 128", gvc.get(), rv, 0.0);
 }
 
 // the same attention on bf16 tensor cores (the bf16 mode's, for prompts): against the fp32 result (within bf16

@@ -15,7 +15,7 @@
 //       (resident=n/a where the system cannot count resident pages).
 //   tailor_probe batches PATH          → model_forward over a packed KV cache (scoring's) with well-formed and
 //       malformed batches, a line "<case> OK" or "<case> ERROR <E_CODE> <message>" each: shared prefixes must be
-//       copied from rows that hold them, and every sequence whole, on rows of its own.
+//       copied from rows the batch's tokens compute, and every sequence whole, on rows of its own.
 //   tailor_probe reserve GIB            → a LLaMA-shaped arena of about GIB GiB sized plainly (the system's
 //       accounting: E_OOM when it cannot be met) and as a released load sizes it (an address range only),
 //       with the bytes resident after one tensor is written into the latter.
@@ -64,7 +64,10 @@ static int batch_checks(const char* path) {
   };
   run("whole", {{0, 0}, {0, 1}, {0, 2}, {3, 0}, {3, 1}}, {});
   run("shared-prefix", {{0, 0}, {0, 1}, {0, 2}, {3, 2}, {3, 3}}, {{0, 3, 2}});
-  run("chained-copies", {{0, 0}, {0, 1}, {0, 2}, {3, 2}, {6, 2}}, {{0, 3, 2}, {3, 6, 2}});
+  // a third sequence sharing 3 positions with the second: 2 computed by the first, 1 by the second
+  run("two-segments", {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {4, 2}, {4, 3}, {8, 3}}, {{0, 4, 2}, {0, 8, 2}, {6, 10, 1}});
+  run("copy-of-copied-rows", {{0, 0}, {0, 1}, {0, 2}, {3, 2}, {6, 2}}, {{0, 3, 2}, {3, 6, 2}});
+  run("gap-before-tokens", {{0, 0}, {0, 1}, {0, 2}, {3, 2}}, {{0, 3, 1}});
   run("not-from-0", {{0, 1}, {0, 2}}, {});
   run("out-of-order", {{0, 0}, {0, 2}, {0, 1}}, {});
   run("overlapping", {{0, 0}, {0, 1}, {0, 2}, {2, 0}}, {});
@@ -73,7 +76,7 @@ static int batch_checks(const char* path) {
   run("copy-of-unwritten-rows", {{0, 0}, {4, 2}}, {{0, 4, 2}});
   run("copy-onto-tokens", {{0, 0}, {0, 1}, {3, 0}, {3, 1}}, {{0, 3, 2}});
   run("two-copies-one-slot", {{0, 0}, {0, 1}, {0, 2}, {4, 2}}, {{0, 4, 2}, {0, 4, 2}});
-  run("copy-past-the-rows", {{0, 0}, {0, 1}, {15, 2}}, {{0, 15, 2}});
+  run("copy-past-the-rows", {{0, 0}, {0, 1}, {0, 2}}, {{0, 15, 2}});
   run("copies-without-packing", {{0, 0}, {1, 0}}, {{0, 1, 1}}, false);
   return 0;
 }
