@@ -165,7 +165,8 @@ test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each
   const refused = ['copy-of-copied-rows', 'gap-before-tokens', 'not-from-0', 'out-of-order', 'overlapping', 'past-the-rows', 'copy-from-later-rows',
     'copy-of-unwritten-rows', 'copy-onto-tokens', 'two-copies-one-slot', 'copy-past-the-rows', 'copies-without-packing'];
   for (const bad of refused) assert.match(verdicts[bad] ?? 'missing', /^ERROR E_ARG (a packed KV cache needs each sequence of a batch whole|KV-cache row copies need a packed cache)/, bad);
-  assert.equal(Object.keys(verdicts).length, 15);
+  assert.match(verdicts['negative-position'] ?? 'missing', /^ERROR E_ARG position -1 is negative/);
+  assert.equal(Object.keys(verdicts).length, 16);
 });
 
 // A load that releases its host weights (CUDA) sizes its arena as an address range only: a model whose fp32

@@ -39,8 +39,8 @@ struct KvView {
   int kv_stride;  // floats per position (n_kv*hd of this layer)
 };
 
-// cache rows src..src+rows−1 → dst..dst+rows−1 (a packed cache's shared prefix: dst is the slot of the
-// sequence whose prefix they are; the ranges never overlap)
+// cache rows src..src+rows−1 → dst..dst+rows−1: a packed cache's shared prefix, from the rows where an earlier
+// sequence of the batch computed it into the rows of the sequence that shares it (forward.h, Batch)
 struct KvCopy {
   int src, dst, rows;
 };
@@ -91,7 +91,8 @@ class Backend {
   virtual void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) = 0;
   // stores k/v rows [T, n_kv*hd] into the cache at (slot[t], pos[t])
   virtual void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) = 0;
-  // copies[n] (backend memory; each at most max_rows rows) in the cache's keys and values, in order
+  // copies[n] (backend memory; each at most max_rows rows) in the cache's keys and values, in any order: no copy
+  // reads rows another writes
   virtual void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows) = 0;
   // out[T, n_head*hd] = causal softmax(q kᵀ / √hd) v, each token attending to positions 0..pos[t] of its slot
   virtual void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T,

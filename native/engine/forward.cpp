@@ -126,7 +126,8 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
   for (int64_t t = 0; t < T; t++) {
     if (b.tokens[t] < 0 || b.tokens[t] >= c.vocab_size) fail(ErrorCode::ARG, "token id " + std::to_string(b.tokens[t]) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
     if (b.slot[t] < 0 || b.slot[t] >= kv.n_slots) fail(ErrorCode::ARG, "batch slot out of range");
-    if (kv.layout == KvCache::Layout::Slots && (b.pos[t] < 0 || b.pos[t] >= kv.n_ctx))
+    if (b.pos[t] < 0) fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is negative");
+    if (kv.layout == KvCache::Layout::Slots && b.pos[t] >= kv.n_ctx)
       fail(ErrorCode::ARG, "position " + std::to_string(b.pos[t]) + " is beyond the context of " + std::to_string(kv.n_ctx) + " tokens");
   }
   if (kv.layout == KvCache::Layout::Packed) {

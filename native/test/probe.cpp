@@ -77,6 +77,7 @@ static int batch_checks(const char* path) {
   run("copy-onto-tokens", {{0, 0}, {0, 1}, {3, 0}, {3, 1}}, {{0, 3, 2}});
   run("two-copies-one-slot", {{0, 0}, {0, 1}, {0, 2}, {4, 2}}, {{0, 4, 2}, {0, 4, 2}});
   run("copy-past-the-rows", {{0, 0}, {0, 1}, {0, 2}}, {{0, 15, 2}});
+  run("negative-position", {{3, -1}, {3, 0}}, {});
   run("copies-without-packing", {{0, 0}, {1, 0}}, {{0, 1, 1}}, false);
   return 0;
 }
