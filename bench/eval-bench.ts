@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Model } from '../electron/core/engine/engine.js';
-import { buildRequests, scoreRequests, type Request } from '../electron/core/eval/eval.js';
+import { accuracy, buildRequests, scoreRequests } from '../electron/core/eval/eval.js';
 import { getTask } from '../electron/core/tasks/index.js';
 import { parseModelProto, SentencePieceTokenizer } from '../electron/core/tokenizer/index.js';
 import { parseArgs } from './args.js';
@@ -35,15 +35,6 @@ interface Row {
   picksWhole: number; // … between Tailor shared and whole
 }
 
-/** the index of the largest log-likelihood among each item's requests, in request order */
-function picks(reqs: Request[], ll: number[]): number[] {
-  const best = new Map<number, number>();
-  reqs.forEach((r, k) => {
-    const b = best.get(r.item);
-    if (b === undefined || ll[k] > ll[b]) best.set(r.item, k);
-  });
-  return [...best.values()];
-}
 const differing = (a: number[], b: number[]) => a.filter((x, i) => x !== b[i]).length;
 
 async function main(): Promise<void> {
@@ -67,7 +58,9 @@ async function main(): Promise<void> {
       const llama = await LlamaRunner.open(host, m, threads, 'off', 'F32'); // flash attention off: its CPU kernel works in F16
       try {
         for (const task of TASKS) {
-          const reqs = buildRequests(tok, getTask(task, { dataDir: path.join(sharedDir(), 'datasets') }).evalItems({ limit: items }), m.contextLength);
+          const chosen = getTask(task, { dataDir: path.join(sharedDir(), 'datasets') }).evalItems({ limit: items });
+          const reqs = buildRequests(tok, chosen, m.contextLength);
+          const picks = (ll: number[]) => accuracy(chosen, reqs, ll).items.map((r) => r.pred);
           await scoreRequests(tailor, reqs.slice(0, 8)); // warm-up (workspace, BLAS threads)
           let t0 = performance.now();
           const shared = await scoreRequests(tailor, reqs);
@@ -78,11 +71,11 @@ async function main(): Promise<void> {
           const l = await llama.continuationLogLikelihoods(reqs);
           const diffLlama = Math.max(...shared.map((x, i) => Math.abs(x - l.ll[i])));
           const diffWhole = Math.max(...shared.map((x, i) => Math.abs(x - whole[i])));
-          const p = picks(reqs, shared);
+          const p = picks(shared);
           rows.push({
             model: m.name, task, requests: reqs.length, tokens: reqs.reduce((s, r) => s + r.ids.length, 0),
             shared: sharedMs, whole: wholeMs, llama: l.wallMs, diffLlama, diffWhole,
-            picks: differing(p, picks(reqs, l.ll)), picksWhole: differing(p, picks(reqs, whole)),
+            picks: differing(p, picks(l.ll)), picksWhole: differing(p, picks(whole)),
           });
           log(`  ${task}: ${reqs.length} requests, shared ${sharedMs.toFixed(0)} ms, whole ${wholeMs.toFixed(0)} ms, llama.cpp ${l.wallMs.toFixed(0)} ms`);
         }

@@ -192,12 +192,20 @@ test('sharded safetensors (model.safetensors.index.json) load to identical logit
   }
 });
 
-test('batched scoring of sequences of different lengths equals scoring each alone', async () => {
-  const m = randomModel({ ...base, nHead: 4, nKvHead: 2, seed: 20 });
+/** f on the engine's load of a random GQA model (4 heads over 2 KV heads) written as an HF folder */
+async function withGqaModel(seed: number, f: (e: Model) => Promise<void>): Promise<void> {
   const hf = file('');
-  writeHfFolder(hf, m);
+  writeHfFolder(hf, randomModel({ ...base, nHead: 4, nKvHead: 2, seed }));
   const e = await Model.load(hf, { noTokenizer: true });
   try {
+    await f(e);
+  } finally {
+    e.dispose();
+  }
+}
+
+test('batched scoring of sequences of different lengths equals scoring each alone', async () => {
+  await withGqaModel(20, async (e) => {
     const seqs = [IDS(300, 5, 1), IDS(300, 40, 2), IDS(300, 1, 3), IDS(300, 17, 4)];
     const together = await e.score(seqs, { lastLogits: true, maxBatchTokens: 64 });
     for (let i = 0; i < seqs.length; i++) {
@@ -206,17 +214,11 @@ test('batched scoring of sequences of different lengths equals scoring each alon
       for (let k = 0; k < alone.logprob.length; k++) assert.ok(Math.abs(together[i].logprob[k] - alone.logprob[k]) < 1e-5);
       for (let v = 0; v < 300; v++) assert.ok(Math.abs(together[i].lastLogits![v] - alone.lastLogits![v]) < 1e-5);
     }
-  } finally {
-    e.dispose();
-  }
+  });
 });
 
 test("scoring computes a prefix in common with the previous sequence once: each sequence's results as if scored alone", async () => {
-  const m = randomModel({ ...base, nHead: 4, nKvHead: 2, seed: 21 });
-  const hf = file('');
-  writeHfFolder(hf, m);
-  const e = await Model.load(hf, { noTokenizer: true });
-  try {
+  await withGqaModel(21, async (e) => {
     const ctx = IDS(300, 40, 5);
     const other = IDS(300, 30, 6);
     const seqs = [
@@ -251,8 +253,6 @@ test("scoring computes a prefix in common with the previous sequence once: each 
     const none = await e.score(seqs, { sharePrefixes: false });
     assert.deepEqual(none.map((r) => r.sharedPrefix), new Array(seqs.length).fill(0));
     for (let i = 0; i < seqs.length; i++) assert.deepEqual(Array.from(small[i].argmax), Array.from(none[i].argmax));
-  } finally {
-    e.dispose();
-  }
+  });
 });
 

@@ -150,11 +150,13 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
   be.upload(ws.tokens.i(), b.tokens.data(), ib);
   be.upload(ws.pos.i(), b.pos.data(), ib);
   be.upload(ws.slot.i(), b.slot.data(), ib);
-  const int n_copies = int(b.copies.size());
+  const int n_copies = int(b.copies.size());  // (none outside scoring: sessions add nothing per token)
   int max_copy_rows = 0;
   for (const KvCopy& c : b.copies) max_copy_rows = std::max(max_copy_rows, c.rows);
-  ws.copies.reserve(be, sizeof(KvCopy) * std::max<size_t>(b.copies.size(), 1));
-  if (n_copies) be.upload(ws.copies.p(), b.copies.data(), sizeof(KvCopy) * b.copies.size());
+  if (n_copies) {
+    ws.copies.reserve(be, sizeof(KvCopy) * b.copies.size());
+    be.upload(ws.copies.p(), b.copies.data(), sizeof(KvCopy) * b.copies.size());
+  }
   const KvCopy* copies = static_cast<const KvCopy*>(ws.copies.p());  // [n_copies] (backend buffer)
   const int* pos = ws.pos.i();    // [T] positions (backend buffer)
   const int* slot = ws.slot.i();  // [T] KV-cache slots (backend buffer)
@@ -180,7 +182,7 @@ void model_forward(const Model& m, Backend& be, const RopeTable& rope, KvCache& 
       be.rope_forward(k, pos, T, s.n_kv_head, rope);
       KvView view = kv.view(c, l);
       be.kv_store(view, k, v, pos, slot, T);
-      be.kv_copy(view, copies, n_copies, max_copy_rows);  // shared prefixes, in this layer's keys and values
+      if (n_copies) be.kv_copy(view, copies, n_copies, max_copy_rows);  // shared prefixes, in this layer's keys and values
       be.attention_forward(att, q, view, pos, slot, T, s.n_head, s.n_kv_head, int(hd));
       be.matmul_forward(x, att, be.weight(w.wo), T, qd, D, true);  // x += att · woᵀ
     }

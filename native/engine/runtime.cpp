@@ -66,11 +66,10 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
     // sequence's own rows, or, where that one's were copied too, their source (the copies of a layer run
     // together, so none may read what another writes)
     Batch b;
-    std::vector<int64_t> first(j - i);  // [s − i] the batch row of sequence s's first computed token
+    std::vector<size_t> seq_of;  // [batch row] the sequence of that computed token
     std::vector<KvCopy> from, prev_from;  // a sequence's positions 0.. as segments {computed row, position, length}
     for (size_t s = i, start = 0; s < j; s++) {
       const int sh = share[s - i];
-      first[s - i] = b.size();
       from.clear();
       for (const KvCopy& g : prev_from) {  // positions [0, sh) of the previous sequence, where they were computed
         if (g.dst >= sh) break;
@@ -83,6 +82,7 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
         b.tokens.push_back(seqs[s][p]);
         b.pos.push_back(int(p));
         b.slot.push_back(int(start));
+        seq_of.push_back(s);
       }
       prev_from.swap(from);
       start += seqs[s].size();
@@ -98,18 +98,16 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
       res[s].argmax.resize(size_t(n));
       lpd[s - i].assign(size_t(n), 0.0);
     }
-    size_t s = i;  // the sequence of row r0 (rows are in sequence order)
     for (int64_t r0 = 0; r0 < T; r0 += RB) {
       const int64_t nr = std::min(RB, T - r0);
       logits.reserve(be, sizeof(float) * size_t(nr * V));
       logits_forward(m, be, h.f() + r0 * D, nr, logits.f());
-      std::vector<int> target(static_cast<size_t>(nr), -1), am(static_cast<size_t>(nr)), seq_of(static_cast<size_t>(nr));
+      std::vector<int> target(static_cast<size_t>(nr), -1), am(static_cast<size_t>(nr));
       std::vector<double> lp(static_cast<size_t>(nr), 0.0);
       for (int64_t r = r0; r < r0 + nr; r++) {
-        while (s + 1 < j && r >= first[s + 1 - i]) s++;
-        seq_of[size_t(r - r0)] = int(s);
+        const std::vector<int>& ids = seqs[seq_of[size_t(r)]];
         const int p = b.pos[size_t(r)];
-        if (p + 1 < int64_t(seqs[s].size())) target[size_t(r - r0)] = seqs[s][size_t(p) + 1];
+        if (p + 1 < int64_t(ids.size())) target[size_t(r - r0)] = ids[size_t(p) + 1];
       }
       target_b.reserve(be, sizeof(int) * size_t(nr));
       lp_b.reserve(be, sizeof(double) * size_t(nr));
@@ -120,7 +118,7 @@ std::vector<SeqScore> score_sequences(const Model& m, Backend& be, const std::ve
       be.download(lp.data(), lp_b.d(), sizeof(double) * size_t(nr));
       be.download(am.data(), am_b.i(), sizeof(int) * size_t(nr));
       for (int64_t r = r0; r < r0 + nr; r++) {
-        const size_t q = size_t(seq_of[size_t(r - r0)]);
+        const size_t q = seq_of[size_t(r)];
         const int64_t p = b.pos[size_t(r)], n = int64_t(seqs[q].size());
         SeqScore& out = res[q];
         out.argmax[size_t(p)] = am[size_t(r - r0)];
