@@ -87,14 +87,8 @@ MappedFile::~MappedFile() {
   if (file_) CloseHandle(static_cast<HANDLE>(file_));
 }
 
-void MappedFile::check_unchanged() const {
-  uint64_t size = 0;
-  int64_t mtime = 0;
-  if (!file_stamp(static_cast<HANDLE>(file_), &size, &mtime)) fail(ErrorCode::IO, "cannot stat " + path_ + ": " + last_error_text());
-  if (size == size_ && mtime == mtime_ns_) return;
-  fail(ErrorCode::IO, path_ + " was changed on disk after the model was loaded from it (" +
-                          (size == size_ ? "written in place" : std::to_string(size_) + " bytes then, " + std::to_string(size) + " now") +
-                          "), and the model reads its weights from it again: load the model again");
+void MappedFile::stamp(uint64_t* size, int64_t* mtime) const {
+  if (!file_stamp(static_cast<HANDLE>(file_), size, mtime)) fail(ErrorCode::IO, "cannot stat " + path_ + ": " + last_error_text());
 }
 
 #else
@@ -139,16 +133,24 @@ MappedFile::~MappedFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void MappedFile::check_unchanged() const {
+void MappedFile::stamp(uint64_t* size, int64_t* mtime) const {
   struct stat st;
   if (::fstat(fd_, &st) != 0) fail(ErrorCode::IO, "cannot stat " + path_ + ": " + std::strerror(errno));
-  if (size_t(st.st_size) == size_ && mtime_ns(st) == mtime_ns_) return;
-  fail(ErrorCode::IO, path_ + " was changed on disk after the model was loaded from it (" +
-                          (size_t(st.st_size) == size_ ? "written in place" : std::to_string(size_) + " bytes then, " + std::to_string(st.st_size) + " now") +
-                          "), and the model reads its weights from it again: load the model again");
+  *size = uint64_t(st.st_size);
+  *mtime = mtime_ns(st);
 }
 
 #endif
+
+void MappedFile::check_unchanged() const {
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  stamp(&size, &mtime);
+  if (size == size_ && mtime == mtime_ns_) return;
+  fail(ErrorCode::IO, path_ + " was changed on disk after the model was loaded from it (" +
+                          (size == size_ ? "written in place" : std::to_string(size_) + " bytes then, " + std::to_string(size) + " now") +
+                          "), and the model reads its weights from it again: load the model again");
+}
 
 PathKind path_kind(const std::string& path) {
 #ifdef _WIN32

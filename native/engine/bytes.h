@@ -27,6 +27,7 @@ class MappedFile {
   void check_unchanged() const;
 
  private:
+  void stamp(uint64_t* size, int64_t* mtime_ns) const;  // the open file's size and modification time now (E_IO: unknown)
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
