@@ -56,16 +56,14 @@ after(() => {
 
 test('the engine, its tools and the addon build for 64-bit Windows with MinGW-w64, needing no MinGW DLLs', { skip: SKIP, timeout: 600_000 }, (t) => {
   build();
-  const imports = (file: string): string[] => {
-    const dump = execFileSync(OBJDUMP, ['-p', path.join(BUILD, file)], { encoding: 'utf8', maxBuffer: 1 << 26 });
-    return [...dump.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toUpperCase()).sort();
-  };
+  const headers = (file: string) => execFileSync(OBJDUMP, ['-p', path.join(BUILD, file)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const imports = (dump: string): string[] => [...dump.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toUpperCase()).sort();
   // the C++ runtime and winpthreads linked in: only what every Windows has, and the addon's host (node.exe)
-  assert.deepEqual(imports('tailor_gradcheck.exe'), ['KERNEL32.DLL', 'MSVCRT.DLL']);
-  assert.deepEqual(imports('tailor_probe.exe'), ['KERNEL32.DLL', 'MSVCRT.DLL', 'SHELL32.DLL']); // (its UTF-16 command line)
-  assert.deepEqual(imports('tailor.node'), ['KERNEL32.DLL', 'MSVCRT.DLL', 'NODE.EXE']);
-  const dump = execFileSync(OBJDUMP, ['-p', path.join(BUILD, 'tailor.node')], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  assert.match(dump, /\bnapi_register_module_v1\b/, 'the addon exports its Node-API entry point');
+  assert.deepEqual(imports(headers('tailor_gradcheck.exe')), ['KERNEL32.DLL', 'MSVCRT.DLL']);
+  assert.deepEqual(imports(headers('tailor_probe.exe')), ['KERNEL32.DLL', 'MSVCRT.DLL', 'SHELL32.DLL']); // (its UTF-16 command line)
+  const addon = headers('tailor.node');
+  assert.deepEqual(imports(addon), ['KERNEL32.DLL', 'MSVCRT.DLL', 'NODE.EXE']);
+  assert.match(addon, /\bnapi_register_module_v1\b/, 'the addon exports its Node-API entry point');
   t.diagnostic(`built in ${path.relative(REPO_ROOT, BUILD)}: tailor_probe.exe, tailor_gradcheck.exe, tailor.node (${fs.statSync(path.join(BUILD, 'tailor.node')).size} bytes)`);
 });
 
