@@ -86,8 +86,9 @@ function evaluationBatches(): Array<{ task: string; requests: number; tokens: nu
       while (p < a.length && p < b.length && a[p] === b[p]) p++;
       return Math.min(p, b.length) - 1 >= 8 ? Math.min(p, b.length) - 1 : 0;
     };
-    // runtime.cpp's packing: whole sequences while their cost fits the batch (and, with `rowsCap`, their positions
-    // fit 4 × its tokens: kBatchRowsPerToken), at least one; yields [i, j) batches and their cost
+    // runtime.cpp's packing, written again here to count without a model (a change to score_sequences' rule —
+    // kMinSharedPrefix, kBatchRowsPerToken — must be made here too): whole sequences while their cost fits the
+    // batch (and, with `rowsCap`, their positions fit 4 × its tokens), at least one; yields [i, j) batches and their cost
     const pack = function* (chunk: number[][], cost: (j: number, first: boolean) => number, rowsCap: boolean) {
       for (let i = 0; i < chunk.length;) {
         let j = i, t = 0, rows = 0;
