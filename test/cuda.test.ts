@@ -300,6 +300,16 @@ for (const cc of ['80', '75']) {
     // bf16 weights: each product exact (op rows), the model within bf16 rounding, golden argmax identical
     assert.match(out, /^matmul_bf16w (tiled|wmma) .* ok$/m);
     for (const m of models) assert.match(out, new RegExp(`^bf16 weights\\s+${m} .*(\\|GPU − CPU bf16 ref\\||logits vs CPU on bf16 weights).* ok`, 'm'));
+    // the bf16 weights' products go through cuBLASLt where it is active (the emulated one is, on sm_80): inference,
+    // and training's forward and dx; elsewhere the rows say which kernel ran
+    for (const m of models) {
+      if (cc === '80') {
+        assert.match(out, new RegExp(`^bf16 weights\\s+${m} .*weight products through cuBLASLt .* ok`, 'm'));
+        assert.match(out, new RegExp(`^LoRA on bf16 weights\\s+${m} .*products through cuBLASLt .* ok`, 'm'));
+      } else {
+        assert.match(out, new RegExp(`^bf16 weights\\s+${m} .*weight products\\s+the tiled kernel \\(cuBLASLt: off`, 'm'));
+      }
+    }
     if (cc === '80') {
       for (const g of ['once_upon_a_time', 'tinystories_64', 'random_96']) {
         assert.match(out, new RegExp(`^bf16 weights\\s+stories260K-hf golden ${g} argmax differing .* ok$`, 'm'));

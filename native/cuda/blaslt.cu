@@ -40,6 +40,13 @@ namespace {
 std::atomic<int> g_override{-1};  // lt_set_enabled: -1 the library's choice (lt_library.cu), 0 off, 1 on
 std::mutex g_mu;
 std::string g_first_error;  // the first refusal or failure, for lt_status()
+std::atomic<uint64_t> g_calls[5] = {};  // lt_calls(): forward f32, forward bf16, dx f32, dx bf16, dW f32
+
+// an entry point's result, counted when cuBLASLt computed the product
+inline bool counted(int which, bool ran) {
+  if (ran) g_calls[which].fetch_add(1, std::memory_order_relaxed);
+  return ran;
+}
 }  // namespace
 
 #if defined(TAILOR_HAVE_CUBLASLT)
@@ -372,19 +379,19 @@ size_t lt_workspace_bytes() {
 }
 
 bool lt_matmul_f32(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return fwd_f32(device_state(), y, x, w, T, in, out, accumulate);
+  return counted(0, fwd_f32(device_state(), y, x, w, T, in, out, accumulate));
 }
 bool lt_matmul_bf16w(float* y, const uint16_t* x_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out, bool accumulate) {
-  return fwd_bf16(device_state(), y, x_bf16, w_bf16, T, in, out, accumulate);
+  return counted(1, fwd_bf16(device_state(), y, x_bf16, w_bf16, T, in, out, accumulate));
 }
 bool lt_matmul_backward_dx_f32(float* dx, const float* dy, const float* w, int64_t T, int64_t in, int64_t out) {
-  return dx_f32(device_state(), dx, dy, w, T, in, out);
+  return counted(2, dx_f32(device_state(), dx, dy, w, T, in, out));
 }
 bool lt_matmul_backward_dx_bf16(float* dx, const uint16_t* dy_bf16, const uint16_t* w_bf16, int64_t T, int64_t in, int64_t out) {
-  return dx_bf16(device_state(), dx, dy_bf16, w_bf16, T, in, out);
+  return counted(3, dx_bf16(device_state(), dx, dy_bf16, w_bf16, T, in, out));
 }
 bool lt_matmul_backward_dw_f32(float* dw, const float* dy, const float* x, int64_t T, int64_t in, int64_t out) {
-  return dw_f32(device_state(), dw, dy, x, T, in, out);
+  return counted(4, dw_f32(device_state(), dw, dy, x, T, in, out));
 }
 
 #else  // no cuBLASLt in this build: the callers use our kernels
@@ -402,6 +409,16 @@ std::string device_why() { return std::string(); }
 }  // namespace
 
 #endif
+
+LtCalls lt_calls() {
+  LtCalls c;
+  c.f32 = g_calls[0].load();
+  c.bf16 = g_calls[1].load();
+  c.dx_f32 = g_calls[2].load();
+  c.dx_bf16 = g_calls[3].load();
+  c.dw_f32 = g_calls[4].load();
+  return c;
+}
 
 void lt_set_enabled(int on) { g_override = on < 0 ? -1 : on ? 1 : 0; }
 

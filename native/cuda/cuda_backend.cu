@@ -268,8 +268,9 @@ class CudaBackend final : public Backend {
       const bool tc = cc_ >= 80;
       BackendBuffer scratch;  // x in bf16 for the tensor cores (from the cache: no cudaMalloc in steady state)
       if (tc) scratch.reserve(*this, sizeof(uint16_t) * size_t(std::max<int64_t>(T * in, 1)));
+      // the automatic path: cuBLASLt first where it is active, then our tensor-core kernel (sm_80+) or the tiled one
       return cuda::matmul_forward_bf16w(y, x, wb, T, in, out, acc, tc ? reinterpret_cast<uint16_t*>(scratch.f()) : nullptr,
-                                        tc ? cuda::Bf16Path::TensorCores : cuda::Bf16Path::Fallback);
+                                        cuda::Bf16Path::Auto);
     }
     cuda::matmul_forward(y, x, w, T, in, out, acc);
   }
@@ -315,7 +316,7 @@ class CudaBackend final : public Backend {
         BackendBuffer scratch;  // dy in bf16 for the tensor cores
         if (tc) scratch.reserve(*this, sizeof(uint16_t) * size_t(std::max<int64_t>(T * out, 1)));
         cuda::matmul_backward_dx_bf16w(dx, dy, wb, T, in, out, tc ? reinterpret_cast<uint16_t*>(scratch.f()) : nullptr,
-                                       tc ? cuda::Bf16Path::TensorCores : cuda::Bf16Path::Fallback);
+                                       cuda::Bf16Path::Auto);  // (cuBLASLt first, as above)
       }
       if (dw) cuda::matmul_backward(nullptr, dw, dy, x, nullptr, T, in, out);
       return;

@@ -63,6 +63,12 @@ size_t lt_workspace_bytes();  // device memory cuBLASLt's workspace holds on the
 bool lt_enabled();
 void lt_set_enabled(int on);  // for comparisons in the tests: 1 on, 0 off, -1 back to the environment's choice
 std::string lt_status();      // "on", "off (why)", and the first refusal if there was one
+// products cuBLASLt has computed in this process (calls of the five entry points above that returned true;
+// its self-check is not counted): which path a model's products took, for the tests and the benchmark
+struct LtCalls {
+  uint64_t f32 = 0, bf16 = 0, dx_f32 = 0, dx_bf16 = 0, dw_f32 = 0;
+};
+LtCalls lt_calls();
 
 // ---- per-token ops (pointwise.cu) ----
 // dst[n] = bf16(src[n]), round to nearest even

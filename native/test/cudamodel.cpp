@@ -32,6 +32,7 @@ void check_training_rows(Model& m, const std::string& label, Backend& cpu, Backe
 
 namespace {
 
+using cudacheck::note;
 using cudacheck::row;
 const double kLogitTol = 1e-4;  // absolute, on logits and log-probs
 
@@ -196,7 +197,19 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   const bool tc = on_tensor_cores(*gpu);
   const int V = m.cfg.vocab_size;
   const std::vector<int> ids = test_sequence(m);
+  const uint64_t lt_before = cuda::lt_calls().bf16;
   auto lf = sequence_logits(m, cpu, ids), lg = sequence_logits(m, *gpu, ids);
+  // where cuBLASLt is active (and bf16 has tensor cores) the weight products go through it: the head's and
+  // each layer's (q, k, v, o where it has attention, gate, up, down where it has an MLP) in every forward
+  uint64_t lt_least = 1;
+  for (const LayerShape& L : m.cfg.layers) lt_least += (L.n_head > 0 ? 4 : 0) + (L.ffn > 0 ? 3 : 0);
+  const uint64_t lt_ran = cuda::lt_calls().bf16 - lt_before;
+  if (tc && cuda::lt_enabled())
+    row("bf16 weights", label + " weight products through cuBLASLt", double(lt_ran), double(lt_least), lt_ran >= lt_least,
+        " (its calls; at least one forward's)");
+  else
+    note("bf16 weights", label + " weight products", std::string(tc ? "our tensor-core kernel (cuBLASLt: " : "the tiled kernel (cuBLASLt: ") +
+                                                         cuda::lt_status() + ")");
   // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
   Arena saved = round_weights_bf16(m);
   Bf16InputsCpu cpu_tc(cpu, nullptr, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens);  // products' and attention's roundings

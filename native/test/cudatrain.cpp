@@ -119,9 +119,19 @@ void check_training(Model& m, const std::string& label, Backend& cpu, Backend& g
 void check_training_bf16(Model& m, const std::string& label, Backend& cpu, int device) {
   auto gpu = cudacheck::harness_backend(device, true);
   gpu->bind_weights(m);
-  Curve f = train(m, cpu, false), g = train(m, *gpu, false);
-  Arena saved = round_weights_bf16(m);
   const bool tc = on_tensor_cores(*gpu);
+  const cuda::LtCalls lt_before = cuda::lt_calls();
+  Curve f = train(m, cpu, false), g = train(m, *gpu, false);
+  // where cuBLASLt is active (and bf16 has tensor cores) the frozen bf16 weights' products go through it,
+  // forward and the backward's dx
+  const cuda::LtCalls lt_after = cuda::lt_calls();
+  const uint64_t fwd = lt_after.bf16 - lt_before.bf16, dx = lt_after.dx_bf16 - lt_before.dx_bf16;
+  uint64_t least = 0;  // one forward's (or backward's) products of the layers' weights
+  for (const LayerShape& L : m.cfg.layers) least += (L.n_head > 0 ? 4 : 0) + (L.ffn > 0 ? 3 : 0);
+  if (tc && cuda::lt_enabled())
+    row("LoRA on bf16 weights", label + " products through cuBLASLt (fewest of fwd, dx)", double(std::min(fwd, dx)), double(least),
+        fwd >= least && dx >= least, " (" + std::to_string(fwd) + " forward, " + std::to_string(dx) + " dx; at least one step's)");
+  Arena saved = round_weights_bf16(m);
   Bf16InputsCpu cpu_tc(cpu, &m, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens);  // on tensor cores the products' (and attention's) inputs are rounded too
   Curve r = train(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, false);
   m.arena = saved;
