@@ -33,6 +33,20 @@ inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
 
+// 16 bytes at p (16-byte aligned: the emulator checks), as one vector access
+__device__ inline uint4 load_vec16(const void* p) {
+#ifdef TAILOR_CUEMU
+  cuemu::check_aligned(p, 16, "load_vec16");
+#endif
+  return *reinterpret_cast<const uint4*>(p);
+}
+__device__ inline void store_vec16(void* p, uint4 v) {
+#ifdef TAILOR_CUEMU
+  cuemu::check_aligned(p, 16, "store_vec16");
+#endif
+  *reinterpret_cast<uint4*>(p) = v;
+}
+
 // threads of a one-block-per-row kernel
 constexpr int kRowThreads = 256;
 

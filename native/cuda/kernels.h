@@ -40,6 +40,11 @@ void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T
 // T·out values of scratch), the tiled kernel (fp32 dy, no scratch) on sm_75 or when forced
 void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out, uint16_t* dy_bf16,
                               Bf16Path path = Bf16Path::Auto);
+// the block tile of our products' kernels (the tensor-core one and the fp32 tiled one) for C[M, N] on the
+// current device: 128×128 where that makes at least one block per multiprocessor, else 64×64;
+// product_tile_override (for the tests and the benchmark) forces one (64 or 128; 0 back to this choice)
+int product_tile_for(int64_t M, int64_t N);
+void product_tile_override(int tile);
 // dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
 

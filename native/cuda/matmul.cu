@@ -2,17 +2,22 @@
 // matmul_forward / matmul_backward:
 //   matmul_forward       y[T,out] (+)= x[T,in] · W[out,in]ᵀ in fp32, shared-memory tiles (gemm_tiled_kernel)
 //   matmul_forward_bf16  the same from bf16 x and W with fp32 accumulation: tensor cores through WMMA on
-//                        sm_80+ (matmul_bf16_wmma_kernel), the tiled kernel on sm_75 (and when forced)
+//                        sm_80+ (matmul_bf16_tc_kernel), the tiled kernel on sm_75 (and when forced)
 //   matmul_backward      dx[T,in] += dy[T,out] · W[out,in];  dW[out,in] += dyᵀ · x[T,in]
 //   matmul_forward_bf16w / matmul_backward_dx_bf16w   the same with W stored in bf16 (the backend's bf16
 //                        weights): fp32 x rounded to bf16 for the tensor cores on sm_80+, else the tiled kernel
-//                        reading fp32 x and bf16 W; the backward's dx through the tiled kernel
+//                        reading fp32 x and bf16 W; the backward's dx on the tensor cores too (bf16 dy)
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
-// addressed through strides, so W and dy are read in place, never transposed in memory.
-// Straightforward kernels (no double buffering, no vector loads): correct first, fast later. When the build
-// has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the automatic bf16 paths try
-// it first and fall back to these kernels when it refuses a call.
+// addressed through strides, so W and dy are read in place, never transposed in memory. Both it and the
+// tensor-core kernel have two block tiles (product_tile_for) and load the next K step's operands into
+// registers while the current one is multiplied; the tensor-core one reads 16 bytes at a time where the
+// shapes allow.
+// When the build has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the
+// automatic bf16 paths (the backend's) try it first and fall back to these kernels when it refuses a call.
 #include <mma.h>
+
+#include <atomic>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 
@@ -25,58 +30,93 @@ namespace cuda {
 namespace {
 
 // ---- fp32 (and bf16-input) tiled GEMM ----------------------------------------------------------------
-constexpr int TM = 64, TN = 64, TK = 16;  // block tile: 64 rows of C × 64 columns, K in steps of 16
-constexpr int TTHREADS = 256;             // 16×16 threads, each owns a 4×4 set of outputs (strided by 16)
+// 16×16 threads; with R = 8 a block computes 128×128 of C and each thread an 8×8 set of outputs (strided by
+// 16), with R = 4 64×64 and 4×4 (the tile is picked as the tensor-core kernel's is: product_tile_for). K runs
+// in steps of 16 through two shared-memory buffers: each thread's share of the next step is loaded into
+// registers while the current step is multiplied, and stored to the other buffer after it (one barrier a step).
+constexpr int TK = 16;          // K step
+constexpr int TTHREADS = 256;   // 16×16 threads
 
 __device__ inline float load_elem(const float* p, int64_t i) { return p[i]; }
 __device__ inline float load_elem(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
 
 // C[M, N] row-major = (beta ? C : 0) + A·B,  A(m,k) = A[m*sam + k*sak] [M, K],  B(k,n) = B[k*sbk + n*sbn] [K, N]
-// (A and B each fp32 or bf16 bits); grid (ceil(N/TN), ceil(M/TM)), block TTHREADS
-template <typename TA, typename TB>
-__global__ void gemm_tiled_kernel(float* __restrict__ C, const TA* __restrict__ A, const TB* __restrict__ B, int64_t M, int64_t N,
-                                  int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, bool beta) {
-  __shared__ float As[TK][TM + 1];  // As[k][m] = A(m0+m, k0+k)
-  __shared__ float Bs[TK][TN + 1];  // Bs[k][n] = B(k0+k, n0+n)
+// (A and B each fp32 or bf16 bits); A_K1: sak == 1 (else sam == 1), B_K1: sbk == 1 (else sbn == 1), so that
+// the tile's index arithmetic is fixed at compile time; grid (ceil(N/16R), ceil(M/16R)), block TTHREADS
+template <int R, typename TA, typename TB, bool A_K1, bool B_K1>
+__global__ void __launch_bounds__(TTHREADS, 2)
+    gemm_tiled_kernel(float* __restrict__ C, const TA* __restrict__ A, const TB* __restrict__ B, int64_t M, int64_t N, int64_t K,
+                      int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, bool beta) {
+  constexpr int BT = 16 * R;             // the block's rows and columns of C
+  __shared__ float As[2][TK][BT + 1];    // As[b][k][m] = A(m0+m, k0+k)
+  __shared__ float Bs[2][TK][BT + 1];    // Bs[b][k][n] = B(k0+k, n0+n)
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int64_t m0 = int64_t(blockIdx.y) * TM, n0 = int64_t(blockIdx.x) * TN;
-  float acc[4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += TK) {
-    // load A's tile: consecutive threads walk the unit-stride dimension so the reads coalesce
-    for (int i = tid; i < TM * TK; i += TTHREADS) {
-      int m, k;
-      if (sak == 1) { m = i / TK; k = i % TK; } else { k = i / TM; m = i % TM; }
-      int64_t gm = m0 + m, gk = k0 + k;
-      As[k][m] = (gm < M && gk < K) ? load_elem(A, gm * sam + gk * sak) : 0.f;
+  const int64_t m0 = int64_t(blockIdx.y) * BT, n0 = int64_t(blockIdx.x) * BT;
+  // element j of this thread's share of a step: index tid + 256·j of the tile, walked so that consecutive
+  // threads read along the unit-stride dimension (the reads coalesce)
+  auto a_at = [&](int j, int& m, int& k) {
+    const int i = tid + j * TTHREADS;
+    if (A_K1) m = i / TK, k = i % TK;
+    else k = i / BT, m = i % BT;
+  };
+  auto b_at = [&](int j, int& n, int& k) {
+    const int i = tid + j * TTHREADS;
+    if (B_K1) n = i / TK, k = i % TK;
+    else k = i / BT, n = i % BT;
+  };
+  float pa[R], pb[R];  // the next step's share, global memory → registers
+  auto load = [&](int64_t k0) {
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+      int m, n, k, kb;
+      a_at(j, m, k);
+      b_at(j, n, kb);
+      pa[j] = (m0 + m < M && k0 + k < K) ? load_elem(A, A_K1 ? (m0 + m) * sam + (k0 + k) : (m0 + m) + (k0 + k) * sak) : 0.f;
+      pb[j] = (n0 + n < N && k0 + kb < K) ? load_elem(B, B_K1 ? (k0 + kb) + (n0 + n) * sbn : (k0 + kb) * sbk + (n0 + n)) : 0.f;
     }
-    for (int i = tid; i < TN * TK; i += TTHREADS) {
-      int n, k;
-      if (sbk == 1) { n = i / TK; k = i % TK; } else { k = i / TN; n = i % TN; }
-      int64_t gn = n0 + n, gk = k0 + k;
-      Bs[k][n] = (gn < N && gk < K) ? load_elem(B, gk * sbk + gn * sbn) : 0.f;
+  };
+  auto store = [&](int b) {  // registers → buffer b
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+      int m, n, k, kb;
+      a_at(j, m, k);
+      b_at(j, n, kb);
+      As[b][k][m] = pa[j];
+      Bs[b][kb][n] = pb[j];
     }
-    __syncthreads();
+  };
+  float acc[R][R] = {};
+  const int64_t steps = (K + TK - 1) / TK;
+  if (steps > 0) {
+    load(0);
+    store(0);
+  }
+  __syncthreads();
+  for (int64_t s = 0; s < steps; s++) {
+    const int b = int(s & 1);
+    if (s + 1 < steps) load((s + 1) * TK);  // in flight while this step is multiplied
 #pragma unroll
     for (int k = 0; k < TK; k++) {
-      float a[4], b[4];
+      float a[R], bv[R];
 #pragma unroll
-      for (int i = 0; i < 4; i++) a[i] = As[k][ty + 16 * i];
+      for (int i = 0; i < R; i++) a[i] = As[b][k][ty + 16 * i];
 #pragma unroll
-      for (int j = 0; j < 4; j++) b[j] = Bs[k][tx + 16 * j];
+      for (int j = 0; j < R; j++) bv[j] = Bs[b][k][tx + 16 * j];
 #pragma unroll
-      for (int i = 0; i < 4; i++)
+      for (int i = 0; i < R; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+        for (int j = 0; j < R; j++) acc[i][j] += a[i] * bv[j];
     }
+    if (s + 1 < steps) store(b ^ 1);  // buffer b^1 was last read in step s − 1, before the barrier that ended it
     __syncthreads();
   }
 #pragma unroll
-  for (int i = 0; i < 4; i++) {
-    int64_t m = m0 + ty + 16 * i;
+  for (int i = 0; i < R; i++) {
+    const int64_t m = m0 + ty + 16 * i;
     if (m >= M) continue;
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      int64_t n = n0 + tx + 16 * j;
+    for (int j = 0; j < R; j++) {
+      const int64_t n = n0 + tx + 16 * j;
       if (n >= N) continue;
       float* c = C + m * N + n;
       *c = beta ? *c + acc[i][j] : acc[i][j];
@@ -84,101 +124,221 @@ __global__ void gemm_tiled_kernel(float* __restrict__ C, const TA* __restrict__ 
   }
 }
 
+std::atomic<int> g_tile{0};  // product_tile_override: 0 automatic, else the tile to use
+
 template <typename TA, typename TB>
 void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn,
                 bool beta, const char* what) {
   if (M == 0 || N == 0) return;
-  if (ceil_div(M, TM) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than 4,194,240 rows in one call");
-  dim3 grid(ceil_div(N, TN), ceil_div(M, TM));
-  TAILOR_LAUNCH((gemm_tiled_kernel<TA, TB>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  const int forced = g_tile.load();
+  const int tile = forced ? forced : product_tile_for(M, N);
+  if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
+  dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
+  if (sak != 1 && sam != 1) fail(ErrorCode::INTERNAL, std::string(what) + ": A has no unit stride");
+  if (sbk != 1 && sbn != 1) fail(ErrorCode::INTERNAL, std::string(what) + ": B has no unit stride");
+  // (a dimension of 1 gives both strides of an operand 1: either variant reads it right)
+  const bool a_k1 = sak == 1, b_k1 = sbk == 1 && !(sbn == 1 && !a_k1);
+  // (the layouts the products use: x·Wᵀ (k, k), dy·W (k, n), dyᵀ·x (m, n))
+  if (tile == 128) {
+    if (a_k1 && b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, true, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else if (a_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, true, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else if (!b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, false, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else fail(ErrorCode::INTERNAL, std::string(what) + ": no kernel for this layout");
+  } else {
+    if (a_k1 && b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, true, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else if (a_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, true, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else if (!b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, false, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else fail(ErrorCode::INTERNAL, std::string(what) + ": no kernel for this layout");
+  }
   check_launch(what);
 }
 
 // ---- bf16 tensor cores (WMMA) --------------------------------------------------------------------------
-// Block tile 64×64 of y, 4 warps in 2×2, each warp 32×32 = 2×2 WMMA tiles of 16×16×16, K in steps of 32.
-// Tiles are staged through shared memory (zero-padded at the edges), so any T, in, out work: no alignment
-// or multiple-of-16 demands on the caller. The fp32 accumulators go back through shared memory to be
-// written with bounds checks (and the accumulate flag).
-constexpr int WM = 64, WN = 64, WTHREADS = 128;  // K in steps of WK = 32 (in the kernel)
+// y[M, N] (+)= A[M, K] · B, A = x (bf16, rows contiguous in K), B = Wᵀ with W[N, K] (the forward), or B = W
+// with W[K, N] (W_ROWS_ARE_K: the backward's dx = dy · W). Two block tiles (TcTile): 128×128 with 8 warps
+// in 2×4, each warp 64×32 of y (4×2 WMMA tiles of 16×16×16), for products that fill the GPU with them; 64×64
+// with 4 warps in 2×2 (32×32 each) for the others. K runs in steps of 32 through two shared-memory buffers:
+// while the warps multiply one step's tiles, each thread's share of the next step is already loaded from
+// global memory into registers, and is stored to the other buffer after the multiply (one barrier a step).
+// VEC: the operands are read 8 bf16 at a time (16-byte loads) — K (and N for W_ROWS_ARE_K) a multiple of 8
+// and the pointers 16-byte aligned, as every LLaMA shape is; else element by element with the same staging.
+// Edges are zero-filled, so any M, N, K work. Each warp writes its fp32 results through a 16×16 staging tile
+// in the (by then free) shared memory, with bounds checks and the accumulate flag.
+constexpr int TK16 = 32;  // K step
+constexpr int TPAD = 8;   // bf16 elements of padding per staged row (rows stay 16-byte aligned)
 
-// y[T, out] (+)= x[T, in] · W[out, in]ᵀ; x, W as bf16 bits. grid (ceil(out/WN), ceil(T/WM)), block WTHREADS.
-// W_ROWS_ARE_K (the backward's dx = dy · W): W is [in, out] and the product is y[T, out] (+)= x[T, in] · W —
-// only the staging of W's tile from global memory differs (Bs[n][k] = W[k0+k, n0+n]).
-template <bool W_ROWS_ARE_K>
-__global__ void matmul_bf16_wmma_kernel(float* __restrict__ y, const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, int64_t T,
-                                        int64_t in, int64_t out, bool accumulate) {
+template <int BM, int BN>
+struct TcTile {
+  static constexpr int WARPS_M = 2, WARPS_N = BN == 128 ? 4 : 2;
+  static constexpr int THREADS = 32 * WARPS_M * WARPS_N;  // 256 or 128
+  static constexpr int FM = BM / WARPS_M / 16, FN = BN / WARPS_N / 16;  // WMMA tiles per warp: 4×2 or 2×2
+  static constexpr int A_LD = TK16 + TPAD;                             // As[m][k]
+  static constexpr int A_ELEMS = BM * A_LD;
+  static constexpr int B_ELEMS = BN * (TK16 + TPAD) > TK16 * (BN + TPAD) ? BN * (TK16 + TPAD) : TK16 * (BN + TPAD);
+  static constexpr int SMEM = 2 * 2 * (A_ELEMS + B_ELEMS);  // bytes: two buffers of A's and B's tiles
+  static constexpr int STAGE_LD = 16 + 4;                   // floats per row of a warp's 16×16 staging tile
+  static_assert(SMEM >= (THREADS / 32) * 16 * STAGE_LD * 4, "the staging tiles fit in the operand buffers");
+  static_assert(BM * TK16 / 8 == 2 * THREADS && BN * TK16 / 8 == 2 * THREADS, "two 8-element chunks of A and of B per thread");
+};
+
+// 8 consecutive elements p[0..7] of a row whose first `avail` exist (avail ≤ 0: none), zeros past them, as
+// one 16-byte value (element j in bits 16·j of the little-endian words)
+template <bool VEC>
+__device__ inline uint4 load_chunk(const uint16_t* p, int64_t avail) {
+  if (VEC) return avail > 0 ? load_vec16(p) : make_uint4(0, 0, 0, 0);  // avail is then a multiple of 8: all or nothing
+  unsigned v[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) v[j] = j < avail ? p[j] : 0u;
+  return make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+}
+
+template <int BM, int BN, bool W_ROWS_ARE_K, bool VEC>
+__global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
+    matmul_bf16_tc_kernel(float* __restrict__ y, const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, int64_t M, int64_t K,
+                          int64_t N, bool accumulate) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using namespace nvcuda;
-  constexpr int WK = 32;
-  constexpr int WLDS = WK + 8;  // bf16 elements per staged row (multiple of 8; rows 32-byte aligned)
-  constexpr int WLDC = WN + 4;  // floats per accumulator row (multiple of 4; 16-row blocks 32-byte aligned)
-  __shared__ __align__(32) uint16_t As[WM * WLDS];  // As[m][k] = x[m0+m, k0+k]
-  __shared__ __align__(32) uint16_t Bs[WN * WLDS];  // Bs[n][k] = W[n0+n, k0+k] (= Wᵀ col-major)
-  __shared__ __align__(32) float Cs[WM * WLDC];     // Cs[m][n] the block's result
-  const int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
-  const int64_t m0 = int64_t(blockIdx.y) * WM, n0 = int64_t(blockIdx.x) * WN;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-#pragma unroll
-  for (int i = 0; i < 2; i++)
-#pragma unroll
-    for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.f);
-  for (int64_t k0 = 0; k0 < in; k0 += WK) {
-    for (int i = tid; i < WM * WK; i += WTHREADS) {
-      int r = i / WK, c = i % WK;
-      int64_t gr = m0 + r, gc = k0 + c;
-      As[r * WLDS + c] = (gr < T && gc < in) ? x[gr * in + gc] : uint16_t(0);
-    }
+  using Tile = TcTile<BM, BN>;
+  constexpr int THREADS = Tile::THREADS, FM = Tile::FM, FN = Tile::FN, A_LD = Tile::A_LD;
+  constexpr int B_LD = W_ROWS_ARE_K ? BN + TPAD : TK16 + TPAD;  // Bs[k][n] (W's rows are k) or Bs[n][k]
+  __shared__ __align__(128) unsigned char smem[Tile::SMEM];
+  uint16_t* const As = reinterpret_cast<uint16_t*>(smem);  // [2][BM][A_LD]: As[b][m][k] = x[m0+m, k0+k]
+  uint16_t* const Bs = As + 2 * Tile::A_ELEMS;             // [2][B_ELEMS]
+  const int tid = threadIdx.x, warp = tid / 32, wm = warp / Tile::WARPS_N, wn = warp % Tile::WARPS_N;
+  const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
+
+  // This thread's two 8-element chunks of A and of B in each K step. A's (and B's when W's rows are n) lie in
+  // rows r and r + CHUNK_ROWS of the tile at column c of the step; B's when W's rows are k in rows rk and
+  // rk + 16 of the step at column cn. The pointers are those of the first step (k0 = 0).
+  constexpr int CHUNK_ROWS = THREADS / (TK16 / 8);  // 64 or 32
+  const int r = tid / (TK16 / 8), c = (tid % (TK16 / 8)) * 8;
+  const int rk = tid / (BN / 8), cn = (tid % (BN / 8)) * 8;
+  static_assert(THREADS / (BN / 8) == 16, "two chunks of B's 32 rows per thread when W's rows are k");
+  const uint16_t* const xa = x + (m0 + r) * K + c;
+  const bool a0 = m0 + r < M, a1 = m0 + r + CHUNK_ROWS < M;
+  const uint16_t* const wb = W_ROWS_ARE_K ? w + int64_t(rk) * N + n0 + cn : w + (n0 + r) * K + c;
+  const bool b0 = W_ROWS_ARE_K || n0 + r < N, b1 = W_ROWS_ARE_K || n0 + r + CHUNK_ROWS < N;
+  uint4 ra[2], rb[2];
+  auto load = [&](int64_t k0) {  // global memory → registers
+    ra[0] = load_chunk<VEC>(xa + k0, a0 ? K - k0 - c : 0);
+    ra[1] = load_chunk<VEC>(xa + CHUNK_ROWS * K + k0, a1 ? K - k0 - c : 0);
     if (W_ROWS_ARE_K) {
-      for (int i = tid; i < WN * WK; i += WTHREADS) {  // consecutive threads walk n: W's rows are contiguous in n
-        int c = i / WN, r = i % WN;
-        int64_t gr = n0 + r, gc = k0 + c;
-        Bs[r * WLDS + c] = (gr < out && gc < in) ? w[gc * out + gr] : uint16_t(0);
-      }
+      rb[0] = load_chunk<VEC>(wb + k0 * N, k0 + rk < K ? N - n0 - cn : 0);
+      rb[1] = load_chunk<VEC>(wb + (k0 + 16) * N, k0 + rk + 16 < K ? N - n0 - cn : 0);
     } else {
-      for (int i = tid; i < WN * WK; i += WTHREADS) {
-        int r = i / WK, c = i % WK;
-        int64_t gr = n0 + r, gc = k0 + c;
-        Bs[r * WLDS + c] = (gr < out && gc < in) ? w[gr * in + gc] : uint16_t(0);
+      rb[0] = load_chunk<VEC>(wb + k0, b0 ? K - k0 - c : 0);
+      rb[1] = load_chunk<VEC>(wb + CHUNK_ROWS * K + k0, b1 ? K - k0 - c : 0);
+    }
+  };
+  auto store = [&](int b) {  // registers → buffer b
+    uint16_t* const A = As + b * Tile::A_ELEMS;
+    uint16_t* const B = Bs + b * Tile::B_ELEMS;
+    store_vec16(A + r * A_LD + c, ra[0]);
+    store_vec16(A + (r + CHUNK_ROWS) * A_LD + c, ra[1]);
+    if (W_ROWS_ARE_K) {
+      store_vec16(B + rk * B_LD + cn, rb[0]);
+      store_vec16(B + (rk + 16) * B_LD + cn, rb[1]);
+    } else {
+      store_vec16(B + r * B_LD + c, rb[0]);
+      store_vec16(B + (r + CHUNK_ROWS) * B_LD + c, rb[1]);
+    }
+  };
+
+  using BLayout = typename std::conditional<W_ROWS_ARE_K, wmma::row_major, wmma::col_major>::type;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
+#pragma unroll
+  for (int i = 0; i < FM; i++)
+#pragma unroll
+    for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.f);
+
+  const int64_t steps = (K + TK16 - 1) / TK16;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int64_t s = 0; s < steps; s++) {
+    const int b = int(s & 1);
+    if (s + 1 < steps) load((s + 1) * TK16);  // in flight while the tensor cores work on buffer b
+    const uint16_t* const A = As + b * Tile::A_ELEMS;
+    const uint16_t* const B = Bs + b * Tile::B_ELEMS;
+#pragma unroll
+    for (int kk = 0; kk < TK16; kk += 16) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> fb[FN];
+#pragma unroll
+      for (int j = 0; j < FN; j++) {
+        const int n = wn * FN * 16 + j * 16;
+        // b(k, n): Bs[k][n] row-major, or Bs[n][k] = column-major
+        wmma::load_matrix_sync(fb[j], reinterpret_cast<const __nv_bfloat16*>(B + (W_ROWS_ARE_K ? kk * B_LD + n : n * B_LD + kk)), B_LD);
+      }
+#pragma unroll
+      for (int i = 0; i < FM; i++) {  // one a fragment at a time: fewer registers
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+        wmma::load_matrix_sync(fa, reinterpret_cast<const __nv_bfloat16*>(A + (wm * FM * 16 + i * 16) * A_LD + kk), A_LD);
+#pragma unroll
+        for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], fa, fb[j], acc[i][j]);
       }
     }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < WK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
-#pragma unroll
-      for (int i = 0; i < 2; i++)
-        wmma::load_matrix_sync(a[i], reinterpret_cast<const __nv_bfloat16*>(As + (wm * 32 + i * 16) * WLDS + kk), WLDS);
-#pragma unroll
-      for (int j = 0; j < 2; j++)
-        wmma::load_matrix_sync(b[j], reinterpret_cast<const __nv_bfloat16*>(Bs + (wn * 32 + j * 16) * WLDS + kk), WLDS);
-#pragma unroll
-      for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-    }
+    if (s + 1 < steps) store(b ^ 1);  // buffer b^1 was last read in step s − 1, before the barrier that ended it
     __syncthreads();
   }
+
+  // the results: each warp through its own 16×16 staging tile (the operand buffers are free after the last barrier)
+  float* const stage = reinterpret_cast<float*>(smem) + warp * 16 * Tile::STAGE_LD;
+  const int lane = tid % 32;
 #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < FM; i++)
 #pragma unroll
-    for (int j = 0; j < 2; j++)
-      wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * WLDC + wn * 32 + j * 16, acc[i][j], WLDC, wmma::mem_row_major);
-  __syncthreads();
-  for (int i = tid; i < WM * WN; i += WTHREADS) {
-    int r = i / WN, c = i % WN;
-    int64_t gr = m0 + r, gc = n0 + c;
-    if (gr < T && gc < out) {
-      float* d = y + gr * out + gc;
-      *d = accumulate ? *d + Cs[r * WLDC + c] : Cs[r * WLDC + c];
+    for (int j = 0; j < FN; j++) {
+      wmma::store_matrix_sync(stage, acc[i][j], Tile::STAGE_LD, wmma::mem_row_major);
+      __syncwarp();
+      const int64_t r0 = m0 + wm * FM * 16 + i * 16, c0 = n0 + wn * FN * 16 + j * 16;
+#pragma unroll 1
+      for (int e = lane; e < 256; e += 32) {
+        const int r = e / 16, c = e % 16;
+        if (r0 + r < M && c0 + c < N) {
+          float* d = y + (r0 + r) * N + (c0 + c);
+          *d = accumulate ? *d + stage[r * Tile::STAGE_LD + c] : stage[r * Tile::STAGE_LD + c];
+        }
+      }
+      __syncwarp();  // the stage is written again by the next tile's store
     }
-  }
 #else
   __trap();  // never launched below sm_80: the host picks the tiled kernel there
 #endif
 }
 
+// y[M, N] (+)= x[M, K] · (W_ROWS_ARE_K ? W[K, N] : W[N, K]ᵀ) on the tensor cores: picks the tile and whether
+// the operands can be read 16 bytes at a time
+template <bool W_ROWS_ARE_K>
+void tc_product(float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64_t K, int64_t N, bool accumulate, const char* what) {
+  const int forced = g_tile.load();
+  const int tile = forced ? forced : product_tile_for(M, N);
+  if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vec = K % 8 == 0 && (!W_ROWS_ARE_K || N % 8 == 0) && aligned(x) && aligned(w);
+  const dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
+  if (tile == 128) {
+    constexpr int T = TcTile<128, 128>::THREADS;
+    if (vec) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, true>), grid, T)(y, x, w, M, K, N, accumulate);
+    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, false>), grid, T)(y, x, w, M, K, N, accumulate);
+  } else {
+    constexpr int T = TcTile<64, 64>::THREADS;
+    if (vec) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, true>), grid, T)(y, x, w, M, K, N, accumulate);
+    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, false>), grid, T)(y, x, w, M, K, N, accumulate);
+  }
+  check_launch(what);
+}
+
 }  // namespace
+
+int product_tile_for(int64_t M, int64_t N) {
+  // the large tile where it makes at least one block per multiprocessor; the small one spreads smaller products
+  int sms = 1, dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    cudaGetLastError(), sms = 1;
+  return int64_t(ceil_div(M, 128)) * int64_t(ceil_div(N, 128)) >= sms ? 128 : 64;
+}
+
+void product_tile_override(int tile) { g_tile = tile == 64 || tile == 128 ? tile : 0; }
 
 void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool accumulate) {
   if (T == 0 || out == 0) return;
@@ -196,10 +356,7 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
   if (path == Bf16Path::Auto) path = cc >= 80 ? Bf16Path::TensorCores : Bf16Path::Fallback;
   if (path == Bf16Path::TensorCores) {
     if (cc < 80) fail(ErrorCode::UNSUPPORTED, "bf16 tensor cores need sm_80 or newer (this device is sm_" + std::to_string(cc) + ")");
-    if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_forward_bf16: more than 4,194,240 rows in one call");
-    dim3 grid(ceil_div(out, WN), ceil_div(T, WM));
-    TAILOR_LAUNCH(matmul_bf16_wmma_kernel<false>, grid, WTHREADS)(y, x, w, T, in, out, accumulate);
-    check_launch("matmul_forward_bf16 (tensor cores)");
+    tc_product<false>(y, x, w, T, in, out, accumulate, "matmul_forward_bf16 (tensor cores)");
   } else {
     gemm_tiled<uint16_t, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
   }
@@ -240,11 +397,8 @@ void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int
     f32_to_bf16(dy_bf16, dy, T * out);
     // the automatic path: cuBLASLt first, when it is on
     if (automatic && lt_enabled() && lt_matmul_backward_dx_bf16(dx, dy_bf16, w, T, in, out)) return;
-    if (ceil_div(T, WM) > 65535) fail(ErrorCode::UNSUPPORTED, "matmul_backward_dx_bf16w: more than 4,194,240 rows in one call");
-    // dx[T, in] += dy[T, out] · W[out, in]: the kernel's (in, out) are (out, in) here, W's rows run along k
-    dim3 grid(ceil_div(in, WN), ceil_div(T, WM));
-    TAILOR_LAUNCH(matmul_bf16_wmma_kernel<true>, grid, WTHREADS)(dx, dy_bf16, w, T, out, in, true);
-    check_launch("matmul_backward_dx_bf16w (tensor cores)");
+    // dx[T, in] += dy[T, out] · W[out, in]: K is out and N is in here, W's rows run along k
+    tc_product<true>(dx, dy_bf16, w, T, out, in, true, "matmul_backward_dx_bf16w (tensor cores)");
     return;
   }
   gemm_tiled<float, uint16_t>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w (tiled)");

@@ -80,7 +80,8 @@ void bench(int cc, const std::string& device_name) {
   };
   const std::vector<Shape> shapes =
       emulated ? std::vector<Shape>{{64, 256, 256, "tiny (emulator)"}, {32, 256, 688, "tiny (emulator)"}}
-               : std::vector<Shape>{{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"}};
+               : std::vector<Shape>{{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"},
+                                    {512, 4096, 4096, "LLaMA-7B q/k/v/o, 512 tokens"}};
   const Peak peak = emulated ? Peak{0, nullptr} : bf16_peak(device_name);
   std::printf("\nbench (timings, not checks): matrix products y[T, out] = x[T, in] · W[out, in]^T, fp32 accumulation; mean of repeated calls after a warm-up\n");
   if (peak.tflops > 0)
@@ -108,14 +109,32 @@ void bench(int cc, const std::string& device_name) {
                 share);
     std::fflush(stdout);
   };
+  // each product by every path there is: our kernels with cuBLASLt off (the automatic fp32 path would take it),
+  // both tiles of the tensor-core kernel (the one the shape picks marked), and cuBLASLt where it is active
+  const bool lt = cu::lt_enabled();
   for (const Shape& s : shapes) {
-    row("matmul_forward fp32 tiled", s, time_adaptive_ms([&] { cu::matmul_forward(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
-    if (cc >= 80)
-      row("matmul_forward_bf16 tensor cores (WMMA)", s,
-          time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::TensorCores); }));
-    else
+    const int picked = cu::product_tile_for(s.T, s.out);
+    cu::lt_set_enabled(0);
+    for (int tile : {128, 64}) {
+      const std::string name = "matmul_forward fp32, tiled kernel, tile " + std::to_string(tile) + (tile == picked ? " (picked)" : "");
+      cu::product_tile_override(tile);
+      row(name.c_str(), s, time_adaptive_ms([&] { cu::matmul_forward(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
+      cu::product_tile_override(0);
+    }
+    cu::lt_set_enabled(-1);
+    if (lt) row("matmul_forward fp32, cuBLASLt", s, time_adaptive_ms([&] { cu::lt_matmul_f32(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
+    if (cc >= 80) {
+      for (int tile : {128, 64}) {
+        const std::string name = "matmul_forward_bf16, tensor-core kernel, tile " + std::to_string(tile) + (tile == picked ? " (picked)" : "");
+        cu::product_tile_override(tile);
+        row(name.c_str(), s, time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::TensorCores); }));
+        cu::product_tile_override(0);
+      }
+      if (lt) row("matmul_forward_bf16, cuBLASLt", s, time_adaptive_ms([&] { cu::lt_matmul_bf16w(y.p, xb.p, wb.p, s.T, s.in, s.out, false); }));
+    } else {
       row("matmul_forward_bf16 tiled (sm_75: no bf16 tensor cores)", s,
           time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::Fallback); }));
+    }
   }
 
   const int n_head = 32, n_kv = 8, hd = 128, n_ctx = emulated ? 64 : 4096;

@@ -46,21 +46,30 @@ namespace {
 void check_matmul(Backend& cpu) {
   struct Case { int64_t T, in, out; bool acc; };
   const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, false}, {37, 101, 203, true}, {64, 2048, 5632, false}, {5, 0, 7, false},
-                        {130, 1000, 1, true}};
+                        {130, 1000, 1, true}, {300, 200, 264, true}};
+  cu::lt_set_enabled(0);  // our kernel, at both block tiles (cuBLASLt's rows are check_cublaslt's)
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     auto ref = y0;
     cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
-    Dev<float> dx(x), dw(w), dy(y0);
-    cu::matmul_forward(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc);
-    report("matmul_forward", shape(c.T, c.in, c.out, c.acc), dy.get(), ref, kF32);
+    for (int tile : {128, 64}) {
+      Dev<float> dx(x), dw(w), dy(y0);
+      cu::product_tile_override(tile);
+      cu::matmul_forward(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc);
+      cu::product_tile_override(0);
+      report("matmul_forward", shape(c.T, c.in, c.out, c.acc) + " tile " + std::to_string(tile), dy.get(), ref, kF32);
+    }
   }
+  cu::lt_set_enabled(-1);
 }
 
 void check_matmul_bf16(Backend& cpu, int cc) {
   struct Case { int64_t T, in, out; bool acc; };
-  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, false}, {37, 101, 203, true}, {64, 2048, 5632, false}, {3, 17, 1, false}};
+  // the tensor-core kernel's cases: both block tiles; 16-byte loads (in a multiple of 8) and element loads; K
+  // steps cut short; several blocks in both directions; rows and columns past the edge
+  const Case cases[] = {{1, 288, 768, false},  {64, 288, 768, false},  {37, 101, 203, true}, {64, 2048, 5632, false},
+                        {3, 17, 1, false},     {300, 200, 264, true},  {129, 72, 136, false}, {130, 101, 130, true}};
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
@@ -77,18 +86,31 @@ void check_matmul_bf16(Backend& cpu, int cc) {
     cu::f32_to_bf16(dwb.p, dwf.p, int64_t(w.size()));
     auto conv = dwb.get();
     report("f32_to_bf16", "W of " + shape(c.T, c.in, c.out, false), conv, wb, 0.0);
-    const std::pair<cu::Bf16Path, const char*> paths[] = {{cu::Bf16Path::TensorCores, "wmma"}, {cu::Bf16Path::Fallback, "tiled"}};
+    struct Path { cu::Bf16Path path; int tile; const char* name; };
+    const Path paths[] = {{cu::Bf16Path::TensorCores, 128, "wmma 128"}, {cu::Bf16Path::TensorCores, 64, "wmma 64"}, {cu::Bf16Path::Fallback, 0, "tiled"}};
     for (auto& p : paths) {
-      std::string name = std::string("matmul_bf16 ") + p.second;
-      if (p.first == cu::Bf16Path::TensorCores && cc < 80) {
+      std::string name = std::string("matmul_bf16 ") + p.name;
+      if (p.path == cu::Bf16Path::TensorCores && cc < 80) {
         note(name.c_str(), shape(c.T, c.in, c.out, c.acc), "n/a (sm_" + std::to_string(cc) + " has no bf16 tensor cores)");
         continue;
       }
       Dev<float> dy(y0);
-      cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.first);
+      cu::product_tile_override(p.tile);
+      cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.path);
+      cu::product_tile_override(0);
       auto got = dy.get();
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs bf16 in", got, ref_rounded, kF32);
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs fp32 in", got, ref_f32, kBf16);
+    }
+    // operands that are not 16-byte aligned (in a multiple of 8): the kernel reads them element by element
+    if (cc >= 80 && c.in % 8 == 0 && c.T > 1) {
+      std::vector<uint16_t> xo(1, 0), wo(1, 0);  // one element before each: the allocations are aligned, these are not
+      xo.insert(xo.end(), xb.begin(), xb.end());
+      wo.insert(wo.end(), wb.begin(), wb.end());
+      Dev<uint16_t> xs(xo), ws(wo);
+      Dev<float> dy(y0);
+      cu::matmul_forward_bf16(dy.p, xs.p + 1, ws.p + 1, c.T, c.in, c.out, c.acc, cu::Bf16Path::TensorCores);
+      report("matmul_bf16 wmma", shape(c.T, c.in, c.out, c.acc) + " x, W at odd addresses", dy.get(), ref_rounded, kF32);
     }
   }
 }
@@ -97,7 +119,8 @@ void check_matmul_bf16(Backend& cpu, int cc) {
 // too on the tensor-core path (what the hardware multiplies); dx of the backward through bf16 W
 void check_matmul_bf16w(Backend& cpu, int cc) {
   struct Case { int64_t T, in, out; bool acc; };
-  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}, {70, 130, 97, true}};
+  const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}, {70, 130, 97, true},
+                        {200, 136, 264, true}, {130, 130, 97, false}};
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
@@ -133,29 +156,40 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
       cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, nullptr, cu::Bf16Path::Fallback);
       report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " tiled dx +=", ddx.get(), rdx, kF32);
     }
-    if (cc >= 80) {
+    for (int tile : {128, 64}) {
+      if (cc < 80) break;
       Dev<float> ddx(dx0);
+      cu::product_tile_override(tile);
       cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, gscratch.p, cu::Bf16Path::TensorCores);
-      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma dx += (bf16 dy)", ddx.get(), rdx_tc, kF32);
+      cu::product_tile_override(0);
+      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma " + std::to_string(tile) + " dx += (bf16 dy)", ddx.get(), rdx_tc,
+             kF32);
     }
   }
 }
 
 void check_matmul_backward(Backend& cpu) {
   struct Case { int64_t T, in, out; bool dx, dw; };
-  const Case cases[] = {{64, 288, 768, true, true}, {37, 101, 203, true, false}, {1, 2048, 5632, false, true}, {7, 33, 1, true, true}};
+  const Case cases[] = {{64, 288, 768, true, true}, {37, 101, 203, true, false}, {1, 2048, 5632, false, true}, {7, 33, 1, true, true},
+                        {150, 136, 260, true, true}, {9, 1, 20, true, true}};
+  cu::lt_set_enabled(0);  // our kernel, at both block tiles
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), dy = randf(size_t(c.T * c.out));
     auto dx0 = randf(size_t(c.T * c.in)), dw0 = randf(size_t(c.out * c.in), 0.01f);
     auto rdx = dx0, rdw = dw0;
     cpu.matmul_backward(c.dx ? rdx.data() : nullptr, c.dw ? rdw.data() : nullptr, dy.data(), x.data(), w.data(), c.T, c.in, c.out);
-    Dev<float> gx(x), gw(w), gdy(dy), gdx(dx0), gdw(dw0);
-    cu::matmul_backward(c.dx ? gdx.p : nullptr, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
-    std::string s = shape(c.T, c.in, c.out, false);
-    report("matmul_backward", s + " dx" + (c.dx ? "" : " (null)"), gdx.get(), rdx, kF32);
-    report("matmul_backward", s + " dW" + (c.dw ? "" : " (null)"), gdw.get(), rdw, kF32);
+    for (int tile : {128, 64}) {
+      Dev<float> gx(x), gw(w), gdy(dy), gdx(dx0), gdw(dw0);
+      cu::product_tile_override(tile);
+      cu::matmul_backward(c.dx ? gdx.p : nullptr, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
+      cu::product_tile_override(0);
+      std::string s = shape(c.T, c.in, c.out, false) + " tile " + std::to_string(tile);
+      report("matmul_backward", s + " dx" + (c.dx ? "" : " (null)"), gdx.get(), rdx, kF32);
+      report("matmul_backward", s + " dW" + (c.dw ? "" : " (null)"), gdw.get(), rdw, kF32);
+    }
   }
+  cu::lt_set_enabled(-1);
 }
 
 // the products with cuBLASLt off (our kernels) and on, on the same inputs: each against the CPU, the two

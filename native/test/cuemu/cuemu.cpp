@@ -310,6 +310,12 @@ thread_local cudaError_t last_error = cudaSuccess;
 
 int lane() { return cur->current % 32; }
 
+void check_aligned(const void* p, size_t bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes == 0) return;
+  std::fprintf(stderr, "cuemu: %s: address %p is not %zu-byte aligned\n", what, p, bytes);
+  trap();
+}
+
 void trap() {
   std::fprintf(stderr, "cuemu: __trap() in kernel %s, block (%u,%u,%u) thread (%u,%u,%u)\n", cur ? cur->name : "?", blockIdx.x, blockIdx.y,
                blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);

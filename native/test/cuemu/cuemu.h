@@ -81,6 +81,17 @@ Launch<F> launch(dim3 grid, dim3 block, const char* name, F kernel) {
 // kernel<<<grid, block>>>(args) is written TAILOR_LAUNCH(kernel, grid, block)(args) in the sources
 #define TAILOR_LAUNCH(kernel, grid, block) ::cuemu::launch(dim3(grid), dim3(block), #kernel, kernel)
 
+// ---- vector types ----
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+namespace cuemu {
+// a vector access's address must be aligned to its size on the GPU (a misaligned one faults there; on the
+// CPU it would pass): here it is a trap naming the access
+void check_aligned(const void* p, size_t bytes, const char* what);
+}  // namespace cuemu
+
 // ---- device intrinsics ----
 inline void __syncthreads() { cuemu::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { cuemu::syncwarp(); }

@@ -3,7 +3,8 @@
 // warp shuffles return the right lanes, atomics add up, launches with a bad configuration fail, copies
 // outside an allocation and allocations beyond the device's capacity are refused, unwritten device
 // memory reads as NaN, __syncthreads after an early return aborts with the kernel's name (in a child process),
-// and so does a WMMA load from a pointer that is not 256-bit aligned (CUDA leaves it undefined).
+// and so does a WMMA load from a pointer that is not 256-bit aligned (CUDA leaves it undefined), and a
+// 16-byte vector load from an address that is not 16-byte aligned (a fault on a GPU).
 // --race NAME runs one of the race demonstrations below alone: under the ThreadSanitizer build
 // (TAILOR_TSAN) the racy ones must be reported and the ordered ones must not (test/cuda.test.ts).
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common.cuh"  // load_vec16
 #include "cuda_runtime.h"
 #include "mma.h"
 
@@ -71,6 +73,15 @@ __global__ void wmma_load_kernel(int* out, int offset) {
   nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major> a;
   nvcuda::wmma::load_matrix_sync(a, reinterpret_cast<const __nv_bfloat16*>(tile + offset), 16);
   if (threadIdx.x == 0) out[0] = int(a.x[0]);
+}
+
+// a 16-byte vector load (common.cuh's load_vec16) from shared memory `offset` bytes in (0: aligned; 2: not,
+// which faults on a GPU); out[0] = the first byte loaded
+__global__ void vec16_load_kernel(int* out, int offset) {
+  __shared__ __align__(16) unsigned char buf[48];
+  for (int i = 0; i < 48; i++) buf[i] = 1;
+  const uint4 v = tailor::cuda::load_vec16(buf + offset);
+  out[0] = int(v.x & 0xff);
 }
 
 // ---- race demonstrations (--race NAME): each kernel with kOrdered = false has the race, with true the
@@ -272,6 +283,21 @@ int main(int argc, char** argv) {
   }
   waitpid(pid, &status, 0);
   expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a WMMA load from a pointer 16 bytes off 256-bit alignment aborts");
+
+  TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 0);
+  one = 0;
+  cudaMemcpy(&one, d, sizeof(int), cudaMemcpyDeviceToHost);
+  expect(one == 1, "a 16-byte vector load from a 16-byte aligned address");
+  std::fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 2);
+    cudaDeviceSynchronize();
+    _exit(0);
+  }
+  waitpid(pid, &status, 0);
+  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a 16-byte vector load from an address 2 bytes off alignment aborts");
   cudaFree(d);
 
   std::printf("\n%d checks, %d failed\n", checks, failures);
