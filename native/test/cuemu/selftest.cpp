@@ -29,6 +29,23 @@ void expect(bool ok, const std::string& what) {
   std::printf("%-70s %s\n", what.c_str(), ok ? "ok" : "FAIL");
 }
 
+// runs launch (a kernel launch) in a child process and waits for the queued kernel: true when it aborted
+// (the emulator's trap), as a fault or a deadlock ends the kernel on a GPU; the child's stderr is silenced
+template <typename F>
+bool aborts(F launch) {
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    launch();
+    cudaDeviceSynchronize();  // the queued kernel runs here
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
 // out[b] = Σ over the block of (threadIdx.x + 1) through a shared-memory tree (a barrier per level)
 __global__ void tree_sum_kernel(int* out) {
   __shared__ int s[1024];
@@ -257,47 +274,19 @@ int main(int argc, char** argv) {
     cudaFree(dv);
   }
 
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    freopen("/dev/null", "w", stderr);
-    TAILOR_LAUNCH(divergent_kernel, 1, 32)(d);
-    cudaDeviceSynchronize();  // the queued kernel runs here
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "__syncthreads after some threads returned aborts (deadlock detected)");
+  expect(aborts([&] { TAILOR_LAUNCH(divergent_kernel, 1, 32)(d); }), "__syncthreads after some threads returned aborts (deadlock detected)");
 
   TAILOR_LAUNCH(wmma_load_kernel, 1, 32)(d, 0);
   int one = 0;
   cudaMemcpy(&one, d, sizeof(int), cudaMemcpyDeviceToHost);
   expect(one == 1, "a WMMA load from a 256-bit aligned pointer");
-  std::fflush(stdout);
-  pid = fork();
-  if (pid == 0) {
-    freopen("/dev/null", "w", stderr);
-    TAILOR_LAUNCH(wmma_load_kernel, 1, 32)(d, 8);
-    cudaDeviceSynchronize();
-    _exit(0);
-  }
-  waitpid(pid, &status, 0);
-  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a WMMA load from a pointer 16 bytes off 256-bit alignment aborts");
+  expect(aborts([&] { TAILOR_LAUNCH(wmma_load_kernel, 1, 32)(d, 8); }), "a WMMA load from a pointer 16 bytes off 256-bit alignment aborts");
 
   TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 0);
   one = 0;
   cudaMemcpy(&one, d, sizeof(int), cudaMemcpyDeviceToHost);
   expect(one == 1, "a 16-byte vector load from a 16-byte aligned address");
-  std::fflush(stdout);
-  pid = fork();
-  if (pid == 0) {
-    freopen("/dev/null", "w", stderr);
-    TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 2);
-    cudaDeviceSynchronize();
-    _exit(0);
-  }
-  waitpid(pid, &status, 0);
-  expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "a 16-byte vector load from an address 2 bytes off alignment aborts");
+  expect(aborts([&] { TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 2); }), "a 16-byte vector load from an address 2 bytes off alignment aborts");
   cudaFree(d);
 
   std::printf("\n%d checks, %d failed\n", checks, failures);
