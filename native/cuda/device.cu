@@ -2,6 +2,7 @@
 // and the device/memory helpers of kernels.h. With the static CUDA runtime nothing touches the driver
 // before the first call here, and with no driver the calls fail cleanly: a build with CUDA loads and runs
 // on the CPU on a machine without one, and says why it cannot use CUDA.
+#include <atomic>
 #include <mutex>
 
 #include "common.cuh"
@@ -100,12 +101,47 @@ namespace cuda {
 
 void set_device(int index) { check(cudaSetDevice(index), "cudaSetDevice"); }
 
-int compute_capability() {
-  int dev = 0, major = 0, minor = 0;
+namespace {
+// a device's fixed properties, asked once per device (the products ask for them on every call)
+constexpr int kCachedDevices = 64;
+std::atomic<int> g_cc[kCachedDevices];   // major*10 + minor; 0: not asked yet
+std::atomic<int> g_sms[kCachedDevices];  // multiprocessors; 0: not asked yet
+
+int current_device() {
+  int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
-  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "cudaDeviceGetAttribute");
-  return major * 10 + minor;
+  return dev;
+}
+
+template <typename Ask>
+int cached(std::atomic<int>* cache, Ask ask) {
+  const int dev = current_device();
+  const bool slot = dev >= 0 && dev < kCachedDevices;
+  if (slot) {
+    const int v = cache[dev].load(std::memory_order_relaxed);
+    if (v) return v;
+  }
+  const int v = ask(dev);
+  if (slot) cache[dev].store(v, std::memory_order_relaxed);
+  return v;
+}
+}  // namespace
+
+int compute_capability() {
+  return cached(g_cc, [](int dev) {
+    int major = 0, minor = 0;
+    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "cudaDeviceGetAttribute");
+    return major * 10 + minor;
+  });
+}
+
+int multiprocessor_count() {
+  return cached(g_sms, [](int dev) {
+    int n = 0;
+    check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    return n > 0 ? n : 1;
+  });
 }
 
 void* device_malloc(size_t bytes) {

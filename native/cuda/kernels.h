@@ -15,7 +15,8 @@ namespace cuda {
 
 // ---- device and memory (device.cu) ----
 void set_device(int index);
-int compute_capability();                 // of the current device: major*10 + minor
+int compute_capability();                 // of the current device: major*10 + minor (asked once per device)
+int multiprocessor_count();               // of the current device (asked once per device)
 void* device_malloc(size_t bytes);        // E_OOM when the device is full
 void device_free(void* p) noexcept;
 void to_device(void* dst, const void* src, size_t bytes);

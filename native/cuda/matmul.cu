@@ -126,30 +126,19 @@ __global__ void __launch_bounds__(TTHREADS, 2)
 
 std::atomic<int> g_tile{0};  // product_tile_override: 0 automatic, else the tile to use
 
-template <typename TA, typename TB>
+// the caller names A's and B's layouts (A_K1: sak == 1, else sam == 1; B_K1: sbk == 1, else sbn == 1), so
+// that only the layouts the products use are compiled: x·Wᵀ (k, k), dy·W (k, n), dyᵀ·x (m, n)
+template <typename TA, typename TB, bool A_K1, bool B_K1>
 void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn,
                 bool beta, const char* what) {
   if (M == 0 || N == 0) return;
+  if ((A_K1 ? sak : sam) != 1 || (B_K1 ? sbk : sbn) != 1) fail(ErrorCode::INTERNAL, std::string(what) + ": the operands' layout is not the one named");
   const int forced = g_tile.load();
   const int tile = forced ? forced : product_tile_for(M, N);
   if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
   dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
-  if (sak != 1 && sam != 1) fail(ErrorCode::INTERNAL, std::string(what) + ": A has no unit stride");
-  if (sbk != 1 && sbn != 1) fail(ErrorCode::INTERNAL, std::string(what) + ": B has no unit stride");
-  // (a dimension of 1 gives both strides of an operand 1: either variant reads it right)
-  const bool a_k1 = sak == 1, b_k1 = sbk == 1 && !(sbn == 1 && !a_k1);
-  // (the layouts the products use: x·Wᵀ (k, k), dy·W (k, n), dyᵀ·x (m, n))
-  if (tile == 128) {
-    if (a_k1 && b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, true, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else if (a_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, true, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else if (!b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, false, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else fail(ErrorCode::INTERNAL, std::string(what) + ": no kernel for this layout");
-  } else {
-    if (a_k1 && b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, true, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else if (a_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, true, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else if (!b_k1) TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, false, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-    else fail(ErrorCode::INTERNAL, std::string(what) + ": no kernel for this layout");
-  }
+  if (tile == 128) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, A_K1, B_K1>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  else TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, A_K1, B_K1>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
   check_launch(what);
 }
 
@@ -179,17 +168,20 @@ struct TcTile {
   static constexpr int STAGE_LD = 16 + 4;                   // floats per row of a warp's 16×16 staging tile
   static_assert(SMEM >= (THREADS / 32) * 16 * STAGE_LD * 4, "the staging tiles fit in the operand buffers");
   static_assert(BM * TK16 / 8 == 2 * THREADS && BN * TK16 / 8 == 2 * THREADS, "two 8-element chunks of A and of B per thread");
+  static_assert(FM * 16 * WARPS_M == BM && FN * 16 * WARPS_N == BN, "the warps' WMMA tiles cover the block tile");
 };
 
 // 8 consecutive elements p[0..7] of a row whose first `avail` exist (avail ≤ 0: none), zeros past them, as
 // one 16-byte value (element j in bits 16·j of the little-endian words)
 template <bool VEC>
 __device__ inline uint4 load_chunk(const uint16_t* p, int64_t avail) {
-  if (VEC) return avail > 0 ? load_vec16(p) : make_uint4(0, 0, 0, 0);  // avail is then a multiple of 8: all or nothing
-  unsigned v[8];
+  if (!VEC) {
+    unsigned v[8];
 #pragma unroll
-  for (int j = 0; j < 8; j++) v[j] = j < avail ? p[j] : 0u;
-  return make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+    for (int j = 0; j < 8; j++) v[j] = j < avail ? p[j] : 0u;
+    return make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+  }
+  return avail > 0 ? load_vec16(p) : make_uint4(0, 0, 0, 0);  // avail is a multiple of 8 here: all or nothing
 }
 
 template <int BM, int BN, bool W_ROWS_ARE_K, bool VEC>
@@ -332,10 +324,7 @@ void tc_product(float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64
 
 int product_tile_for(int64_t M, int64_t N) {
   // the large tile where it makes at least one block per multiprocessor; the small one spreads smaller products
-  int sms = 1, dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    cudaGetLastError(), sms = 1;
-  return int64_t(ceil_div(M, 128)) * int64_t(ceil_div(N, 128)) >= sms ? 128 : 64;
+  return int64_t(ceil_div(M, 128)) * int64_t(ceil_div(N, 128)) >= multiprocessor_count() ? 128 : 64;
 }
 
 void product_tile_override(int tile) { g_tile = tile == 64 || tile == 128 ? tile : 0; }
@@ -344,7 +333,7 @@ void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t
   if (T == 0 || out == 0) return;
   if (lt_enabled() && lt_matmul_f32(y, x, w, T, in, out, accumulate)) return;
   // A = x (m = t, k = i), B(k, n) = W[n, k]
-  gemm_tiled<float, float>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward");
+  gemm_tiled<float, float, true, true>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward");
 }
 
 void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
@@ -358,7 +347,7 @@ void matmul_forward_bf16(float* y, const uint16_t* x, const uint16_t* w, int64_t
     if (cc < 80) fail(ErrorCode::UNSUPPORTED, "bf16 tensor cores need sm_80 or newer (this device is sm_" + std::to_string(cc) + ")");
     tc_product<false>(y, x, w, T, in, out, accumulate, "matmul_forward_bf16 (tensor cores)");
   } else {
-    gemm_tiled<uint16_t, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
+    gemm_tiled<uint16_t, uint16_t, true, true>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16 (tiled)");
   }
 }
 
@@ -367,10 +356,10 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
   // dx[T, in] += dy[T, out] · W[out, in]:  A = dy (m = t, k = o), B(k = o, n = i) = W[o, i]
   const bool lt = lt_enabled();
   if (dx && !(lt && lt_matmul_backward_dx_f32(dx, dy, w, T, in, out)))
-    gemm_tiled<float, float>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
+    gemm_tiled<float, float, true, false>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward (dx)");
   // dW[out, in] += dyᵀ · x:  A(m = o, k = t) = dy[t, o], B(k = t, n = i) = x[t, i]
   if (dw && !(lt && lt_matmul_backward_dw_f32(dw, dy, x, T, in, out)))
-    gemm_tiled<float, float>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
+    gemm_tiled<float, float, false, false>(dw, dy, x, out, in, T, 1, out, in, 1, true, "matmul_backward (dW)");
 }
 
 void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T, int64_t in, int64_t out, bool accumulate,
@@ -384,7 +373,7 @@ void matmul_forward_bf16w(float* y, const float* x, const uint16_t* w, int64_t T
     // the automatic path goes through matmul_forward_bf16's (cuBLASLt first, then WMMA)
     return matmul_forward_bf16(y, x_bf16, w, T, in, out, accumulate, automatic ? Bf16Path::Auto : Bf16Path::TensorCores);
   }
-  gemm_tiled<float, uint16_t>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16w (tiled)");
+  gemm_tiled<float, uint16_t, true, true>(y, x, w, T, out, in, in, 1, 1, in, accumulate, "matmul_forward_bf16w (tiled)");
 }
 
 void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int64_t T, int64_t in, int64_t out, uint16_t* dy_bf16,
@@ -401,7 +390,7 @@ void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int
     tc_product<true>(dx, dy_bf16, w, T, out, in, true, "matmul_backward_dx_bf16w (tensor cores)");
     return;
   }
-  gemm_tiled<float, uint16_t>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w (tiled)");
+  gemm_tiled<float, uint16_t, true, false>(dx, dy, w, T, in, out, out, 1, in, 1, true, "matmul_backward_dx_bf16w (tiled)");
 }
 
 }  // namespace cuda
