@@ -117,18 +117,16 @@ void bench(int cc, const std::string& device_name) {
     cu::lt_set_enabled(0);
     for (int tile : {128, 64}) {
       const std::string name = "matmul_forward fp32, tiled kernel, tile " + std::to_string(tile) + (tile == picked ? " (picked)" : "");
-      cu::product_tile_override(tile);
+      ForcedTile forced(tile);
       row(name.c_str(), s, time_adaptive_ms([&] { cu::matmul_forward(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
-      cu::product_tile_override(0);
     }
     cu::lt_set_enabled(-1);
     if (lt) row("matmul_forward fp32, cuBLASLt", s, time_adaptive_ms([&] { cu::lt_matmul_f32(y.p, x.p, w.p, s.T, s.in, s.out, false); }));
     if (cc >= 80) {
       for (int tile : {128, 64}) {
         const std::string name = "matmul_forward_bf16, tensor-core kernel, tile " + std::to_string(tile) + (tile == picked ? " (picked)" : "");
-        cu::product_tile_override(tile);
+        ForcedTile forced(tile);
         row(name.c_str(), s, time_adaptive_ms([&] { cu::matmul_forward_bf16(y.p, xb.p, wb.p, s.T, s.in, s.out, false, cu::Bf16Path::TensorCores); }));
-        cu::product_tile_override(0);
       }
       if (lt) row("matmul_forward_bf16, cuBLASLt", s, time_adaptive_ms([&] { cu::lt_matmul_bf16w(y.p, xb.p, wb.p, s.T, s.in, s.out, false); }));
     } else {

@@ -63,9 +63,10 @@ void check_matmul(Backend& cpu) {
     cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
     for (int tile : tiles_for(c.T, c.in, c.out)) {
       Dev<float> dx(x), dw(w), dy(y0);
-      cu::product_tile_override(tile);
-      cu::matmul_forward(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc);
-      cu::product_tile_override(0);
+      {
+        ForcedTile forced(tile);
+        cu::matmul_forward(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc);
+      }
       report("matmul_forward", shape(c.T, c.in, c.out, c.acc) + " tile " + tile_name(tile), dy.get(), ref, kF32);
     }
   }
@@ -105,9 +106,10 @@ void check_matmul_bf16(Backend& cpu, int cc) {
         continue;
       }
       Dev<float> dy(y0);
-      cu::product_tile_override(p.tile);
-      cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.path);
-      cu::product_tile_override(0);
+      {
+        ForcedTile forced(p.tile);
+        cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.path);
+      }
       auto got = dy.get();
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs bf16 in", got, ref_rounded, kF32);
       report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs fp32 in", got, ref_f32, kBf16);
@@ -169,9 +171,10 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
     for (int tile : tiles_for(c.T, c.in, c.out)) {
       if (cc < 80) break;
       Dev<float> ddx(dx0);
-      cu::product_tile_override(tile);
-      cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, gscratch.p, cu::Bf16Path::TensorCores);
-      cu::product_tile_override(0);
+      {
+        ForcedTile forced(tile);
+        cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, gscratch.p, cu::Bf16Path::TensorCores);
+      }
       report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma " + tile_name(tile) + " dx += (bf16 dy)", ddx.get(), rdx_tc,
              kF32);
     }
@@ -191,9 +194,10 @@ void check_matmul_backward(Backend& cpu) {
     cpu.matmul_backward(c.dx ? rdx.data() : nullptr, c.dw ? rdw.data() : nullptr, dy.data(), x.data(), w.data(), c.T, c.in, c.out);
     for (int tile : tiles_for(c.T, c.in, c.out)) {
       Dev<float> gx(x), gw(w), gdy(dy), gdx(dx0), gdw(dw0);
-      cu::product_tile_override(tile);
-      cu::matmul_backward(c.dx ? gdx.p : nullptr, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
-      cu::product_tile_override(0);
+      {
+        ForcedTile forced(tile);
+        cu::matmul_backward(c.dx ? gdx.p : nullptr, c.dw ? gdw.p : nullptr, gdy.p, gx.p, gw.p, c.T, c.in, c.out);
+      }
       std::string s = shape(c.T, c.in, c.out, false) + " tile " + tile_name(tile);
       report("matmul_backward", s + " dx" + (c.dx ? "" : " (null)"), gdx.get(), rdx, kF32);
       report("matmul_backward", s + " dW" + (c.dw ? "" : " (null)"), gdw.get(), rdw, kF32);

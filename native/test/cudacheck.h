@@ -20,6 +20,13 @@ namespace cudacheck {
 
 namespace cu = tailor::cuda;
 
+// forces the block tile of our products' kernels (64 or 128) while it lives, then gives the choice back to them
+struct ForcedTile {
+  explicit ForcedTile(int tile) { cu::product_tile_override(tile); }
+  ~ForcedTile() { cu::product_tile_override(0); }
+  ForcedTile(const ForcedTile&) = delete;
+  ForcedTile& operator=(const ForcedTile&) = delete;
+};
 
 inline int failures = 0, checks = 0;
 
