@@ -9,7 +9,7 @@
 // AddressSanitizer build stands in for compute-sanitizer's memcheck and its ThreadSanitizer build for racecheck.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ import { EngineError, Model, engineInfo } from '../electron/core/engine/engine.j
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
 import { promptCompletionExamples } from '../electron/core/train/data.js';
 import { REPO_ROOT, shared } from './helpers/paths.js';
+import { type Sanitizer, sanitizerBuild } from './helpers/sanitizers.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
 const CUDACHECK = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck');
@@ -430,22 +431,20 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
   }
 });
 
-// the emulator's programs built with a sanitizer (option: TAILOR_ASAN or TAILOR_TSAN) in native/<dir>; the
-// result runs one of them with extra environment and gives its exit status and output
-function sanitizerTree(dir: string, option: string, targets: string[]) {
-  const build = path.join(REPO_ROOT, 'native', dir);
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, `-D${option}=ON`, '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', ...targets, '-j', '2'], { stdio: 'pipe' });
+// the emulator's programs built with a sanitizer (test/helpers/sanitizers.ts); a run gives its exit status and
+// its output, stdout and stderr together
+function sanitizerTree(kind: Sanitizer, targets: string[]) {
+  const run = sanitizerBuild(kind, targets);
   return (exe: string, args: string[], env: Record<string, string>) => {
-    const r = spawnSync(path.join(build, exe), args, { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 600_000, env: { ...process.env, ...env } });
-    return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+    const r = run(exe, args, env);
+    return { status: r.status, out: r.stdout + r.stderr };
   };
 }
 
 test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
   // buffer is a heap-buffer-overflow report; our own kernels (cuBLASLt off), then the products with it on
-  const run = sanitizerTree('build-asan-emu', 'TAILOR_ASAN', ['tailor_cudacheck_emu']);
+  const run = sanitizerTree('asan', ['tailor_cudacheck_emu']);
   // the harness under the sanitizers: no report, a clean exit, its output
   const sanitized = (args: string[], cublaslt: '0' | '1'): string => {
     const { status, out } = run('tailor_cudacheck_emu', args, {
@@ -475,7 +474,7 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
   // each emulated CUDA thread is a ThreadSanitizer fiber and the only happens-before edges are CUDA's
   // (launch, __syncthreads, __syncwarp, kernel end: native/test/cuemu/cuemu.cpp), so two threads touching
   // one byte between barriers, one writing, is reported whatever order the fibers happened to run in
-  const tree = sanitizerTree('build-tsan-emu', 'TAILOR_TSAN', ['tailor_cuemu_selftest', 'tailor_cudacheck_emu']);
+  const tree = sanitizerTree('tsan', ['tailor_cuemu_selftest', 'tailor_cudacheck_emu']);
   const run = (exe: string, args: string[]) => tree(exe, args, { TAILOR_CUBLASLT: '0', TSAN_OPTIONS: 'halt_on_error=0' });
   // the detector: each missing barrier is reported in its kernel, each correctly ordered twin is not
   const demos: [string, string | null][] = [

@@ -3,15 +3,18 @@
 // UndefinedBehaviorSanitizer (tailor_probe), which must report nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Model, EngineError, inspectModel } from '../electron/core/engine/engine.js';
 import { hostileCases, validCases } from './helpers/hostile.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+import { sanitizerBuild } from './helpers/sanitizers.js';
 
 const dir = tempDir('tailor-hostile-');
+// leaks too: a parser that gives up must free what it had read
+const ASAN_ENV = { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 const cases = hostileCases().map((c) => ({ ...c, path: c.make(path.join(dir, c.name)) }));
 const valid = validCases().map((c) => ({ ...c, path: c.make(path.join(dir, c.name)) }));
 
@@ -101,17 +104,9 @@ test('inspectModel (how the library looks at a file: no weights decoded) refuses
 });
 
 test('hostile and valid files under AddressSanitizer + UBSan: no report, same verdicts', { timeout: 600_000 }, () => {
-  const build = path.join(REPO_ROOT, 'native', 'build-asan');
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
-  const probe = path.join(build, 'tailor_probe');
-  assert.ok(fs.existsSync(probe));
+  const run = sanitizerBuild('asan', ['tailor_probe']);
   const paths = [...valid.map((v) => v.path), ...cases.map((c) => c.path)];
-  const r = spawnSync(probe, ['load', ...paths], {
-    encoding: 'utf8',
-    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
-    maxBuffer: 1 << 26,
-  });
+  const r = run('tailor_probe', ['load', ...paths], ASAN_ENV);
   assert.equal(r.stderr.includes('Sanitizer'), false, r.stderr.slice(0, 4000));
   assert.equal(r.status, 0, r.stderr.slice(0, 4000));
   const lines = r.stdout.trim().split('\n');
@@ -121,11 +116,7 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 
   // 300 seeded mutations: any verdict is fine, a sanitizer report or a crash is not
   const muts = mutants(300);
-  const f = spawnSync(probe, ['load', ...muts], {
-    encoding: 'utf8',
-    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
-    maxBuffer: 1 << 26,
-  });
+  const f = run('tailor_probe', ['load', ...muts], ASAN_ENV);
   assert.equal(f.stderr.includes('Sanitizer'), false, f.stderr.slice(0, 4000));
   assert.equal(f.status, 0, f.stderr.slice(0, 4000));
   const verdicts = f.stdout.trim().split('\n');
@@ -137,28 +128,25 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 // The loader's hooks (which the addon uses to copy each tensor to a GPU while the next is read): the same
 // ASan + UBSan build checks their contract on every format, and a load cancelled from a hook stops there.
 test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit; packed scoring batches refused unless whole', { timeout: 600_000 }, () => {
-  const build = path.join(REPO_ROOT, 'native', 'build-asan');
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, '-DTAILOR_ASAN=ON', '-DTAILOR_PROBE_ONLY=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', 'tailor_probe', '-j', '2'], { stdio: 'pipe' });
-  const probe = path.join(build, 'tailor_probe');
-  const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
+  const run = sanitizerBuild('asan', ['tailor_probe']);
+  const probe = (args: string[]) => run('tailor_probe', args, ASAN_ENV);
   // the real rotate-half HF model: its q/k rows are permuted before they are reported
   const paths = [...valid.map((v) => v.path), path.join(REPO_ROOT, 'resources', 'models', 'stories260K')];
   for (const p of paths) {
-    const r = spawnSync(probe, ['hooks', p], { encoding: 'utf8', env });
+    const r = probe(['hooks', p]);
     assert.equal(r.status, 0, r.stderr.slice(0, 4000));
     assert.match(r.stdout.trim(), /^HOOKS allocated=1 tensors=\d+ bytes=[1-9]\d* progress=ok final=ok disjoint=ok inside=ok uncovered=0$/, p);
-    const c = spawnSync(probe, ['hooks', p, '2'], { encoding: 'utf8', env });
+    const c = probe(['hooks', p, '2']);
     assert.equal(c.status, 0, c.stderr.slice(0, 4000));
     assert.match(c.stdout.trim(), /^ERROR E_CANCELLED after 2 tensors \(0 after the cancel\)/, p);
     // a load that hands its host pages back (as the addon's does on a GPU): each tensor read again from the file
-    const rel = spawnSync(probe, ['release', p], { encoding: 'utf8', env });
+    const rel = probe(['release', p]);
     assert.equal(rel.status, 0, rel.stderr.slice(0, 4000) + rel.stdout);
     assert.match(rel.stdout.trim(), /^RELEASE released=ok resident=ok read=ok held=ok merged=ok restored=ok /, p);
   }
   // scoring's packed KV cache: a batch whose sequences are not whole, or whose shared prefixes are not copied
   // from rows that hold them, is a clear E_ARG before anything is computed
-  const b = spawnSync(probe, ['batches', valid[0].path], { encoding: 'utf8', env });
+  const b = probe(['batches', valid[0].path]);
   assert.equal(b.status, 0, b.stderr.slice(0, 4000));
   const verdicts = Object.fromEntries(b.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
   for (const ok of ['whole', 'shared-prefix', 'two-segments']) assert.equal(verdicts[ok], 'OK', ok);
