@@ -222,7 +222,7 @@ test('the Playground streams a generation; Export writes a GGUF and refuses to o
 test('cancel a running tailoring run, then resume it to the end', async () => {
   await wizardToPruning();
   await page.getByRole('button', { name: 'Remove ratio 0.5' }).click();
-  const runId = await wizardFinish('e2e cancel', { epochs: '30', trainshots: '200' });
+  const runId = await wizardFinish('e2e cancel', { epochs: '6', trainshots: '200' });
   await page.waitForSelector('[data-stage="lora ratio=0.2"][data-status=running]', { timeout: 60_000 });
   await page.waitForTimeout(1500);
   await tid('run-loss-chart').waitFor();
