@@ -362,19 +362,27 @@ test("tailor run on the device: the CPU's accuracies and pruned groups, its loss
   assert.equal(JSON.parse(info.stdout).nParams, gpu.ratios[0].paramsAfter, 'the tailored model exported from the device run loads');
 });
 
-test('cuBLASLt is opened at run time: used where it is found, and where it is absent, incomplete or refuses the device, our kernels give the same numbers and tailor info says why', { skip: !built }, () => {
-  // each setting in a fresh process: the library is chosen once per process, at the first product
+// the emulator addon in a fresh process with extra environment (the cuBLASLt library is chosen once per
+// process, at the first product): which library it took, the backend's name, and one sequence's log-probs
+function ltProbe(env: Record<string, string>) {
   const script = `
     const { Model, engineInfo } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'electron', 'core', 'engine', 'engine.js'))});
     const m = await Model.load(${JSON.stringify(HF)}, { backend: 'cuda' });
     const [s] = await m.score([${JSON.stringify(IDS)}]);
     console.log(JSON.stringify({ backend: m.info.backend, lt: engineInfo().cuda.cublasLt, logprob: Array.from(s.logprob) }));
     m.dispose();`;
-  const probe = (env: Record<string, string>) => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { backend: string; lt: string; logprob: number[] };
-  };
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { backend: string; lt: string; logprob: number[] };
+}
+// `tailor info MODEL --backend cuda` on the emulator addon
+function ltInfo(env: Record<string, string>) {
+  const cli = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
+  return spawnSync(process.execPath, [cli, 'info', HF, '--backend', 'cuda'], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+}
+
+test('cuBLASLt is opened at run time: used where it is found, and where it is absent, incomplete or refuses the device, our kernels give the same numbers and tailor info says why', { skip: !built }, () => {
+  const probe = ltProbe;
   const libm = ['/lib/x86_64-linux-gnu/libm.so.6', '/usr/lib/x86_64-linux-gnu/libm.so.6', '/lib64/libm.so.6'].find((p) => fs.existsSync(p));
   const on = probe({});
   assert.match(on.lt, /^on \(.*libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/, 'the library the build made, opened by dlopen like libcublasLt');
@@ -403,13 +411,66 @@ test('cuBLASLt is opened at run time: used where it is found, and where it is ab
     assert.ok(maxAbsDiff(off.logprob, on.logprob) <= 1e-4, `${what}: our kernels' log-probs against cuBLASLt's: ${maxAbsDiff(off.logprob, on.logprob)}`);
   }
   // and tailor info's cuda line tells the analyst
-  const cli = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
-  const info = (env: Record<string, string>) => spawnSync(process.execPath, [cli, 'info', HF, '--backend', 'cuda'], { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+  const info = ltInfo;
   const a = info({});
   assert.equal(a.status, 0, a.stderr);
   assert.match(a.stdout, /^cuda .*; cuBLASLt on \(.*libtailor_cublaslt_emu\.so/m);
   const b = info({ TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' });
   assert.match(b.stdout, /^cuda .*; cuBLASLt off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable/m);
+});
+
+// A real cuBLASLt on a machine without a GPU: Debian 12's libcublaslt11 (CUDA 11.8) and the headers that
+// declare it, fetched by native/test/fetch-cublaslt.sh (npm run fetch:cublaslt; CI runs it) into .tmp/cublaslt11.
+// Our declarations (native/cuda/cublaslt_api.h) are compiled against its cublasLt.h by tailor_ltabi, the check
+// gpu-check.sh runs against a toolkit's header; the library is opened by the addon as a user's would be.
+const LT11 = path.join(REPO_ROOT, '.tmp', 'cublaslt11');
+const LT11_LIB = path.join(LT11, 'lib', 'libcublasLt.so.11');
+const lt11Skip = !built ? `${EMU} not built`
+  : !fs.existsSync(LT11_LIB) || !fs.existsSync(path.join(LT11, 'include', 'cublasLt.h')) ? `no real cuBLASLt in ${LT11} (npm run fetch:cublaslt fetches Debian 12's; elsewhere there is none to fetch)`
+  : /libcuda\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '') ? 'this machine has a CUDA driver: the real cuBLASLt runs on its GPU under npm run test:gpu, not inside the emulator'
+  : false;
+
+test("a real cuBLASLt (CUDA 11.8's, from Debian): our declarations compile against its cublasLt.h, and the library opens with every entry point; without a driver it refuses, tailor info says so, and our kernels compute", { skip: lt11Skip }, (t) => {
+  t.diagnostic(fs.readFileSync(path.join(LT11, 'VERSION'), 'utf8').trim());
+  // the header: tailor_ltabi in a tree of its own (nvcc configures it; no kernel is compiled)
+  const cache = fs.readFileSync(path.join(REPO_ROOT, 'native', 'build', 'CMakeCache.txt'), 'utf8');
+  const nvcc = /^CMAKE_CUDA_COMPILER:\w+=(\S+)$/m.exec(cache)?.[1];
+  if (!nvcc) {
+    t.diagnostic('the header check needs nvcc (this build has no CUDA): skipped');
+  } else {
+    const tree = path.join(REPO_ROOT, 'native', 'build-ltabi');
+    const ltabi = (include: string) => {
+      const c = spawnSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', tree, '-DTAILOR_CUDA=ON', `-DCMAKE_CUDA_COMPILER=${nvcc}`, '-DCMAKE_CUDA_ARCHITECTURES=75',
+        '-DTAILOR_CUEMU=OFF', `-DTAILOR_CUBLASLT_INCLUDE=${include}`, '-UTAILOR_CUBLASLT_HEADER'], { encoding: 'utf8' });
+      assert.equal(c.status, 0, c.stdout + c.stderr);
+      assert.match(c.stdout, new RegExp(`cuBLASLt header for the ABI check: ${path.join(include, 'cublasLt.h').replace(/[.]/g, '\\.')}`));
+      const b = spawnSync('cmake', ['--build', tree, '--target', 'tailor_ltabi'], { encoding: 'utf8' });
+      return { status: b.status, out: b.stdout + b.stderr };
+    };
+    // the control: one value of the header changed, and the check names it
+    const mutant = tempDir('tailor-ltabi-');
+    fs.copyFileSync(path.join(LT11, 'include', 'cublas_api.h'), path.join(mutant, 'cublas_api.h'));
+    const header = fs.readFileSync(path.join(LT11, 'include', 'cublasLt.h'), 'utf8');
+    assert.match(header, /CUBLASLT_MATMUL_DESC_TRANSA = 3,/);
+    fs.writeFileSync(path.join(mutant, 'cublasLt.h'), header.replace('CUBLASLT_MATMUL_DESC_TRANSA = 3,', 'CUBLASLT_MATMUL_DESC_TRANSA = 30,'));
+    const bad = ltabi(mutant);
+    assert.notEqual(bad.status, 0, 'a changed value is caught');
+    assert.match(bad.out, /static assertion failed: CUBLASLT_MATMUL_DESC_TRANSA/);
+    const real = ltabi(path.join(LT11, 'include'));
+    assert.equal(real.status, 0, real.out.slice(-3000));
+  }
+  // the library, through the addon: opened, every entry point found (else it would say which is missing), and
+  // cublasLtCreate refuses with CUBLAS_STATUS_NOT_INITIALIZED (no driver); the products are ours
+  const notInitialized = /CUBLAS_STATUS_NOT_INITIALIZED = (\d+),/.exec(fs.readFileSync(path.join(LT11, 'include', 'cublas_api.h'), 'utf8'))![1];
+  const why = `TAILOR_CUBLASLT=${LT11_LIB} not usable; ${LT11_LIB}: cublasLtCreate returned status ${notInitialized}`;
+  const refused = ltProbe({ TAILOR_CUBLASLT: LT11_LIB });
+  assert.equal(refused.lt, `off (${why})`);
+  assert.doesNotMatch(refused.backend, /cuBLASLt/);
+  const ours = ltProbe({ TAILOR_CUBLASLT: '0' });
+  assert.deepEqual(refused.logprob, ours.logprob, 'the products our kernels computed');
+  const info = ltInfo({ TAILOR_CUBLASLT: LT11_LIB });
+  assert.equal(info.status, 0, info.stderr);
+  assert.ok(info.stdout.split('\n').some((l) => l.startsWith('cuda ') && l.includes(`; cuBLASLt off (${why})`)), info.stdout);
 });
 
 test('a model larger than the device is a clear E_OOM with the numbers and the advice, and the addon goes on working', { skip: !built }, () => {
