@@ -419,58 +419,64 @@ test('cuBLASLt is opened at run time: used where it is found, and where it is ab
   assert.match(b.stdout, /^cuda .*; cuBLASLt off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable/m);
 });
 
-// A real cuBLASLt on a machine without a GPU: Debian 12's libcublaslt11 (CUDA 11.8) and the headers that
-// declare it, fetched by native/test/fetch-cublaslt.sh (npm run fetch:cublaslt; CI runs it) into .tmp/cublaslt11.
-// Our declarations (native/cuda/cublaslt_api.h) are compiled against its cublasLt.h by tailor_ltabi, the check
-// gpu-check.sh runs against a toolkit's header; the library is opened by the addon as a user's would be.
-const LT11 = path.join(REPO_ROOT, '.tmp', 'cublaslt11');
-const LT11_LIB = path.join(LT11, 'lib', 'libcublasLt.so.11');
-const lt11Skip = !built ? `${EMU} not built`
-  : !fs.existsSync(LT11_LIB) || !fs.existsSync(path.join(LT11, 'include', 'cublasLt.h')) ? `no real cuBLASLt in ${LT11} (npm run fetch:cublaslt fetches Debian 12's; elsewhere there is none to fetch)`
+// Real cuBLASLt libraries on a machine without a GPU: CUDA 11.8's and 12.4's, each with the headers that
+// declare it, unpacked from Debian's archive by native/test/fetch-cublaslt.sh (npm run fetch:cublaslt; CI runs
+// it) into .tmp/cublaslt/<major>. Our declarations (native/cuda/cublaslt_api.h) are compiled against each
+// cublasLt.h by tailor_ltabi, the check gpu-check.sh runs against a toolkit's header; each library is opened
+// by the addon as a user's would be.
+const REAL_LT = path.join(REPO_ROOT, '.tmp', 'cublaslt');
+const realLt = ['11', '12'].filter((m) => fs.existsSync(path.join(REAL_LT, m, 'lib', `libcublasLt.so.${m}`)) && fs.existsSync(path.join(REAL_LT, m, 'include', 'cublasLt.h')));
+const realLtSkip = !built ? `${EMU} not built`
+  : realLt.length === 0 ? `no real cuBLASLt in ${REAL_LT} (npm run fetch:cublaslt fetches Debian's, where apt can)`
   : /libcuda\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '') ? 'this machine has a CUDA driver: the real cuBLASLt runs on its GPU under npm run test:gpu, not inside the emulator'
   : false;
 
-test("a real cuBLASLt (CUDA 11.8's, from Debian): our declarations compile against its cublasLt.h, and the library opens with every entry point; without a driver it refuses, tailor info says so, and our kernels compute", { skip: lt11Skip }, (t) => {
-  t.diagnostic(fs.readFileSync(path.join(LT11, 'VERSION'), 'utf8').trim());
-  // the header: tailor_ltabi in a tree of its own (nvcc configures it; no kernel is compiled)
-  const cache = fs.readFileSync(path.join(REPO_ROOT, 'native', 'build', 'CMakeCache.txt'), 'utf8');
-  const nvcc = /^CMAKE_CUDA_COMPILER:\w+=(\S+)$/m.exec(cache)?.[1];
-  if (!nvcc) {
-    t.diagnostic('the header check needs nvcc (this build has no CUDA): skipped');
-  } else {
-    const tree = path.join(REPO_ROOT, 'native', 'build-ltabi');
-    const ltabi = (include: string) => {
-      const c = spawnSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', tree, '-DTAILOR_CUDA=ON', `-DCMAKE_CUDA_COMPILER=${nvcc}`, '-DCMAKE_CUDA_ARCHITECTURES=75',
-        '-DTAILOR_CUEMU=OFF', `-DTAILOR_CUBLASLT_INCLUDE=${include}`, '-UTAILOR_CUBLASLT_HEADER'], { encoding: 'utf8' });
-      assert.equal(c.status, 0, c.stdout + c.stderr);
-      assert.match(c.stdout, new RegExp(`cuBLASLt header for the ABI check: ${path.join(include, 'cublasLt.h').replace(/[.]/g, '\\.')}`));
-      const b = spawnSync('cmake', ['--build', tree, '--target', 'tailor_ltabi'], { encoding: 'utf8' });
-      return { status: b.status, out: b.stdout + b.stderr };
-    };
-    // the control: one value of the header changed, and the check names it
+test("real cuBLASLt (CUDA 11.8's and 12.4's, from Debian): our declarations compile against each one's cublasLt.h, and each library opens with every entry point; without a driver it refuses, tailor info says so, and our kernels compute", { skip: realLtSkip }, (t) => {
+  assert.deepEqual(realLt, ['11', '12'], `both fetched (npm run fetch:cublaslt): ${realLt}`);
+  const ours = ltProbe({ TAILOR_CUBLASLT: '0' });
+  // the headers: tailor_ltabi in a tree of its own (nvcc configures it; no kernel is compiled)
+  const nvcc = /^CMAKE_CUDA_COMPILER:\w+=(\S+)$/m.exec(fs.readFileSync(path.join(REPO_ROOT, 'native', 'build', 'CMakeCache.txt'), 'utf8'))?.[1];
+  const tree = path.join(REPO_ROOT, 'native', 'build-ltabi');
+  const ltabi = (include: string) => {
+    const c = spawnSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', tree, '-DTAILOR_CUDA=ON', `-DCMAKE_CUDA_COMPILER=${nvcc}`, '-DCMAKE_CUDA_ARCHITECTURES=75',
+      '-DTAILOR_CUEMU=OFF', `-DTAILOR_CUBLASLT_INCLUDE=${include}`, '-UTAILOR_CUBLASLT_HEADER'], { encoding: 'utf8' });
+    assert.equal(c.status, 0, c.stdout + c.stderr);
+    assert.ok(c.stdout.includes(`cuBLASLt header for the ABI check: ${path.join(include, 'cublasLt.h')}\n`), c.stdout);
+    const b = spawnSync('cmake', ['--build', tree, '--target', 'tailor_ltabi'], { encoding: 'utf8' });
+    return { status: b.status, out: b.stdout + b.stderr };
+  };
+  if (!nvcc) t.diagnostic('the header checks need nvcc (this build has no CUDA): skipped');
+  else {
+    // the control: one value of a header changed, and the check names it
     const mutant = tempDir('tailor-ltabi-');
-    fs.copyFileSync(path.join(LT11, 'include', 'cublas_api.h'), path.join(mutant, 'cublas_api.h'));
-    const header = fs.readFileSync(path.join(LT11, 'include', 'cublasLt.h'), 'utf8');
+    const header = fs.readFileSync(path.join(REAL_LT, '12', 'include', 'cublasLt.h'), 'utf8');
     assert.match(header, /CUBLASLT_MATMUL_DESC_TRANSA = 3,/);
     fs.writeFileSync(path.join(mutant, 'cublasLt.h'), header.replace('CUBLASLT_MATMUL_DESC_TRANSA = 3,', 'CUBLASLT_MATMUL_DESC_TRANSA = 30,'));
+    fs.copyFileSync(path.join(REAL_LT, '12', 'include', 'cublas_api.h'), path.join(mutant, 'cublas_api.h'));
     const bad = ltabi(mutant);
     assert.notEqual(bad.status, 0, 'a changed value is caught');
     assert.match(bad.out, /static assertion failed: CUBLASLT_MATMUL_DESC_TRANSA/);
-    const real = ltabi(path.join(LT11, 'include'));
-    assert.equal(real.status, 0, real.out.slice(-3000));
   }
-  // the library, through the addon: opened, every entry point found (else it would say which is missing), and
-  // cublasLtCreate refuses with CUBLAS_STATUS_NOT_INITIALIZED (no driver); the products are ours
-  const notInitialized = /CUBLAS_STATUS_NOT_INITIALIZED = (\d+),/.exec(fs.readFileSync(path.join(LT11, 'include', 'cublas_api.h'), 'utf8'))![1];
-  const why = `TAILOR_CUBLASLT=${LT11_LIB} not usable; ${LT11_LIB}: cublasLtCreate returned status ${notInitialized}`;
-  const refused = ltProbe({ TAILOR_CUBLASLT: LT11_LIB });
-  assert.equal(refused.lt, `off (${why})`);
-  assert.doesNotMatch(refused.backend, /cuBLASLt/);
-  const ours = ltProbe({ TAILOR_CUBLASLT: '0' });
-  assert.deepEqual(refused.logprob, ours.logprob, 'the products our kernels computed');
-  const info = ltInfo({ TAILOR_CUBLASLT: LT11_LIB });
-  assert.equal(info.status, 0, info.stderr);
-  assert.ok(info.stdout.split('\n').some((l) => l.startsWith('cuda ') && l.includes(`; cuBLASLt off (${why})`)), info.stdout);
+  for (const major of realLt) {
+    const dir = path.join(REAL_LT, major);
+    t.diagnostic(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim());
+    if (nvcc) {
+      const real = ltabi(path.join(dir, 'include'));
+      assert.equal(real.status, 0, `${major}: ${real.out.slice(-3000)}`);
+    }
+    // the library, through the addon: opened, every entry point found (else it would say which is missing),
+    // and cublasLtCreate refuses with CUBLAS_STATUS_NOT_INITIALIZED (no driver); the products are ours
+    const lib = path.join(dir, 'lib', `libcublasLt.so.${major}`);
+    const notInitialized = /CUBLAS_STATUS_NOT_INITIALIZED = (\d+),/.exec(fs.readFileSync(path.join(dir, 'include', 'cublas_api.h'), 'utf8'))![1];
+    const why = `TAILOR_CUBLASLT=${lib} not usable; ${lib}: cublasLtCreate returned status ${notInitialized}`;
+    const refused = ltProbe({ TAILOR_CUBLASLT: lib });
+    assert.equal(refused.lt, `off (${why})`, major);
+    assert.doesNotMatch(refused.backend, /cuBLASLt/);
+    assert.deepEqual(refused.logprob, ours.logprob, `${major}: the products our kernels computed`);
+    const info = ltInfo({ TAILOR_CUBLASLT: lib });
+    assert.equal(info.status, 0, info.stderr);
+    assert.ok(info.stdout.split('\n').some((l) => l.startsWith('cuda ') && l.includes(`; cuBLASLt off (${why})`)), info.stdout);
+  }
 });
 
 test('a model larger than the device is a clear E_OOM with the numbers and the advice, and the addon goes on working', { skip: !built }, () => {
