@@ -10,8 +10,7 @@
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
 // addressed through strides, so W and dy are read in place, never transposed in memory. Both it and the
 // tensor-core kernel have two block tiles (product_tile_for) and load the next K step's operands into
-// registers while the current one is multiplied; the tensor-core one reads 16 bytes at a time where the
-// shapes allow.
+// registers while the current one is multiplied; both read 16 bytes at a time where the shapes allow.
 // When the build has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the
 // automatic bf16 paths (the backend's) try it first and fall back to these kernels when it refuses a call.
 #include <mma.h>
@@ -39,50 +38,72 @@ constexpr int TTHREADS = 256;   // 16×16 threads
 
 __device__ inline float load_elem(const float* p, int64_t i) { return p[i]; }
 __device__ inline float load_elem(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
+// p[0..3] (16-byte aligned) into out[0..3] with one 16-byte load, or zeros when !in
+__device__ inline void load_float4(const float* p, bool in, float* out) {
+  const uint4 v = in ? load_vec16(p) : make_uint4(0, 0, 0, 0);
+  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y), out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
+}
 
 // C[M, N] row-major = (beta ? C : 0) + A·B,  A(m,k) = A[m*sam + k*sak] [M, K],  B(k,n) = B[k*sbk + n*sbn] [K, N]
 // (A and B each fp32 or bf16 bits); A_K1: sak == 1 (else sam == 1), B_K1: sbk == 1 (else sbn == 1), so that
-// the tile's index arithmetic is fixed at compile time; grid (ceil(N/16R), ceil(M/16R)), block TTHREADS
-template <int R, typename TA, typename TB, bool A_K1, bool B_K1>
+// the tile's index arithmetic is fixed at compile time; grid (ceil(N/16R), ceil(M/16R)), block TTHREADS.
+// VEC (fp32 A and B only): each operand read 4 elements at a time along its unit-stride dimension (16-byte
+// loads): that dimension's extent and the other stride multiples of 4 and the pointers 16-byte aligned
+// (gemm_tiled checks), so that a vector whose first element is in bounds is whole.
+template <int R, typename TA, typename TB, bool A_K1, bool B_K1, bool VEC>
 __global__ void __launch_bounds__(TTHREADS, 2)
     gemm_tiled_kernel(float* __restrict__ C, const TA* __restrict__ A, const TB* __restrict__ B, int64_t M, int64_t N, int64_t K,
                       int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, bool beta) {
+  static_assert(!VEC || (std::is_same<TA, float>::value && std::is_same<TB, float>::value), "vector loads read fp32 operands");
   constexpr int BT = 16 * R;             // the block's rows and columns of C
+  constexpr int W = VEC ? 4 : 1;         // elements per load
   __shared__ float As[2][TK][BT + 1];    // As[b][k][m] = A(m0+m, k0+k)
   __shared__ float Bs[2][TK][BT + 1];    // Bs[b][k][n] = B(k0+k, n0+n)
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int64_t m0 = int64_t(blockIdx.y) * BT, n0 = int64_t(blockIdx.x) * BT;
-  // element j of this thread's share of a step: index tid + 256·j of the tile, walked so that consecutive
-  // threads read along the unit-stride dimension (the reads coalesce)
+  // load j of this thread's share of a step (W elements along the unit-stride dimension): the tile's
+  // W-element group tid + 256·j, walked so that consecutive threads read along that dimension (the reads
+  // coalesce); its first element at (m, k) of A's tile, (k, n) of B's
   auto a_at = [&](int j, int& m, int& k) {
     const int i = tid + j * TTHREADS;
-    if (A_K1) m = i / TK, k = i % TK;
-    else k = i / BT, m = i % BT;
+    if (A_K1) m = i / (TK / W), k = i % (TK / W) * W;
+    else k = i / (BT / W), m = i % (BT / W) * W;
   };
   auto b_at = [&](int j, int& n, int& k) {
     const int i = tid + j * TTHREADS;
-    if (B_K1) n = i / TK, k = i % TK;
-    else k = i / BT, n = i % BT;
+    if (B_K1) n = i / (TK / W), k = i % (TK / W) * W;
+    else k = i / (BT / W), n = i % (BT / W) * W;
   };
-  float pa[R], pb[R];  // the next step's share, global memory → registers
+  float pa[R], pb[R];  // the next step's share, global memory → registers (R / W loads of W elements)
   auto load = [&](int64_t k0) {
 #pragma unroll
-    for (int j = 0; j < R; j++) {
+    for (int j = 0; j < R / W; j++) {
       int m, n, k, kb;
       a_at(j, m, k);
       b_at(j, n, kb);
-      pa[j] = (m0 + m < M && k0 + k < K) ? load_elem(A, A_K1 ? (m0 + m) * sam + (k0 + k) : (m0 + m) + (k0 + k) * sak) : 0.f;
-      pb[j] = (n0 + n < N && k0 + kb < K) ? load_elem(B, B_K1 ? (k0 + kb) + (n0 + n) * sbn : (k0 + kb) * sbk + (n0 + n)) : 0.f;
+      const bool ina = m0 + m < M && k0 + k < K, inb = n0 + n < N && k0 + kb < K;
+      const int64_t ia = A_K1 ? (m0 + m) * sam + (k0 + k) : (m0 + m) + (k0 + k) * sak;
+      const int64_t ib = B_K1 ? (k0 + kb) + (n0 + n) * sbn : (k0 + kb) * sbk + (n0 + n);
+      if constexpr (VEC) {
+        load_float4(reinterpret_cast<const float*>(A) + (ina ? ia : 0), ina, pa + W * j);
+        load_float4(reinterpret_cast<const float*>(B) + (inb ? ib : 0), inb, pb + W * j);
+      } else {
+        pa[j] = ina ? load_elem(A, ia) : 0.f;
+        pb[j] = inb ? load_elem(B, ib) : 0.f;
+      }
     }
   };
   auto store = [&](int b) {  // registers → buffer b
 #pragma unroll
-    for (int j = 0; j < R; j++) {
+    for (int j = 0; j < R / W; j++) {
       int m, n, k, kb;
       a_at(j, m, k);
       b_at(j, n, kb);
-      As[b][k][m] = pa[j];
-      Bs[b][kb][n] = pb[j];
+#pragma unroll
+      for (int e = 0; e < W; e++) {
+        As[b][A_K1 ? k + e : k][A_K1 ? m : m + e] = pa[W * j + e];
+        Bs[b][B_K1 ? kb + e : kb][B_K1 ? n : n + e] = pb[W * j + e];
+      }
     }
   };
   float acc[R][R] = {};
@@ -137,8 +158,22 @@ void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_
   const int tile = forced ? forced : product_tile_for(M, N);
   if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
   dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
-  if (tile == 128) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, A_K1, B_K1>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
-  else TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, A_K1, B_K1>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  // 16-byte loads where both operands are fp32, aligned, and each one's unit-stride extent and other stride
+  // are multiples of 4 (every LLaMA shape); else element by element
+  bool vec = false;
+  if constexpr (std::is_same<TA, float>::value && std::is_same<TB, float>::value) {
+    const bool a4 = A_K1 ? K % 4 == 0 && sam % 4 == 0 : M % 4 == 0 && sak % 4 == 0;
+    const bool b4 = B_K1 ? K % 4 == 0 && sbn % 4 == 0 : N % 4 == 0 && sbk % 4 == 0;
+    vec = a4 && b4 && reinterpret_cast<uintptr_t>(A) % 16 == 0 && reinterpret_cast<uintptr_t>(B) % 16 == 0;
+    if (vec) {
+      if (tile == 128) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, A_K1, B_K1, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+      else TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, A_K1, B_K1, true>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    }
+  }
+  if (!vec) {
+    if (tile == 128) TAILOR_LAUNCH((gemm_tiled_kernel<8, TA, TB, A_K1, B_K1, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+    else TAILOR_LAUNCH((gemm_tiled_kernel<4, TA, TB, A_K1, B_K1, false>), grid, TTHREADS)(C, A, B, M, N, K, sam, sak, sbk, sbn, beta);
+  }
   check_launch(what);
 }
 
