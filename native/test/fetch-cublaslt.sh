@@ -17,7 +17,7 @@ RELEASES="11 bookworm libcublaslt11
 complete() { [ -f "$OUT/$1/lib/libcublasLt.so.$1" ] && [ -f "$OUT/$1/include/cublasLt.h" ] && [ -f "$OUT/$1/include/cublas_api.h" ]; }
 missing=$(echo "$RELEASES" | while read -r major release pkg; do complete "$major" || echo "$major"; done)
 if [ -z "$missing" ]; then
-  for m in 11 12; do echo "cuBLASLt $m: already in $OUT/$m ($(cat "$OUT/$m/VERSION"))"; done
+  echo "$RELEASES" | while read -r major release pkg; do echo "cuBLASLt $major: already in $OUT/$major ($(cat "$OUT/$major/VERSION"))"; done
   exit 0
 fi
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
