@@ -5,13 +5,15 @@
 //   the scores, the softmax statistics and D_t = dout_t·out_t stay fp32; the probabilities p and the
 //   score gradients ds are rounded to bf16 for the products they feed (P·V, Pᵀ·dO, dS·K, dSᵀ·Q).
 //   Head dims that are multiples of 16 up to 128 (attention_tc_usable); other shapes take the fp32 kernels.
-// Layout: a warp owns 16 rows (queries, or keys in the dk/dv kernel), a block 4 warps = 64 rows of one head;
+// Layout: a warp owns 16 rows (queries), a block 4 warps = 64 rows of one head (the dk/dv kernel: a pair of warps
+// owns 16 keys, a block 8 warps = 64 keys);
 // the other side streams through shared memory in tiles of 32 rows, as bf16 at a row stride of hd + 8.
 //   forward      two passes over the key tiles: the first computes each row's max and Σ exp (so lse), the
 //                second p = exp(s − lse) and out = Σ p·v, so the output accumulators never need rescaling
 //   backward dq  per block of 64 queries: s and dp = dout·vᵀ per key tile, ds = p·(dp − D)·scale, dq += ds·k
 //   backward dkv per block of 64 keys, over the group's heads and the queries t ≥ j in tiles of 32:
-//                sᵀ and dpᵀ per tile, dv += pᵀ·dout, dk += dsᵀ·q (fixed order, no atomics)
+//                sᵀ and dpᵀ per tile, dv += pᵀ·dout, dk += dsᵀ·q (fixed order, no atomics), one warp of a pair
+//                computing sᵀ and dv, the other dpᵀ and dk
 #include "attention_tc.cuh"
 #include "kernels.h"
 
@@ -124,21 +126,28 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __rest
 #endif
 }
 
-// dk/dv += Σ_{h of group g} Σ_{t≥j} (ds_tj·q_t, p_tj·dout_t). Block: (b, g) and the keys j0..j0+63, warp w keys
-// j0+16w..+15; the group's heads in order, each with its queries t ≥ j0 in tiles of 32. grid B*nkv*ceil(Tn/kRows)
+// dk/dv += Σ_{h of group g} Σ_{t≥j} (ds_tj·q_t, p_tj·dout_t). Block: (b, g) and the keys j0..j0+63, in 8 warps,
+// pair p (warps 2p, 2p+1) keys j0+16p..+15; the group's heads in order, each with its queries t ≥ j0 in tiles of
+// 32. A pair splits each tile: warp 2p keeps the keys' fragments, computes sᵀ = k·qᵀ and accumulates dv += pᵀ·dout;
+// warp 2p+1 keeps the values', computes dpᵀ = v·doutᵀ and accumulates dk += dsᵀ·q; between, the pair's 64 threads
+// turn (sᵀ, dpᵀ) into (pᵀ, dsᵀ). So a warp holds one [16][hd] operand and one accumulator, 96 registers of
+// fragments at hd = 128 where one warp holding both took 192 (and ran out of registers at hd = 112).
+// grid B*nkv*ceil(Tn/kRows), block kDkvThreads
+constexpr int kDkvThreads = 2 * kThreads;
+
 template <int KF>
-__global__ void __launch_bounds__(kThreads) attention_tc_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
-                                                                    const float* __restrict__ lse, const float* __restrict__ D,
-                                                                    const float* __restrict__ q, const float* __restrict__ k,
-                                                                    const float* __restrict__ v, int Tn, int nh, int nkv, float scale) {
+__global__ void __launch_bounds__(kDkvThreads) attention_tc_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
+                                                                       const float* __restrict__ lse, const float* __restrict__ D,
+                                                                       const float* __restrict__ q, const float* __restrict__ k,
+                                                                       const float* __restrict__ v, int Tn, int nh, int nkv, float scale) {
 #ifdef TAILOR_ATTENTION_TC
   using namespace nvcuda;
   constexpr int hd = KF * 16, ld = hd + 8;
-  __shared__ __align__(32) uint16_t qg[2 * kTile * kLdMax];  // query tile [32][ld], its dout tile [32][ld]; first keys, then values
-  __shared__ __align__(32) float sw[kWarps][16 * kLdF];      // sᵀ [16 keys][32 queries]
-  __shared__ __align__(32) float gw[kWarps][16 * kLdF];      // dpᵀ
-  __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // pᵀ in bf16
-  __shared__ __align__(32) uint16_t dw[kWarps][16 * kLdP];   // dsᵀ in bf16
+  __shared__ __align__(32) uint16_t qg[2 * kTile * kLdMax];  // query tile [32][ld], its dout tile [32][ld]; first keys, then values [64][ld]
+  __shared__ __align__(32) float sw[kWarps][16 * kLdF];      // each pair's sᵀ [16 keys][32 queries]
+  __shared__ __align__(32) float gw[kWarps][16 * kLdF];      // each pair's dpᵀ
+  __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // each pair's pᵀ in bf16
+  __shared__ __align__(32) uint16_t dw[kWarps][16 * kLdP];   // each pair's dsᵀ in bf16
   __shared__ float tl[kTile], td[kTile];                      // lse and D of the tile's queries
   uint16_t* qt = qg;
   uint16_t* gt = qg + kTile * ld;
@@ -146,27 +155,31 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dkv_kernel(float* __res
   const int64_t bg = blockIdx.x / tiles;
   const int g = int(bg % nkv), b = int(bg / nkv);
   const int j0 = int(blockIdx.x % tiles) * kRows, last = imin(j0 + kRows, Tn) - 1;  // the block's keys j0..last
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, jw = j0 + 16 * w;       // the warp's keys jw..jw+15
-  const int r = lane / 2, c0 = (lane % 2) * 16, j = jw + r;                         // this lane: key j, queries c0..c0+15 of a tile
+  const int pair = threadIdx.x / 64, role = (threadIdx.x / 32) % 2;                 // role 0: keys, sᵀ, dv; 1: values, dpᵀ, dk
+  const int jw = j0 + 16 * pair;                                                    // the pair's keys jw..jw+15
+  const int i = threadIdx.x % 64, r = i / 4, c0 = (i % 4) * 8, j = jw + r;          // this thread: key j, queries c0..c0+7 of a tile
   const bool active = jw <= last;
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
   const int64_t kfirst = (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd;
-  FragA ka[KF], va[KF];
-  load_block_rows<KF>(ka, qg, ld, k + kfirst, ks, last + 1 - j0);
-  load_block_rows<KF>(va, qg, ld, v + kfirst, ks, last + 1 - j0);
-  FragC ak[KF], av[KF];
+  FragA own[KF];  // the pair's 16 rows [16][hd] of k (role 0) or v (role 1)
+  for (int side = 0; side < 2; side++) {
+    stage_rows(qg, ld, (side == 0 ? k : v) + kfirst, ks, kRows, last + 1 - j0, hd);
+    __syncthreads();
+    if (role == side)
 #pragma unroll
-  for (int f = 0; f < KF; f++) {
-    wmma::fill_fragment(ak[f], 0.f);
-    wmma::fill_fragment(av[f], 0.f);
+      for (int f = 0; f < KF; f++) wmma::load_matrix_sync(own[f], bf(qg + pair * 16 * ld + f * 16), ld);
+    __syncthreads();
   }
-  float* s = sw[w];
-  float* dp = gw[w];
+  FragC acc[KF];  // dv (role 0) or dk (role 1) of the pair's keys
+#pragma unroll
+  for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
+  float* s = sw[pair];
+  float* dp = gw[pair];
   for (int h = g * group; h < (g + 1) * group; h++) {
     const int64_t bh = int64_t(b) * nh + h;
     for (int t0 = j0; t0 < Tn; t0 += kTile) {
       const int n = imin(kTile, Tn - t0);
-      __syncthreads();
+      __syncthreads();  // the previous tile's products are done with qt, gt, pw, dw
       const int64_t qfirst = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd;
       stage_rows(qt, ld, q + qfirst, qs, kTile, n, hd);
       stage_rows(gt, ld, dout + qfirst, qs, kTile, n, hd);
@@ -175,25 +188,23 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dkv_kernel(float* __res
         td[threadIdx.x] = int(threadIdx.x) < n ? D[bh * Tn + t0 + threadIdx.x] : 0.f;
       }
       __syncthreads();
-      if (!active || t0 + n - 1 < jw) continue;  // warp-uniform: every query of the tile comes before the warp's keys
-      rows_by_tile<KF>(s, ka, qt, ld);
-      rows_by_tile<KF>(dp, va, gt, ld);
-      __syncwarp();
-      for (int c = c0; c < c0 + 16; c++) {
-        const bool vis = j <= last && c < n && t0 + c >= j;
-        const float p = vis ? expf(s[r * kLdF + c] * scale - tl[c]) : 0.f;
-        pw[w][r * kLdP + c] = to_bf16_bits(p);
-        dw[w][r * kLdP + c] = to_bf16_bits(p * (dp[r * kLdF + c] - td[c]) * scale);
-      }
-      __syncwarp();
-      block_by_tile<KF>(av, pw[w], gt, ld);
-      block_by_tile<KF>(ak, dw[w], qt, ld);
+      const bool work = active && t0 + n - 1 >= jw;  // pair-uniform: some query of the tile sees some key of the pair's
+      if (work) rows_by_tile<KF>(role == 0 ? s : dp, own, role == 0 ? qt : gt, ld);
+      __syncthreads();  // the pair's sᵀ and dpᵀ are in place
+      if (work)
+        for (int c = c0; c < c0 + 8; c++) {
+          const bool vis = j <= last && c < n && t0 + c >= j;
+          const float p = vis ? expf(s[r * kLdF + c] * scale - tl[c]) : 0.f;
+          pw[pair][r * kLdP + c] = to_bf16_bits(p);
+          dw[pair][r * kLdP + c] = to_bf16_bits(p * (dp[r * kLdF + c] - td[c]) * scale);
+        }
+      __syncthreads();  // the pair's pᵀ and dsᵀ are in place
+      if (work) block_by_tile<KF>(acc, role == 0 ? pw[pair] : dw[pair], role == 0 ? gt : qt, ld);
     }
   }
   if (!active) return;
   const int64_t off = (int64_t(b) * Tn + jw) * ks + int64_t(g) * hd;
-  store_warp_rows<KF>(dk + off, ks, last + 1 - jw, ak, s, true);
-  store_warp_rows<KF>(dv + off, ks, last + 1 - jw, av, s, true);
+  store_warp_rows<KF>((role == 0 ? dv : dk) + off, ks, last + 1 - jw, acc, role == 0 ? s : dp, true);
 #else
   __trap();
 #endif
@@ -216,7 +227,7 @@ template <int KF>
 struct Dkv {
   static void run(unsigned blocks, float* dk, float* dv, const float* dout, const float* lse, const float* D, const float* q, const float* k,
                   const float* v, int Tn, int nh, int nkv, float scale) {
-    TAILOR_LAUNCH(attention_tc_dkv_kernel<KF>, blocks, kThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
+    TAILOR_LAUNCH(attention_tc_dkv_kernel<KF>, blocks, kDkvThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
   }
 };
 
