@@ -219,12 +219,12 @@ test('CUDA kernels and whole models against the CPU backend (tailor_cudacheck)',
   assert.match(out, /\n\d+ checks, 0 failed\n/);
 });
 
-test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events, WMMA alignment', { skip: ON_EMULATOR }, (t) => {
+test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launch and memory errors, deadlocks, streams and events, WMMA alignment, asynchronous copies', { skip: ON_EMULATOR }, (t) => {
   assert.ok(fs.existsSync(CUEMU_SELFTEST), `${CUEMU_SELFTEST} is built (npm run build:native)`);
   const r = spawnSync(CUEMU_SELFTEST, [], { encoding: 'utf8', timeout: 60_000 });
   for (const l of (r.stdout ?? '').trimEnd().split('\n')) t.diagnostic(l);
   assert.equal(r.status, 0, `tailor_cuemu_selftest failed:\n${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /\n20 checks, 0 failed\n/);
+  assert.match(r.stdout, /\n23 checks, 0 failed\n/);
 });
 
 for (const cc of ['80', '75']) {
@@ -490,6 +490,8 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
     ['blocks-atomic', null],
     ['blocks-apart', 'blocks_apart_kernel<false>'], // blocks two apart adding into one word, neighbours never
     ['blocks-apart-atomic', null],
+    ['async-unwaited', 'async_copy_kernel<2>'], // others read an asynchronous copy's destination before its thread waited
+    ['async-waited', null],
   ];
   for (const [name, kernel] of demos) {
     const r = run('tailor_cuemu_selftest', ['--race', name]);

@@ -98,6 +98,10 @@ struct Fiber {
   dim3 tid;
   bool done = false;
   unsigned char slot[16];  // this lane's value in a warp exchange
+  // its cp.async copies in flight (cuda_pipeline_primitives.h): those not yet committed, and the committed
+  // groups not yet waited for, oldest first
+  std::vector<AsyncCopy> async_open;
+  std::vector<std::vector<AsyncCopy>> async_groups;
 };
 
 struct Block {
@@ -242,6 +246,14 @@ void fiber_main() {
   asan_arrive(nullptr, &b->sched_bottom, &b->sched_size);  // first arrival: learn the scheduler's stack
   tsan_acquire(&b->launch_sync[0]);  // the host's work before the kernel's
   b->entry(b->arg);
+  {
+    const Fiber& f = b->fibers[size_t(b->current)];
+    if (!f.async_open.empty() || !f.async_groups.empty()) {  // their data would never land: a missing __pipeline_wait_prior
+      std::fprintf(stderr, "cuemu: kernel %s, block (%u,%u,%u) thread (%u,%u,%u) returned with asynchronous copies not waited for\n", b->name,
+                   blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+      std::abort();
+    }
+  }
   b->fibers[size_t(b->current)].done = true;
   tsan_release(&b->launch_sync[1]);  // this thread's work before the host's next
   tsan_switch(b->sched_tsan);
@@ -309,6 +321,28 @@ void resume(Block& b, Fiber& f) {
 thread_local cudaError_t last_error = cudaSuccess;
 
 int lane() { return cur->current % 32; }
+
+void async_issue(const AsyncCopy& c) { cur->fibers[size_t(cur->current)].async_open.push_back(c); }
+
+void async_commit() {
+  Fiber& f = cur->fibers[size_t(cur->current)];
+  f.async_groups.push_back(std::move(f.async_open));
+  f.async_open.clear();
+}
+
+bool async_due(size_t prior, AsyncCopy* c) {
+  Fiber& f = cur->fibers[size_t(cur->current)];
+  while (f.async_groups.size() > prior) {
+    std::vector<AsyncCopy>& g = f.async_groups.front();
+    if (!g.empty()) {
+      *c = g.front();
+      g.erase(g.begin());
+      return true;
+    }
+    f.async_groups.erase(f.async_groups.begin());
+  }
+  return false;
+}
 
 void check_aligned(const void* p, size_t bytes, const char* what) {
   if (reinterpret_cast<uintptr_t>(p) % bytes == 0) return;
@@ -447,6 +481,8 @@ void run_kernel(dim3 grid, dim3 block, const char* name, void (*entry)(void*), v
         for (int i = 0; i < b.n; i++) {
           Fiber& f = b.fibers[size_t(i)];
           f.done = false;
+          f.async_open.clear();
+          f.async_groups.clear();
           f.tid = dim3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
           start_fiber(b, f, i);
         }

@@ -92,6 +92,21 @@ namespace cuemu {
 void check_aligned(const void* p, size_t bytes, const char* what);
 }  // namespace cuemu
 
+// ---- asynchronous copies to shared memory (cp.async; cuda_pipeline_primitives.h) ----
+// The bookkeeping lives in cuemu.cpp, which ThreadSanitizer does not see (the scheduler resets it between
+// blocks); the copies' bytes are moved by the header's inline code, compiled into the instrumented kernels.
+namespace cuemu {
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  size_t bytes, zfill;  // bytes − zfill read from src, zfill zeros after them
+};
+void async_issue(const AsyncCopy& c);  // the calling CUDA thread's next copy, in its open group
+void async_commit();                   // closes its open group
+// one copy of its oldest committed group while more than `prior` groups are committed (false: none due)
+bool async_due(size_t prior, AsyncCopy* c);
+}  // namespace cuemu
+
 // ---- device intrinsics ----
 inline void __syncthreads() { cuemu::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { cuemu::syncwarp(); }

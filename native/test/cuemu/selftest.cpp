@@ -4,7 +4,8 @@
 // outside an allocation and allocations beyond the device's capacity are refused, unwritten device
 // memory reads as NaN, __syncthreads after an early return aborts with the kernel's name (in a child process),
 // and so does a WMMA load from a pointer that is not 256-bit aligned (CUDA leaves it undefined), and a
-// 16-byte vector load from an address that is not 16-byte aligned (a fault on a GPU).
+// 16-byte vector load from an address that is not 16-byte aligned (a fault on a GPU); asynchronous copies
+// (cp.async) land at the wait, read as poison before it, and a thread that returns without waiting aborts.
 // --race NAME runs one of the race demonstrations below alone: under the ThreadSanitizer build
 // (TAILOR_TSAN) the racy ones must be reported and the ordered ones must not (test/cuda.test.ts).
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "common.cuh"  // load_vec16
+#include "cuda_pipeline_primitives.h"
 #include "cuda_runtime.h"
 #include "mma.h"
 
@@ -101,6 +103,35 @@ __global__ void vec16_load_kernel(int* out, int offset) {
   out[0] = int(v.x & 0xff);
 }
 
+// asynchronous copies (cp.async): each of 64 threads copies 16 bytes of src = buf + 256 (ints 4t..4t+3) to shared
+// memory, thread 63 with its last 8 bytes zero-filled, then reads thread (t + 33) % 64's chunk into buf[4t..4t+3].
+// kMode 0: the copying thread waits (__pipeline_wait_prior) before the barrier, as CUDA requires. 1: it waits
+// only after a second barrier that follows every read, so every read sees what a GPU may leave there before
+// the data lands (the emulator's poison). 2: it waits right after its own read, so the others' reads and its
+// landing data are unordered (a race under ThreadSanitizer)
+template <int kMode>
+__global__ void async_copy_kernel(int* buf) {
+  __shared__ __align__(16) int s[64 * 4];
+  int* const out = buf;
+  const int* const src = buf + 256;
+  const int t = int(threadIdx.x);
+  __pipeline_memcpy_async(s + 4 * t, src + 4 * t, 16, t == 63 ? 8 : 0);
+  __pipeline_commit();
+  if (kMode == 0) __pipeline_wait_prior(0);
+  __syncthreads();
+  const int n = (t + 33) % 64;
+  for (int i = 0; i < 4; i++) out[4 * t + i] = s[4 * n + i];
+  if (kMode == 1) __syncthreads();
+  if (kMode != 0) __pipeline_wait_prior(0);
+}
+// a thread that returns with a copy it never waited for (its data might never land)
+__global__ void async_unwaited_kernel(int* out, const int* src) {
+  __shared__ __align__(16) int s[4];
+  __pipeline_memcpy_async(s, src, 16);
+  __pipeline_commit();
+  out[0] = 1;
+}
+
 // ---- race demonstrations (--race NAME): each kernel with kOrdered = false has the race, with true the
 // barrier or atomic that orders it ----
 // a neighbour's shared-memory value, from the other warp, read after write
@@ -166,12 +197,13 @@ int run_race_demo(const std::string& name) {
                         {"warp-shuffle", warp_pair_kernel<false>, 32}, {"warp-syncwarp", warp_pair_kernel<true>, 32},
                         {"global", global_word_kernel<false>, 64},    {"atomic", global_word_kernel<true>, 64},
                         {"blocks", blocks_add_kernel<false>, 64},     {"blocks-atomic", blocks_add_kernel<true>, 64},
-                        {"blocks-apart", blocks_apart_kernel<false>, 64, 8}, {"blocks-apart-atomic", blocks_apart_kernel<true>, 64, 8}};
+                        {"blocks-apart", blocks_apart_kernel<false>, 64, 8}, {"blocks-apart-atomic", blocks_apart_kernel<true>, 64, 8},
+                        {"async-unwaited", async_copy_kernel<2>, 64, 1}, {"async-waited", async_copy_kernel<0>, 64, 1}};
   for (const Demo& d : demos) {
     if (name != d.name) continue;
     int* out = nullptr;
-    cudaMalloc(reinterpret_cast<void**>(&out), 128 * sizeof(int));
-    cudaMemset(out, 0, 128 * sizeof(int));
+    cudaMalloc(reinterpret_cast<void**>(&out), 512 * sizeof(int));
+    cudaMemset(out, 0, 512 * sizeof(int));
     TAILOR_LAUNCH(d.kernel, d.blocks, d.threads)(out);
     std::vector<int> h(128);
     cudaMemcpy(h.data(), out, h.size() * sizeof(int), cudaMemcpyDeviceToHost);
@@ -287,6 +319,28 @@ int main(int argc, char** argv) {
   cudaMemcpy(&one, d, sizeof(int), cudaMemcpyDeviceToHost);
   expect(one == 1, "a 16-byte vector load from a 16-byte aligned address");
   expect(aborts([&] { TAILOR_LAUNCH(vec16_load_kernel, 1, 1)(d, 2); }), "a 16-byte vector load from an address 2 bytes off alignment aborts");
+
+  {  // asynchronous copies: the data lands at the wait, zero-filled where asked; before it, poison
+    std::vector<int> src(256);
+    for (int i = 0; i < 256; i++) src[size_t(i)] = 1000 + i;
+    int* ds = d + 256;
+    cudaMemcpy(ds, src.data(), src.size() * sizeof(int), cudaMemcpyHostToDevice);
+    std::vector<int> got(256);
+    TAILOR_LAUNCH(async_copy_kernel<0>, 1, 64)(d);
+    cudaMemcpy(got.data(), d, got.size() * sizeof(int), cudaMemcpyDeviceToHost);
+    bool right = true, poisoned = true;
+    for (int t = 0; t < 64; t++)
+      for (int i = 0; i < 4; i++) {
+        const int n = (t + 33) % 64;
+        right = right && got[size_t(4 * t + i)] == (n == 63 && i >= 2 ? 0 : 1000 + 4 * n + i);
+      }
+    expect(right, "asynchronous copies land by the wait, the zero-filled bytes as zeros");
+    TAILOR_LAUNCH(async_copy_kernel<1>, 1, 64)(d);
+    cudaMemcpy(got.data(), d, got.size() * sizeof(int), cudaMemcpyDeviceToHost);
+    for (int i = 0; i < 256; i++) poisoned = poisoned && got[size_t(i)] == -1;  // 0xFF bytes
+    expect(poisoned, "a read of an asynchronous copy's destination before its thread waits sees poison");
+    expect(aborts([&] { TAILOR_LAUNCH(async_unwaited_kernel, 1, 1)(d, ds); }), "a thread returning with an asynchronous copy not waited for aborts");
+  }
   cudaFree(d);
 
   std::printf("\n%d checks, %d failed\n", checks, failures);
