@@ -9,10 +9,12 @@
 //                        reading fp32 x and bf16 W; the backward's dx on the tensor cores too (bf16 dy)
 // One strided tile kernel serves every fp32 layout: C[M,N] (+)= A[M,K] · B[K,N] with A(m,k) and B(k,n)
 // addressed through strides, so W and dy are read in place, never transposed in memory. Both it and the
-// tensor-core kernel have two block tiles (product_tile_for) and load the next K step's operands into
-// registers while the current one is multiplied; both read 16 bytes at a time where the shapes allow.
+// tensor-core kernel have two block tiles (product_tile_for) and fetch the next K step's operands while the
+// current one is multiplied (into registers; the tensor-core kernel's 16-byte chunks by cp.async straight
+// into shared memory); both read 16 bytes at a time where the shapes allow.
 // When the build has cuBLASLt and lt_enabled() (blaslt.cu), matmul_forward, matmul_backward and the
 // automatic bf16 paths (the backend's) try it first and fall back to these kernels when it refuses a call.
+#include <cuda_pipeline_primitives.h>
 #include <mma.h>
 
 #include <atomic>
@@ -74,24 +76,37 @@ __global__ void __launch_bounds__(TTHREADS, 2)
     if (B_K1) n = i / (TK / W), k = i % (TK / W) * W;
     else k = i / (BT / W), n = i % (BT / W) * W;
   };
+  // Load j sits JS rows of the tile past load j − 1 along the operand's strided dimension (m for A_K1, else k;
+  // n for B_K1, else k) at the same place along the other. So each operand's loads in a step are one running
+  // pointer (load 0's, advanced a step at a time) plus j times a fixed stride: far fewer live registers (and
+  // spills) than each load's 64-bit index recomputed every step.
+  constexpr int A_JS = TTHREADS / (A_K1 ? TK / W : BT / W), B_JS = TTHREADS / (B_K1 ? TK / W : BT / W);
+  static_assert(TTHREADS % (TK / W) == 0 && TTHREADS % (BT / W) == 0, "load j + 1 lies a whole number of rows past load j");
+  int am, ak, bn, bk;  // load 0's place in A's tile (m, k) and in B's (n, k)
+  a_at(0, am, ak);
+  b_at(0, bn, bk);
+  const TA* a_next = A + (A_K1 ? (m0 + am) * sam + ak : (m0 + am) + int64_t(ak) * sak);  // load 0 of the next step
+  const TB* b_next = B + (B_K1 ? int64_t(bk) + (n0 + bn) * sbn : int64_t(bk) * sbk + (n0 + bn));
+  const int64_t a_js = A_K1 ? A_JS * sam : A_JS * sak, b_js = B_K1 ? B_JS * sbn : B_JS * sbk;  // from load j to j + 1
+  const int64_t a_step = A_K1 ? TK : TK * sak, b_step = B_K1 ? TK : TK * sbk;                 // from a step to the next
   float pa[R], pb[R];  // the next step's share, global memory → registers (R / W loads of W elements)
   auto load = [&](int64_t k0) {
 #pragma unroll
     for (int j = 0; j < R / W; j++) {
-      int m, n, k, kb;
-      a_at(j, m, k);
-      b_at(j, n, kb);
-      const bool ina = m0 + m < M && k0 + k < K, inb = n0 + n < N && k0 + kb < K;
-      const int64_t ia = A_K1 ? (m0 + m) * sam + (k0 + k) : (m0 + m) + (k0 + k) * sak;
-      const int64_t ib = B_K1 ? (k0 + kb) + (n0 + n) * sbn : (k0 + kb) * sbk + (n0 + n);
+      const bool ina = A_K1 ? m0 + am + j * A_JS < M && k0 + ak < K : m0 + am < M && k0 + ak + j * A_JS < K;
+      const bool inb = B_K1 ? n0 + bn + j * B_JS < N && k0 + bk < K : n0 + bn < N && k0 + bk + j * B_JS < K;
+      const TA* const qa = a_next + j * a_js;
+      const TB* const qb = b_next + j * b_js;
       if constexpr (VEC) {
-        load_float4(reinterpret_cast<const float*>(A) + (ina ? ia : 0), ina, pa + W * j);
-        load_float4(reinterpret_cast<const float*>(B) + (inb ? ib : 0), inb, pb + W * j);
+        load_float4(reinterpret_cast<const float*>(ina ? qa : A), ina, pa + W * j);
+        load_float4(reinterpret_cast<const float*>(inb ? qb : B), inb, pb + W * j);
       } else {
-        pa[j] = ina ? load_elem(A, ia) : 0.f;
-        pb[j] = inb ? load_elem(B, ib) : 0.f;
+        pa[j] = ina ? load_elem(qa, 0) : 0.f;
+        pb[j] = inb ? load_elem(qb, 0) : 0.f;
       }
     }
+    a_next += a_step;
+    b_next += b_step;
   };
   auto store = [&](int b) {  // registers → buffer b
 #pragma unroll
@@ -182,10 +197,11 @@ void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_
 // with W[K, N] (W_ROWS_ARE_K: the backward's dx = dy · W). Two block tiles (TcTile): 128×128 with 8 warps
 // in 2×4, each warp 64×32 of y (4×2 WMMA tiles of 16×16×16), for products that fill the GPU with them; 64×64
 // with 4 warps in 2×2 (32×32 each) for the others. K runs in steps of 32 through two shared-memory buffers:
-// while the warps multiply one step's tiles, each thread's share of the next step is already loaded from
-// global memory into registers, and is stored to the other buffer after the multiply (one barrier a step).
-// VEC: the operands are read 8 bf16 at a time (16-byte loads) — K (and N for W_ROWS_ARE_K) a multiple of 8
-// and the pointers 16-byte aligned, as every LLaMA shape is; else element by element with the same staging.
+// while the warps multiply one step's tiles, each thread's share of the next step is already on its way to
+// the other buffer (one barrier a step). VEC — K (and N for W_ROWS_ARE_K) a multiple of 8 and the pointers
+// 16-byte aligned, as every LLaMA shape is: the operands go 8 bf16 at a time from global to shared memory by
+// asynchronous copies (cp.async), so no registers hold them; else element by element through registers,
+// stored to the other buffer after the multiply.
 // Edges are zero-filled, so any M, N, K work. Each warp writes its fp32 results through a 16×16 staging tile
 // in the (by then free) shared memory, with bounds checks and the accumulate flag.
 constexpr int TK16 = 32;  // K step
@@ -206,18 +222,22 @@ struct TcTile {
   static_assert(FM * 16 * WARPS_M == BM && FN * 16 * WARPS_N == BN, "the warps' WMMA tiles cover the block tile");
 };
 
-// 8 consecutive elements p[0..7] of a row whose first `avail` exist (avail ≤ 0: none), zeros past them, as
-// one 16-byte value (element j in bits 16·j of the little-endian words)
-template <bool VEC>
-__device__ inline uint4 load_chunk(const uint16_t* p, int64_t avail) {
-  if (!VEC) {
-    unsigned v[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) v[j] = j < avail ? p[j] : 0u;
-    return make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
-  }
-  return avail > 0 ? load_vec16(p) : make_uint4(0, 0, 0, 0);  // avail is a multiple of 8 here: all or nothing
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+// the 16 bytes at src (16-byte aligned) to dst in shared memory by an asynchronous copy (cp.async) in this
+// thread's current group, or 16 zero bytes when !in (src is then only an aligned address: nothing is read)
+__device__ inline void copy_chunk_async(uint16_t* dst, const uint16_t* src, bool in, const uint16_t* fallback) {
+  __pipeline_memcpy_async(dst, in ? src : fallback, 16, in ? 0 : 16);
 }
+
+// 8 consecutive elements p[0..7] of a row whose first `avail` exist (avail ≤ 0: none), zeros past them, as
+// one 16-byte value (element j in bits 16·j of the little-endian words), element by element
+__device__ inline uint4 load_chunk(const uint16_t* p, int64_t avail) {
+  unsigned v[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) v[j] = j < avail ? p[j] : 0u;
+  return make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+}
+#endif
 
 template <int BM, int BN, bool W_ROWS_ARE_K, bool VEC>
 __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
@@ -236,7 +256,7 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
 
   // This thread's two 8-element chunks of A and of B in each K step. A's (and B's when W's rows are n) lie in
   // rows r and r + CHUNK_ROWS of the tile at column c of the step; B's when W's rows are k in rows rk and
-  // rk + 16 of the step at column cn. The pointers are those of the first step (k0 = 0).
+  // rk + 16 of the step at column cn. xa and wb point at those of the first step (k0 = 0).
   constexpr int CHUNK_ROWS = THREADS / (TK16 / 8);  // 64 or 32
   const int r = tid / (TK16 / 8), c = (tid % (TK16 / 8)) * 8;
   const int rk = tid / (BN / 8), cn = (tid % (BN / 8)) * 8;
@@ -245,29 +265,52 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
   const bool a0 = m0 + r < M, a1 = m0 + r + CHUNK_ROWS < M;
   const uint16_t* const wb = W_ROWS_ARE_K ? w + int64_t(rk) * N + n0 + cn : w + (n0 + r) * K + c;
   const bool b0 = W_ROWS_ARE_K || n0 + r < N, b1 = W_ROWS_ARE_K || n0 + r + CHUNK_ROWS < N;
-  uint4 ra[2], rb[2];
-  auto load = [&](int64_t k0) {  // global memory → registers
-    ra[0] = load_chunk<VEC>(xa + k0, a0 ? K - k0 - c : 0);
-    ra[1] = load_chunk<VEC>(xa + CHUNK_ROWS * K + k0, a1 ? K - k0 - c : 0);
-    if (W_ROWS_ARE_K) {
-      rb[0] = load_chunk<VEC>(wb + k0 * N, k0 + rk < K ? N - n0 - cn : 0);
-      rb[1] = load_chunk<VEC>(wb + (k0 + 16) * N, k0 + rk + 16 < K ? N - n0 - cn : 0);
+  // where B's two chunks go in its buffer: rows b_row0 and b_row0 + b_step, column b_col
+  const int b_row0 = W_ROWS_ARE_K ? rk : r, b_step = W_ROWS_ARE_K ? 16 : CHUNK_ROWS, b_col = W_ROWS_ARE_K ? cn : c;
+  const bool b_cols = n0 + cn < N;  // (W's rows are k, VEC) B's chunk columns exist
+  // Each K step's tiles go to buffer b in two halves: fetch(k0, b) starts them, land(b) finishes them. VEC: fetch
+  // issues 16-byte asynchronous copies (cp.async, zero-filled past the edges) straight to shared memory and land
+  // waits for them, so no registers hold the next step. Else fetch loads into registers and land stores them.
+  uint4 ra[VEC ? 1 : 2], rb[VEC ? 1 : 2];
+  // the chunks' sources in the step fetch is called for next (steps in order): running pointers, which spill
+  // less than xa + k0 and wb + k0·N recomputed each step
+  const uint16_t* pa = xa;
+  const uint16_t* pb = wb;
+  const int64_t b_advance = W_ROWS_ARE_K ? TK16 * N : TK16;
+  auto fetch = [&](int64_t k0, int b) {
+    const int64_t b_next = W_ROWS_ARE_K ? 16 * N : CHUNK_ROWS * K;  // from B's first chunk to its second
+    if constexpr (VEC) {
+      // a chunk is whole or past the edge (K, and N when W's rows are k, are multiples of 8): past it, nothing is
+      // read (all 16 bytes zero-filled) and its source stays an aligned address
+      const bool kin = k0 + c < K;
+      const bool bin0 = W_ROWS_ARE_K ? b_cols && k0 + rk < K : b0 && kin, bin1 = W_ROWS_ARE_K ? b_cols && k0 + rk + 16 < K : b1 && kin;
+      uint16_t* const A = As + b * Tile::A_ELEMS;
+      uint16_t* const B = Bs + b * Tile::B_ELEMS;
+      copy_chunk_async(A + r * A_LD + c, pa, a0 && kin, x);
+      copy_chunk_async(A + (r + CHUNK_ROWS) * A_LD + c, pa + CHUNK_ROWS * K, a1 && kin, x);
+      copy_chunk_async(B + b_row0 * B_LD + b_col, pb, bin0, w);
+      copy_chunk_async(B + (b_row0 + b_step) * B_LD + b_col, pb + b_next, bin1, w);
+      __pipeline_commit();
     } else {
-      rb[0] = load_chunk<VEC>(wb + k0, b0 ? K - k0 - c : 0);
-      rb[1] = load_chunk<VEC>(wb + CHUNK_ROWS * K + k0, b1 ? K - k0 - c : 0);
+      const int64_t ka = K - k0 - c, kb = W_ROWS_ARE_K ? N - n0 - cn : ka;
+      ra[0] = load_chunk(pa, a0 ? ka : 0);
+      ra[1] = load_chunk(pa + CHUNK_ROWS * K, a1 ? ka : 0);
+      rb[0] = load_chunk(pb, (W_ROWS_ARE_K ? k0 + rk < K : b0) ? kb : 0);
+      rb[1] = load_chunk(pb + b_next, (W_ROWS_ARE_K ? k0 + rk + 16 < K : b1) ? kb : 0);
     }
+    pa += TK16;
+    pb += b_advance;
   };
-  auto store = [&](int b) {  // registers → buffer b
-    uint16_t* const A = As + b * Tile::A_ELEMS;
-    uint16_t* const B = Bs + b * Tile::B_ELEMS;
-    store_vec16(A + r * A_LD + c, ra[0]);
-    store_vec16(A + (r + CHUNK_ROWS) * A_LD + c, ra[1]);
-    if (W_ROWS_ARE_K) {
-      store_vec16(B + rk * B_LD + cn, rb[0]);
-      store_vec16(B + (rk + 16) * B_LD + cn, rb[1]);
+  auto land = [&](int b) {
+    if constexpr (VEC) {
+      __pipeline_wait_prior(0);
     } else {
-      store_vec16(B + r * B_LD + c, rb[0]);
-      store_vec16(B + (r + CHUNK_ROWS) * B_LD + c, rb[1]);
+      uint16_t* const A = As + b * Tile::A_ELEMS;
+      uint16_t* const B = Bs + b * Tile::B_ELEMS;
+      store_vec16(A + r * A_LD + c, ra[0]);
+      store_vec16(A + (r + CHUNK_ROWS) * A_LD + c, ra[1]);
+      store_vec16(B + b_row0 * B_LD + b_col, rb[0]);
+      store_vec16(B + (b_row0 + b_step) * B_LD + b_col, rb[1]);
     }
   };
 
@@ -279,12 +322,13 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
     for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.f);
 
   const int64_t steps = (K + TK16 - 1) / TK16;
-  load(0);
-  store(0);
-  __syncthreads();
+  fetch(0, 0);
+  land(0);
   for (int64_t s = 0; s < steps; s++) {
     const int b = int(s & 1);
-    if (s + 1 < steps) load((s + 1) * TK16);  // in flight while the tensor cores work on buffer b
+    // every thread's share of step s is in buffer b, and every warp is done with buffer b^1 (step s − 1)
+    __syncthreads();
+    if (s + 1 < steps) fetch((s + 1) * TK16, b ^ 1);  // in flight while the tensor cores work on buffer b
     const uint16_t* const A = As + b * Tile::A_ELEMS;
     const uint16_t* const B = Bs + b * Tile::B_ELEMS;
 #pragma unroll
@@ -304,9 +348,9 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
         for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], fa, fb[j], acc[i][j]);
       }
     }
-    if (s + 1 < steps) store(b ^ 1);  // buffer b^1 was last read in step s − 1, before the barrier that ended it
-    __syncthreads();
+    if (s + 1 < steps) land(b ^ 1);
   }
+  __syncthreads();  // every warp is done with the operand buffers
 
   // the results: each warp through its own 16×16 staging tile (the operand buffers are free after the last barrier)
   float* const stage = reinterpret_cast<float*>(smem) + warp * 16 * Tile::STAGE_LD;
