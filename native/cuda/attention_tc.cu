@@ -5,12 +5,13 @@
 //   the scores, the softmax statistics and D_t = dout_t·out_t stay fp32; the probabilities p and the
 //   score gradients ds are rounded to bf16 for the products they feed (P·V, Pᵀ·dO, dS·K, dSᵀ·Q).
 //   Head dims that are multiples of 16 up to 128 (attention_tc_usable); other shapes take the fp32 kernels.
-// Layout: a warp owns 16 rows (queries), a block 4 warps = 64 rows of one head (the dk/dv kernel: a pair of warps
-// owns 16 keys, a block 8 warps = 64 keys);
+// Layout: a warp owns 16 rows (queries), a block 4 warps = 64 rows of one head (the backward's kernels: a pair of
+// warps owns 16 queries or keys, a block 8 warps = 64, each warp of a pair one of the two products per tile);
 // the other side streams through shared memory in tiles of 32 rows, as bf16 at a row stride of hd + 8.
 //   forward      two passes over the key tiles: the first computes each row's max and Σ exp (so lse), the
 //                second p = exp(s − lse) and out = Σ p·v, so the output accumulators never need rescaling
 //   backward dq  per block of 64 queries: s and dp = dout·vᵀ per key tile, ds = p·(dp − D)·scale, dq += ds·k
+//                (one warp of a pair computing s and dq's first half of columns, the other dp and the rest)
 //   backward dkv per block of 64 keys, over the group's heads and the queries t ≥ j in tiles of 32:
 //                sᵀ and dpᵀ per tile, dv += pᵀ·dout, dk += dsᵀ·q (fixed order, no atomics), one warp of a pair
 //                computing sᵀ and dv, the other dpᵀ and dk
@@ -25,7 +26,7 @@ namespace {
 using namespace tc;
 
 #ifdef TAILOR_ATTENTION_TC
-// Where a forward or dq block works (grid B*nh*ceil(Tn/kRows), block kThreads): head h of batch row b (key and
+// Where a forward block works (grid B*nh*ceil(Tn/kRows), block kThreads): head h of batch row b (key and
 // value group g); query rows t0..last; warp w's rows tw..tw+15 (active: it has some); lane `lane`'s row
 // t = tw + lane/2. Offsets: q_block of row t0's head h in q (and dout, out, dq), q_warp of row tw's, kv of row
 // b's token 0 in group g of k (and v); qs, ks: a token's stride in q and in k.
@@ -78,49 +79,62 @@ __global__ void __launch_bounds__(kThreads) attention_tc_forward_kernel(float* _
 #endif
 }
 
-// dq += Σ_j ds_tj·k_j, ds_tj = p_tj·(dout_t·v_j − D_t)·scale; blocks, warps and tiles as the forward's
+// dq += Σ_j ds_tj·k_j, ds_tj = p_tj·(dout_t·v_j − D_t)·scale. Blocks and tiles as the forward's, in 8 warps:
+// pair p (warps 2p, 2p+1) queries t0+16p..+15. A pair splits each key tile: warp 2p keeps the queries'
+// fragments and computes s = q·kᵀ, warp 2p+1 keeps dout's and computes dp = dout·vᵀ; the pair's 64 threads turn
+// them into ds; then warp 2p accumulates dq's first ⌈hd/32⌉ 16-column blocks and warp 2p+1 the rest. So a warp
+// holds one [16][hd] operand and half an accumulator: 64 registers of fragments at hd = 128, not 128.
+// grid B*nh*ceil(Tn/kRows), block kPairThreads
 template <int KF>
-__global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __restrict__ dq, const float* __restrict__ dout,
-                                                                   const float* __restrict__ lse, const float* __restrict__ D,
-                                                                   const float* __restrict__ q, const float* __restrict__ k,
-                                                                   const float* __restrict__ v, int Tn, int nh, int nkv, float scale) {
+__global__ void __launch_bounds__(kPairThreads) attention_tc_dq_kernel(float* __restrict__ dq, const float* __restrict__ dout,
+                                                                       const float* __restrict__ lse, const float* __restrict__ D,
+                                                                       const float* __restrict__ q, const float* __restrict__ k,
+                                                                       const float* __restrict__ v, int Tn, int nh, int nkv, float scale) {
 #ifdef TAILOR_ATTENTION_TC
   using namespace nvcuda;
-  constexpr int hd = KF * 16, ld = hd + 8;
-  __shared__ __align__(32) uint16_t kv[2 * kTile * kLdMax];  // key tile, value tile; first the queries, then dout
-  __shared__ __align__(32) float sw[kWarps][16 * kLdF];      // scores
-  __shared__ __align__(32) float gw[kWarps][16 * kLdF];      // dp = dout · vᵀ
-  __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // ds in bf16
+  constexpr int hd = KF * 16, ld = hd + 8, KH = (KF + 1) / 2;
+  __shared__ __align__(32) uint16_t kv[2 * kTile * kLdMax];  // key tile, value tile; first the queries, then dout [64][ld]
+  __shared__ __align__(32) float sw[kWarps][16 * kLdF];      // each pair's scores
+  __shared__ __align__(32) float gw[kWarps][16 * kLdF];      // each pair's dp = dout · vᵀ
+  __shared__ __align__(32) uint16_t pw[kWarps][16 * kLdP];   // each pair's ds in bf16
   uint16_t* kt = kv;
   uint16_t* vt = kv + kTile * ld;
-  const QueryBlock qb(Tn, nh, nkv, hd);
-  const int w = qb.w, t = qb.t, last = qb.last;
-  const int r = qb.lane / 2, c0 = (qb.lane % 2) * 16;
-  FragA qa[KF], ga[KF];
-  load_block_rows<KF>(qa, kv, ld, q + qb.q_block, qb.qs, last + 1 - qb.t0);
-  load_block_rows<KF>(ga, kv, ld, dout + qb.q_block, qb.qs, last + 1 - qb.t0);
-  const float L = t <= last ? lse[qb.bh * Tn + t] : 0.f, Dt = t <= last ? D[qb.bh * Tn + t] : 0.f;
-  FragC acc[KF];
+  const int tiles = (Tn + kRows - 1) / kRows;
+  const int64_t bh = blockIdx.x / tiles;
+  const int h = int(bh % nh), b = int(bh / nh), g = h / (nh / nkv);
+  const int t0 = int(blockIdx.x % tiles) * kRows, last = imin(t0 + kRows, Tn) - 1;  // the block's queries t0..last
+  const int pair = threadIdx.x / 64, role = (threadIdx.x / 32) % 2;                 // role 0: q, s, dq's first KH blocks
+  const int tw = t0 + 16 * pair;                                                    // the pair's queries tw..tw+15
+  const int i = threadIdx.x % 64, r = i / 4, c0 = (i % 4) * 8, t = tw + r;          // this thread: query t, keys c0..c0+7 of a tile
+  const bool active = tw <= last;
+  const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
+  const int64_t q_block = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd, kvo = int64_t(b) * Tn * ks + int64_t(g) * hd;
+  FragA own[KF];  // the pair's 16 rows [16][hd] of q (role 0) or dout (role 1)
+  load_pair_rows<KF>(own, kv, ld, q + q_block, qs, last + 1 - t0, role == 0);
+  load_pair_rows<KF>(own, kv, ld, dout + q_block, qs, last + 1 - t0, role == 1);
+  const float L = t <= last ? lse[bh * Tn + t] : 0.f, Dt = t <= last ? D[bh * Tn + t] : 0.f;
+  const int f0 = role == 0 ? 0 : KH, nf = role == 0 ? KH : KF - KH;  // this warp's 16-column blocks of dq
+  FragC acc[KH];
 #pragma unroll
-  for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
-  float* s = sw[w];
-  float* dp = gw[w];
+  for (int f = 0; f < KH; f++) wmma::fill_fragment(acc[f], 0.f);
+  float* s = sw[pair];
+  float* dp = gw[pair];
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    stage_key_tile<KF>(kv, k + qb.kv, v + qb.kv, qb.ks, j0, last);
-    if (!qb.active || j0 > qb.tw + 15) continue;
-    rows_by_tile<KF>(s, qa, kt, ld);
-    rows_by_tile<KF>(dp, ga, vt, ld);
-    __syncwarp();
-    for (int c = c0; c < c0 + 16; c++) {
-      const bool vis = t <= last && j0 + c <= t;
-      const float p = vis ? expf(s[r * kLdF + c] * scale - L) : 0.f;
-      pw[w][r * kLdP + c] = to_bf16_bits(p * (dp[r * kLdF + c] - Dt) * scale);
-    }
-    __syncwarp();
-    block_by_tile<KF>(acc, pw[w], kt, ld);
+    stage_key_tile<KF>(kv, k + kvo, v + kvo, ks, j0, last);
+    const bool work = active && j0 <= tw + 15;  // pair-uniform: some key of the tile is visible from the pair's queries
+    if (work) rows_by_tile<KF>(role == 0 ? s : dp, own, role == 0 ? kt : vt, ld);
+    __syncthreads();  // the pair's s and dp are in place
+    if (work)
+      for (int c = c0; c < c0 + 8; c++) {
+        const bool vis = t <= last && j0 + c <= t;
+        const float p = vis ? expf(s[r * kLdF + c] * scale - L) : 0.f;
+        pw[pair][r * kLdP + c] = to_bf16_bits(p * (dp[r * kLdF + c] - Dt) * scale);
+      }
+    __syncthreads();  // the pair's ds is in place
+    if (work) block_by_tile<KH>(acc, pw[pair], kt + f0 * 16, ld, nf);
   }
-  if (!qb.active) return;
-  store_warp_rows<KF>(dq + qb.q_warp, qb.qs, last + 1 - qb.tw, acc, s, true);
+  if (!active || nf == 0) return;
+  store_warp_rows<KH>(dq + q_block + int64_t(16 * pair) * qs + f0 * 16, qs, last + 1 - tw, acc, role == 0 ? s : dp, true, nf);
 #else
   __trap();
 #endif
@@ -132,11 +146,10 @@ __global__ void __launch_bounds__(kThreads) attention_tc_dq_kernel(float* __rest
 // warp 2p+1 keeps the values', computes dpᵀ = v·doutᵀ and accumulates dk += dsᵀ·q; between, the pair's 64 threads
 // turn (sᵀ, dpᵀ) into (pᵀ, dsᵀ). So a warp holds one [16][hd] operand and one accumulator, 96 registers of
 // fragments at hd = 128 where one warp holding both took 192 (and ran out of registers at hd = 112).
-// grid B*nkv*ceil(Tn/kRows), block kDkvThreads
-constexpr int kDkvThreads = 2 * kThreads;
+// grid B*nkv*ceil(Tn/kRows), block kPairThreads
 
 template <int KF>
-__global__ void __launch_bounds__(kDkvThreads) attention_tc_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
+__global__ void __launch_bounds__(kPairThreads) attention_tc_dkv_kernel(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
                                                                        const float* __restrict__ lse, const float* __restrict__ D,
                                                                        const float* __restrict__ q, const float* __restrict__ k,
                                                                        const float* __restrict__ v, int Tn, int nh, int nkv, float scale) {
@@ -162,14 +175,8 @@ __global__ void __launch_bounds__(kDkvThreads) attention_tc_dkv_kernel(float* __
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
   const int64_t kfirst = (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd;
   FragA own[KF];  // the pair's 16 rows [16][hd] of k (role 0) or v (role 1)
-  for (int side = 0; side < 2; side++) {
-    stage_rows(qg, ld, (side == 0 ? k : v) + kfirst, ks, kRows, last + 1 - j0, hd);
-    __syncthreads();
-    if (role == side)
-#pragma unroll
-      for (int f = 0; f < KF; f++) wmma::load_matrix_sync(own[f], bf(qg + pair * 16 * ld + f * 16), ld);
-    __syncthreads();
-  }
+  load_pair_rows<KF>(own, qg, ld, k + kfirst, ks, last + 1 - j0, role == 0);
+  load_pair_rows<KF>(own, qg, ld, v + kfirst, ks, last + 1 - j0, role == 1);
   FragC acc[KF];  // dv (role 0) or dk (role 1) of the pair's keys
 #pragma unroll
   for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
@@ -220,14 +227,14 @@ template <int KF>
 struct Dq {
   static void run(unsigned blocks, float* dq, const float* dout, const float* lse, const float* D, const float* q, const float* k, const float* v,
                   int Tn, int nh, int nkv, float scale) {
-    TAILOR_LAUNCH(attention_tc_dq_kernel<KF>, blocks, kThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
+    TAILOR_LAUNCH(attention_tc_dq_kernel<KF>, blocks, kPairThreads)(dq, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
   }
 };
 template <int KF>
 struct Dkv {
   static void run(unsigned blocks, float* dk, float* dv, const float* dout, const float* lse, const float* D, const float* q, const float* k,
                   const float* v, int Tn, int nh, int nkv, float scale) {
-    TAILOR_LAUNCH(attention_tc_dkv_kernel<KF>, blocks, kDkvThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
+    TAILOR_LAUNCH(attention_tc_dkv_kernel<KF>, blocks, kPairThreads)(dk, dv, dout, lse, D, q, k, v, Tn, nh, nkv, scale);
   }
 };
 

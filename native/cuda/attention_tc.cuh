@@ -19,6 +19,7 @@ namespace tc {
 
 constexpr int kWarps = 4, kThreads = 32 * kWarps;  // a block: 4 warps of 16 rows
 constexpr int kRows = 16 * kWarps;                   // 64 rows per block
+constexpr int kPairThreads = 2 * kThreads;           // the backward's blocks: 4 pairs of warps, a pair per 16 rows
 constexpr int kMaxKF = 8;                            // hd/16 up to 8 (head_dim 128)
 constexpr const char* kNeeds = "sm_80+ and a head_dim that is a multiple of 16 up to 128";  // attention_tc_usable, in words
 
@@ -67,9 +68,9 @@ __device__ inline void rows_by_tile(float* out, const FragA (&a)[KF], const uint
   }
 }
 
-// acc[f] += p[16][32] (bf16, stride kLdP) · tile[32][16f..16f+15] for every f
+// acc[f] += p[16][32] (bf16, stride kLdP) · tile[32][16f..16f+15] for f < count (≤ KF; warp-uniform)
 template <int KF>
-__device__ inline void block_by_tile(FragC (&acc)[KF], const uint16_t* p, const uint16_t* tile, int ld) {
+__device__ inline void block_by_tile(FragC (&acc)[KF], const uint16_t* p, const uint16_t* tile, int ld, int count = KF) {
   using namespace nvcuda;
 #pragma unroll
   for (int kk = 0; kk < 2; kk++) {
@@ -77,6 +78,7 @@ __device__ inline void block_by_tile(FragC (&acc)[KF], const uint16_t* p, const 
     wmma::load_matrix_sync(a, bf(p + kk * 16), kLdP);
 #pragma unroll
     for (int f = 0; f < KF; f++) {
+      if (f >= count) break;
       FragBRow b;
       wmma::load_matrix_sync(b, bf(tile + kk * 16 * ld + f * 16), ld);
       wmma::mma_sync(acc[f], a, b, acc[f]);
@@ -97,14 +99,29 @@ __device__ inline void load_block_rows(FragA (&a)[KF], uint16_t* stage, int ld, 
   __syncthreads();
 }
 
-// dst rows (16 of the warp, hd columns, row stride `stride`) (+)= acc, through the warp's [16][kLdF] scratch;
-// rows at or past `valid` are not written
+// the same in a block of pairs (kPairThreads): pair p's rows 16p..16p+15 as the a fragments of the warps with
+// `mine` (the others' a are untouched)
 template <int KF>
-__device__ inline void store_warp_rows(float* dst, int64_t stride, int valid, const FragC (&acc)[KF], float* scratch, bool add) {
+__device__ inline void load_pair_rows(FragA (&a)[KF], uint16_t* stage, int ld, const float* __restrict__ src, int64_t stride, int valid, bool mine) {
+  using namespace nvcuda;
+  stage_rows(stage, ld, src, stride, kRows, valid, KF * 16);
+  __syncthreads();
+  const int pair = threadIdx.x / 64;
+  if (mine)
+#pragma unroll
+    for (int f = 0; f < KF; f++) wmma::load_matrix_sync(a[f], bf(stage + pair * 16 * ld + f * 16), ld);
+  __syncthreads();
+}
+
+// dst rows (16 of the warp, columns 0..16·count−1, row stride `stride`) (+)= acc[0..count), count ≤ KF, through
+// the warp's [16][kLdF] scratch; rows at or past `valid` are not written
+template <int KF>
+__device__ inline void store_warp_rows(float* dst, int64_t stride, int valid, const FragC (&acc)[KF], float* scratch, bool add, int count = KF) {
   using namespace nvcuda;
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int f = 0; f < KF; f++) {
+    if (f >= count) break;
     __syncwarp();  // the previous fragment's values are read
     wmma::store_matrix_sync(scratch, acc[f], kLdF, wmma::mem_row_major);
     __syncwarp();
