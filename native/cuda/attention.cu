@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(tc::kThreads) attention_forward_tc_kernel(floa
   }
   const int64_t base = int64_t(block_slot) * n_ctx * kv_stride + int64_t(g) * hd;
   tc::FragA qa[KF];
-  tc::load_block_rows<KF>(qa, kv, ld, q + t0 * qs + int64_t(h) * hd, qs, rows);
+  tc::load_block_rows<KF>(qa, kv, ld, q + t0 * qs + int64_t(h) * hd, qs, rows, 16 * w);
   tc::FragC acc[KF];
   tc::forward_rows<KF>(acc, qa, kv, sw[w], pw[w], kc + base, vc + base, kv_stride, block_last, lim, warp_lim, scale);
   if (tw >= T) return;  // past the last barrier

@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kThreads) attention_tc_forward_kernel(float* _
   const QueryBlock qb(Tn, nh, nkv, hd);
   const int w = qb.w, t = qb.t, last = qb.last;
   FragA qa[KF];
-  load_block_rows<KF>(qa, kv, ld, q + qb.q_block, qb.qs, last + 1 - qb.t0);
+  load_block_rows<KF>(qa, kv, ld, q + qb.q_block, qb.qs, last + 1 - qb.t0, 16 * w);
   FragC acc[KF];
   const float lse_t = forward_rows<KF>(acc, qa, kv, sw[w], pw[w], k + qb.kv, v + qb.kv, qb.ks, last, t <= last ? t : -1, qb.active ? qb.tw + 15 : -1,
                                        scale);
@@ -110,8 +110,8 @@ __global__ void __launch_bounds__(kPairThreads) attention_tc_dq_kernel(float* __
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
   const int64_t q_block = (int64_t(b) * Tn + t0) * qs + int64_t(h) * hd, kvo = int64_t(b) * Tn * ks + int64_t(g) * hd;
   FragA own[KF];  // the pair's 16 rows [16][hd] of q (role 0) or dout (role 1)
-  load_pair_rows<KF>(own, kv, ld, q + q_block, qs, last + 1 - t0, role == 0);
-  load_pair_rows<KF>(own, kv, ld, dout + q_block, qs, last + 1 - t0, role == 1);
+  load_block_rows<KF>(own, kv, ld, q + q_block, qs, last + 1 - t0, 16 * pair, role == 0);
+  load_block_rows<KF>(own, kv, ld, dout + q_block, qs, last + 1 - t0, 16 * pair, role == 1);
   const float L = t <= last ? lse[bh * Tn + t] : 0.f, Dt = t <= last ? D[bh * Tn + t] : 0.f;
   const int f0 = role == 0 ? 0 : KH, nf = role == 0 ? KH : KF - KH;  // this warp's 16-column blocks of dq
   FragC acc[KH];
@@ -175,8 +175,8 @@ __global__ void __launch_bounds__(kPairThreads) attention_tc_dkv_kernel(float* _
   const int64_t qs = int64_t(nh) * hd, ks = int64_t(nkv) * hd;
   const int64_t kfirst = (int64_t(b) * Tn + j0) * ks + int64_t(g) * hd;
   FragA own[KF];  // the pair's 16 rows [16][hd] of k (role 0) or v (role 1)
-  load_pair_rows<KF>(own, qg, ld, k + kfirst, ks, last + 1 - j0, role == 0);
-  load_pair_rows<KF>(own, qg, ld, v + kfirst, ks, last + 1 - j0, role == 1);
+  load_block_rows<KF>(own, qg, ld, k + kfirst, ks, last + 1 - j0, 16 * pair, role == 0);
+  load_block_rows<KF>(own, qg, ld, v + kfirst, ks, last + 1 - j0, 16 * pair, role == 1);
   FragC acc[KF];  // dv (role 0) or dk (role 1) of the pair's keys
 #pragma unroll
   for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);

@@ -86,30 +86,18 @@ __device__ inline void block_by_tile(FragC (&acc)[KF], const uint16_t* p, const 
   }
 }
 
-// the block's kRows rows of a head (from src's first, `valid` of them; zeros after) as the warps' a fragments, staged
-// through `stage` ([kRows][ld] bf16); ends with a barrier, so `stage` may be reused at once
+// the block's kRows rows of a head (from src's first, `valid` of them; zeros after), staged through `stage`
+// ([kRows][ld] bf16); rows row0..row0+15 become the a fragments of the warps with `mine` (a warp's own 16 rows,
+// or its pair's; the others' a are untouched). Ends with a barrier, so `stage` may be reused at once
 template <int KF>
-__device__ inline void load_block_rows(FragA (&a)[KF], uint16_t* stage, int ld, const float* __restrict__ src, int64_t stride, int valid) {
+__device__ inline void load_block_rows(FragA (&a)[KF], uint16_t* stage, int ld, const float* __restrict__ src, int64_t stride, int valid, int row0,
+                                       bool mine = true) {
   using namespace nvcuda;
   stage_rows(stage, ld, src, stride, kRows, valid, KF * 16);
   __syncthreads();
-  const int w = threadIdx.x / 32;
-#pragma unroll
-  for (int f = 0; f < KF; f++) wmma::load_matrix_sync(a[f], bf(stage + w * 16 * ld + f * 16), ld);
-  __syncthreads();
-}
-
-// the same in a block of pairs (kPairThreads): pair p's rows 16p..16p+15 as the a fragments of the warps with
-// `mine` (the others' a are untouched)
-template <int KF>
-__device__ inline void load_pair_rows(FragA (&a)[KF], uint16_t* stage, int ld, const float* __restrict__ src, int64_t stride, int valid, bool mine) {
-  using namespace nvcuda;
-  stage_rows(stage, ld, src, stride, kRows, valid, KF * 16);
-  __syncthreads();
-  const int pair = threadIdx.x / 64;
   if (mine)
 #pragma unroll
-    for (int f = 0; f < KF; f++) wmma::load_matrix_sync(a[f], bf(stage + pair * 16 * ld + f * 16), ld);
+    for (int f = 0; f < KF; f++) wmma::load_matrix_sync(a[f], bf(stage + row0 * ld + f * 16), ld);
   __syncthreads();
 }
 
