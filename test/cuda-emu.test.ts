@@ -382,21 +382,20 @@ function ltInfo(env: Record<string, string>) {
 }
 
 test('cuBLASLt is opened at run time: used where it is found, and where it is absent, incomplete or refuses the device, our kernels give the same numbers and tailor info says why', { skip: !built }, () => {
-  const probe = ltProbe;
   const libm = ['/lib/x86_64-linux-gnu/libm.so.6', '/usr/lib/x86_64-linux-gnu/libm.so.6', '/lib64/libm.so.6'].find((p) => fs.existsSync(p));
-  const on = probe({});
+  const on = ltProbe({});
   assert.match(on.lt, /^on \(.*libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/, 'the library the build made, opened by dlopen like libcublasLt');
   assert.match(on.backend, /, cuBLASLt\)$/);
   // the search a real machine gets: the bare name through the loader's own path, then $CUDA_HOME/lib64
   const lib = /^on \((\/.*libtailor_cublaslt_emu\.so) /.exec(on.lt)![1];
-  assert.match(probe({ LD_LIBRARY_PATH: path.dirname(lib) }).lt, /^on \(libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/);
+  assert.match(ltProbe({ LD_LIBRARY_PATH: path.dirname(lib) }).lt, /^on \(libtailor_cublaslt_emu\.so \(version 0\.0\.0\)\)$/);
   const home = tempDir('tailor-cuda-home-');
   fs.mkdirSync(path.join(home, 'lib64'));
   fs.copyFileSync(lib, path.join(home, 'lib64', 'libtailor_cublaslt_emu.so'));
-  assert.equal(probe({ CUDA_HOME: home }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
+  assert.equal(ltProbe({ CUDA_HOME: home }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
   // TAILOR_CUBLASLT naming a folder: the library's names in it
-  assert.equal(probe({ TAILOR_CUBLASLT: path.join(home, 'lib64') }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
-  assert.equal(probe({ TAILOR_CUBLASLT: home }).lt, `off (TAILOR_CUBLASLT=${home} not usable: a folder without libtailor_cublaslt_emu.so)`);
+  assert.equal(ltProbe({ TAILOR_CUBLASLT: path.join(home, 'lib64') }).lt, `on (${path.join(home, 'lib64', 'libtailor_cublaslt_emu.so')} (version 0.0.0))`);
+  assert.equal(ltProbe({ TAILOR_CUBLASLT: home }).lt, `off (TAILOR_CUBLASLT=${home} not usable: a folder without libtailor_cublaslt_emu.so)`);
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ['turned off', { TAILOR_CUBLASLT: '0' }, /^off \(turned off by TAILOR_CUBLASLT=0\)$/],
     ['a file that is not there', { TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' }, /^off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable: \/nonexistent\/libcublasLt\.so\.12: cannot open shared object file/],
@@ -405,17 +404,16 @@ test('cuBLASLt is opened at run time: used where it is found, and where it is ab
   ];
   if (libm) cases.push(['a library without its entry points', { TAILOR_CUBLASLT: libm }, new RegExp(`^off \\(TAILOR_CUBLASLT=${libm.replace(/[.]/g, '\\.')} not usable; ${libm.replace(/[.]/g, '\\.')} has no cublasLtCreate\\)$`)]);
   for (const [what, env, why] of cases) {
-    const off = probe(env);
+    const off = ltProbe(env);
     assert.match(off.lt, why, what);
     assert.doesNotMatch(off.backend, /cuBLASLt/, `${what}: the backend does not claim cuBLASLt`);
     assert.ok(maxAbsDiff(off.logprob, on.logprob) <= 1e-4, `${what}: our kernels' log-probs against cuBLASLt's: ${maxAbsDiff(off.logprob, on.logprob)}`);
   }
   // and tailor info's cuda line tells the analyst
-  const info = ltInfo;
-  const a = info({});
+  const a = ltInfo({});
   assert.equal(a.status, 0, a.stderr);
   assert.match(a.stdout, /^cuda .*; cuBLASLt on \(.*libtailor_cublaslt_emu\.so/m);
-  const b = info({ TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' });
+  const b = ltInfo({ TAILOR_CUBLASLT: '/nonexistent/libcublasLt.so.12' });
   assert.match(b.stdout, /^cuda .*; cuBLASLt off \(TAILOR_CUBLASLT=\/nonexistent\/libcublasLt\.so\.12 not usable/m);
 });
 
