@@ -56,12 +56,13 @@ function importancePlan(a: ArchConfig): number {
 /**
  * The evaluation's scoring of one batch of `tokens` computed tokens over `rows` positions (shared prefixes
  * included): the forward's activations (x, xn, h, q, att, k, v, g, u in fp32), one layer's keys and values
- * of each position (the packed cache every layer reuses, forward.h) and a block of 256 rows of logits.
+ * of each position (the packed cache every layer reuses, forward.h; bf16, as the bf16 mode keeps it where its
+ * tensor-core attention takes the head size, LLaMA's 128 among them) and a block of 256 rows of logits.
  */
 function scoringPlan(a: ArchConfig, tokens: number, rows: number): { total: number; kv: number } {
   const heads = Math.max(...a.layers.map((l) => l.nHead)), kvHeads = Math.max(...a.layers.map((l) => l.nKvHead)), ffn = Math.max(...a.layers.map((l) => l.ffn));
   const acts = tokens * (3 * a.dim + 2 * heads * a.headDim + 2 * kvHeads * a.headDim + 2 * ffn) * 4;
-  const kv = rows * kvHeads * a.headDim * 4 * 2;
+  const kv = rows * kvHeads * a.headDim * 2 * 2;
   return { total: paramCount(a) * 2 + acts + kv + 256 * a.vocabSize * 4 + 0.5 * GiB, kv };
 }
 
@@ -150,7 +151,8 @@ const lines = [
   '',
   ...(() => {
     const tasks = evaluationBatches();
-    const kvPerPosition = full.layers[0].nKvHead * full.headDim * 4 * 2;
+    // keys and values of a position in one layer: bf16 now (the bf16 mode's cache), fp32 in the padded layout before
+    const kvPerPosition = full.layers[0].nKvHead * full.headDim * 2 * 2, fp32PerPosition = 2 * kvPerPosition;
     // a batch computes up to EVAL_BATCH_TOKENS tokens; its cache holds its positions, shared prefixes included
     const rows = Math.max(EVAL_BATCH_TOKENS, ...tasks.map((t) => t.batchRows));
     const e = scoringPlan(full, EVAL_BATCH_TOKENS, rows);
@@ -159,9 +161,9 @@ const lines = [
     return [
       head,
       '',
-      '| task (zero-shot, Llama 2 tokenizer) | requests | tokens | computed (shared prefixes once) | largest batch (positions) | keys and values, packed | a padded cache of every layer |',
+      '| task (zero-shot, Llama 2 tokenizer) | requests | tokens | computed (shared prefixes once) | largest batch (positions) | keys and values, packed (bf16) | a padded fp32 cache of every layer |',
       '|---|---|---|---|---|---|---|',
-      ...tasks.map((t) => `| ${t.task} | ${t.requests.toLocaleString('en-US')} | ${t.tokens.toLocaleString('en-US')} | ${t.computed.toLocaleString('en-US')} (${((100 * t.computed) / t.tokens).toFixed(1)} %) | ${t.batchRows.toLocaleString('en-US')} | ${fmt(t.batchRows * kvPerPosition)} | ${fmt(t.padded * kvPerPosition * full.layers.length)} (${t.padded.toLocaleString('en-US')} positions) |`),
+      ...tasks.map((t) => `| ${t.task} | ${t.requests.toLocaleString('en-US')} | ${t.tokens.toLocaleString('en-US')} | ${t.computed.toLocaleString('en-US')} (${((100 * t.computed) / t.tokens).toFixed(1)} %) | ${t.batchRows.toLocaleString('en-US')} | ${fmt(t.batchRows * kvPerPosition)} | ${fmt(t.padded * fp32PerPosition * full.layers.length)} (${t.padded.toLocaleString('en-US')} positions) |`),
       (() => {
         const all = tasks.reduce((s, t) => s + t.tokens, 0), comp = tasks.reduce((s, t) => s + t.computed, 0);
         return `| all | ${tasks.reduce((s, t) => s + t.requests, 0).toLocaleString('en-US')} | ${all.toLocaleString('en-US')} | ${comp.toLocaleString('en-US')} (${((100 * comp) / all).toFixed(1)} %) | | | |`;

@@ -13,6 +13,9 @@
 // prefill): blocks of 64 tokens of one slot run attention_tc.cuh's two-pass forward (q and the cached k, v
 // rounded to bf16 as they are staged, p rounded to bf16 for P·V, the rest fp32); a block whose tokens are of
 // several slots runs the fp32 path above, a warp per token in turn.
+// The cache is fp32, or bf16 in the bf16 mode (KvView::bf16, half the memory): the fp32 paths widen its
+// elements as they read them, and the tensor-core path stages them as they are, the values it would have
+// rounded them to.
 #include "attention_tc.cuh"
 #include "attention_tile.cuh"
 #include "common.cuh"
@@ -25,8 +28,10 @@ namespace {
 
 using namespace tile;
 
-// one token's attention, by one warp: the keys of its slot one at a time (dims lane, lane+32, … per lane)
-__device__ void attend_one(float* __restrict__ o, const float* __restrict__ qh, const float* __restrict__ kb, const float* __restrict__ vb,
+// one token's attention, by one warp: the keys of its slot one at a time (dims lane, lane+32, … per lane); the
+// cache's elements E fp32 or bf16 bits
+template <typename E>
+__device__ void attend_one(float* __restrict__ o, const float* __restrict__ qh, const E* __restrict__ kb, const E* __restrict__ vb,
                            int n, int hd, int kv_stride, float scale, int lane) {
   float qr[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
@@ -37,23 +42,23 @@ __device__ void attend_one(float* __restrict__ o, const float* __restrict__ qh, 
   }
   float m = -INFINITY, l = 0.f;  // running max of the scores and Σ exp(score - m)
   for (int j = 0; j < n; j++) {
-    const float* kr = kb + int64_t(j) * kv_stride;
+    const E* kr = kb + int64_t(j) * kv_stride;
     float s = 0.f;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; i++) {
       const int d = lane + 32 * i;
-      if (d < hd) s += qr[i] * kr[d];
+      if (d < hd) s += qr[i] * elem_to_float(kr[d]);
     }
     s = warp_sum(s) * scale;
     const float m_new = fmaxf(m, s);
     const float corr = expf(m - m_new);  // 0 for the first key (m = -inf)
     const float p = expf(s - m_new);
     l = l * corr + p;
-    const float* vr = vb + int64_t(j) * kv_stride;
+    const E* vr = vb + int64_t(j) * kv_stride;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; i++) {
       const int d = lane + 32 * i;
-      if (d < hd) acc[i] = acc[i] * corr + p * vr[d];
+      if (d < hd) acc[i] = acc[i] * corr + p * elem_to_float(vr[d]);
     }
     m = m_new;
   }
@@ -76,11 +81,12 @@ __device__ inline int slot_of_rows(const int* __restrict__ slot, const int* __re
   return sl;
 }
 
-// out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..), pos[T], slot[T].
-// Block: tokens t0..t0+kTileRows−1 (warp w: t0 + w) and head blockIdx.y; nk keys per tile (attention_tile(hd)).
-// grid (ceil(T / kTileRows), n_head), block kTileThreads
-__global__ void attention_forward_kernel(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ kc,
-                                         const float* __restrict__ vc, const int* __restrict__ pos, const int* __restrict__ slot,
+// out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..; E fp32 or bf16
+// bits, widened to fp32 as tiles are loaded), pos[T], slot[T]. Block: tokens t0..t0+kTileRows−1 (warp w: t0 + w)
+// and head blockIdx.y; nk keys per tile (attention_tile(hd)). grid (ceil(T / kTileRows), n_head), block kTileThreads
+template <typename E>
+__global__ void attention_forward_kernel(float* __restrict__ out, const float* __restrict__ q, const E* __restrict__ kc,
+                                         const E* __restrict__ vc, const int* __restrict__ pos, const int* __restrict__ slot,
                                          int64_t T, int n_head, int n_kv, int hd, int n_ctx, int kv_stride, int nk, float scale) {
   __shared__ float sm[kSmemFloats];
   __shared__ int block_slot, block_last;  // the tokens' slot (−1: more than one) and their last position
@@ -122,9 +128,9 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
 
 // the same on bf16 tensor cores: tokens t0..t0+63 (warp w: 16 of them) and head blockIdx.y; grid (ceil(T / 64),
 // n_head), block tc::kThreads
-template <int KF>
+template <int KF, typename E>
 __global__ void __launch_bounds__(tc::kThreads) attention_forward_tc_kernel(float* __restrict__ out, const float* __restrict__ q,
-                                                                            const float* __restrict__ kc, const float* __restrict__ vc,
+                                                                            const E* __restrict__ kc, const E* __restrict__ vc,
                                                                             const int* __restrict__ pos, const int* __restrict__ slot, int64_t T,
                                                                             int n_head, int n_kv, int n_ctx, int kv_stride, float scale) {
 #ifdef TAILOR_ATTENTION_TC
@@ -172,7 +178,12 @@ template <int KF>
 struct ForwardTc {
   static void run(dim3 grid, float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                   float scale) {
-    TAILOR_LAUNCH(attention_forward_tc_kernel<KF>, grid, tc::kThreads)(out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, kv.n_ctx, kv.kv_stride, scale);
+    if (kv.bf16)
+      TAILOR_LAUNCH((attention_forward_tc_kernel<KF, uint16_t>), grid, tc::kThreads)(out, q, kv.k16(), kv.v16(), pos, slot, T, n_head, n_kv, kv.n_ctx,
+                                                                                  kv.kv_stride, scale);
+    else
+      TAILOR_LAUNCH((attention_forward_tc_kernel<KF, float>), grid, tc::kThreads)(out, q, kv.k32(), kv.v32(), pos, slot, T, n_head, n_kv, kv.n_ctx,
+                                                                               kv.kv_stride, scale);
   }
 };
 
@@ -189,9 +200,14 @@ void attention_forward_tc(float* out, const float* q, const KvView& kv, const in
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
                        int hd) {
   if (!attention_args("attention_forward", 1, T, n_head, n_kv, hd, tile::usable(hd), tile::kNeeds, kTileRows)) return;
-  const int64_t blocks = (T + kTileRows - 1) / kTileRows;
-  TAILOR_LAUNCH(attention_forward_kernel, dim3(unsigned(blocks), unsigned(n_head)), kTileThreads)(
-      out, q, kv.k, kv.v, pos, slot, T, n_head, n_kv, hd, kv.n_ctx, kv.kv_stride, attention_tile(hd), 1.f / sqrtf(float(hd)));
+  const dim3 grid(unsigned((T + kTileRows - 1) / kTileRows), unsigned(n_head));
+  const float scale = 1.f / sqrtf(float(hd));
+  if (kv.bf16)
+    TAILOR_LAUNCH(attention_forward_kernel<uint16_t>, grid, kTileThreads)(out, q, kv.k16(), kv.v16(), pos, slot, T, n_head, n_kv, hd, kv.n_ctx,
+                                                                          kv.kv_stride, attention_tile(hd), scale);
+  else
+    TAILOR_LAUNCH(attention_forward_kernel<float>, grid, kTileThreads)(out, q, kv.k32(), kv.v32(), pos, slot, T, n_head, n_kv, hd, kv.n_ctx,
+                                                                       kv.kv_stride, attention_tile(hd), scale);
   check_launch("attention_forward");
 }
 

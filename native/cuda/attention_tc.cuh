@@ -48,6 +48,15 @@ __device__ inline void stage_rows(uint16_t* dst, int ld, const float* __restrict
     dst[r * ld + d] = r < valid ? to_bf16_bits(src[r * src_stride + d]) : uint16_t(0);
   }
 }
+// the same from rows already in bf16 (a bf16 KV cache), 8 elements (16 bytes) at a time: hd, ld and src_stride
+// multiples of 8 and both pointers 16-byte aligned (a cache's rows of hd = 16·KF are, at any kv head and slot)
+__device__ inline void stage_rows(uint16_t* dst, int ld, const uint16_t* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
+  const int vecs = hd / 8;
+  for (int i = threadIdx.x; i < n * vecs; i += blockDim.x) {
+    const int r = i / vecs, d = 8 * (i - r * vecs);
+    store_vec16(dst + r * ld + d, r < valid ? load_vec16(src + r * src_stride + d) : make_uint4(0, 0, 0, 0));
+  }
+}
 
 // a warp's 16 rows (a[KF], row-major [16][hd] fragments) against a tile's 32 rows (tile [32][ld], read as
 // its transpose): out[16][kLdF] = a · tileᵀ, columns 0..31, in fp32
@@ -122,10 +131,11 @@ __device__ inline void store_warp_rows(float* dst, int64_t stride, int valid, co
   }
 }
 
-// keys j0.. of kb (and of vb when not null; row stride ks, up to key `last`) as bf16 tiles kv[0] and kv[kTile·ld],
-// between two barriers: every warp is done with the previous tiles before, and sees these after
-template <int KF>
-__device__ inline void stage_key_tile(uint16_t* kv, const float* __restrict__ kb, const float* __restrict__ vb, int64_t ks, int j0, int last) {
+// keys j0.. of kb (and of vb when not null; row stride ks, up to key `last`; E: fp32 rows or bf16 bits) as bf16
+// tiles kv[0] and kv[kTile·ld], between two barriers: every warp is done with the previous tiles before, and
+// sees these after
+template <int KF, typename E>
+__device__ inline void stage_key_tile(uint16_t* kv, const E* __restrict__ kb, const E* __restrict__ vb, int64_t ks, int j0, int last) {
   constexpr int hd = KF * 16, ld = hd + 8;
   const int n = imin(kTile, last + 1 - j0);
   __syncthreads();
@@ -139,10 +149,11 @@ __device__ inline void stage_key_tile(uint16_t* kv, const float* __restrict__ kb
 // acc = Σ_j exp(s_j − lse)·v_j with p rounded to bf16, so the accumulators never need rescaling. `lim` is the
 // last key visible from this lane's row (−1: none, as for a row past the end), `warp_lim` the largest over
 // the warp's rows; `kv` holds two tiles [kTile][ld], `s` the warp's [16][kLdF] scores, `p` its [16][kLdP].
+// kb/vb are fp32 (rounded as they are staged) or already bf16 (E = uint16_t: a bf16 KV cache, the same values).
 // Every thread of the block calls it (it has barriers); it returns this lane's row's lse (−∞ without keys).
-template <int KF>
-__device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], uint16_t* kv, float* s, uint16_t* p, const float* __restrict__ kb,
-                                     const float* __restrict__ vb, int64_t ks, int last, int lim, int warp_lim, float scale) {
+template <int KF, typename E>
+__device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], uint16_t* kv, float* s, uint16_t* p, const E* __restrict__ kb,
+                                     const E* __restrict__ vb, int64_t ks, int last, int lim, int warp_lim, float scale) {
   using namespace nvcuda;
   constexpr int hd = KF * 16, ld = hd + 8;
   uint16_t* kt = kv;
@@ -151,7 +162,7 @@ __device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], ui
   // pass 1: this lane's running max m and Σ exp(s − m) over its half row
   float m = -INFINITY, l = 0.f;
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    stage_key_tile<KF>(kv, kb, nullptr, ks, j0, last);
+    stage_key_tile<KF, E>(kv, kb, nullptr, ks, j0, last);
     if (j0 > warp_lim) continue;  // warp-uniform: no key of this tile is visible from the warp's rows
     rows_by_tile<KF>(s, qa, kt, ld);
     __syncwarp();
@@ -177,7 +188,7 @@ __device__ inline float forward_rows(FragC (&acc)[KF], const FragA (&qa)[KF], ui
 #pragma unroll
   for (int f = 0; f < KF; f++) wmma::fill_fragment(acc[f], 0.f);
   for (int j0 = 0; j0 <= last; j0 += kTile) {
-    stage_key_tile<KF>(kv, kb, vb, ks, j0, last);
+    stage_key_tile<KF, E>(kv, kb, vb, ks, j0, last);
     if (j0 > warp_lim) continue;
     rows_by_tile<KF>(s, qa, kt, ld);
     __syncwarp();

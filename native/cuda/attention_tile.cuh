@@ -45,11 +45,13 @@ __device__ inline void add_weighted_rows(float (&acc)[kMaxPerLane], float c, int
   }
 }
 
-// dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd; every thread of the block
-__device__ inline void load_rows(float* dst, int stride, const float* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
+// dst[r*stride + d] = src[r*src_stride + d] for the n rows r (0 past the first `valid`), d < hd, src fp32 or bf16
+// bits (a bf16 KV cache); every thread of the block
+template <typename S>
+__device__ inline void load_rows(float* dst, int stride, const S* __restrict__ src, int64_t src_stride, int n, int valid, int hd) {
   for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
     const int r = i / hd, d = i - r * hd;
-    dst[r * stride + d] = r < valid ? src[r * src_stride + d] : 0.f;
+    dst[r * stride + d] = r < valid ? elem_to_float(src[r * src_stride + d]) : 0.f;
   }
 }
 

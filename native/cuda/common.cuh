@@ -4,6 +4,7 @@
 // native/test/cuemu (whose cuda_runtime.h defines TAILOR_CUEMU and its own TAILOR_LAUNCH) for the tests.
 #pragma once
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
 
 // kernel<<<grid, block>>>(args...) is written TAILOR_LAUNCH(kernel, grid, block)(args...), so that the
 // same sources also build for the emulator
@@ -123,6 +124,14 @@ __device__ inline float block_max(float v, float* scratch) {
 
 // bf16 stored as its 16 bits (the high half of the fp32 pattern)
 __device__ inline float bf16_bits_to_float(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+__device__ inline uint16_t float_to_bf16_bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+
+// an element of a buffer that is fp32 or bf16 bits (a KV cache: KvView::bf16) read as a float, and written
+// from one (bf16: rounded to nearest even)
+__device__ inline float elem_to_float(float x) { return x; }
+__device__ inline float elem_to_float(uint16_t b) { return bf16_bits_to_float(b); }
+__device__ inline void store_elem(float* p, float x) { *p = x; }
+__device__ inline void store_elem(uint16_t* p, float x) { *p = float_to_bf16_bits(x); }
 
 }  // namespace cuda
 }  // namespace tailor

@@ -282,6 +282,11 @@ class CudaBackend final : public Backend {
     use();
     cuda::rope_forward(x, pos, T, n_heads, device_rope(rope));
   }
+  // bf16 mode keeps the KV cache in bf16 where the tensor-core attention takes the head size: half its memory,
+  // and the values that attention rounds the cached keys and values to anyway (the fp32 kernel, which decodes,
+  // widens them). Where it does not (sm_75, head_dim not a multiple of 16 up to 128) every read is fp32, and
+  // so stays the cache: bf16 there would be a rounding the mode did not otherwise make.
+  bool kv_bf16(int head_dim) const override { return attention_tc(head_dim); }
   void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) override {
     use();
     cuda::kv_store(kv, k, v, pos, slot, T);

@@ -5,7 +5,8 @@
 //                    angle = pos · pos_scale · inv_freq[j] in float64 (exact for long contexts), as on the CPU
 //   rope_apply       the same kernel with a sign (-1: the inverse rotation, RoPE's backward; a training op
 //                    of kernels.h kept here beside rope_forward so the two share one kernel)
-//   kv_store         k/v rows into the KV cache at (slot, position)
+//   kv_store         k/v rows into the KV cache at (slot, position), fp32 or rounded to bf16 (a bf16 cache)
+//   kv_copy          rows of a packed cache to others (scoring's shared prefixes)
 //   swiglu_forward   h = silu(g) · u
 //   add_inplace      y += x
 //   f32_to_bf16      round to nearest even (the bf16 matmul's inputs)
@@ -55,19 +56,22 @@ __global__ void rope_kernel(float* __restrict__ x, const int* __restrict__ pos, 
   }
 }
 
-// kc/vc[slot, n_ctx, kv_stride] ← k/v[T, kv_stride] at (slot[t], pos[t]); grid T, block kRowThreads
-__global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ k, const float* __restrict__ v,
+// kc/vc[slot, n_ctx, kv_stride] (E: float, or uint16_t bf16 bits) ← k/v[T, kv_stride] at (slot[t], pos[t]); grid T,
+// block kRowThreads
+template <typename E>
+__global__ void kv_store_kernel(E* __restrict__ kc, E* __restrict__ vc, const float* __restrict__ k, const float* __restrict__ v,
                                 const int* __restrict__ pos, const int* __restrict__ slot, int n_ctx, int kv_stride) {
   const int64_t t = blockIdx.x;
   const int64_t off = (int64_t(slot[t]) * n_ctx + pos[t]) * kv_stride;
   for (int i = threadIdx.x; i < kv_stride; i += blockDim.x) {
-    kc[off + i] = k[t * kv_stride + i];
-    vc[off + i] = v[t * kv_stride + i];
+    store_elem(kc + off + i, k[t * kv_stride + i]);
+    store_elem(vc + off + i, v[t * kv_stride + i]);
   }
 }
 
-// kc/vc rows copies[c].src.. → copies[c].dst.. (rows × kv_stride floats); grid (x, copies), block 256
-__global__ void kv_copy_kernel(float* __restrict__ kc, float* __restrict__ vc, const KvCopy* __restrict__ copies, int n, int kv_stride) {
+// kc/vc rows copies[c].src.. → copies[c].dst.. (rows × kv_stride elements); grid (x, copies), block 256
+template <typename E>
+__global__ void kv_copy_kernel(E* __restrict__ kc, E* __restrict__ vc, const KvCopy* __restrict__ copies, int n, int kv_stride) {
   for (int c = blockIdx.y; c < n; c += gridDim.y) {
     const KvCopy cp = copies[c];
     const int64_t src = int64_t(cp.src) * kv_stride, dst = int64_t(cp.dst) * kv_stride, elems = int64_t(cp.rows) * kv_stride;
@@ -132,7 +136,10 @@ void rope_apply(float* x, const int* pos, int64_t N, int n_heads, const DeviceRo
 void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) {
   if (T == 0 || kv.kv_stride == 0) return;
   rows_limit(T, "kv_store");
-  TAILOR_LAUNCH(kv_store_kernel, unsigned(T), kRowThreads)(kv.k, kv.v, k, v, pos, slot, kv.n_ctx, kv.kv_stride);
+  if (kv.bf16)
+    TAILOR_LAUNCH(kv_store_kernel<uint16_t>, unsigned(T), kRowThreads)(kv.k16(), kv.v16(), k, v, pos, slot, kv.n_ctx, kv.kv_stride);
+  else
+    TAILOR_LAUNCH(kv_store_kernel<float>, unsigned(T), kRowThreads)(kv.k32(), kv.v32(), k, v, pos, slot, kv.n_ctx, kv.kv_stride);
   check_launch("kv_store");
 }
 
@@ -140,7 +147,10 @@ void kv_copy(const KvView& kv, const KvCopy* copies, int n, int max_rows) {
   if (n <= 0 || max_rows <= 0 || kv.kv_stride == 0) return;
   const int64_t elems = int64_t(max_rows) * kv.kv_stride;
   const dim3 grid(unsigned(std::min<int64_t>((elems + 255) / 256, 1024)), unsigned(std::min(n, 65535)));
-  TAILOR_LAUNCH(kv_copy_kernel, grid, 256)(kv.k, kv.v, copies, n, kv.kv_stride);
+  if (kv.bf16)
+    TAILOR_LAUNCH(kv_copy_kernel<uint16_t>, grid, 256)(kv.k16(), kv.v16(), copies, n, kv.kv_stride);
+  else
+    TAILOR_LAUNCH(kv_copy_kernel<float>, grid, 256)(kv.k32(), kv.v32(), copies, n, kv.kv_stride);
   check_launch("kv_copy");
 }
 

@@ -31,12 +31,19 @@ struct RopeTable {
   std::vector<double> inv_freq;  // [head_dim/2]
 };
 
-// A view of one layer's KV cache: k/v[slot][position][n_kv*hd].
+// A view of one layer's KV cache: k/v[slot][position][n_kv*hd], fp32 elements, or bf16 (its 16 bits, rounded
+// to nearest even as stored) where the backend keeps its cache so (Backend::kv_bf16).
 struct KvView {
-  float* k;
-  float* v;
-  int n_ctx;      // positions per slot
-  int kv_stride;  // floats per position (n_kv*hd of this layer)
+  void* k;
+  void* v;
+  int n_ctx;          // positions per slot
+  int kv_stride;      // elements per position (n_kv*hd of this layer)
+  bool bf16 = false;  // elements are bf16, not fp32
+  float* k32() const { return static_cast<float*>(k); }
+  float* v32() const { return static_cast<float*>(v); }
+  uint16_t* k16() const { return static_cast<uint16_t*>(k); }
+  uint16_t* v16() const { return static_cast<uint16_t*>(v); }
+  size_t elem_bytes() const { return bf16 ? 2 : 4; }
 };
 
 // cache rows src..src+rows−1 → dst..dst+rows−1: a packed cache's shared prefix, from the rows where an earlier
@@ -89,7 +96,11 @@ class Backend {
   virtual void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps) = 0;
   // x[T, n_heads*hd] rotated in place by position pos[t]
   virtual void rope_forward(float* x, const int* pos, int64_t T, int n_heads, const RopeTable& rope) = 0;
-  // stores k/v rows [T, n_kv*hd] into the cache at (slot[t], pos[t])
+  // whether this backend's KV caches for heads of head_dim hold bf16 (KvCache allocates 2 bytes an element and
+  // views say so): the CUDA backend's bf16 mode where its tensor-core attention takes that head_dim, since that
+  // rounds the cached keys and values to bf16 anyway; elsewhere (the CPU, fp32 mode, other head sizes) fp32
+  virtual bool kv_bf16(int head_dim) const { return false; }
+  // stores k/v rows [T, n_kv*hd] into the cache at (slot[t], pos[t]) (rounded to bf16 in a bf16 cache)
   virtual void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) = 0;
   // copies[n] (backend memory; each at most max_rows rows) in the cache's keys and values, in any order: no copy
   // reads rows another writes
@@ -169,6 +180,7 @@ struct BackendOptions {
   bool blas = true;   // use the BLAS library for matmul when the build has one
   bool bf16_weights = false;  // CUDA: keep the weights on the device in bf16 (norm vectors fp32); half the memory,
                               // products on tensor cores (sm_80+). LoRA parameters and optimizer state stay fp32.
+                              // KV caches in bf16 too where the tensor-core attention takes the head size (kv_bf16).
   size_t staging_bytes = 0;   // CUDA: bytes per page-locked staging buffer of large copies (two of them); 0 = 16 MiB
 };
 

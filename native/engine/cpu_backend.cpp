@@ -229,25 +229,33 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // this backend's caches are fp32 (kv_bf16() is false): a bf16 view is a caller's bug
+  static void fp32_cache(const KvView& kv) {
+    if (kv.bf16) fail(ErrorCode::INTERNAL, "the CPU backend was handed a bf16 KV cache");
+  }
+
   void kv_store(const KvView& kv, const float* k, const float* v, const int* pos, const int* slot, int64_t T) override {
+    fp32_cache(kv);
     for (int64_t t = 0; t < T; t++) {
       int64_t off = (int64_t(slot[t]) * kv.n_ctx + pos[t]) * kv.kv_stride;
-      std::memcpy(kv.k + off, k + t * kv.kv_stride, sizeof(float) * kv.kv_stride);
-      std::memcpy(kv.v + off, v + t * kv.kv_stride, sizeof(float) * kv.kv_stride);
+      std::memcpy(kv.k32() + off, k + t * kv.kv_stride, sizeof(float) * kv.kv_stride);
+      std::memcpy(kv.v32() + off, v + t * kv.kv_stride, sizeof(float) * kv.kv_stride);
     }
   }
 
   void kv_copy(const KvView& kv, const KvCopy* copies, int n, int) override {
+    fp32_cache(kv);
     for (int i = 0; i < n; i++) {
       const KvCopy& c = copies[i];
       const size_t bytes = sizeof(float) * size_t(c.rows) * size_t(kv.kv_stride);
-      std::memcpy(kv.k + int64_t(c.dst) * kv.kv_stride, kv.k + int64_t(c.src) * kv.kv_stride, bytes);
-      std::memcpy(kv.v + int64_t(c.dst) * kv.kv_stride, kv.v + int64_t(c.src) * kv.kv_stride, bytes);
+      std::memcpy(kv.k32() + int64_t(c.dst) * kv.kv_stride, kv.k32() + int64_t(c.src) * kv.kv_stride, bytes);
+      std::memcpy(kv.v32() + int64_t(c.dst) * kv.kv_stride, kv.v32() + int64_t(c.src) * kv.kv_stride, bytes);
     }
   }
 
   void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head,
                          int n_kv, int hd) override {
+    fp32_cache(kv);
     // tasks: (run of consecutive positions of one slot) × head × tile of up to QT queries; each task walks
     // its keys once in blocks of 8 (scores for 8 keys at a time), then softmax, then P·V
     const int QT = 32;
@@ -272,8 +280,8 @@ class CpuBackend final : public Backend {
         const int64_t nq = tk.t1 - tk.t0;
         const int nk = pos[tk.t1 - 1] + 1;  // keys seen by the last query of the tile
         const int g = tk.h / group;
-        const float* kb = kv.k + int64_t(slot[tk.t0]) * kv.n_ctx * kv.kv_stride + int64_t(g) * hd;
-        const float* vb = kv.v + int64_t(slot[tk.t0]) * kv.n_ctx * kv.kv_stride + int64_t(g) * hd;
+        const float* kb = kv.k32() + int64_t(slot[tk.t0]) * kv.n_ctx * kv.kv_stride + int64_t(g) * hd;
+        const float* vb = kv.v32() + int64_t(slot[tk.t0]) * kv.n_ctx * kv.kv_stride + int64_t(g) * hd;
         S.resize(size_t(nq) * size_t(nk));
         int j = 0;
 #if TAILOR_AVX2

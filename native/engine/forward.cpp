@@ -14,14 +14,16 @@ namespace tailor {
 void KvCache::alloc(Backend& be, const Config& c, int layers, int64_t rows) {
   n_slots = 0;
   n_ctx = 0;
+  bf16 = be.kv_bf16(c.head_dim);
   k.clear();
   v.clear();
   try {
     for (int l = 0; l < layers; l++) {
       const int kv_heads = layout == Layout::Packed ? c.max_kv_heads() : c.layers[l].n_kv_head;
-      size_t bytes = sizeof(float) * size_t(rows) * size_t(kv_heads) * size_t(c.head_dim);
+      size_t bytes = (bf16 ? 2 : sizeof(float)) * size_t(rows) * size_t(kv_heads) * size_t(c.head_dim);
       k.push_back(std::make_unique<BackendBuffer>());
       v.push_back(std::make_unique<BackendBuffer>());
+      if (bytes == 0) continue;  // a layer whose attention is pruned away: nothing stored, nothing read
       k.back()->reserve(be, bytes);
       v.back()->reserve(be, bytes);
       be.memset0(k.back()->f(), bytes);
@@ -55,7 +57,7 @@ void KvCache::init_packed(Backend& be, const Config& c, int rows) {
 
 KvView KvCache::view(const Config& c, int l) {
   const size_t i = layout == Layout::Packed ? 0 : size_t(l);
-  return KvView{k[i]->f(), v[i]->f(), n_ctx, c.layers[l].n_kv_head * c.head_dim};
+  return KvView{k[i]->f(), v[i]->f(), n_ctx, c.layers[l].n_kv_head * c.head_dim, bf16};
 }
 
 RopeTable make_rope_table(const Config& c) {

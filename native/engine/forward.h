@@ -10,7 +10,8 @@
 
 namespace tailor {
 
-// A KV cache: backend buffers of rows [rows, n_kv_l*hd], zeroed at init. Token t's keys and values are
+// A KV cache: backend buffers of rows [rows, n_kv_l*hd], zeroed at init, fp32 or bf16 as the backend keeps
+// them (Backend::kv_bf16: half the bytes in the CUDA backend's bf16 mode, where its tensor cores take the head size). Token t's keys and values are
 // row slot[t]·n_ctx + pos[t], and it attends to rows slot[t]·n_ctx + 0..pos[t] (the kernels' one rule).
 //  - Layout::Slots (sessions, which grow a token at a time): n_slots sequences of up to n_ctx positions,
 //    every layer its own, sized to its KV heads.
@@ -26,6 +27,7 @@ struct KvCache {
   Layout layout = Layout::Slots;
   int n_slots = 0;  // Slots: sequences; Packed: rows
   int n_ctx = 0;    // Slots: positions per sequence; Packed: 1
+  bool bf16 = false;  // elements in bf16 (the backend's kv_bf16(head_dim)), else fp32
   std::vector<std::unique_ptr<BackendBuffer>> k, v;  // [layer] (Packed: one) → [n_slots·n_ctx, n_kv_l*hd]
   void init(Backend& be, const Config& c, int slots, int ctx);  // Slots
   void init_packed(Backend& be, const Config& c, int rows);     // Packed

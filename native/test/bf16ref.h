@@ -51,7 +51,7 @@ void attention_tc_model(Acc* out, const float* q, const KvView& kv, const int* p
         sc.assign(size_t(pos[t]) + 1, Acc(0));
         Acc mx = -INFINITY;
         for (int j = 0; j <= pos[t]; j++) {
-          const float* kr = kv.k + base + int64_t(j) * kv.kv_stride;
+          const float* kr = kv.k32() + base + int64_t(j) * kv.kv_stride;
           Acc d = 0;
           for (int i = 0; i < hd; i++) d += r(qr[i]) * r(kr[i]);
           sc[size_t(j)] = d / std::sqrt(Acc(hd));
@@ -64,7 +64,7 @@ void attention_tc_model(Acc* out, const float* q, const KvView& kv, const int* p
         std::fill(o, o + hd, Acc(0));
         for (int j = 0; j <= pos[t]; j++) {
           const Acc e = std::exp(sc[size_t(j)] - lse), pj = tc ? Acc(bf16_round(float(e))) : e;
-          const float* vr = kv.v + base + int64_t(j) * kv.kv_stride;
+          const float* vr = kv.v32() + base + int64_t(j) * kv.kv_stride;
           for (int i = 0; i < hd; i++) o[i] += pj * r(vr[i]);
         }
       }
@@ -87,9 +87,11 @@ inline Arena round_weights_bf16(Model& m) {
   return saved;
 }
 
-// The CPU backend computing what bf16 tensor cores compute: the input rows of every product with a model
-// weight (inside `m`'s arena; all products when m is null) rounded to bf16 first — the weights themselves
-// are rounded by the caller; LoRA products stay fp32, as on the GPU. Where `tc_attention(hd)` says the GPU's
+// The CPU backend computing what the CUDA backend's bf16 mode computes. Where its KV cache holds bf16
+// (`kv_rounded`: Backend::kv_bf16) the keys and values are rounded as they are stored (in an fp32 cache here,
+// so the CPU's kernels read them). On tensor cores (`products`) the input rows of every product with a model weight (inside `m`'s arena; all products
+// when m is null) are rounded to bf16 first — the weights themselves are rounded by the caller; LoRA products
+// stay fp32, as on the GPU. Where `tc_attention(hd)` says the GPU's
 // training attention runs on tensor cores (attention_tc.cu), its q, k, v (and dout) are rounded too, and the
 // forward's output is taken from the probabilities rounded to bf16, as the kernels' P·V takes them (the
 // backward's rounding of p and ds is not modelled: it is checked op by op in cudacheck_train.cpp); so is the
@@ -97,15 +99,16 @@ inline Arena round_weights_bf16(Model& m) {
 // Everything else is forwarded.
 class Bf16InputsCpu final : public Backend {
  public:
-  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr, bool (*tc_attention)(int hd) = nullptr, int64_t tc_min_tokens = 0)
-      : c_(cpu), m_(m), tc_att_(tc_attention), tc_min_tokens_(tc_min_tokens) {}
+  explicit Bf16InputsCpu(Backend& cpu, const Model* m = nullptr, bool (*tc_attention)(int hd) = nullptr, int64_t tc_min_tokens = 0,
+                         bool products = true, bool kv_rounded = false)
+      : c_(cpu), m_(m), tc_att_(tc_attention), tc_min_tokens_(tc_min_tokens), products_(products), kv_rounded_(kv_rounded) {}
   void matmul_forward(float* y, const float* x, const float* w, int64_t T, int64_t in, int64_t out, bool acc) override {
-    if (m_ && (w < m_->arena.data() || w >= m_->arena.data() + m_->arena.size())) return c_.matmul_forward(y, x, w, T, in, out, acc);
+    if (!products_ || (m_ && (w < m_->arena.data() || w >= m_->arena.data() + m_->arena.size()))) return c_.matmul_forward(y, x, w, T, in, out, acc);
     std::vector<float> xr(x, x + T * in);
     for (float& v : xr) v = bf16_round(v);
     c_.matmul_forward(y, xr.data(), w, T, in, out, acc);
   }
-  std::string name() const override { return "cpu, bf16 products"; }
+  std::string name() const override { return std::string("cpu, bf16 ") + (products_ ? "products" : "weights") + (kv_rounded_ ? ", bf16 KV cache" : ""); }
   int threads() const override { return c_.threads(); }
   bool host_memory() const override { return true; }
   void* alloc(size_t b) override { return c_.alloc(b); }
@@ -121,7 +124,11 @@ class Bf16InputsCpu final : public Backend {
   void embed_rows(float* x, const float* e, const int* t, int64_t T, int64_t d) override { c_.embed_rows(x, e, t, T, d); }
   void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t d, float e) override { c_.rmsnorm_forward(y, x, w, T, d, e); }
   void rope_forward(float* x, const int* p, int64_t T, int h, const RopeTable& r) override { c_.rope_forward(x, p, T, h, r); }
-  void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override { c_.kv_store(kv, k, v, p, s, T); }
+  void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override {
+    if (!kv_rounded_) return c_.kv_store(kv, k, v, p, s, T);
+    const int64_t n = T * kv.kv_stride;
+    c_.kv_store(kv, rounded(k, n).data(), rounded(v, n).data(), p, s, T);
+  }
   void kv_copy(const KvView& kv, const KvCopy* c, int n, int max_rows) override { c_.kv_copy(kv, c, n, max_rows); }
   void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
     if (!tc_att_ || !tc_att_(hd) || T < tc_min_tokens_) return c_.attention_forward(o, q, kv, p, s, T, nh, nkv, hd);
@@ -197,6 +204,8 @@ class Bf16InputsCpu final : public Backend {
   const Model* m_;
   bool (*tc_att_)(int hd);
   int64_t tc_min_tokens_;  // the cache attention's: calls of fewer tokens run the fp32 kernel
+  bool products_;          // the weight products' inputs rounded (tensor cores)
+  bool kv_rounded_;        // the keys and values rounded as they are stored (a bf16 KV cache)
 };
 
 }  // namespace tailor

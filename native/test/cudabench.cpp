@@ -139,6 +139,8 @@ void bench(int cc, const std::string& device_name) {
   const int64_t kvs = int64_t(n_kv) * hd;
   Dev<float> kc(randf(size_t(n_ctx * kvs))), vc(randf(size_t(n_ctx * kvs)));
   KvView kv{kc.p, vc.p, n_ctx, int(kvs)};
+  Dev<uint16_t> kc16(bf16_vector(kc.get())), vc16(bf16_vector(vc.get()));  // the bf16 mode's cache: the same values rounded, half the bytes
+  KvView kv16{kc16.p, vc16.p, n_ctx, int(kvs), true};
   std::printf("\n");
   for (int64_t Tq : {int64_t(1), int64_t(emulated ? 32 : 512)}) {
     std::vector<int> pos(static_cast<size_t>(Tq)), slot(size_t(Tq), 0);
@@ -149,11 +151,17 @@ void bench(int cc, const std::string& device_name) {
     const double bytes = 2.0 * n_ctx * kvs * 4;  // K and V of the slot, if each were read once per call
     std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n", (long long)Tq,
                 n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
+    const double ms16 = time_ms([&] { cu::attention_forward(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : Tq == 1 ? 50 : 3);
+    std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 cache (KV %.0f MB: %.0f GB/s if read once)\n",
+                (long long)Tq, n_ctx, ms16, bytes / 2e6, bytes / 2 / ms16 / 1e6);
     if (Tq >= cu::kAttentionTcMinTokens && cc >= 80) {  // the bf16 mode's prompt path
       const double tms = time_ms([&] { cu::attention_forward_tc(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : 3);
+      const double tms16 = time_ms([&] { cu::attention_forward_tc(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : 3);
       const double flop = 4.0 * double(Tq) * n_head * hd * (n_ctx - (Tq - 1) / 2.0);  // q·k and p·v over each token's positions
       std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 tensor cores (%.3g TFLOP/s; fp32 kernel %.3g)\n",
                   (long long)Tq, n_ctx, tms, flop / tms / 1e9, flop / ms / 1e9);
+      std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 tensor cores, bf16 cache (%.3g TFLOP/s)\n",
+                  (long long)Tq, n_ctx, tms16, flop / tms16 / 1e9);
     }
   }
   // the training attention (flash-style, causal, forward and backward) at the GPU benchmark's LoRA shapes and at

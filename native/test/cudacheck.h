@@ -79,6 +79,18 @@ inline float bf16_value(uint16_t b) {
   std::memcpy(&f, &u, 4);
   return f;
 }
+// a vector's bf16 bits, those bits' values, and its values rounded to bf16
+inline std::vector<uint16_t> bf16_vector(const std::vector<float>& x) {
+  std::vector<uint16_t> b(x.size());
+  for (size_t i = 0; i < x.size(); i++) b[i] = bf16_bits(x[i]);
+  return b;
+}
+inline std::vector<float> bf16_floats(const std::vector<uint16_t>& b) {
+  std::vector<float> f(b.size());
+  for (size_t i = 0; i < b.size(); i++) f[i] = bf16_value(b[i]);
+  return f;
+}
+inline std::vector<float> rounded_bf16(const std::vector<float>& x) { return bf16_floats(bf16_vector(x)); }
 
 // one table row: normwise error of got against ref (non-finite values fail)
 template <typename T>

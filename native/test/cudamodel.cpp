@@ -90,6 +90,29 @@ std::vector<float> sequence_logits(const Model& m, Backend& be, const std::vecto
   return out;
 }
 
+// logits[T, V] of one sequence fed a token at a time through its KV cache (the decoding path: each token's
+// attention reads the keys and values its predecessors stored), on the host
+std::vector<float> decoded_logits(const Model& m, Backend& be, const std::vector<int>& ids) {
+  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab_size;
+  RopeTable rope = make_rope_table(m.cfg);
+  KvCache kv;
+  kv.init(be, m.cfg, 1, int(T));
+  Workspace ws;
+  BackendBuffer h, logits;  // [1, dim], [1, V]
+  logits.reserve(be, sizeof(float) * size_t(V));
+  std::vector<float> out(size_t(T * V));
+  for (int64_t t = 0; t < T; t++) {
+    Batch b;
+    b.tokens = {ids[size_t(t)]};
+    b.pos = {int(t)};
+    b.slot = {0};
+    model_forward(m, be, rope, kv, b, ws, h, CancelToken{});
+    logits_forward(m, be, h.f(), 1, logits.f());
+    be.download(out.data() + t * V, logits.f(), sizeof(float) * size_t(V));
+  }
+  return out;
+}
+
 // n tokens after the prompt through a KV-cache Session: picked by Session::sample (on a device: the argmax
 // or the top-k candidates computed there), or by the host sampler on the logits copied back
 std::vector<int> generate(const Model& m, Backend& be, const std::vector<int>& prompt, int n, const SampleParams& sp, bool session_pick) {
@@ -210,29 +233,55 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   else
     note("bf16 weights", label + " weight products", std::string(tc ? "our tensor-core kernel (cuBLASLt: " : "the tiled kernel (cuBLASLt: ") +
                                                          cuda::lt_status() + ")");
-  // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them)
+  // the CPU on bf16-rounded weights (norm vectors kept in fp32, as the backend keeps them), on tensor cores the
+  // products' and attention's roundings, and its cache's keys and values rounded as they are stored where the
+  // GPU's cache is bf16 (the KV cache bytes row checks where that is)
   Arena saved = round_weights_bf16(m);
-  Bf16InputsCpu cpu_tc(cpu, nullptr, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens);  // products' and attention's roundings
-  auto lr = sequence_logits(m, tc ? static_cast<Backend&>(cpu_tc) : cpu, ids);
+  const bool kv16 = gpu->kv_bf16(m.cfg.head_dim);
+  Bf16InputsCpu ref(cpu, nullptr, cuda::attention_tc_usable, cuda::kAttentionTcMinTokens, tc, kv16);
+  auto lr = sequence_logits(m, ref, ids);
+  // the same sequence a token at a time: the decoding path, the fp32 attention kernel over the bf16 cache
+  const std::vector<int> head(ids.begin(), ids.begin() + std::min<size_t>(24, ids.size()));
+  auto dr = decoded_logits(m, ref, head), dg = decoded_logits(m, *gpu, head);
   m.arena = saved;
-  double scale = 0, d_r = 0, d_f = 0, d_bf = 0;
+  auto df = decoded_logits(m, cpu, head);
+  // the GPU against the bf16 reference: fp32 parity where activations stay fp32 (the tiled kernels); on tensor
+  // cores, rounding the product inputs to bf16 makes the reference discontinuous: fp32-level differences upstream
+  // flip single roundings, so exact parity cannot hold through a model (each op is exact in its own rows), and
+  // the check is that the GPU's distance from the bf16 reference is under half of bf16's own effect on the logits
+  auto against_ref = [&](const std::string& what, const std::vector<float>& g, const std::vector<float>& r, const std::vector<float>& f) {
+    double d_r = 0, d_bf = 0;
+    for (size_t i = 0; i < f.size(); i++) {
+      d_r = std::max(d_r, std::isfinite(g[i]) ? double(std::fabs(g[i] - r[i])) : INFINITY);
+      d_bf = std::max(d_bf, double(std::fabs(r[i] - f[i])));
+    }
+    if (!tc) {
+      row("bf16 weights", label + " " + what + " vs CPU bf16 ref", d_r, kLogitTol, d_r <= kLogitTol, " (tiled, fp32 activations)");
+    } else {
+      const double ratio = d_r / std::max(d_bf, 1e-30);
+      row("bf16 weights", label + " " + what + " |GPU − CPU bf16 ref| / |ref − fp32|", ratio, 0.5, ratio <= 0.5,
+          " (" + std::to_string(d_r) + " vs " + std::to_string(d_bf) + ", tensor cores)");
+    }
+  };
+  against_ref("logits", lg, lr, lf);
+  against_ref("decoded", dg, dr, df);
+  double scale = 0, d_f = 0;
   for (size_t i = 0; i < lf.size(); i++) {
     scale = std::max(scale, double(std::fabs(lf[i])));
-    d_r = std::max(d_r, std::isfinite(lg[i]) ? double(std::fabs(lg[i] - lr[i])) : INFINITY);
     d_f = std::max(d_f, std::isfinite(lg[i]) ? double(std::fabs(lg[i] - lf[i])) : INFINITY);
-    d_bf = std::max(d_bf, double(std::fabs(lr[i] - lf[i])));
   }
-  if (!tc) {
-    // bf16 weights, fp32 activations: the same arithmetic as the reference, so fp32 parity
-    row("bf16 weights", label + " logits vs CPU on bf16 weights", d_r, kLogitTol, d_r <= kLogitTol, " (tiled, fp32 activations)");
-  } else {
-    // rounding the product inputs to bf16 makes the reference discontinuous: fp32-level differences upstream
-    // flip single roundings, so exact parity cannot hold through a model (each op is exact in its own rows).
-    // The check: the GPU's distance from the bf16 reference is under half of bf16's own effect on the logits.
-    const double ratio = d_r / std::max(d_bf, 1e-30);
-    row("bf16 weights", label + " |GPU − CPU bf16 ref| / |bf16 ref − fp32|", ratio, 0.5, ratio <= 0.5,
-        " (" + std::to_string(d_r) + " vs " + std::to_string(d_bf) + ", tensor cores)");
-  }
+  // the cache itself, by the allocator's accounting on fresh backends (no cached block reused): bf16, half the
+  // fp32 cache's bytes, where the tensor-core attention takes the head size; fp32 elsewhere
+  auto cache_bytes = [&](bool bf16) {
+    auto be = cudacheck::harness_backend(device, bf16);
+    KvCache kv;
+    kv.init(*be, m.cfg, 2, 96);
+    return double(be->memory_stats().in_use);
+  };
+  const bool halved = cuda::attention_tc_usable(m.cfg.head_dim);
+  const double kv_ratio = cache_bytes(true) / cache_bytes(false);
+  row("bf16 weights", label + " KV cache bytes / fp32 cache's", kv_ratio, halved ? 0.5 : 1.0, kv_ratio == (halved ? 0.5 : 1.0) && kv16 == halved,
+      halved ? " (bf16 cache)" : " (fp32 cache: head_dim " + std::to_string(m.cfg.head_dim) + " has no tensor-core attention here)");
   // what bf16 costs against fp32: reported; the golden argmax rows below are the check
   std::printf("%-22s %-44s %11.3e %11.3e %9s  (bf16 rounding, reported)\n", "bf16 weights", (label + " logits vs fp32 CPU").c_str(), d_f, d_f / scale, "");
   row("bf16 weights", label + " device bytes for weights / fp32 arena", double(bytes) / double(sizeof(float) * m.arena.size()), 0.55,
