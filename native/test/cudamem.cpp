@@ -2,7 +2,8 @@
 // allocator accounting. Builds a random-weight model of the given shape in host memory (no download), binds
 // it to the CUDA backend in bf16, then measures with memory_stats(): the weights; the LoRA parameters,
 // gradients and AdamW moments; the peak of one LoRA training step (batch × sequence as in the plan, rank 8
-// on all seven projections, activation checkpointing); and the peak of one Taylor importance pass. Prints
+// on all seven projections, activation checkpointing); the peak of one Taylor importance pass; and the peak
+// of one evaluation batch (the plan's largest: 4,096 computed tokens over 8,082 positions). Prints
 // the measured GiB beside the plan's estimate for the same setting. Shapes: "7b" (LLaMA-7B: the largest the
 // plan covers), "tiny" (seconds, for the emulator).
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "grad_pass.h"
 #include "model.h"
 #include "prune.h"
+#include "runtime.h"
 #include "trainer.h"
 
 using namespace tailor;
@@ -26,7 +28,8 @@ namespace {
 
 struct Shape {
   int dim, layers, heads, ffn, vocab, batch, seq;
-  double plan_weights, plan_lora, plan_step, plan_taylor;  // GiB, from docs/memory-plan.md (0: no estimate)
+  double plan_weights, plan_lora, plan_step, plan_taylor, plan_eval;  // GiB, from docs/memory-plan.md (0: no estimate)
+  int eval_len, eval_shared;  // the evaluation batch: two requests of eval_len tokens, the second taking eval_shared from the first
 };
 
 double gib(uint64_t b) { return double(b) / double(1ull << 30); }
@@ -51,8 +54,9 @@ void fill(Arena& a) {
 
 int memory_plan_run(int device, const std::string& which) {
   Shape s;
-  if (which == "7b") s = {4096, 32, 32, 11008, 32000, 4, 256, 12.55, 0.30, 1.26, 15.03};
-  else if (which == "tiny") s = {128, 4, 4, 344, 512, 2, 32, 0, 0, 0, 0};
+  // 7b's evaluation batch is BoolQ's largest in the plan: 4,041 + 55 = 4,096 computed tokens, 8,082 positions
+  if (which == "7b") s = {4096, 32, 32, 11008, 32000, 4, 256, 12.55, 0.30, 1.26, 15.03, 13.98, 4041, 3986};
+  else if (which == "tiny") s = {128, 4, 4, 344, 512, 2, 32, 0, 0, 0, 0, 0, 200, 150};
   else fail(ErrorCode::ARG, "--memory-plan takes 7b or tiny");
   auto t0 = std::chrono::steady_clock::now();
   auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -113,8 +117,24 @@ int memory_plan_run(int device, const std::string& which) {
   gpu->reset_peak();
   TaylorStats ts = taylor_tensor_stats(m, *gpu, calibration_batch(calib), CancelToken{});
   const uint64_t taylor_peak = gpu->memory_stats().peak - s0.in_use;
+  std::printf("memory plan: Taylor pass loss %.4f\n", ts.loss);
+  // one evaluation batch as eval.ts makes them (batches of up to 4,096 computed tokens): the second request's
+  // prefix in common with the first is copied in the packed cache, not computed
+  std::vector<std::vector<int>> reqs(2);
+  for (int t = 0; t < s.eval_len; t++) reqs[0].push_back(int(rng() % uint32_t(s.vocab)));
+  // eval_shared + 1 tokens in common: the last of them is computed again, as it predicts the first of its own
+  reqs[1].assign(reqs[0].begin(), reqs[0].begin() + s.eval_shared + 1);
+  reqs[1].push_back((reqs[0][size_t(s.eval_shared) + 1] + 1) % s.vocab);
+  while (int(reqs[1].size()) < s.eval_len) reqs[1].push_back(int(rng() % uint32_t(s.vocab)));
+  ScoreOptions so;
+  so.max_batch_tokens = 2 * s.eval_len - s.eval_shared;
+  gpu->reset_peak();
+  auto scored = score_sequences(m, *gpu, reqs, so, CancelToken{}, nullptr);
+  const uint64_t eval_peak = gpu->memory_stats().peak - s0.in_use;
   const Backend::MemoryStats s2 = gpu->memory_stats();
-  std::printf("memory plan: Taylor pass loss %.4f\n\n", ts.loss);
+  if (scored[1].shared != s.eval_shared) fail(ErrorCode::INTERNAL, "memory plan: the evaluation batch shared " + std::to_string(scored[1].shared) + " positions");
+  std::printf("memory plan: evaluation batch of %lld computed tokens over %d positions (%d shared), mean log-prob %.4f\n\n",
+              (long long)so.max_batch_tokens, 2 * s.eval_len, scored[1].shared, scored[0].nll_sum / -double(s.eval_len - 1));
 
   std::printf("%-58s %12s %12s\n", "part (CUDA allocator's accounting, bf16 weights)", "measured GiB", "plan GiB");
   auto line = [](const char* what, uint64_t b, double plan) {
@@ -125,6 +145,7 @@ int memory_plan_run(int device, const std::string& which) {
   line("LoRA params + grads + AdamW m, v (fp32)", lora, s.plan_lora);
   line("one training step above weights + LoRA (peak)", step_peak, s.plan_step);
   line("Taylor importance pass, all included (peak)", taylor_peak, s.plan_taylor);
+  line("evaluation batch, all included (peak)", eval_peak, s.plan_eval);
   std::printf("%-58s %12.2f %12s\n", "device: total", gib(s2.device_total), "");
   std::printf("%-58s %12.2f %12s\n", "device: free now (cache held: see next line)", gib(s2.device_free), "");
   std::printf("%-58s %12.2f %12s\n", "allocator cache held for reuse", gib(s2.cached), "");

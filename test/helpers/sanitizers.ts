@@ -3,9 +3,12 @@
 // probe (test/engine-hostile.test.ts) and the CUDA emulator's harness (test/cuda.test.ts) link one build of
 // the engine there. ThreadSanitizer is native/build-tsan. Neither compiles the CUDA kernels with nvcc: the
 // emulator compiles the same sources with the host compiler, which is what the sanitizers instrument.
+// sanitizerBuildAsync does the same without blocking, so that test/cuda.test.ts builds one tree while the
+// other's runs go on.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { REPO_ROOT } from './paths.js';
+import { runAsync } from './spawn.js';
 
 export type Sanitizer = 'asan' | 'tsan';
 
@@ -17,13 +20,37 @@ export interface SanitizedRun {
   stderr: string;
 }
 
+// the tree's folder, and the cmake command lines that configure it and build `targets` there
+function commands(kind: Sanitizer, targets: string[]) {
+  const build = path.join(REPO_ROOT, 'native', `build-${kind}`);
+  return {
+    build,
+    configure: ['-S', path.join(REPO_ROOT, 'native'), '-B', build, `-D${OPTION[kind]}=ON`, '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'],
+    compile: ['--build', build, '--target', ...targets, '-j', '2'],
+  };
+}
+
 /** Builds `targets` in the sanitizer's tree; the result runs one of them with extra environment. */
 export function sanitizerBuild(kind: Sanitizer, targets: string[]) {
-  const build = path.join(REPO_ROOT, 'native', `build-${kind}`);
-  execFileSync('cmake', ['-S', path.join(REPO_ROOT, 'native'), '-B', build, `-D${OPTION[kind]}=ON`, '-DTAILOR_CUDA=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: 'pipe' });
-  execFileSync('cmake', ['--build', build, '--target', ...targets, '-j', '2'], { stdio: 'pipe' });
+  const c = commands(kind, targets);
+  execFileSync('cmake', c.configure, { stdio: 'pipe' });
+  execFileSync('cmake', c.compile, { stdio: 'pipe' });
   return (exe: string, args: string[], env: Record<string, string> = {}): SanitizedRun => {
-    const r = spawnSync(path.join(build, exe), args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 600_000, env: { ...process.env, ...env } });
+    const r = spawnSync(path.join(c.build, exe), args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 600_000, env: { ...process.env, ...env } });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+}
+
+/** The same, without blocking: resolves once the targets are built (rejects, with cmake's output, if they fail
+ * to), with a runner whose runs resolve when they end. */
+export async function sanitizerBuildAsync(kind: Sanitizer, targets: string[]) {
+  const c = commands(kind, targets);
+  for (const args of [c.configure, c.compile]) {
+    const r = await runAsync('cmake', args);
+    if (r.status !== 0) throw new Error(`cmake ${args.join(' ')} failed (${r.status ?? r.signal}):\n${(r.stdout + r.stderr).slice(-4000)}`);
+  }
+  return async (exe: string, args: string[], env: Record<string, string> = {}): Promise<SanitizedRun> => {
+    const r = await runAsync(path.join(c.build, exe), args, { timeoutMs: 600_000, env: { ...process.env, ...env } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 }
