@@ -299,7 +299,10 @@ class CudaBackend final : public Backend {
                          int hd) override {
     use();
     if (attention_tc(hd) && T >= cuda::kAttentionTcMinTokens) return cuda::attention_forward_tc(out, q, kv, pos, slot, T, n_head, n_kv, hd);
-    cuda::attention_forward(out, q, kv, pos, slot, T, n_head, n_kv, hd);
+    // decoding over a long cache splits the keys among blocks: their partial sums in scratch (from the cache)
+    BackendBuffer scratch;
+    if (const int64_t n = cuda::attention_forward_scratch(T, n_head, hd, kv.n_ctx)) scratch.reserve(*this, sizeof(float) * size_t(n));
+    cuda::attention_forward(out, q, kv, pos, slot, T, n_head, n_kv, hd, scratch.f());
   }
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {
     use();

@@ -101,9 +101,15 @@ void add_inplace(float* y, const float* x, int64_t n);
 
 // ---- attention (attention.cu) ----
 // out[T, n_head*hd] = causal softmax(q kᵀ / √hd) v, token t attending to positions 0..pos[t] of slot[t] in
-// the cache (GQA: query head h reads KV head h / (n_head/n_kv)); hd ≤ 256
+// the cache (GQA: query head h reads KV head h / (n_head/n_kv)); hd ≤ 256. With `scratch` (at least
+// attention_forward_scratch floats), a call of few tokens over a long cache (decoding) splits each token's keys
+// among blocks and merges them after (flash-decoding); without it, or where that is 0, one block per head
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
-                       int hd);
+                       int hd, float* scratch = nullptr);
+// the scratch floats a split attention_forward takes for T tokens over a cache of n_ctx positions a slot: 0
+// unless T ≤ 8 and n_ctx ≥ 2·kAttentionSplitKeys (then a split per kAttentionSplitKeys positions)
+int64_t attention_forward_scratch(int64_t T, int n_head, int hd, int n_ctx);
+constexpr int kAttentionSplitKeys = 256;
 
 // the same on bf16 tensor cores (the backend's bf16 mode, for prompts): q and the cached k, v rounded to bf16,
 // p rounded to bf16 for P·V, scores and sums in fp32; blocks of 64 tokens of one slot (others: the fp32 path).

@@ -151,9 +151,18 @@ void bench(int cc, const std::string& device_name) {
     const double bytes = 2.0 * n_ctx * kvs * 4;  // K and V of the slot, if each were read once per call
     std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  (KV %.0f MB: %.0f GB/s if read once)\n", (long long)Tq,
                 n_ctx, ms, bytes / 1e6, bytes / ms / 1e6);
-    const double ms16 = time_ms([&] { cu::attention_forward(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : Tq == 1 ? 50 : 3);
-    std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 cache (KV %.0f MB: %.0f GB/s if read once)\n",
-                (long long)Tq, n_ctx, ms16, bytes / 2e6, bytes / 2 / ms16 / 1e6);
+    // decoding as the backend runs it: the keys split among blocks (given scratch), fp32 and bf16 caches
+    const int64_t split = cu::attention_forward_scratch(Tq, n_head, hd, n_ctx);
+    Dev<float> sc(size_t(std::max<int64_t>(split, 1)));
+    float* scratch = split ? sc.p : nullptr;
+    if (split) {
+      const double mss = time_ms([&] { cu::attention_forward(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd, scratch); }, emulated ? 1 : 50);
+      std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  split in %d (%.0f GB/s; one block a head: %.2f×)\n",
+                  (long long)Tq, n_ctx, mss, (n_ctx + cu::kAttentionSplitKeys - 1) / cu::kAttentionSplitKeys, bytes / mss / 1e6, ms / mss);
+    }
+    const double ms16 = time_ms([&] { cu::attention_forward(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd, scratch); }, emulated ? 1 : Tq == 1 ? 50 : 3);
+    std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 cache%s (KV %.0f MB: %.0f GB/s if read once)\n",
+                (long long)Tq, n_ctx, ms16, split ? ", split" : "", bytes / 2e6, bytes / 2 / ms16 / 1e6);
     if (Tq >= cu::kAttentionTcMinTokens && cc >= 80) {  // the bf16 mode's prompt path
       const double tms = time_ms([&] { cu::attention_forward_tc(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : 3);
       const double tms16 = time_ms([&] { cu::attention_forward_tc(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd); }, emulated ? 1 : 3);

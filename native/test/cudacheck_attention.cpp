@@ -33,6 +33,12 @@ void check_attention(Backend& cpu) {
       {"GQA 6/3 hd=40 mixed 3 slots T=18", 6, 3, 40, 64, 3, mp, ms},
       {"MHA 4/4 hd=256 T=3 @0,1,2", 4, 4, 256, 16, 1, {0, 1, 2}, {0, 0, 0}},
       {"GQA 8/1 hd=8 T=5 @31..35", 8, 1, 8, 40, 1, {31, 32, 33, 34, 35}, {0, 0, 0, 0, 0}},
+      // decoding over caches long enough to split (n_ctx ≥ 2·kAttentionSplitKeys): one slot, tokens of three
+      // slots (one seeing the first split only), a split holding one visible key, head_dim 256's short tiles
+      {"GQA 32/8 hd=128 decode T=1 @1500 (ctx 2048)", 32, 8, 128, 2048, 1, {1500}, {0}},
+      {"GQA 8/2 hd=64 decode 3 slots T=3 @700,40,1023 (ctx 1024)", 8, 2, 64, 1024, 3, {700, 40, 1023}, {2, 0, 1}},
+      {"GQA 6/3 hd=40 T=2 @511,512 (ctx 600)", 6, 3, 40, 600, 1, {511, 512}, {0, 0}},
+      {"MHA 4/4 hd=256 T=8 @600..607 (ctx 640)", 4, 4, 256, 640, 1, {600, 601, 602, 603, 604, 605, 606, 607}, {0, 0, 0, 0, 0, 0, 0, 0}},
   };
   for (const Case& c : cases) {
     const int64_t T = int64_t(c.pos.size()), kvs = int64_t(c.n_kv) * c.hd, qd = int64_t(c.n_head) * c.hd;
@@ -47,22 +53,33 @@ void check_attention(Backend& cpu) {
     Dev<int> gp(c.pos), gs(c.slot);
     KvView gview{gkc.p, gvc.p, c.n_ctx, int(kvs)};
     cu::kv_store(gview, gk.p, gv.p, gp.p, gs.p, T);
-    cu::attention_forward(gout.p, gq.p, gview, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
+    // one block per head, and (where the call splits) the keys split among blocks, merged after
+    const int64_t split = cu::attention_forward_scratch(T, c.n_head, c.hd, c.n_ctx);
+    Dev<float> scratch(size_t(std::max<int64_t>(split, 1)));
+    auto attend = [&](const KvView& view, const std::string& what, const std::vector<float>& expect) {
+      cu::attention_forward(gout.p, gq.p, view, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
+      report("attention_forward", what, gout.get(), expect, kF32);
+      if (!split) return;
+      std::vector<float> poison(gout.n, std::nanf(""));  // every output must be written by the merge
+      cu::to_device(gout.p, poison.data(), poison.size() * sizeof(float));
+      cu::attention_forward(gout.p, gq.p, view, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd, scratch.p);
+      report("attention_forward", what + ", " + std::to_string((c.n_ctx + cu::kAttentionSplitKeys - 1) / cu::kAttentionSplitKeys) + " splits",
+             gout.get(), expect, kF32);
+    };
     report("kv_store", c.name, gkc.get(), rk, 0.0);
     report("kv_store (v)", c.name, gvc.get(), rv, 0.0);
-    report("attention_forward", c.name, gout.get(), ref, kF32);
+    attend(gview, c.name, ref);
     // the bf16 mode's cache: stored rounded to nearest even (the host's rounding of the CPU's cache, exactly),
     // read widened to fp32 (the CPU's attention over the rounded cache, within fp32 rounding)
     Dev<uint16_t> hk(bf16_vector(kc)), hv(bf16_vector(vc));
     const KvView hview{hk.p, hv.p, c.n_ctx, int(kvs), true};
     cu::kv_store(hview, gk.p, gv.p, gp.p, gs.p, T);
-    cu::attention_forward(gout.p, gq.p, hview, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd);
     auto rk16 = rounded_bf16(rk), rv16 = rounded_bf16(rv);
     cpu.attention_forward(ref.data(), q.data(), KvView{rk16.data(), rv16.data(), c.n_ctx, int(kvs)}, c.pos.data(), c.slot.data(), T, c.n_head,
                           c.n_kv, c.hd);
     report("kv_store", std::string(c.name) + ", bf16 cache", bf16_floats(hk.get()), rk16, 0.0);
     report("kv_store (v)", std::string(c.name) + ", bf16 cache", bf16_floats(hv.get()), rv16, 0.0);
-    report("attention_forward", std::string(c.name) + ", bf16 cache", gout.get(), ref, kF32);
+    attend(hview, std::string(c.name) + ", bf16 cache", ref);
   }
   // scoring's shared prefixes: rows of a packed cache copied, copies of different lengths at once (none reads
   // rows another writes, as score_sequences makes them)
