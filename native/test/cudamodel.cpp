@@ -68,47 +68,29 @@ std::unique_ptr<Model> random_gqa_model() {
   return m;
 }
 
-// logits[T, V] of one sequence from position 0, on the host
-std::vector<float> sequence_logits(const Model& m, Backend& be, const std::vector<int>& ids) {
-  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab_size;
+// logits[T, V] of one sequence from position 0, on the host: the whole sequence in one forward, or in forwards
+// of `chunk` tokens through its KV cache (chunk 1: the decoding path, each token's attention reading the keys
+// and values its predecessors stored)
+std::vector<float> sequence_logits(const Model& m, Backend& be, const std::vector<int>& ids, int64_t chunk = 0) {
+  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab_size, step = chunk > 0 ? chunk : T;
   RopeTable rope = make_rope_table(m.cfg);
   KvCache kv;
   kv.init(be, m.cfg, 1, int(T));
   Workspace ws;
-  Batch b;
-  for (int64_t t = 0; t < T; t++) {
-    b.tokens.push_back(ids[size_t(t)]);
-    b.pos.push_back(int(t));
-    b.slot.push_back(0);
-  }
-  BackendBuffer h, logits;  // [T, dim], [T, V]
-  model_forward(m, be, rope, kv, b, ws, h, CancelToken{});
-  logits.reserve(be, sizeof(float) * size_t(T * V));
-  logits_forward(m, be, h.f(), T, logits.f());
+  BackendBuffer h, logits;  // [step, dim], [step, V]
+  logits.reserve(be, sizeof(float) * size_t(step * V));
   std::vector<float> out(size_t(T * V));
-  be.download(out.data(), logits.f(), out.size() * sizeof(float));
-  return out;
-}
-
-// logits[T, V] of one sequence fed a token at a time through its KV cache (the decoding path: each token's
-// attention reads the keys and values its predecessors stored), on the host
-std::vector<float> decoded_logits(const Model& m, Backend& be, const std::vector<int>& ids) {
-  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab_size;
-  RopeTable rope = make_rope_table(m.cfg);
-  KvCache kv;
-  kv.init(be, m.cfg, 1, int(T));
-  Workspace ws;
-  BackendBuffer h, logits;  // [1, dim], [1, V]
-  logits.reserve(be, sizeof(float) * size_t(V));
-  std::vector<float> out(size_t(T * V));
-  for (int64_t t = 0; t < T; t++) {
+  for (int64_t t0 = 0; t0 < T; t0 += step) {
+    const int64_t n = std::min(step, T - t0);
     Batch b;
-    b.tokens = {ids[size_t(t)]};
-    b.pos = {int(t)};
-    b.slot = {0};
+    for (int64_t t = t0; t < t0 + n; t++) {
+      b.tokens.push_back(ids[size_t(t)]);
+      b.pos.push_back(int(t));
+      b.slot.push_back(0);
+    }
     model_forward(m, be, rope, kv, b, ws, h, CancelToken{});
-    logits_forward(m, be, h.f(), 1, logits.f());
-    be.download(out.data() + t * V, logits.f(), sizeof(float) * size_t(V));
+    logits_forward(m, be, h.f(), n, logits.f());
+    be.download(out.data() + t0 * V, logits.f(), sizeof(float) * size_t(n * V));
   }
   return out;
 }
@@ -242,9 +224,9 @@ void check_bf16(Model& m, const std::string& label, Backend& cpu, int device, co
   auto lr = sequence_logits(m, ref, ids);
   // the same sequence a token at a time: the decoding path, the fp32 attention kernel over the bf16 cache
   const std::vector<int> head(ids.begin(), ids.begin() + std::min<size_t>(24, ids.size()));
-  auto dr = decoded_logits(m, ref, head), dg = decoded_logits(m, *gpu, head);
+  auto dr = sequence_logits(m, ref, head, 1), dg = sequence_logits(m, *gpu, head, 1);
   m.arena = saved;
-  auto df = decoded_logits(m, cpu, head);
+  auto df = sequence_logits(m, cpu, head, 1);
   // the GPU against the bf16 reference: fp32 parity where activations stay fp32 (the tiled kernels); on tensor
   // cores, rounding the product inputs to bf16 makes the reference discontinuous: fp32-level differences upstream
   // flip single roundings, so exact parity cannot hold through a model (each op is exact in its own rows), and
