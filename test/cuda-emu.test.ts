@@ -23,6 +23,8 @@ const { DEFAULT_TRAIN, Trainer } = await import('../electron/core/train/trainer.
 const { promptCompletionExamples } = await import('../electron/core/train/data.js');
 const { calibrationFromText, pruneModel, writePruned } = await import('../electron/core/prune/prune.js');
 const { exportModel } = await import('../electron/core/export/export.js');
+const { randomModel } = await import('../electron/core/formats/model-tensors.js');
+const { writeHfFolder } = await import('../electron/core/formats/safetensors-write.js');
 
 const HF = shared('models', 'stories260K-hf');
 const GGUF = shared('models', 'stories260K', 'stories260K.gguf');
@@ -231,6 +233,32 @@ test("the KV cache holds what a call needs: scoring each token's keys and values
     assert.ok(whole.extra - reach.extra >= 0.9 * saved,
       `the default cache is ${IDS.length + 6} positions, not the model's ${contextLength}: ${reach.extra} bytes against ${whole.extra}`);
   });
+});
+
+test('bf16 weights keep the KV cache in bf16 where the tensor cores take the head size: a long generation holds half the keys and values, and splitting them gives the same tokens', { skip: !built }, async () => {
+  // stories260K's head_dim 8 has no tensor-core attention (its cache stays fp32): a random model of head_dim 16
+  const dir = tempDir('tailor-kv16-');
+  try {
+    const layers = 2, nKvHead = 2, headDim = 16;
+    writeHfFolder(dir, randomModel({ dim: 64, nLayers: layers, nHead: 4, nKvHead, headDim, ffn: 128, vocabSize: 256, contextLength: 1024, tied: false, seed: 21 }));
+    const prompt = [1, 17, 93, 200, 5, 44, 120, 7];
+    // the device memory a generation adds, and its tokens: nCtx 1024 splits each step's keys among blocks
+    const run = (m: M, nCtx?: number) => async () => {
+      const held = deviceMemory({ resetPeak: true })!.inUse;
+      const g = await m.generateIds(prompt, { maxTokens: 6, nCtx, stopAtEos: false, temperature: 0 });
+      return { extra: deviceMemory()!.peak - held, tokens: g.tokens };
+    };
+    await withModels([[dir, { backend: 'cuda', noTokenizer: true }], [dir, { backend: 'cuda', weights: 'bf16', noTokenizer: true }]], async (f32, bf16) => {
+      const a = await run(f32, 1024)(), b = await run(bf16, 1024)();
+      const fp32Cache = layers * 1024 * nKvHead * headDim * 2 * 4; // keys and values of every layer, fp32
+      const saved = a.extra - b.extra;
+      assert.ok(Math.abs(saved - fp32Cache / 2) <= 4096, `bf16 saves half the cache (${fp32Cache / 2} bytes): ${saved} (${a.extra} against ${b.extra})`);
+      // the same model with a cache of prompt + maxTokens positions: one block a head, not split; greedy tokens equal
+      for (const m of [f32, bf16]) assert.deepEqual((await run(m)()).tokens, (m === f32 ? a : b).tokens);
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('LoRA on the device follows the CPU loss curve; merged into a released model it equals the CPU merge bit for bit', { skip: !built }, async () => {

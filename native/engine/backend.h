@@ -43,7 +43,6 @@ struct KvView {
   float* v32() const { return static_cast<float*>(v); }
   uint16_t* k16() const { return static_cast<uint16_t*>(k); }
   uint16_t* v16() const { return static_cast<uint16_t*>(v); }
-  size_t elem_bytes() const { return bf16 ? 2 : 4; }
 };
 
 // cache rows src..src+rows−1 → dst..dst+rows−1: a packed cache's shared prefix, from the rows where an earlier
