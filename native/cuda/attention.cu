@@ -90,6 +90,29 @@ __device__ inline int slot_of_rows(const int* __restrict__ slot, const int* __re
   return sl;
 }
 
+// The block's tokens of one slot against its keys j_begin..j_end−1 (kb/vb: that slot's rows at their kv head),
+// the keys streamed through shared memory (sm) in tiles of nk that all the block's warps read: warp w's query
+// row (row w of qrows, stride qs; `rows` of them) into its online softmax r, keys up to its position pt (−1: no
+// token). Every thread of the block calls it (it has barriers).
+template <typename E>
+__device__ void tiled_keys(OnlineRow& r, float* sm, const float* __restrict__ qrows, int64_t qs, int rows, const E* __restrict__ kb,
+                           const E* __restrict__ vb, int j_begin, int j_end, int pt, int hd, int kv_stride, int nk, float scale) {
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, st = hd + 1;
+  float* kt = sm;            // key tile [nk][st]
+  float* vt = kt + nk * st;  // value tile [nk][st]
+  float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
+  load_rows(qt, hd, qrows, qs, kTileRows, rows, hd);
+  for (int j0 = j_begin; j0 < j_end; j0 += nk) {
+    const int n = imin(nk, j_end - j0);
+    __syncthreads();  // every warp is done with the previous tile (and, the first time, qt is stored)
+    load_rows(kt, st, kb + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
+    load_rows(vt, st, vb + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
+    __syncthreads();
+    if (j0 > pt) continue;  // warp-uniform: no key of this tile is visible from this token (or no token)
+    online_tile(r, qt + w * hd, kt, vt, st, imin(n, pt + 1 - j0), hd, scale, lane);  // keys j0.. ≤ pos
+  }
+}
+
 // out[T, n_head*hd], q[T, n_head*hd], kc/vc[slot, n_ctx, kv_stride] (kv head g at columns g*hd..; E fp32 or bf16
 // bits, widened to fp32 as tiles are loaded), pos[T], slot[T]. Block: tokens t0..t0+kTileRows−1 (warp w: t0 + w)
 // and head blockIdx.y; nk keys per tile (attention_tile(hd)). grid (ceil(T / kTileRows), n_head), block kTileThreads
@@ -114,23 +137,10 @@ __global__ void attention_forward_kernel(float* __restrict__ out, const float* _
     }
     return;
   }
-  const int last = block_last, st = hd + 1;
   const int pt = t < T ? pos[t] : -1;  // this warp's position (−1: no token)
   const int64_t base = int64_t(block_slot) * n_ctx * kv_stride + int64_t(g) * hd;
-  float* kt = sm;            // key tile [nk][st]
-  float* vt = kt + nk * st;  // value tile [nk][st]
-  float* qt = vt + nk * st;  // the block's query rows [kTileRows][hd]
-  load_rows(qt, hd, q + t0 * qs + int64_t(h) * hd, qs, kTileRows, rows, hd);
   OnlineRow r;
-  for (int j0 = 0; j0 <= last; j0 += nk) {
-    const int n = imin(nk, last + 1 - j0);
-    __syncthreads();  // every warp is done with the previous tile
-    load_rows(kt, st, kc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
-    load_rows(vt, st, vc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
-    __syncthreads();
-    if (j0 > pt) continue;  // warp-uniform: no key of this tile is visible from this token (or no token)
-    online_tile(r, qt + w * hd, kt, vt, st, imin(n, pt + 1 - j0), hd, scale, lane);  // keys j0.. ≤ pos
-  }
+  tiled_keys(r, sm, q + t0 * qs + int64_t(h) * hd, qs, rows, kc + base, vc + base, 0, block_last + 1, pt, hd, kv_stride, nk, scale);
   if (pt < 0) return;  // past the last barrier
   online_store(r, out + t * qs + int64_t(h) * hd, hd, lane);
 }
@@ -164,21 +174,9 @@ __global__ void attention_split_kernel(float* __restrict__ part, const float* __
       walk_keys(r, qr, kc + base, vc + base, j_begin, imin(j_begin + kAttentionSplitKeys, pt + 1), hd, kv_stride, scale, lane);
     }
   } else {
-    const int j_end = imin(j_begin + kAttentionSplitKeys, block_last + 1), st = hd + 1;  // block-uniform
+    const int j_end = imin(j_begin + kAttentionSplitKeys, block_last + 1);  // block-uniform
     const int64_t base = int64_t(block_slot) * n_ctx * kv_stride + int64_t(g) * hd;
-    float* kt = sm;            // key tile [nk][st]
-    float* vt = kt + nk * st;  // value tile [nk][st]
-    float* qt = vt + nk * st;  // the tokens' query rows [kTileRows][hd]
-    load_rows(qt, hd, q + int64_t(h) * hd, qs, kTileRows, T, hd);
-    for (int j0 = j_begin; j0 < j_end; j0 += nk) {
-      const int n = imin(nk, j_end - j0);
-      __syncthreads();  // every warp is done with the previous tile (and, the first time, qt is stored)
-      load_rows(kt, st, kc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
-      load_rows(vt, st, vc + base + int64_t(j0) * kv_stride, kv_stride, n, n, hd);
-      __syncthreads();
-      if (j0 > pt) continue;  // warp-uniform: no key of this tile is visible from this token (or no token)
-      online_tile(r, qt + w * hd, kt, vt, st, imin(n, pt + 1 - j0), hd, scale, lane);
-    }
+    tiled_keys(r, sm, q + int64_t(h) * hd, qs, T, kc + base, vc + base, j_begin, j_end, pt, hd, kv_stride, nk, scale);
   }
   if (w >= T) return;  // past the last barrier
   float* p = part + ((int64_t(c) * T + w) * n_head + h) * (hd + 2);
