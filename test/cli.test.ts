@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 import { golden, maxAbsDiff } from './helpers/golden.js';
-import { Model } from '../electron/core/engine/engine.js';
+import { Model, kvCacheOf } from '../electron/core/engine/engine.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
 const HF = shared('models', 'stories260K-hf');
@@ -26,23 +26,28 @@ test('tailor info --json: architecture, parameters, per-layer shapes, tokenizer'
   assert.equal(i.contextLength, 512);
   assert.equal(i.tokenizer, 'sentencepiece');
   assert.deepEqual(i.layers[0], { nHead: 8, nKvHead: 4, ffn: 172 });
+  // a generation's cache on the CPU: fp32 keys and values of 4 KV heads × head dim 8 in each of 5 layers
+  assert.deepEqual(i.kvBf16HeadDims, []);
+  assert.deepEqual(i.kvCache, { dtype: 'f32', bytesPerToken: 5 * 2 * 4 * 8 * 4 });
   const text = tailor('info', shared('models', 'stories260K', 'stories260K.bin'));
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /format\s+llama2c/);
   assert.match(text.out, /all 5: 8 heads, 4 KV heads, FFN 172/);
+  assert.match(text.out, /^kv cache {6}fp32, 1\.25 KiB per token \(640 KiB for the 512-token context\)$/m);
 });
 
 test('tailor info reads the header without loading, and says exactly what a load says', async () => {
   for (const p of [HF, shared('models', 'stories260K', 'stories260K.gguf'), shared('models', 'stories260K', 'stories260K.bin')]) {
     const r = tailor('info', p, '--json');
     assert.equal(r.code, 0, r.err);
-    const { engine: _e, ...fromInfo } = JSON.parse(r.out) as Record<string, unknown>;
+    const { engine: _e, kvCache, ...fromInfo } = JSON.parse(r.out) as Record<string, unknown>;
     const m = await Model.load(p);
     try {
       // everything but where a loaded model's host weights are (a state of the load, not of the file)
       const { hostWeights: _h, hostResidentBytes: _r, ...loaded } = JSON.parse(JSON.stringify(m.info)) as Record<string, unknown>;
       assert.equal(_h, 'resident');
       assert.deepEqual(fromInfo, loaded, p);
+      assert.deepEqual(kvCache, kvCacheOf(m.info), p);
     } finally {
       m.dispose();
     }

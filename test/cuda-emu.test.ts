@@ -18,7 +18,7 @@ const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node'
 const built = fs.existsSync(EMU);
 if (built) process.env.TAILOR_ADDON = EMU;
 // imported after TAILOR_ADDON is set: the engine loads the addon it names
-const { EngineError, Model, deviceMemory, engineInfo } = await import('../electron/core/engine/engine.js');
+const { EngineError, Model, deviceMemory, engineInfo, kvCacheOf } = await import('../electron/core/engine/engine.js');
 const { DEFAULT_TRAIN, Trainer } = await import('../electron/core/train/trainer.js');
 const { promptCompletionExamples } = await import('../electron/core/train/data.js');
 const { calibrationFromText, pruneModel, writePruned } = await import('../electron/core/prune/prune.js');
@@ -240,7 +240,8 @@ test('bf16 weights keep the KV cache in bf16 where the tensor cores take the hea
   const dir = tempDir('tailor-kv16-');
   try {
     const layers = 2, nKvHead = 2, headDim = 16;
-    writeHfFolder(dir, randomModel({ dim: 64, nLayers: layers, nHead: 4, nKvHead, headDim, ffn: 128, vocabSize: 256, contextLength: 1024, tied: false, seed: 21 }));
+    writeHfFolder(dir, randomModel({ dim: 64, nLayers: layers, nHead: 4, nKvHead, headDim, ffn: 128, vocabSize: 512, contextLength: 1024, tied: false, seed: 21 }));
+    fs.copyFileSync(path.join(HF, 'tokenizer.model'), path.join(dir, 'tokenizer.model'));  // stories260K's, for tailor info
     const prompt = [1, 17, 93, 200, 5, 44, 120, 7];
     // the device memory a generation adds, and its tokens: nCtx 1024 splits each step's keys among blocks
     const run = (m: M, nCtx?: number) => async () => {
@@ -253,9 +254,22 @@ test('bf16 weights keep the KV cache in bf16 where the tensor cores take the hea
       const fp32Cache = layers * 1024 * nKvHead * headDim * 2 * 4; // keys and values of every layer, fp32
       const saved = a.extra - b.extra;
       assert.ok(Math.abs(saved - fp32Cache / 2) <= 4096, `bf16 saves half the cache (${fp32Cache / 2} bytes): ${saved} (${a.extra} against ${b.extra})`);
+      // what the models say of their caches before any is allocated (kvCacheOf: tailor info's line)
+      assert.deepEqual(kvCacheOf(f32.info), { dtype: 'f32', bytesPerToken: fp32Cache / 1024 });
+      assert.deepEqual(kvCacheOf(bf16.info), { dtype: 'bf16', bytesPerToken: fp32Cache / 2048 });
       // the same model with a cache of prompt + maxTokens positions: one block a head, not split; greedy tokens equal
       for (const m of [f32, bf16]) assert.deepEqual((await run(m)()).tokens, (m === f32 ? a : b).tokens);
     });
+    // tailor info says so, and says why stories260K's cache (head_dim 8) and sm_75's stay fp32
+    const info = (model: string, env: Record<string, string> = {}) => {
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js'), 'info', model, '--backend', 'cuda', '--weights', 'bf16'],
+        { encoding: 'utf8', env: { ...process.env, TAILOR_ADDON: EMU, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      return /^kv cache {6}(.*)$/m.exec(r.stdout)![1];
+    };
+    assert.equal(info(dir), 'bf16 (bf16 weights), 256 bytes per token (256 KiB for the 1,024-token context)');
+    assert.equal(info(HF), 'fp32 (bf16 weights, but the tensor-core attention takes head dims 16, 32, 48, 64, 80, 96, 112, 128, not 8), 1.25 KiB per token (640 KiB for the 512-token context)');
+    assert.equal(info(dir, { TAILOR_CUEMU_CC: '75' }), 'fp32 (bf16 weights, but this device has no bf16 tensor-core attention), 512 bytes per token (512 KiB for the 1,024-token context)');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -93,7 +93,7 @@ test('inspectModel (how the library looks at a file: no weights decoded) refuses
   for (const v of [...valid.map((x) => x.path), shared('models', 'stories260K', 'stories260K.gguf')]) {
     const m = await Model.load(v, { noTokenizer: true });
     try {
-      const { backend: _b, threads: _t, backendKind: _k, backendRequested: _r, backendAutoPick: _a, backendNote: _n, hostWeights: _h, hostResidentBytes: _hr, ...fromLoad } = m.info;
+      const { backend: _b, threads: _t, backendKind: _k, backendRequested: _r, backendAutoPick: _a, backendNote: _n, kvBf16HeadDims: _kv, hostWeights: _h, hostResidentBytes: _hr, ...fromLoad } = m.info;
       assert.deepEqual(await inspectModel(v, { noTokenizer: true }), fromLoad, v);
     } finally {
       m.dispose();

@@ -276,6 +276,12 @@ void backend_fields(Napi::Object& o, const Backend& be, const BackendChoice& cho
   o.Set("backendRequested", backend_kind_name(choice.requested));
   o.Set("backendAutoPick", backend_kind_name(choice.auto_pick));
   o.Set("backendNote", choice.note.empty() ? env.Null() : Napi::Value(Napi::String::New(env, choice.note)));
+  // the head sizes whose KV cache this backend keeps in bf16 (Backend::kv_bf16; every other one is fp32): a
+  // model's cache is known from its header before it is loaded. Head sizes are even and at most 4096 (model.cpp).
+  Napi::Array kv = Napi::Array::New(env);
+  for (int hd = 2; hd <= 4096; hd += 2)
+    if (be.kv_bf16(hd)) kv.Set(kv.Length(), hd);
+  o.Set("kvBf16HeadDims", kv);
 }
 
 Napi::Value AddonModel::Metadata(const Napi::CallbackInfo& info) {

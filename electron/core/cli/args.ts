@@ -110,6 +110,13 @@ export function fmtInt(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** "640 bytes", "1.25 KiB", "2 GiB": binary units, at most two decimals */
+export function fmtBytes(n: number): string {
+  const units: Array<[number, string]> = [[1024 ** 3, 'GiB'], [1024 ** 2, 'MiB'], [1024, 'KiB']];
+  const u = units.find(([d]) => n >= d);
+  return u ? `${Number((n / u[0]).toFixed(2))} ${u[1]}` : `${fmtInt(n)} bytes`;
+}
+
 /** The column-mapping flags of a custom task file (CSV/TSV/JSONL). */
 export const TASK_FILE_OPTIONS = {
   'text-col': { type: 'string' }, 'label-col': { type: 'string' }, 'question-col': { type: 'string' }, 'choices-col': { type: 'string' },

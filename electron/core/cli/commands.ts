@@ -4,13 +4,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { Model, cudaStatusLine, describeBackend, engineInfo, inspectModel } from '../engine/engine.js';
+import { Model, cudaStatusLine, describeBackend, engineInfo, inspectModel, kvCacheOf, type ModelFileInfo } from '../engine/engine.js';
 import { EngineError } from '../engine/errors.js';
 import { generateText } from '../text/generate.js';
 import { perplexity } from '../text/perplexity.js';
 import { formatDuration } from '../text/progress.js';
 import { packageRoot } from './version.js';
-import { dbFor, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, taskArg, TASK_FILE_OPTIONS, type CommandContext } from './args.js';
+import { dbFor, fmtBytes, fmtInt, json, loadOpts, loadWithAdapter, modelArg, num, progressPrinter, str, taskArg, TASK_FILE_OPTIONS, type CommandContext } from './args.js';
 import { runExport } from './export-verb.js';
 import { runRuns } from './runs-verb.js';
 
@@ -54,7 +54,7 @@ async function runInfo(ctx: CommandContext): Promise<void> {
   const backend = await describeBackend(loadOpts(ctx));  // --backend cuda without a device fails first, as a load does
   const i = { ...(await inspectModel(modelPath)), ...backend };
   const engine = engineInfo();
-  if (ctx.values.json) return json(ctx, { ...i, engine });
+  if (ctx.values.json) return json(ctx, { ...i, kvCache: kvCacheOf(i), engine });
   const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
   const lines = [
     `model         ${i.path}`,
@@ -68,6 +68,7 @@ async function runInfo(ctx: CommandContext): Promise<void> {
     `embeddings    ${i.tiedEmbeddings ? 'tied (lm_head = token embeddings)' : 'untied lm_head'}`,
     `backend       ${i.backend}, ${i.threads} threads (--backend ${i.backendRequested}${i.backendRequested === 'auto' ? (i.backendKind === 'cuda' ? ': chose CUDA' : ': CUDA not available') : ''})`,
     `cuda          ${cudaStatusLine(engine.cuda)}`,
+    `kv cache      ${kvCacheLine(i, loadOpts(ctx).weights ?? 'f32')}`,
     uniform ? `layers        all ${i.nLayers}: ${i.layers[0].nHead} heads, ${i.layers[0].nKvHead} KV heads, FFN ${i.layers[0].ffn}` : 'layers        (per layer)',
   ];
   if (!uniform) {
@@ -75,6 +76,17 @@ async function runInfo(ctx: CommandContext): Promise<void> {
     i.layers.forEach((l, k) => lines.push(`  ${String(k).padStart(5)}  ${String(l.nHead).padStart(5)}  ${String(l.nKvHead).padStart(2)}  ${l.ffn}`));
   }
   ctx.out(lines.join('\n') + '\n');
+}
+
+// the cache a generation allocates on this backend: "bf16 (bf16 weights), 512 KiB per token (2 GiB for the 4,096-token context)"
+function kvCacheLine(i: ModelFileInfo & Awaited<ReturnType<typeof describeBackend>>, weights: 'f32' | 'bf16'): string {
+  const kv = kvCacheOf(i);
+  let why = '';
+  if (kv.dtype === 'bf16') why = ' (bf16 weights)';
+  else if (weights === 'bf16' && i.backendKind === 'cuda')
+    why = i.kvBf16HeadDims.length === 0 ? ' (bf16 weights, but this device has no bf16 tensor-core attention)'
+      : ` (bf16 weights, but the tensor-core attention takes head dims ${i.kvBf16HeadDims.join(', ')}, not ${i.headDim})`;
+  return `${kv.dtype === 'bf16' ? 'bf16' : 'fp32'}${why}, ${fmtBytes(kv.bytesPerToken)} per token (${fmtBytes(kv.bytesPerToken * i.contextLength)} for the ${fmtInt(i.contextLength)}-token context)`;
 }
 
 async function runTokenize(ctx: CommandContext): Promise<void> {

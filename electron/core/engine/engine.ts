@@ -136,6 +136,20 @@ export function cudaStatusLine(c: EngineInfo['cuda']): string {
   return `${build}, driver CUDA ${c.driverVersion ?? '?'}; ${devs.join('; ')}${c.cublasLt ? `; cuBLASLt ${c.cublasLt}` : ''}`;
 }
 
+/** A model's KV cache on a backend: its element type, and the bytes one cached position takes. */
+export interface KvCacheInfo {
+  dtype: 'f32' | 'bf16';
+  /** keys and values of every layer for one position (a layer whose heads are all pruned stores none) */
+  bytesPerToken: number;
+}
+
+/** The KV cache a generation allocates, from the model's shapes and its backend's kvBf16HeadDims (no load needed). */
+export function kvCacheOf(i: Pick<RawModelInfo, 'headDim' | 'layers' | 'kvBf16HeadDims'>): KvCacheInfo {
+  const dtype = i.kvBf16HeadDims.includes(i.headDim) ? 'bf16' : 'f32';
+  const kvHeads = i.layers.reduce((s, l) => s + l.nKvHead, 0);
+  return { dtype, bytesPerToken: 2 * kvHeads * i.headDim * (dtype === 'bf16' ? 2 : 4) };
+}
+
 export interface ModelFileInfo extends RawFileInfo {
   path: string;
   tokenizer: string | null;

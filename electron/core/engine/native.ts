@@ -43,6 +43,11 @@ export interface RawModelInfo {
   backendAutoPick: 'cpu' | 'cuda';
   /** why 'auto' chose what it chose (null for an explicit 'cpu') */
   backendNote: string | null;
+  /**
+   * the head sizes whose KV cache this backend keeps in bf16 (CUDA with bf16 weights, where its tensor-core
+   * attention takes the head size); every other head size, and every CPU backend, keeps fp32 (kvCacheOf)
+   */
+  kvBf16HeadDims: number[];
   /** the host's copy of the weights: the fp32 arena ('resident'), or handed back once a device held its copy and decoded from the file when read ('released') */
   hostWeights: 'resident' | 'released';
   /** bytes of the fp32 arena resident in host memory (null where the system cannot say) */
@@ -50,7 +55,7 @@ export interface RawModelInfo {
 }
 /** What a model file says of itself (AddonModel.inspect): the info of a load without the backend's fields. */
 export type RawFileInfo = Omit<RawModelInfo, RawBackendKey>;
-type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote' | RawHostKey;
+type RawBackendKey = 'backend' | 'threads' | 'backendKind' | 'backendRequested' | 'backendAutoPick' | 'backendNote' | 'kvBf16HeadDims' | RawHostKey;
 type RawHostKey = 'hostWeights' | 'hostResidentBytes';
 /** The backend part of a load's info (AddonModel.describeBackend: what a load with those options runs on). */
 export type RawBackendInfo = Pick<RawModelInfo, Exclude<RawBackendKey, RawHostKey>>;

@@ -59,7 +59,7 @@ export function infoFromHfConfig(dir: string): StoredInfo | null {
     ropeLayout: 'interleaved', sourceRopeLayout: 'rotate_half', ropeScaling: { type: 'none', factor: 1 }, ropeFreqFactors: false, tiedEmbeddings: a.tied,
     bosId: num('bos_token_id', 1), eosId: num('eos_token_id', 2), layers: a.layers, nParams: paramCount(a), backend: 'cpu', threads: 0, tokenizer,
     // read from the config, not loaded: no backend has run it yet
-    backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from config.json; not loaded yet',
+    backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from config.json; not loaded yet', kvBf16HeadDims: [],
   };
 }
 
@@ -94,7 +94,7 @@ export class Library {
     // GGUF and llama2.c: the file's own header, checked as a load checks it, without decoding its weights
     const { path: _p, ...file } = await inspectModel(p);
     void _p;
-    const info: StoredInfo = { ...file, backend: 'cpu', threads: 0, backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from the file; not loaded yet' };
+    const info: StoredInfo = { ...file, backend: 'cpu', threads: 0, backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from the file; not loaded yet', kvBf16HeadDims: [] };
     return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }));
   }
 
