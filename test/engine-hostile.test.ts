@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Model, EngineError, inspectModel } from '../electron/core/engine/engine.js';
 import { hostileCases, validCases } from './helpers/hostile.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
-import { sanitizerBuild } from './helpers/sanitizers.js';
+import { sanitizerBuildAsync } from './helpers/sanitizers.js';
 
 const dir = tempDir('tailor-hostile-');
 // leaks too: a parser that gives up must free what it had read
@@ -103,10 +103,10 @@ test('inspectModel (how the library looks at a file: no weights decoded) refuses
   assert.equal(g.tokenizer, 'gguf-llama', 'the embedded tokenizer is found from the metadata');
 });
 
-test('hostile and valid files under AddressSanitizer + UBSan: no report, same verdicts', { timeout: 600_000 }, () => {
-  const run = sanitizerBuild('asan', ['tailor_probe']);
+test('hostile and valid files under AddressSanitizer + UBSan: no report, same verdicts', { timeout: 600_000 }, async () => {
+  const run = await sanitizerBuildAsync('asan', ['tailor_probe']);
   const paths = [...valid.map((v) => v.path), ...cases.map((c) => c.path)];
-  const r = run('tailor_probe', ['load', ...paths], ASAN_ENV);
+  const r = await run('tailor_probe', ['load', ...paths], ASAN_ENV);
   assert.equal(r.stderr.includes('Sanitizer'), false, r.stderr.slice(0, 4000));
   assert.equal(r.status, 0, r.stderr.slice(0, 4000));
   const lines = r.stdout.trim().split('\n');
@@ -116,7 +116,7 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 
   // 300 seeded mutations: any verdict is fine, a sanitizer report or a crash is not
   const muts = mutants(300);
-  const f = run('tailor_probe', ['load', ...muts], ASAN_ENV);
+  const f = await run('tailor_probe', ['load', ...muts], ASAN_ENV);
   assert.equal(f.stderr.includes('Sanitizer'), false, f.stderr.slice(0, 4000));
   assert.equal(f.status, 0, f.stderr.slice(0, 4000));
   const verdicts = f.stdout.trim().split('\n');
@@ -127,26 +127,26 @@ test('hostile and valid files under AddressSanitizer + UBSan: no report, same ve
 
 // The loader's hooks (which the addon uses to copy each tensor to a GPU while the next is read): the same
 // ASan + UBSan build checks their contract on every format, and a load cancelled from a hook stops there.
-test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit; packed scoring batches refused unless whole', { timeout: 600_000 }, () => {
-  const run = sanitizerBuild('asan', ['tailor_probe']);
+test('load hooks under AddressSanitizer + UBSan: progress to the last byte, each range final when reported, cancel; released host weights read back bit for bit; packed scoring batches refused unless whole', { timeout: 600_000 }, async () => {
+  const run = await sanitizerBuildAsync('asan', ['tailor_probe']);
   const probe = (args: string[]) => run('tailor_probe', args, ASAN_ENV);
   // the real rotate-half HF model: its q/k rows are permuted before they are reported
   const paths = [...valid.map((v) => v.path), path.join(REPO_ROOT, 'resources', 'models', 'stories260K')];
   for (const p of paths) {
-    const r = probe(['hooks', p]);
+    const r = await probe(['hooks', p]);
     assert.equal(r.status, 0, r.stderr.slice(0, 4000));
     assert.match(r.stdout.trim(), /^HOOKS allocated=1 tensors=\d+ bytes=[1-9]\d* progress=ok final=ok disjoint=ok inside=ok uncovered=0$/, p);
-    const c = probe(['hooks', p, '2']);
+    const c = await probe(['hooks', p, '2']);
     assert.equal(c.status, 0, c.stderr.slice(0, 4000));
     assert.match(c.stdout.trim(), /^ERROR E_CANCELLED after 2 tensors \(0 after the cancel\)/, p);
     // a load that hands its host pages back (as the addon's does on a GPU): each tensor read again from the file
-    const rel = probe(['release', p]);
+    const rel = await probe(['release', p]);
     assert.equal(rel.status, 0, rel.stderr.slice(0, 4000) + rel.stdout);
     assert.match(rel.stdout.trim(), /^RELEASE released=ok resident=ok read=ok held=ok merged=ok restored=ok /, p);
   }
   // scoring's packed KV cache: a batch whose sequences are not whole, or whose shared prefixes are not copied
   // from rows that hold them, is a clear E_ARG before anything is computed
-  const b = probe(['batches', valid[0].path]);
+  const b = await probe(['batches', valid[0].path]);
   assert.equal(b.status, 0, b.stderr.slice(0, 4000));
   const verdicts = Object.fromEntries(b.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
   for (const ok of ['whole', 'shared-prefix', 'two-segments']) assert.equal(verdicts[ok], 'OK', ok);

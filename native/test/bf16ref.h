@@ -11,18 +11,10 @@
 #include <vector>
 
 #include "backend.h"
+#include "bf16.h"
 #include "model.h"
 
 namespace tailor {
-
-// bf16 bits of f (round to nearest even), back as a float
-inline float bf16_round(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u = ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // The cache attention on tensor cores (attention_forward_tc, attention.cu) as a model: out[T, nh*hd] (written)
 // from q[T, nh*hd] and the cache. In a block of 64 tokens of one slot, q and the cached k, v are rounded to
@@ -127,7 +119,7 @@ class Bf16InputsCpu final : public Backend {
   void kv_store(const KvView& kv, const float* k, const float* v, const int* p, const int* s, int64_t T) override {
     if (!kv_rounded_) return c_.kv_store(kv, k, v, p, s, T);
     const int64_t n = T * kv.kv_stride;
-    c_.kv_store(kv, rounded(k, n).data(), rounded(v, n).data(), p, s, T);
+    c_.kv_store(kv, rounded_bf16(k, size_t(n)).data(), rounded_bf16(v, size_t(n)).data(), p, s, T);
   }
   void kv_copy(const KvView& kv, const KvCopy* c, int n, int max_rows) override { c_.kv_copy(kv, c, n, max_rows); }
   void attention_forward(float* o, const float* q, const KvView& kv, const int* p, const int* s, int64_t T, int nh, int nkv, int hd) override {
@@ -156,7 +148,7 @@ class Bf16InputsCpu final : public Backend {
   void attention_forward_train(float* o, float* a, const float* q, const float* k, const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     if (!tc_att_ || !tc_att_(hd)) return c_.attention_forward_train(o, a, q, k, v, B, Tn, nh, nkv, hd);
     const int64_t nq = int64_t(B) * Tn * nh * hd, nk = int64_t(B) * Tn * nkv * hd;
-    const auto qr = rounded(q, nq), kr = rounded(k, nk), vr = rounded(v, nk);
+    const auto qr = rounded_bf16(q, size_t(nq)), kr = rounded_bf16(k, size_t(nk)), vr = rounded_bf16(v, size_t(nk));
     c_.attention_forward_train(o, a, qr.data(), kr.data(), vr.data(), B, Tn, nh, nkv, hd);
     // out again from the probabilities a[B, nh, Tn, Tn] rounded to bf16, as the kernels' P·V takes them (a
     // itself, which the backward reads, stays as it is)
@@ -179,7 +171,7 @@ class Bf16InputsCpu final : public Backend {
                           const float* v, int B, int Tn, int nh, int nkv, int hd) override {
     if (!tc_att_ || !tc_att_(hd)) return c_.attention_backward(dq, dk, dv, dout, o, a, q, k, v, B, Tn, nh, nkv, hd);
     const int64_t nq = int64_t(B) * Tn * nh * hd, nk = int64_t(B) * Tn * nkv * hd;
-    const auto qr = rounded(q, nq), kr = rounded(k, nk), vr = rounded(v, nk), gr = rounded(dout, nq);
+    const auto qr = rounded_bf16(q, size_t(nq)), kr = rounded_bf16(k, size_t(nk)), vr = rounded_bf16(v, size_t(nk)), gr = rounded_bf16(dout, size_t(nq));
     c_.attention_backward(dq, dk, dv, gr.data(), o, a, qr.data(), kr.data(), vr.data(), B, Tn, nh, nkv, hd);
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override { c_.swiglu_backward(dg, du, dh, g, u, n); }
@@ -195,11 +187,6 @@ class Bf16InputsCpu final : public Backend {
   }
 
  private:
-  static std::vector<float> rounded(const float* x, int64_t n) {
-    std::vector<float> r(x, x + n);
-    for (float& e : r) e = bf16_round(e);
-    return r;
-  }
   Backend& c_;
   const Model* m_;
   bool (*tc_att_)(int hd);

@@ -83,10 +83,8 @@ void check_matmul_bf16(Backend& cpu, int cc) {
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
-    std::vector<uint16_t> xb(x.size()), wb(w.size());
-    std::vector<float> xr(x.size()), wr(w.size());  // the bf16 values as floats
-    for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(xb[i] = bf16_bits(x[i]));
-    for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
+    const auto xb = bf16_vector(x), wb = bf16_vector(w);
+    const auto xr = bf16_floats(xb), wr = bf16_floats(wb);  // the bf16 values as floats
     auto ref_rounded = y0, ref_f32 = y0;
     cpu.matmul_forward(ref_rounded.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);
     cpu.matmul_forward(ref_f32.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
@@ -137,10 +135,8 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
-    std::vector<uint16_t> wb(w.size());
-    std::vector<float> wr(w.size()), xr(x.size());
-    for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
-    for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(bf16_bits(x[i]));
+    const auto wb = bf16_vector(w);
+    const auto wr = bf16_floats(wb), xr = rounded_bf16(x);
     auto ref_tiled = y0, ref_tc = y0;
     cpu.matmul_forward(ref_tiled.data(), x.data(), wr.data(), c.T, c.in, c.out, c.acc);
     cpu.matmul_forward(ref_tc.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);
@@ -157,8 +153,7 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
       report("matmul_bf16w wmma", shape(c.T, c.in, c.out, c.acc) + " vs bf16 W and x", dy.get(), ref_tc, kF32);
     }
     auto g = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in));
-    std::vector<float> gr(g.size());
-    for (size_t i = 0; i < g.size(); i++) gr[i] = bf16_value(bf16_bits(g[i]));
+    const auto gr = rounded_bf16(g);
     auto rdx = dx0, rdx_tc = dx0;
     cpu.matmul_backward(rdx.data(), nullptr, g.data(), x.data(), wr.data(), c.T, c.in, c.out);
     cpu.matmul_backward(rdx_tc.data(), nullptr, gr.data(), x.data(), wr.data(), c.T, c.in, c.out);
@@ -217,11 +212,8 @@ void check_cublaslt(Backend& cpu, int cc) {
   for (const Case& c : {Case{1, 288, 768, false}, Case{37, 101, 203, true}, Case{64, 256, 512, false}}) {
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     auto dy = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in)), dw0 = randf(size_t(c.out * c.in), 0.01f);
-    std::vector<uint16_t> xb(x.size()), wb(w.size()), dyb(dy.size());
-    std::vector<float> xr(x.size()), wr(w.size()), dyr(dy.size());
-    for (size_t i = 0; i < x.size(); i++) xr[i] = bf16_value(xb[i] = bf16_bits(x[i]));
-    for (size_t i = 0; i < w.size(); i++) wr[i] = bf16_value(wb[i] = bf16_bits(w[i]));
-    for (size_t i = 0; i < dy.size(); i++) dyr[i] = bf16_value(dyb[i] = bf16_bits(dy[i]));
+    const auto xb = bf16_vector(x), wb = bf16_vector(w), dyb = bf16_vector(dy);
+    const auto xr = bf16_floats(xb), wr = bf16_floats(wb), dyr = bf16_floats(dyb);
     auto ref = y0, ref_b = y0, rdx = dx0, rdw = dw0, rdx_b = dx0;
     cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
     cpu.matmul_forward(ref_b.data(), xr.data(), wr.data(), c.T, c.in, c.out, c.acc);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "bf16.h"
 #include "forward.h"
 #include "kernels.h"
 #include "model.h"
@@ -67,30 +68,13 @@ struct Dev {
   }
 };
 
-// round to nearest even, as __float2bfloat16_rn does for finite values
-inline uint16_t bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-inline float bf16_value(uint16_t b) {
-  uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-// a vector's bf16 bits, those bits' values, and its values rounded to bf16
-inline std::vector<uint16_t> bf16_vector(const std::vector<float>& x) {
-  std::vector<uint16_t> b(x.size());
-  for (size_t i = 0; i < x.size(); i++) b[i] = bf16_bits(x[i]);
-  return b;
-}
-inline std::vector<float> bf16_floats(const std::vector<uint16_t>& b) {
-  std::vector<float> f(b.size());
-  for (size_t i = 0; i < b.size(); i++) f[i] = bf16_value(b[i]);
-  return f;
-}
-inline std::vector<float> rounded_bf16(const std::vector<float>& x) { return bf16_floats(bf16_vector(x)); }
+// the host's bf16 (bf16.h)
+using tailor::bf16_bits;
+using tailor::bf16_floats;
+using tailor::bf16_round;
+using tailor::bf16_value;
+using tailor::bf16_vector;
+using tailor::rounded_bf16;
 
 // one table row: normwise error of got against ref (non-finite values fail)
 template <typename T>

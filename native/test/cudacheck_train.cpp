@@ -140,11 +140,6 @@ void check_attention_train_tc(int cc) {
       {"GQA 6/3 hd=48 B=1 Tn=70", 1, 70, 6, 3, 48},   {"MHA 2/2 hd=16 B=1 Tn=1", 1, 1, 2, 2, 16},
       {"GQA 4/1 hd=80 B=2 Tn=65", 2, 65, 4, 1, 80},   {"GQA 4/2 hd=128 B=1 Tn=90", 1, 90, 4, 2, 128},
   };
-  auto round = [](const std::vector<float>& x) {
-    std::vector<float> r(x.size());
-    for (size_t i = 0; i < x.size(); i++) r[i] = bf16_value(bf16_bits(x[i]));
-    return r;
-  };
   for (const Case& c : cases) {
     if (left_out_for_races(int64_t(c.B) * c.nh * c.Tn * c.Tn * c.hd)) continue;
     const int64_t rows = int64_t(c.B) * c.Tn, qd = int64_t(c.nh) * c.hd, kd = int64_t(c.nkv) * c.hd;
@@ -158,8 +153,8 @@ void check_attention_train_tc(int cc) {
     const double scale = 1.0 / std::sqrt(double(c.hd));
     auto reference = [&](bool model, std::vector<double>& rout, std::vector<double>& rlse, std::vector<double>& rdq, std::vector<double>& rdk,
                          std::vector<double>& rdv) {
-      const auto qq = model ? round(q) : q, kk = model ? round(k) : k, vv = model ? round(v) : v, gg = model ? round(dout) : dout;
-      auto bfr = [&](double x) { return model ? double(bf16_value(bf16_bits(float(x)))) : x; };
+      const auto qq = model ? rounded_bf16(q) : q, kk = model ? rounded_bf16(k) : k, vv = model ? rounded_bf16(v) : v, gg = model ? rounded_bf16(dout) : dout;
+      auto bfr = [&](double x) { return model ? double(bf16_round(float(x))) : x; };
       rout.assign(q.size(), 0.0);
       rlse.assign(lse.size(), 0.0);
       rdq.assign(dq0.begin(), dq0.end());
@@ -337,9 +332,8 @@ void check_train_pointwise() {
 void check_wg_term_sums(Backend& cpu) {
   const int64_t R = 37, C = 1000;  // neither a multiple of a block
   auto w = randf(size_t(R * C), 0.05f), g = randf(size_t(R * C), 0.01f);
-  std::vector<uint16_t> wb(w.size());
-  std::vector<float> wr(w.size());  // w rounded to bf16
-  for (size_t i = 0; i < w.size(); i++) wb[i] = bf16_bits(w[i]), wr[i] = bf16_value(wb[i]);
+  const auto wb = bf16_vector(w);
+  const auto wr = bf16_floats(wb);  // w rounded to bf16
   Dev<float> gw(w), gg(g);
   Dev<uint16_t> gwb(wb);
   const char* names[3] = {"|w·g|", "w·g", "(w·g)²"};

@@ -3,9 +3,8 @@
 // probe (test/engine-hostile.test.ts) and the CUDA emulator's harness (test/cuda.test.ts) link one build of
 // the engine there. ThreadSanitizer is native/build-tsan. Neither compiles the CUDA kernels with nvcc: the
 // emulator compiles the same sources with the host compiler, which is what the sanitizers instrument.
-// sanitizerBuildAsync does the same without blocking, so that test/cuda.test.ts builds one tree while the
-// other's runs go on.
-import { execFileSync, spawnSync } from 'node:child_process';
+// Builds and runs do not block the event loop, so that test/cuda.test.ts builds one tree while the other's
+// runs go on.
 import * as path from 'node:path';
 import { REPO_ROOT } from './paths.js';
 import { runAsync } from './spawn.js';
@@ -30,19 +29,9 @@ function commands(kind: Sanitizer, targets: string[]) {
   };
 }
 
-/** Builds `targets` in the sanitizer's tree; the result runs one of them with extra environment. */
-export function sanitizerBuild(kind: Sanitizer, targets: string[]) {
-  const c = commands(kind, targets);
-  execFileSync('cmake', c.configure, { stdio: 'pipe' });
-  execFileSync('cmake', c.compile, { stdio: 'pipe' });
-  return (exe: string, args: string[], env: Record<string, string> = {}): SanitizedRun => {
-    const r = spawnSync(path.join(c.build, exe), args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 600_000, env: { ...process.env, ...env } });
-    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  };
-}
-
-/** The same, without blocking: resolves once the targets are built (rejects, with cmake's output, if they fail
- * to), with a runner whose runs resolve when they end. */
+/** Builds `targets` in the sanitizer's tree without blocking: resolves once they are built (rejects, with
+ * cmake's output, if they fail to), with a runner of one of them (extra environment) whose runs resolve when
+ * they end. */
 export async function sanitizerBuildAsync(kind: Sanitizer, targets: string[]) {
   const c = commands(kind, targets);
   for (const args of [c.configure, c.compile]) {
