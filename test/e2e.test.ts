@@ -156,6 +156,11 @@ test('the whole wizard with two ratios: live progress, the recovery table, Histo
   await wizardToPruning();
   assert.deepEqual(await tid('prune-ratio-chip').allTextContents().then((t) => t.map((s) => s.replace(/[^\d.]/g, ''))), ['0.2', '0.5']);
   assert.match(String(await tid('prune-plan-params').textContent()), /211,072/);
+  // kept MLP channels in multiples of 8: the live plan keeps 144 a layer instead of 137, and back
+  await tid('prune-round-to').selectOption('8');
+  await page.waitForFunction(() => /217,792/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
+  await tid('prune-round-to').selectOption('1');
+  await page.waitForFunction(() => /211,072/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
   await shot('04-wizard-pruning');
   const runId = await wizardFinish('e2e first', { epochs: '1', trainshots: '60' });
   await page.waitForSelector('[data-testid=run-stage][data-status=running]', { timeout: 60_000 });

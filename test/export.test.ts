@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
 import { Model } from '../electron/core/engine/engine.js';
 import { exportModel } from '../electron/core/export/export.js';
+import { GGML_TYPE, readGgufHeader } from '../electron/core/formats/gguf-write.js';
 import { randomModel } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
 import { calibrationFromText, pruneModel, writePruned } from '../electron/core/prune/prune.js';
@@ -95,11 +96,11 @@ async function exportGguf(src: string, name: string, dtype: 'f32' | 'q8_0' = 'f3
   }
 }
 
-async function prunedStories(name: string, global: boolean): Promise<string> {
+async function prunedStories(name: string, global: boolean, roundTo = 1): Promise<string> {
   const m = await Model.load(HF);
   try {
     const calib = calibrationFromText(m.requireTokenizer().encode(TEXT.slice(0, 100_000)), 10, 64, 0, 1);
-    const r = await pruneModel(m, { ratio: 0.4, method: 'taylor', calib, global, scope: { attnLayers: [0, 4], mlpLayers: [0, 4] } });
+    const r = await pruneModel(m, { ratio: 0.4, method: 'taylor', calib, global, scope: { attnLayers: [0, 4], mlpLayers: [0, 4], roundTo } });
     const out = path.join(dir, name);
     writePruned(out, r, HF);
     return out;
@@ -121,6 +122,26 @@ test('stories260K (GQA, uniform → llama) in llama.cpp: the same probabilities 
     const [a, b] = [await llamaProbs(q8.file, s.ids, 512), await tailorProbs(q8.file, s.ids)];
     const top = (p: Float64Array) => p.indexOf(Math.max(...p));
     assert.deepEqual(a.map(top), b.map(top), 'Q8_0: the same top token at every position');
+  }
+});
+
+test('pruned with --round-to 32, stories260K\'s down projections are quantized in a q8_0 GGUF (103 channels leave them f32), and llama.cpp keeps the top token', async () => {
+  for (const [roundTo, ffn, down] of [[1, 103, GGML_TYPE.F32], [32, 128, GGML_TYPE.Q8_0]] as const) {
+    const pruned = await prunedStories(`pruned-round-${roundTo}`, false, roundTo);
+    const q8 = await exportGguf(pruned, `pruned-round-${roundTo}-q8.gguf`, 'q8_0');
+    const h = readGgufHeader(new Uint8Array(fs.readFileSync(q8.file)));
+    for (let l = 0; l < 5; l++) {
+      const t = h.tensors.find((x) => x.name === `blk.${l}.ffn_down.weight`)!;
+      assert.equal(t.ne[0], BigInt(ffn), `layer ${l}: a row of ${ffn} channels`);
+      assert.equal(t.type, down, `layer ${l}, round-to ${roundTo}`);
+      assert.equal(h.tensors.find((x) => x.name === `blk.${l}.ffn_up.weight`)!.type, GGML_TYPE.Q8_0);
+    }
+    if (roundTo === 1) continue;
+    for (const s of [golden('stories260K').sequences.once_upon_a_time, golden('stories260K').sequences.tinystories_64]) {
+      const [a, b] = [await llamaProbs(q8.file, s.ids, 512), await tailorProbs(q8.file, s.ids)];
+      const top = (p: Float64Array) => p.indexOf(Math.max(...p));
+      assert.deepEqual(a.map(top), b.map(top), 'the same top token at every position');
+    }
   }
 });
 

@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import { EngineError, Model } from '../electron/core/engine/engine.js';
 import { randomModel, type ModelTensors } from '../electron/core/formats/model-tensors.js';
 import { writeHfFolder } from '../electron/core/formats/safetensors-write.js';
-import { archFromHfConfig, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
-import { calibrationFromExamples, calibrationFromText, pruneModel, sliceLoaded, sliceModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
+import { archFromHfConfig, keptChannels, planLocal, ratioForTarget } from '../electron/core/prune/plan.js';
+import { calibrationFromExamples, calibrationFromText, archOf, pruneModel, roundedCounts, sliceLoaded, sliceModel, taskCalibrationRecords, writePruned, type KeptLayer } from '../electron/core/prune/prune.js';
 import { parseSpec } from '../electron/core/pipeline/spec.js';
+import { exportModel } from '../electron/core/export/export.js';
 import { defaultTemplate, getTask, renderExample } from '../electron/core/tasks/index.js';
 import { perplexity } from '../electron/core/text/perplexity.js';
 import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
@@ -43,6 +44,109 @@ test("LLaMA-7B plan from config.json alone: LLM-Pruner's parameter counts, ratio
   assert.equal(JSON.parse(c.stdout).params_after, 4_107_538_432);
   const t = spawnSync(process.execPath, [CLI, 'prune', '--plan', '--config', cfg, '--target-params', '5B', '--layers', '4-29', '--json'], { encoding: 'utf8' });
   assert.ok(JSON.parse(t.stdout).params_after <= 5e9);
+});
+
+test('--round-to: every pruned layer keeps a multiple of N MLP channels, rounded up within the layer; parameter targets still met', () => {
+  // the rule alone: rounded up, never past the largest multiple the layer has, a layer pruning nothing stays whole
+  assert.equal(keptChannels(7444, 11008, 1), 7444);
+  assert.equal(keptChannels(7444, 11008, 8), 7448);
+  assert.equal(keptChannels(7444, 11008, 32), 7456);
+  assert.equal(keptChannels(7444, 11008, 256), 7680);
+  assert.equal(keptChannels(170, 172, 8), 168, 'at most the largest multiple ≤ ffn');
+  assert.equal(keptChannels(172, 172, 8), 172, 'ratio 0 prunes nothing');
+  assert.equal(keptChannels(5, 6, 8), 5, 'a layer smaller than N keeps its count');
+  assert.equal(keptChannels(0, 172, 8), 0);
+  for (const n of [0, 1.5, 2000]) assert.throws(() => keptChannels(10, 100, n), /roundTo must be an integer from 1 to 1024/);
+  let prev = Infinity;
+  for (let k = 11008; k >= 0; k--) {
+    const c = keptChannels(k, 11008, 256);
+    assert.ok(c <= prev && c >= Math.min(k, 10752), `monotone at ${k}`);
+    prev = c;
+  }
+  // LLaMA-7B in layers 4-29 to 5B and 4B: LLM-Pruner's counts are not multiples of 8; rounded ones are, and
+  // each target still holds (the search over ratios is over the rounded plans)
+  const a = archFromHfConfig(LLAMA7B);
+  for (const [target, exact] of [[5e9, 7444], [4e9, 5338]]) {
+    const plain = { attnLayers: [4, 29] as [number, number], mlpLayers: [4, 29] as [number, number] };
+    assert.equal(planLocal(a, ratioForTarget(a, target, plain), plain).layers[4].ffn, exact);
+    for (const roundTo of [8, 32, 256]) {
+      const scope = { ...plain, roundTo };
+      const p = planLocal(a, ratioForTarget(a, target, scope), scope);
+      assert.ok(p.paramsAfter <= target, `${roundTo}: ${p.paramsAfter}`);
+      for (const [i, l] of p.layers.entries()) assert.equal(l.ffn % roundTo, 0, `layer ${i}: ${l.ffn} channels, round-to ${roundTo}`);
+      assert.ok(p.layers[4].ffn >= exact - roundTo && p.layers[4].ffn < exact + 2 * roundTo);
+    }
+  }
+  // the CLI's plan, and a bad value a usage error
+  const cfg = path.join(dir, 'llama7b-round.json');
+  fs.writeFileSync(cfg, JSON.stringify(LLAMA7B));
+  const c = spawnSync(process.execPath, [CLI, 'prune', '--plan', '--config', cfg, '--target-params', '4B', '--layers', '4-29', '--round-to', '32', '--json'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  const j = JSON.parse(c.stdout);
+  assert.ok(j.params_after <= 4e9);
+  assert.deepEqual([...new Set(j.layers.map((l: { ffn: number }) => l.ffn))].sort(), [11008, 5312]);
+  const bad = spawnSync(process.execPath, [CLI, 'prune', '--plan', '--config', cfg, '--ratio', '0.5', '--round-to', '3000'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--round-to must be an integer ≥ 1 and ≤ 1024/);
+});
+
+test('roundedCounts: a global ranking\'s per-layer counts made multiples, no more in all, the largest losses made up first', () => {
+  assert.deepEqual(roundedCounts([52, 61, 45, 50], [96, 96, 96, 96], 8), [48, 64, 48, 48]);  // 208 → 208: +8 to 61 (5 lost) and 45 (5 lost, later)
+  assert.deepEqual(roundedCounts([52, 61, 45, 50], [96, 96, 96, 96], 8).reduce((s, c) => s + c, 0), 208);
+  assert.deepEqual(roundedCounts([13, 3], [16, 4], 8), [8, 3], 'a layer smaller than the multiple keeps its count; 5 left is less than 8');
+  assert.deepEqual(roundedCounts([96, 90], [96, 96], 8), [96, 88], 'never more than the layer has');
+  assert.deepEqual(roundedCounts([0, 7, 9], [32, 32, 32], 8), [0, 8, 8]);
+});
+
+test('--round-to with global ranking: each layer keeps its best channels, as many as the ranking gave it rounded, and the pruned model is exact', async () => {
+  const base = randomModel({ dim: 64, nLayers: 4, nHead: 4, nKvHead: 4, headDim: 16, ffn: 96, vocabSize: 256, contextLength: 64, tied: false, seed: 9 });
+  const src = path.join(dir, 'round-global');
+  writeHfFolder(src, base);
+  const m = await Model.load(src, { noTokenizer: true });
+  try {
+    const calib = [0, 1, 2].map((s) => ({ ids: Int32Array.from({ length: 33 }, (_, i) => (i ? 3 + ((i * 37 + s * 101) % 250) : 1)), weight: new Float32Array(32).fill(1) }));
+    const scope = { attnLayers: [0, 3] as [number, number], mlpLayers: [0, 3] as [number, number] };
+    const plain = await pruneModel(m, { ratio: 0.45, method: 'taylor', global: true, calib, scope });
+    const round = await pruneModel(m, { ratio: 0.45, method: 'taylor', global: true, calib, scope: { ...scope, roundTo: 8 } });
+    const counts = plain.kept.map((k) => k.channels.length);
+    assert.ok(counts.some((n) => n % 8 !== 0), `the ranking alone gives counts off the multiple (${counts.join(' ')})`);
+    // no more kept than the local plan at that ratio, rounded: its parameter count holds
+    const local = planLocal(archOf(m), 0.45, { ...scope, roundTo: 8 });
+    const total = round.kept.reduce((s, k) => s + k.channels.length, 0);
+    assert.ok(total <= local.layers.reduce((s, l) => s + l.ffn, 0) && total > local.layers.reduce((s, l) => s + l.ffn, 0) - 8, `${total}`);
+    assert.ok(round.plan.paramsAfter <= local.paramsAfter);
+    round.kept.forEach((k, i) => {
+      assert.equal(k.channels.length % 8, 0, `layer ${i}: ${k.channels.length}`);
+      // the layer's top channels by the scores the ranking used (ties by index)
+      const top = Array.from(round.scores.mlp[i], (v, c) => [v, c] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, k.channels.length).map((x) => x[1]).sort((x, y) => x - y);
+      assert.deepEqual(k.channels, top, `layer ${i}`);
+      assert.deepEqual(k.attnGroups, plain.kept[i].attnGroups, 'heads are not rounded');
+    });
+    assert.equal(round.plan.layers.reduce((s, l) => s + l.ffn, 0), round.kept.reduce((s, k) => s + k.channels.length, 0));
+    const out = path.join(dir, 'round-global-pruned');
+    writePruned(out, round, src);
+    const z = path.join(dir, 'round-global-zeroed');
+    writeHfFolder(z, zeroed(base, round.kept));
+    const a = await Model.load(out, { noTokenizer: true }), b = await Model.load(z, { noTokenizer: true });
+    try {
+      const ids = [Array.from({ length: 40 }, (_, i) => (i ? 3 + ((i * 13) % 250) : 1))];
+      const [sa] = await a.score(ids), [sb] = await b.score(ids);
+      let worst = 0;
+      for (let k = 0; k < sa.logprob.length; k++) worst = Math.max(worst, Math.abs(sa.logprob[k] - sb.logprob[k]));
+      assert.ok(worst <= 1e-5, `differ by ${worst}`);
+      assert.deepEqual(a.info.layers.map((l) => l.ffn), round.kept.map((k) => k.channels.length));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'pruning.json'), 'utf8')).settings.scope.roundTo, 8);
+      // and the model card of its export says so
+      const card = path.join(dir, 'round-global-hf');
+      await exportModel(a, { format: 'hf', out: card });
+      assert.match(fs.readFileSync(path.join(card, 'README.md'), 'utf8'), /^- layers: attention layers 0–3; MLP layers 0–3, each keeping a multiple of 8 channels$/m);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  } finally {
+    m.dispose();
+  }
 });
 
 /** The unpruned model with every removed head's o_proj columns and removed channel's down_proj columns zeroed. */
@@ -274,6 +378,14 @@ test('pipeline spec: prune.calibTask is a boolean (default false) and excludes p
   assert.equal(parseSpec({ ...base, prune: { calibTask: true } }, '/x').prune.calibTask, true);
   assert.throws(() => parseSpec({ ...base, prune: { calibTask: 'yes' } }, '/x'), /spec: prune\.calibTask must be true .* or false/);
   assert.throws(() => parseSpec({ ...base, prune: { calibTask: true, calibText: 'a.txt' } }, '/x'), /prune\.calibTask .* and prune\.calibText .* exclude each other/);
+});
+
+test('pipeline spec: prune.roundTo is an integer from 1 to 1024 (default 1)', () => {
+  const base = { model: 'm', tasks: ['story_cloze'], outDir: 'o' };
+  assert.equal(parseSpec(base, '/x').prune.roundTo, 1);
+  assert.equal(parseSpec({ ...base, prune: { roundTo: 32 } }, '/x').prune.roundTo, 32);
+  for (const bad of [0, 2.5, 2048, '8'])
+    assert.throws(() => parseSpec({ ...base, prune: { roundTo: bad } }, '/x'), /spec: prune\.roundTo must be an integer from 1 to 1024/, String(bad));
 });
 
 test('pipeline spec: compute chooses the backend and the GPU weight storage (default auto, f32), named in errors', () => {

@@ -57,6 +57,7 @@ test('every payload is checked before anything acts: wrong types, ranges, enums,
     ['prune.plan', { model: 'relative/path', ratio: 0.2, targetParams: null, layers: null }, 'model'],
     ['prune.plan', { model: MODEL, ratio: 1.5, targetParams: null, layers: null }, 'ratio'],
     ['prune.plan', { model: MODEL, ratio: 0.2, targetParams: null, layers: [3, 1] }, 'layers'],
+    ['prune.plan', { model: MODEL, ratio: 0.2, targetParams: null, layers: null, roundTo: 0 }, 'roundTo'],
     ['runs.list', { status: 'bogus', kind: null, query: '', sort: 'newest' }, 'status'],
     ['runs.get', { runId: '../../etc' }, 'runId'],
     ['models.add', { path: '/x\0y' }, 'path'],
@@ -126,6 +127,9 @@ test('the model library: stories260K is there on first start; models are added w
     assert.equal(plan.paramsAfter, 146752);
     const byTarget = await w.invoke('prune.plan', { model: MODEL, ratio: null, targetParams: 211072, layers: null });
     assert.equal(byTarget.paramsAfter, 211072);
+    // kept MLP channels in multiples of 8: 86 a layer become 88
+    const rounded = await w.invoke('prune.plan', { model: MODEL, ratio: 0.5, targetParams: null, layers: null, roundTo: 8 });
+    assert.deepEqual([rounded.paramsAfter, ...new Set(rounded.layers.map((l) => l.ffn))], [148672, 88]);
     await assert.rejects(w.invoke('prune.plan', { model: MODEL, ratio: null, targetParams: 10_000_000, layers: null }), (e: { field?: string }) => e.field === 'targetParams');
     // the LoRA estimate counts the training tokens exactly as the pipeline will build the examples
     const lora = { ...spec('x').lora, trainShots: 50, epochs: 2, maxLen: 64 };
@@ -256,11 +260,12 @@ test('cancel stops a run within a second; resume continues from its last finishe
     const v = await w.invoke('runs.get', { runId });
     assert.equal(v.status, 'cancelled');
     assert.equal(v.resumable, true);
-    // as a run saved by an earlier Tailor, before lora.targets and prune.calibTask existed: still resumable
+    // as a run saved by an earlier Tailor, before lora.targets, prune.calibTask and prune.roundTo existed: still resumable
     const stateFile = path.join(v.outDir!, 'pipeline-state.json');
     const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { spec: { lora: Record<string, unknown>; prune: Record<string, unknown> } };
     delete state.spec.lora.targets;
     delete state.spec.prune.calibTask;
+    delete state.spec.prune.roundTo;
     fs.writeFileSync(stateFile, JSON.stringify(state));
     got['run.progress'].length = 0;
     await w.invoke('runs.resume', { runId });

@@ -118,6 +118,8 @@ export interface SpecInput {
     calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean;
     /** calibrate on the tasks' training prompts instead of calibText (default false) */
     calibTask?: boolean;
+    /** each pruned layer keeps a multiple of this many MLP channels (default 1: LLM-Pruner's counts) */
+    roundTo?: number;
   };
   lora: LoraSettings;
   /** default {backend: 'auto', weights: 'f32'} */
@@ -203,8 +205,8 @@ export interface Methods {
   'tasks.check': { req: { task: TaskRef; seed: number }; res: TaskCheck };
   'prompts.defaults': { req: { task: TaskRef }; res: { task: PromptTemplate; alpaca: PromptTemplate } };
   'prompts.preview': { req: { task: TaskRef; template: TemplateChoice; n: number; seed: number }; res: PromptTemplate[] };
-  'prune.plan': { req: { model: string; ratio: number | null; targetParams: number | null; layers: [number, number] | null }; res: PlanView };
-  'lora.estimate': { req: { model: string; ratio: number; tasks: TaskRef[]; lora: LoraSettings; seed: number }; res: LoraEstimate };
+  'prune.plan': { req: { model: string; ratio: number | null; targetParams: number | null; layers: [number, number] | null; roundTo?: number }; res: PlanView };
+  'lora.estimate': { req: { model: string; ratio: number; tasks: TaskRef[]; lora: LoraSettings; seed: number; roundTo?: number }; res: LoraEstimate };
   'drafts.get': { req: Record<string, never>; res: Draft | null };
   'drafts.save': { req: { spec: Partial<SpecInput>; step: number }; res: { savedAt: number } };
   'drafts.clear': { req: Record<string, never>; res: { cleared: boolean } };

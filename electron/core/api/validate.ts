@@ -2,6 +2,7 @@
 // it: types, ranges, enums, string lengths, absolute paths without NUL bytes, no unknown fields. A bad
 // payload is refused with E_PAYLOAD naming the field. Pure (no Node), so it runs in main and serve alike.
 import { CHANNELS, IMPORTANCE_METHODS, LORA_TARGETS, type Channel, type Req } from './contract.js';
+import { MAX_ROUND_TO } from '../prune/plan.js';
 
 export class PayloadError extends Error {
   readonly code = 'E_PAYLOAD' as const;
@@ -102,6 +103,7 @@ const spec = obj({
   prune: obj({
     method: lit(...IMPORTANCE_METHODS), ratios: arr(num(0, 0.99), 20), targets: arr(int(1, Number.MAX_SAFE_INTEGER), 20), layers: layerRange,
     calibText: nullable(absPath), calibSamples: int(1, 100_000), calibSeqLen: int(2, 1 << 20), global: bool, calibTask: optional(bool),
+    roundTo: optional(int(1, MAX_ROUND_TO)),
   }),
   lora,
   compute: optional(obj({ backend: lit('auto', 'cpu', 'cuda'), weights: lit('f32', 'bf16') })),
@@ -121,8 +123,8 @@ const SCHEMAS: { [C in Channel]: V<Req<C>> } = {
   'tasks.check': obj({ task: taskRef, seed: int(0, 2 ** 31 - 1) }),
   'prompts.defaults': obj({ task: taskRef }),
   'prompts.preview': obj({ task: taskRef, template, n: int(1, 50), seed: int(0, 2 ** 31 - 1) }),
-  'prune.plan': obj({ model: absPath, ratio: nullable(num(0, 0.99)), targetParams: nullable(int(1, Number.MAX_SAFE_INTEGER)), layers: layerRange }),
-  'lora.estimate': obj({ model: absPath, ratio: num(0, 0.99), tasks: arr(taskRef, 50), lora, seed: int(0, 2 ** 31 - 1) }),
+  'prune.plan': obj({ model: absPath, ratio: nullable(num(0, 0.99)), targetParams: nullable(int(1, Number.MAX_SAFE_INTEGER)), layers: layerRange, roundTo: optional(int(1, MAX_ROUND_TO)) }),
+  'lora.estimate': obj({ model: absPath, ratio: num(0, 0.99), tasks: arr(taskRef, 50), lora, seed: int(0, 2 ** 31 - 1), roundTo: optional(int(1, MAX_ROUND_TO)) }),
   'drafts.get': empty,
   'drafts.save': obj({ spec: jsonObject, step: int(0, 100) }),
   'drafts.clear': empty,

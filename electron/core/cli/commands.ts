@@ -20,7 +20,7 @@ import { parseTargets } from '../train/lora.js';
 import { promptCompletionExamples, readPromptCompletionJsonl, readTextFile, textExamples } from '../train/data.js';
 import { writeHfFolder } from '../formats/safetensors-write.js';
 import { atomicWriteDir } from '../train/atomic.js';
-import { archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
+import { MAX_ROUND_TO, archFromHfConfig, parseLayerRange, planLocal, ratioForTarget, type ArchConfig, type PrunePlan, type PruneScope } from '../prune/plan.js';
 import { evaluateItems } from '../eval/eval.js';
 import { listTasks, fewShot, renderExample, templateFor } from '../tasks/index.js';
 import { recordRun } from '../history/record.js';
@@ -270,9 +270,11 @@ async function runMerge(ctx: CommandContext): Promise<void> {
 
 function pruneScope(ctx: CommandContext, nLayers: number): PruneScope {
   const base = ctx.values.layers !== undefined ? parseLayerRange(String(ctx.values.layers), nLayers) : ([0, nLayers - 1] as [number, number]);
+  const roundTo = num(ctx, 'round-to', 1, { int: true, min: 1, max: MAX_ROUND_TO });
   return {
     attnLayers: ctx.values['no-attn'] ? null : ctx.values['attn-layers'] !== undefined ? parseLayerRange(String(ctx.values['attn-layers']), nLayers) : base,
     mlpLayers: ctx.values['no-mlp'] ? null : ctx.values['mlp-layers'] !== undefined ? parseLayerRange(String(ctx.values['mlp-layers']), nLayers) : base,
+    ...(roundTo > 1 ? { roundTo } : {}),
   };
 }
 
@@ -495,15 +497,17 @@ export const COMMANDS: Record<string, Command> = {
   },
   prune: {
     summary: 'structural pruning (LLM-Pruner groups); --plan shows the result of a ratio from config.json alone',
-    help: 'tailor prune --plan --config config.json --ratio R | --target-params N [--layers A-B] [--json]\n' +
-      'tailor prune MODEL --ratio R | --target-params N [--method taylor|taylor-vector|taylor-second|magnitude|magnitude-l2|wanda-sp|random] [--agg sum|mean|max] [--calib FILE | --calib-ids FILE.json | --calib-task NAME|FILE [--template-style task|alpaca]] [--samples 10] [--seq-len 64] [--seed S] [--layers A-B] [--attn-layers A-B] [--mlp-layers A-B] [--no-attn] [--no-mlp] [--global] [--save-importance FILE.json] --out DIR [--force] [--json]\n' +
+    help: 'tailor prune --plan --config config.json --ratio R | --target-params N [--layers A-B] [--round-to N] [--json]\n' +
+      'tailor prune MODEL --ratio R | --target-params N [--method taylor|taylor-vector|taylor-second|magnitude|magnitude-l2|wanda-sp|random] [--agg sum|mean|max] [--calib FILE | --calib-ids FILE.json | --calib-task NAME|FILE [--template-style task|alpaca]] [--samples 10] [--seq-len 64] [--seed S] [--layers A-B] [--attn-layers A-B] [--mlp-layers A-B] [--no-attn] [--no-mlp] [--global] [--round-to N] [--save-importance FILE.json] --out DIR [--force] [--json]\n' +
+      '  --round-to N: each pruned layer keeps a multiple of N MLP channels (rounded up; default 1, LLM-Pruner\'s counts): 8 for GPU tensor cores\' 16-byte reads,\n' +
+      '  32 for a q8_0 GGUF export of down_proj, 256 for llama.cpp\'s k-quants (Q4_K…)\n' +
       '  --calib-task: the training prompts of a task (prompt + completion, as LoRA sees them), [BOS]-separated and packed into --samples windows of --seq-len tokens;\n' +
       '  a task FILE (CSV/TSV/JSONL) takes the column flags of tailor eval: --text-col C --label-col C | --question-col C --choices-col C[,C…] --answer-col C [--template T]',
     options: {
       ...common, plan: { type: 'boolean' }, config: { type: 'string' }, ratio: { type: 'string' }, 'target-params': { type: 'string' }, method: { type: 'string' },
       agg: { type: 'string' }, calib: { type: 'string' }, 'calib-ids': { type: 'string' }, samples: { type: 'string' }, 'seq-len': { type: 'string' },
       seed: { type: 'string' }, layers: { type: 'string' }, 'attn-layers': { type: 'string' }, 'mlp-layers': { type: 'string' }, 'no-attn': { type: 'boolean' },
-      'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
+      'no-mlp': { type: 'boolean' }, global: { type: 'boolean' }, 'round-to': { type: 'string' }, 'save-importance': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' },
       db: { type: 'string' }, 'no-history': { type: 'boolean' }, 'calib-task': { type: 'string' }, 'template-style': { type: 'string' }, ...TASK_FILE_OPTIONS,
     },
     run: runPrune,

@@ -17,6 +17,8 @@ export interface PruningInfo {
   attnLayers: [number, number] | null;
   mlpLayers: [number, number] | null;
   global: boolean;
+  /** kept MLP channels rounded to a multiple of this (absent: 1, LLM-Pruner's counts) */
+  roundTo?: number;
   agg?: string;
   calibSamples?: number;
   calibTokens?: number;
@@ -99,6 +101,7 @@ export function readPruningInfo(modelDir: string): PruningInfo | null {
     attnLayers: range(scope.attnLayers),
     mlpLayers: range(scope.mlpLayers),
     global: s.global === true,
+    roundTo: numOr(scope.roundTo),
     agg: typeof s.agg === 'string' ? s.agg : undefined,
     calibSamples: numOr(s.calibSamples),
     calibTokens: numOr(s.calibTokens),
@@ -169,7 +172,7 @@ export function modelCardFor(c: ModelCardInput): string {
       '',
       `- method: ${p.method} importance${p.agg ? ` (aggregated by ${p.agg} over each group's coupled tensors)` : ''}, ${p.global ? 'one global ranking across the chosen layers' : 'the same ratio in every chosen layer'}`,
       `- pruning ratio: ${p.ratio} of the attention groups and MLP channels in the chosen layers`,
-      `- layers: attention ${layersText(p.attnLayers)}; MLP ${layersText(p.mlpLayers)}`,
+      `- layers: attention ${layersText(p.attnLayers)}; MLP ${layersText(p.mlpLayers)}${p.roundTo && p.roundTo > 1 ? `, each keeping a multiple of ${p.roundTo} channels` : ''}`,
       `- parameters: ${int(p.paramsBefore)} → ${int(p.paramsAfter)} (${pct(p.removedShare)} of all parameters really removed)`,
     );
     if (p.calibSamples !== undefined) out.push(`- calibration: ${p.calibSamples} samples${p.calibTokens !== undefined ? `, ${int(p.calibTokens)} tokens` : ''}${p.seed !== undefined ? `, seed ${p.seed}` : ''}`);

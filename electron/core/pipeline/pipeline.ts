@@ -170,7 +170,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
       baseline = await stage('baseline', async () => evalAll(await loadedBase(), spec, o.signal, evalProgress('baseline')));
       for (const [t, v] of Object.entries(baseline)) history?.setResult(runId, { task: t, setting: 'ratio=0', phase: 'baseline', metric: t.startsWith(PPL) ? 'ppl' : 'acc', value: v.acc });
       const layersAll: [number, number] = spec.prune.layers ?? [0, base.info.nLayers - 1];
-      const ratios = [...spec.prune.ratios, ...spec.prune.targets.map((t) => ratioForTarget(archOf(base), t, { attnLayers: layersAll, mlpLayers: layersAll }))];
+      const ratios = [...spec.prune.ratios, ...spec.prune.targets.map((t) => ratioForTarget(archOf(base), t, { attnLayers: layersAll, mlpLayers: layersAll, roundTo: spec.prune.roundTo }))];
       st.done['#ratios'] = ratios;
       for (const ratio of ratios) {
         const tag = `ratio=${ratio}`;
@@ -178,7 +178,7 @@ export async function runPipeline(spec: PipelineSpec, o: PipelineOptions): Promi
         const pruneInfo = await stage(`prune ${tag}`, async () => {
           const { calib, source: calibSource } = pruneCalibration(spec, base);
           const layers = spec.prune.layers ?? [0, base.info.nLayers - 1];
-          const r = await pruneModel(await loadedBase(), { ratio, method: spec.prune.method, calib, calibSource, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers } });
+          const r = await pruneModel(await loadedBase(), { ratio, method: spec.prune.method, calib, calibSource, seed: spec.seed, global: spec.prune.global, signal: o.signal, scope: { attnLayers: layers, mlpLayers: layers, roundTo: spec.prune.roundTo } });
           writePruned(prunedDir, r, spec.model, { force: true });
           history?.addArtifact(runId, 'model', prunedDir);
           return { params: r.plan.paramsAfter, removedShare: r.plan.removedShare, importance: importanceJson(r.scores) };

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError } from '../engine/errors.js';
+import { MAX_ROUND_TO } from '../prune/plan.js';
 import { METHODS, type ImportanceMethod } from '../prune/prune.js';
 import { placeholders, type PromptTemplate } from '../tasks/index.js';
 import { LORA_TARGETS, type LoraTarget } from '../train/lora.js';
@@ -22,7 +23,9 @@ export interface PipelineSpec {
   export: { format: 'gguf' | 'hf'; dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' } | null;
   prune: { method: ImportanceMethod; ratios: number[]; targets: number[]; layers: [number, number] | null; calibText: string | null; calibSamples: number; calibSeqLen: number; global: boolean;
     /** calibrate on the spec's tasks (their training prompts as LoRA sees them) instead of a text: task-specific compression */
-    calibTask: boolean };
+    calibTask: boolean;
+    /** each pruned layer keeps a multiple of this many MLP channels (1: LLM-Pruner's counts; plan.ts keptChannels) */
+    roundTo: number };
   lora: { rank: number; alpha: number; lr: number; epochs: number; batch: number; maxLen: number; trainShots: number; template: 'task' | 'alpaca' | PromptTemplate; targets: LoraTarget[] };
   /** where every model of the run computes (Model.load's backend and weights) */
   compute: { backend: 'auto' | 'cpu' | 'cuda'; weights: 'f32' | 'bf16' };
@@ -98,6 +101,7 @@ export function parseSpec(j: unknown, base = process.cwd()): PipelineSpec {
       method, ratios: ratios as number[], targets: targets as number[], layers: layers as [number, number] | null, calibText: calib === null ? null : rel(calib),
       calibSamples: field(pr, 'calibSamples', 10, isInt(1), 'a positive integer', 'prune.'), calibSeqLen: field(pr, 'calibSeqLen', 64, isInt(2), 'an integer ≥ 2', 'prune.'),
       global: field(pr, 'global', false, (v) => typeof v === 'boolean', 'true or false', 'prune.'), calibTask,
+      roundTo: field(pr, 'roundTo', 1, (v) => isInt(1)(v) && (v as number) <= MAX_ROUND_TO, `an integer from 1 to ${MAX_ROUND_TO}`, 'prune.'),
     },
     lora: {
       rank: field(lo, 'rank', 8, isInt(1), 'a positive integer', 'lora.'), alpha: field(lo, 'alpha', 16, isNum(1e-9, 1e9), 'positive', 'lora.'),

@@ -12,6 +12,13 @@ export interface PruneScope {
   /** inclusive layer ranges where attention / MLP groups are pruned (null = that part is not pruned) */
   attnLayers: [number, number] | null;
   mlpLayers: [number, number] | null;
+  /**
+   * a pruned layer keeps a multiple of this many MLP channels (1, the default: LLM-Pruner's counts, exactly):
+   * 8 lets GPU tensor cores read the down projection's rows 16 bytes at a time, 32 lets a q8_0 GGUF quantize
+   * it, 256 lets llama.cpp's k-quants (Q4_K…) take it. The kept count is rounded up, and never past the
+   * largest multiple the layer has (keptChannels).
+   */
+  roundTo?: number;
 }
 
 export interface LayerPlan extends LayerShape { params: number; prunedAttn: boolean; prunedMlp: boolean }
@@ -69,14 +76,30 @@ export function parseLayerRange(s: string, nLayers: number): [number, number] {
 
 const inRange = (l: number, r: [number, number] | null) => r !== null && l >= r[0] && l <= r[1];
 
-/** Local pruning: every chosen layer keeps ⌊n·(1−ratio)⌋ of its groups. */
+/** The most MLP channels a layer may keep under pruning by a multiple: 1..1024. */
+export const MAX_ROUND_TO = 1024;
+
+/**
+ * The channels a pruned layer of `ffn` keeps when its ratio leaves `keep`: `keep` rounded up to a multiple
+ * of roundTo, but at most the largest multiple ≤ ffn (a layer that prunes nothing, keep = ffn, stays whole;
+ * one smaller than roundTo keeps `keep`). As `keep` shrinks this never grows: a parameter target's search
+ * stays a bisection.
+ */
+export function keptChannels(keep: number, ffn: number, roundTo = 1): number {
+  if (!Number.isInteger(roundTo) || roundTo < 1 || roundTo > MAX_ROUND_TO) throw new EngineError('E_ARG', `roundTo must be an integer from 1 to ${MAX_ROUND_TO} (got ${roundTo})`);
+  const most = Math.floor(ffn / roundTo) * roundTo;
+  if (roundTo === 1 || keep >= ffn || most === 0) return keep;
+  return Math.min(Math.ceil(keep / roundTo) * roundTo, most);
+}
+
+/** Local pruning: every chosen layer keeps ⌊n·(1−ratio)⌋ of its groups (MLP channels rounded: keptChannels). */
 export function planLocal(a: ArchConfig, ratio: number, scope: PruneScope): PrunePlan {
   if (!(ratio >= 0 && ratio < 1)) throw new EngineError('E_ARG', `the pruning ratio must be in [0, 1) (got ${ratio})`);
   const layers = a.layers.map((l, i): LayerPlan => {
     const pa = inRange(i, scope.attnLayers) && l.nKvHead > 0, pm = inRange(i, scope.mlpLayers) && l.ffn > 0;
     const groups = pa ? Math.floor(l.nKvHead * (1 - ratio)) : l.nKvHead;
     const perGroup = l.nKvHead > 0 ? l.nHead / l.nKvHead : 0;
-    const shape = { nHead: groups * perGroup, nKvHead: groups, ffn: pm ? Math.floor(l.ffn * (1 - ratio)) : l.ffn };
+    const shape = { nHead: groups * perGroup, nKvHead: groups, ffn: pm ? keptChannels(Math.floor(l.ffn * (1 - ratio)), l.ffn, scope.roundTo) : l.ffn };
     return { ...shape, params: layerParams(a, shape), prunedAttn: pa, prunedMlp: pm };
   });
   return finish(a, ratio, layers);

@@ -50,6 +50,25 @@ export function archOf(model: Model): ArchConfig {
 const topK = (scores: Float64Array | number[], k: number): number[] =>
   Array.from(scores, (v, i) => [v, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map((x) => x[1]).sort((a, b) => a - b);
 
+/**
+ * Per-layer channel counts of a global ranking made multiples of m with no more kept in all: each count
+ * rounded down (a layer smaller than m keeps its count), then m more to the layers that lost the most to the
+ * rounding (ties: the earlier layer) while the ranking's total allows and the layer has room.
+ */
+export function roundedCounts(counts: number[], ffns: number[], m: number): number[] {
+  const most = ffns.map((f) => Math.floor(f / m) * m);
+  const out = counts.map((c, i) => (most[i] === 0 ? c : Math.min(Math.floor(c / m) * m, most[i])));
+  let budget = counts.reduce((s, c) => s + c, 0) - out.reduce((s, c) => s + c, 0);
+  const order = counts.map((c, i) => i).filter((i) => most[i] > 0).sort((x, y) => counts[y] - out[y] - (counts[x] - out[x]) || x - y);
+  for (const i of order) {
+    if (budget < m) break;
+    if (counts[i] === out[i] || out[i] + m > most[i]) continue;
+    out[i] += m;
+    budget -= m;
+  }
+  return out;
+}
+
 /** Which groups each layer keeps. */
 export function chooseKept(a: ArchConfig, scores: RawGroupScores, plan: PrunePlan, global: boolean, scope: PruneScope): KeptLayer[] {
   const kept: KeptLayer[] = a.layers.map((l) => ({ attnGroups: [...Array(l.nKvHead).keys()], heads: [], channels: [...Array(l.ffn).keys()] }));
@@ -75,7 +94,14 @@ export function chooseKept(a: ArchConfig, scores: RawGroupScores, plan: PrunePla
       cand.sort((x, y) => y[0] - x[0] || x[1] - y[1] || x[2] - y[2]).slice(0, keep).forEach(([, i, g]) => (part === 'attn' ? kept[i].attnGroups : kept[i].channels).push(g));
       kept.forEach((k) => (part === 'attn' ? k.attnGroups : k.channels).sort((x, y) => x - y));
     }
-    void scope;
+    // with roundTo, the ranking's count in each layer becomes a multiple, the total kept no larger: each
+    // layer's best channels (its top ones by the scores the ranking used), as many as roundedCounts gives it
+    const m = scope.roundTo ?? 1;
+    if (m > 1) {
+      const pruned = a.layers.flatMap((_, i) => (plan.layers[i].prunedMlp ? [i] : []));
+      const counts = roundedCounts(pruned.map((i) => kept[i].channels.length), pruned.map((i) => a.layers[i].ffn), m);
+      pruned.forEach((i, j) => (kept[i].channels = topK(scores.mlp[i], counts[j])));
+    }
   }
   a.layers.forEach((l, i) => {
     const per = l.nKvHead > 0 ? l.nHead / l.nKvHead : 0;

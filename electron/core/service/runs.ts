@@ -52,7 +52,7 @@ export class RunManager {
       if (!fs.existsSync(f)) throw new ServiceError('E_IO', `${f} does not exist`, 'spec.eval.perplexity');
     const layers = spec.prune.layers ?? [0, info.nLayers - 1];
     if (layers[1] >= info.nLayers) throw new ServiceError('E_ARG', `the layer range ${layers[0]}-${layers[1]} is outside the model's layers 0-${info.nLayers - 1}`, 'spec.prune.layers');
-    const scope = { attnLayers: layers, mlpLayers: layers };
+    const scope = { attnLayers: layers, mlpLayers: layers, roundTo: spec.prune.roundTo };
     const ratios = [...spec.prune.ratios];
     for (const [i, t] of spec.prune.targets.entries()) {
       if (t >= info.nParams) throw new ServiceError('E_ARG', `a target of ${t.toLocaleString('en-US')} parameters is not smaller than the model (${info.nParams.toLocaleString('en-US')})`, `spec.prune.targets[${i}]`);

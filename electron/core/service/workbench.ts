@@ -152,7 +152,7 @@ export class Workbench {
         const arch = archOfInfo(info);
         const layers = r.layers ?? [0, info.nLayers - 1];
         if (layers[1] >= info.nLayers) throw new ServiceError('E_ARG', `layers ${layers[0]}-${layers[1]} are outside the model's 0-${info.nLayers - 1}`, 'layers');
-        const scope = { attnLayers: layers, mlpLayers: layers };
+        const scope = { attnLayers: layers, mlpLayers: layers, roundTo: r.roundTo };
         if ((r.ratio === null) === (r.targetParams === null)) throw new ServiceError('E_ARG', 'give either a ratio or a parameter target', 'ratio');
         let ratio = r.ratio ?? 0;
         if (r.targetParams !== null) {
@@ -170,7 +170,7 @@ export class Workbench {
       'lora.estimate': async (r) => {
         const info = await this.library.info(r.model);
         const arch = archOfInfo(info);
-        const plan = planLocal(arch, r.ratio, { attnLayers: [0, info.nLayers - 1], mlpLayers: [0, info.nLayers - 1] });
+        const plan = planLocal(arch, r.ratio, { attnLayers: [0, info.nLayers - 1], mlpLayers: [0, info.nLayers - 1], roundTo: r.roundTo });
         // the examples exactly as the pipeline renders them, counted with the model's own tokenizer (read
         // without the weights; a GGUF's vocabulary lives in the file, so there ≈ 4 characters a token)
         const tok = await this.tokenizerOf(r.model, info);

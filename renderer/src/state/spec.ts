@@ -19,6 +19,17 @@ const STEP_FIELDS: string[][] = [['model'], ['tasks'], ['lora.template'], ['prun
 
 export const DTYPES: readonly ExportDtype[] = ['f32', 'f16', 'bf16', 'q8_0'];
 
+/** The wizard's choices of prune.roundTo: a pruned layer keeps a multiple of this many MLP channels. */
+export const ROUND_TO: ReadonlyArray<{ value: number; label: string }> = [
+  { value: 1, label: "any count (LLM-Pruner's, exactly)" },
+  { value: 8, label: 'multiples of 8 (GPU tensor cores read whole rows)' },
+  { value: 32, label: 'multiples of 32 (q8_0 GGUF quantizes every projection)' },
+  { value: 256, label: "multiples of 256 (llama.cpp's k-quants, Q4_K…)" },
+];
+export function roundToLabel(v: number): string {
+  return ROUND_TO.find((c) => c.value === v)?.label ?? `multiples of ${v}`;
+}
+
 export function defaultSpec(): SpecInput {
   return {
     name: 'tailoring run',
@@ -27,7 +38,7 @@ export function defaultSpec(): SpecInput {
     seed: 0,
     eval: { limit: null, shots: 0, perplexity: [] },
     export: null,
-    prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibTask: false, calibSamples: 10, calibSeqLen: 64, global: false },
+    prune: { method: 'taylor', ratios: [0.2, 0.5], targets: [], layers: null, calibText: null, calibTask: false, calibSamples: 10, calibSeqLen: 64, global: false, roundTo: 1 },
     lora: { rank: 8, alpha: 16, lr: 2e-4, epochs: 2, batch: 8, maxLen: 256, trainShots: 50, template: 'task', targets: [...LORA_TARGETS] },
     compute: { backend: 'auto', weights: 'f32' },
   };
@@ -82,6 +93,7 @@ export function normalizeSpec(raw: unknown): SpecInput {
       calibSamples: num(pr.calibSamples, 10),
       calibSeqLen: num(pr.calibSeqLen, 64),
       global: pr.global === true,
+      roundTo: ROUND_TO.some((c) => c.value === pr.roundTo) ? (pr.roundTo as number) : 1,
     },
     lora: {
       rank: num(lo.rank, 8), alpha: num(lo.alpha, 16), lr: num(lo.lr, 2e-4), epochs: num(lo.epochs, 2), batch: num(lo.batch, 8),
@@ -194,6 +206,7 @@ export function summarize(s: SpecInput, model: ModelEntry | undefined): Array<{ 
       ['Layers', s.prune.layers ? `${s.prune.layers[0]}–${s.prune.layers[1]}` : 'all'],
       ['Calibration', `${s.prune.calibSamples} samples × ${s.prune.calibSeqLen} tokens ${s.prune.calibTask ? "from the tasks' training prompts" : s.prune.calibText ? `from ${s.prune.calibText}` : 'from the built-in TinyStories sample'}`],
       ['Ranking', s.prune.global ? 'global' : 'per layer'],
+      ['MLP channels kept', roundToLabel(s.prune.roundTo ?? 1)],
     ] },
     { title: 'LoRA', rows: [
       ['Rank / alpha', `${l.rank} / ${l.alpha}`], ['Adapted projections', l.targets.length === LORA_TARGETS.length ? 'all (q, k, v, o, gate, up, down)' : l.targets.join(', ')], ['Learning rate', String(l.lr)], ['Epochs', String(l.epochs)], ['Batch', String(l.batch)],

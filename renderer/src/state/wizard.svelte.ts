@@ -282,7 +282,7 @@ export class WizardState {
     if (byTarget ? target === null || this.targetInputProblem : this.ratioInput === null || this.ratioInputProblem) return this.plan.clear();
     const layers = this.spec.prune.layers ? ([...this.spec.prune.layers] as [number, number]) : null;
     void this.plan.run(() => api.invoke('prune.plan', {
-      model, ratio: byTarget ? null : this.ratioInput, targetParams: byTarget ? target : null, layers,
+      model, ratio: byTarget ? null : this.ratioInput, targetParams: byTarget ? target : null, layers, roundTo: this.spec.prune.roundTo ?? 1,
     }));
   }
 
@@ -296,7 +296,7 @@ export class WizardState {
     if (!this.spec.model || !this.spec.tasks.length || errorsOfStep(this.errors, 4).length) return this.estimate.clear();
     const ratio = this.estimateRatios[Math.min(this.estimateRatio, this.estimateRatios.length - 1)] ?? 0.2;
     const s = $state.snapshot(this.spec) as SpecInput;
-    void this.estimate.run(() => api.invoke('lora.estimate', { model: s.model, ratio, tasks: s.tasks, lora: s.lora, seed: s.seed }));
+    void this.estimate.run(() => api.invoke('lora.estimate', { model: s.model, ratio, tasks: s.tasks, lora: s.lora, seed: s.seed, roundTo: s.prune.roundTo ?? 1 }));
   }
 
   // ---- review and start --------------------------------------------------------------------------
