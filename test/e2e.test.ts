@@ -242,3 +242,16 @@ test('cancel a running tailoring run, then resume it to the end', async () => {
   assert.equal(server.workbench.history.getRun(runId).status, 'done');
   await shot('12-run-resumed-done');
 });
+
+test('a draft with a round-to of its own (64, from a CLI spec) opens at the pruning step with that choice and its plan', async () => {
+  const model = path.join(REPO_ROOT, 'resources', 'models', 'stories260K');
+  await server.workbench.invoke('drafts.save', { spec: { name: 'round-to draft', model, tasks: ['story_cloze'], prune: { method: 'taylor', ratios: [0.2], targets: [], layers: null, calibText: null, calibSamples: 10, calibSeqLen: 64, global: false, roundTo: 64 } }, step: 3 });
+  await page.reload();
+  await tid('nav-wizard').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+  assert.equal(await tid('prune-round-to').inputValue(), '64');
+  assert.equal((await tid('prune-round-to').locator('option:checked').innerText()).trim(), 'multiples of 64');
+  // 137 channels a layer at ratio 0.2, rounded up past the layer's 172: its largest multiple of 64, 128
+  await page.waitForFunction(() => /202,432/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
+  await tid('wizard-reset').click();
+});

@@ -76,7 +76,7 @@ export function parseLayerRange(s: string, nLayers: number): [number, number] {
 
 const inRange = (l: number, r: [number, number] | null) => r !== null && l >= r[0] && l <= r[1];
 
-/** The most MLP channels a layer may keep under pruning by a multiple: 1..1024. */
+/** The largest roundTo (PruneScope): kept MLP channels in multiples of 1 to 1024. */
 export const MAX_ROUND_TO = 1024;
 
 /**

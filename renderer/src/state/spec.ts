@@ -93,7 +93,7 @@ export function normalizeSpec(raw: unknown): SpecInput {
       calibSamples: num(pr.calibSamples, 10),
       calibSeqLen: num(pr.calibSeqLen, 64),
       global: pr.global === true,
-      roundTo: ROUND_TO.some((c) => c.value === pr.roundTo) ? (pr.roundTo as number) : 1,
+      roundTo: isInt(pr.roundTo, 1) && (pr.roundTo as number) <= 1024 ? (pr.roundTo as number) : 1,
     },
     lora: {
       rank: num(lo.rank, 8), alpha: num(lo.alpha, 16), lr: num(lo.lr, 2e-4), epochs: num(lo.epochs, 2), batch: num(lo.batch, 8),
