@@ -108,6 +108,20 @@ test('a run killed mid-LoRA is marked interrupted, resumes from its last finishe
   assert.deepEqual(rep.rows, full.rows, 'the same accuracies as the uninterrupted run (which also had perplexity and export stages)');
 });
 
+test('prune.roundTo: a parameter target met with MLP channels in multiples of 8, said in the reports', () => {
+  const r = spawnSync(process.execPath, [CLI, 'run', spec('round-to', { eval: { limit: 20 }, prune: { method: 'taylor', targets: [150_000], roundTo: 8 },
+    lora: { trainShots: 16, epochs: 1, lr: 0.003, batch: 8, maxLen: 128 } }), '--no-history', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  assert.ok(rep.ratios[0].paramsAfter <= 150_000, String(rep.ratios[0].paramsAfter));
+  const pruned = path.join(dir, 'round-to', `pruned-${rep.ratios[0].ratio}`);
+  const cfg = JSON.parse(fs.readFileSync(path.join(pruned, 'config.json'), 'utf8'));
+  const ffn: number[] = cfg.layer_intermediate_sizes ?? Array(cfg.num_hidden_layers).fill(cfg.intermediate_size);
+  for (const f of ffn) assert.equal(f % 8, 0, `${ffn.join(' ')}`);  // without it, 89 a layer
+  assert.match(fs.readFileSync(path.join(dir, 'round-to', 'report.md'), 'utf8'), /pruning by taylor, MLP channels in multiples of 8, run /);
+  assert.match(fs.readFileSync(path.join(dir, 'round-to', 'report.html'), 'utf8'), /pruning by taylor, MLP channels in multiples of 8, run /);
+});
+
 test("prune.calibTask: the prune stage calibrates on the tasks' training prompts, rendered with the LoRA template", async () => {
   const r = spawnSync(process.execPath, [CLI, 'run', spec('calib-task', { eval: { limit: 20 }, prune: { method: 'taylor', ratios: [0.5], calibTask: true, calibSamples: 8, calibSeqLen: 96 },
     lora: { trainShots: 16, epochs: 1, lr: 0.003, batch: 8, maxLen: 128, template: 'alpaca' }, seed: 2 }), '--no-history', '--json'], { encoding: 'utf8' });

@@ -15,8 +15,11 @@ export interface PipelineReport extends ReportView {
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
+// ", MLP channels in multiples of 8" when the run rounded the kept channels (prune.roundTo)
+const roundNote = (r: PipelineReport): string => ((r.spec.prune.roundTo ?? 1) > 1 ? `, MLP channels in multiples of ${r.spec.prune.roundTo}` : '');
+
 export function markdown(r: PipelineReport): string {
-  const lines = [`# ${r.name}`, '', `Model \`${path.basename(r.model)}\` (${r.paramsBefore.toLocaleString('en-US')} parameters), pruning by ${r.method}, run ${r.runId}.`, '',
+  const lines = [`# ${r.name}`, '', `Model \`${path.basename(r.model)}\` (${r.paramsBefore.toLocaleString('en-US')} parameters), pruning by ${r.method}${roundNote(r)}, run ${r.runId}.`, '',
     '| task | ratio | baseline | pruned | recovered | recovery |', '|---|---|---|---|---|---|',
     ...r.rows.map((x) => `| ${x.task} | ${x.ratio} | ${pct(x.baseline)} | ${pct(x.pruned)} | ${pct(x.recovered)} | ${pct(x.recovery)} |`), '',
     '| ratio | parameters left | share removed | mean recovery | LoRA time |', '|---|---|---|---|---|',
@@ -79,7 +82,7 @@ export function html(r: PipelineReport): string {
   const table = markdown(r).split('\n').filter((l) => l.startsWith('|') && !l.startsWith('|---')).map((l, i) => `<tr>${l.split('|').slice(1, -1).map((c) => (i === 0 || l.startsWith('| ratio') ? `<th>${esc(c.trim())}</th>` : `<td>${esc(c.trim())}</td>`)).join('')}</tr>`).join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>${esc(r.name)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}@media(prefers-color-scheme:dark){body{background:#1e1e1e;color:#ddd}}</style></head><body>
-<h1>${esc(r.name)}</h1><p>Model ${esc(path.basename(r.model))} (${r.paramsBefore.toLocaleString('en-US')} parameters), pruning by ${esc(r.method)}, run ${esc(r.runId)}.</p>
+<h1>${esc(r.name)}</h1><p>Model ${esc(path.basename(r.model))} (${r.paramsBefore.toLocaleString('en-US')} parameters), pruning by ${esc(r.method)}${esc(roundNote(r))}, run ${esc(r.runId)}.</p>
 <h2>Accuracy: baseline, pruned, recovered</h2>${bars(r)}<h2>Recovery against pruning ratio</h2>${recSvg}<h2>LoRA loss</h2>${lossSvg}
 <h2>Per-layer importance (attention groups | MLP channels)</h2>${r.ratios.map((x) => `<h3>ratio ${x.ratio}</h3>${heatmap(x.importance, `importance heat map at ratio ${x.ratio}`)}`).join('')}
 <h2>Tables</h2><table>${table}</table></body></html>\n`;
