@@ -46,6 +46,10 @@ void matmul_backward_dx_bf16w(float* dx, const float* dy, const uint16_t* w, int
 // product_tile_override (for the tests and the benchmark) forces one (64 or 128; 0 back to this choice)
 int product_tile_for(int64_t M, int64_t N);
 void product_tile_override(int tile);
+// how the tensor-core product kernel moves bf16 operands x and w (inner dimension K; N too when W's rows run
+// along k, the backward's dx) to shared memory: asynchronous copies of 16 bytes, of 4, or 0 (element by
+// element through registers), by the shapes' multiples of 8 or 2 and the pointers' alignment
+int tc_copy_bytes(const void* x, const void* w, int64_t K, int64_t N, bool w_rows_are_k);
 // dx[T, in] += dy[T, out] · W[out, in];  dW[out, in] += dyᵀ · x[T, in]   (either output may be null)
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t T, int64_t in, int64_t out);
 

@@ -198,10 +198,11 @@ void gemm_tiled(float* C, const TA* A, const TB* B, int64_t M, int64_t N, int64_
 // in 2×4, each warp 64×32 of y (4×2 WMMA tiles of 16×16×16), for products that fill the GPU with them; 64×64
 // with 4 warps in 2×2 (32×32 each) for the others. K runs in steps of 32 through two shared-memory buffers:
 // while the warps multiply one step's tiles, each thread's share of the next step is already on its way to
-// the other buffer (one barrier a step). VEC — K (and N for W_ROWS_ARE_K) a multiple of 8 and the pointers
-// 16-byte aligned, as every LLaMA shape is: the operands go 8 bf16 at a time from global to shared memory by
-// asynchronous copies (cp.async), so no registers hold them; else element by element through registers,
-// stored to the other buffer after the multiply.
+// the other buffer (one barrier a step). COPY, the bytes one asynchronous copy (cp.async) moves from global to
+// shared memory, so that no registers hold the operands: 16 (8 bf16) where K (and N for W_ROWS_ARE_K) is a
+// multiple of 8 and the pointers 16-byte aligned, as every unpruned LLaMA shape is; 4 (2 bf16) where they are
+// even and 4-byte aligned, as LLM-Pruner's channel counts often are (7,444 at 5B); else 0: element by element
+// through registers, stored to the other buffer after the multiply.
 // Edges are zero-filled, so any M, N, K work. Each warp writes its fp32 results through a 16×16 staging tile
 // in the (by then free) shared memory, with bounds checks and the accumulate flag.
 constexpr int TK16 = 32;  // K step
@@ -223,10 +224,11 @@ struct TcTile {
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-// the 16 bytes at src (16-byte aligned) to dst in shared memory by an asynchronous copy (cp.async) in this
-// thread's current group, or 16 zero bytes when !in (src is then only an aligned address: nothing is read)
+// the BYTES (16 or 4) at src (aligned to them) to dst in shared memory by an asynchronous copy (cp.async) in
+// this thread's current group, or as many zero bytes when !in (src is then only an aligned address: nothing is read)
+template <int BYTES = 16>
 __device__ inline void copy_chunk_async(uint16_t* dst, const uint16_t* src, bool in, const uint16_t* fallback) {
-  __pipeline_memcpy_async(dst, in ? src : fallback, 16, in ? 0 : 16);
+  __pipeline_memcpy_async(dst, in ? src : fallback, BYTES, in ? 0 : BYTES);
 }
 
 // 8 consecutive elements p[0..7] of a row whose first `avail` exist (avail ≤ 0: none), zeros past them, as
@@ -239,7 +241,7 @@ __device__ inline uint4 load_chunk(const uint16_t* p, int64_t avail) {
 }
 #endif
 
-template <int BM, int BN, bool W_ROWS_ARE_K, bool VEC>
+template <int BM, int BN, bool W_ROWS_ARE_K, int COPY>
 __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
     matmul_bf16_tc_kernel(float* __restrict__ y, const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, int64_t M, int64_t K,
                           int64_t N, bool accumulate) {
@@ -267,11 +269,12 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
   const bool b0 = W_ROWS_ARE_K || n0 + r < N, b1 = W_ROWS_ARE_K || n0 + r + CHUNK_ROWS < N;
   // where B's two chunks go in its buffer: rows b_row0 and b_row0 + b_step, column b_col
   const int b_row0 = W_ROWS_ARE_K ? rk : r, b_step = W_ROWS_ARE_K ? 16 : CHUNK_ROWS, b_col = W_ROWS_ARE_K ? cn : c;
-  const bool b_cols = n0 + cn < N;  // (W's rows are k, VEC) B's chunk columns exist
-  // Each K step's tiles go to buffer b in two halves: fetch(k0, b) starts them, land(b) finishes them. VEC: fetch
-  // issues 16-byte asynchronous copies (cp.async, zero-filled past the edges) straight to shared memory and land
-  // waits for them, so no registers hold the next step. Else fetch loads into registers and land stores them.
-  uint4 ra[VEC ? 1 : 2], rb[VEC ? 1 : 2];
+  const bool b_cols = n0 + cn < N;  // (W's rows are k, COPY 16) B's chunk columns exist
+  // Each K step's tiles go to buffer b in two halves: fetch(k0, b) starts them, land(b) finishes them. COPY 16
+  // or 4: fetch issues asynchronous copies (cp.async, zero-filled past the edges) straight to shared memory and
+  // land waits for them, so no registers hold the next step. Else fetch loads into registers and land stores them.
+  static_assert(COPY == 0 || COPY == 4 || COPY == 16, "copies of 16 or 4 bytes, or through registers");
+  uint4 ra[COPY ? 1 : 2], rb[COPY ? 1 : 2];
   // the chunks' sources in the step fetch is called for next (steps in order): running pointers, which spill
   // less than xa + k0 and wb + k0·N recomputed each step
   const uint16_t* pa = xa;
@@ -279,7 +282,7 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
   const int64_t b_advance = W_ROWS_ARE_K ? TK16 * N : TK16;
   auto fetch = [&](int64_t k0, int b) {
     const int64_t b_next = W_ROWS_ARE_K ? 16 * N : CHUNK_ROWS * K;  // from B's first chunk to its second
-    if constexpr (VEC) {
+    if constexpr (COPY == 16) {
       // a chunk is whole or past the edge (K, and N when W's rows are k, are multiples of 8): past it, nothing is
       // read (all 16 bytes zero-filled) and its source stays an aligned address
       const bool kin = k0 + c < K;
@@ -290,6 +293,22 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
       copy_chunk_async(A + (r + CHUNK_ROWS) * A_LD + c, pa + CHUNK_ROWS * K, a1 && kin, x);
       copy_chunk_async(B + b_row0 * B_LD + b_col, pb, bin0, w);
       copy_chunk_async(B + (b_row0 + b_step) * B_LD + b_col, pb + b_next, bin1, w);
+      __pipeline_commit();
+    } else if constexpr (COPY == 4) {
+      // each chunk as four pieces of two elements, each whole or past the edge (K, and N when W's rows are k, are
+      // even; the rows start 4-byte aligned): past it nothing is read and its source stays an aligned address
+      uint16_t* const A = As + b * Tile::A_ELEMS;
+      uint16_t* const B = Bs + b * Tile::B_ELEMS;
+      const bool brow0 = W_ROWS_ARE_K ? k0 + rk < K : b0, brow1 = W_ROWS_ARE_K ? k0 + rk + 16 < K : b1;
+#pragma unroll
+      for (int j = 0; j < 8; j += 2) {
+        const bool kin = k0 + c + j < K;
+        const bool bin = W_ROWS_ARE_K ? n0 + cn + j < N : kin;
+        copy_chunk_async<4>(A + r * A_LD + c + j, pa + j, a0 && kin, x);
+        copy_chunk_async<4>(A + (r + CHUNK_ROWS) * A_LD + c + j, pa + CHUNK_ROWS * K + j, a1 && kin, x);
+        copy_chunk_async<4>(B + b_row0 * B_LD + b_col + j, pb + j, brow0 && bin, w);
+        copy_chunk_async<4>(B + (b_row0 + b_step) * B_LD + b_col + j, pb + b_next + j, brow1 && bin, w);
+      }
       __pipeline_commit();
     } else {
       const int64_t ka = K - k0 - c, kb = W_ROWS_ARE_K ? N - n0 - cn : ka;
@@ -302,7 +321,7 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
     pb += b_advance;
   };
   auto land = [&](int b) {
-    if constexpr (VEC) {
+    if constexpr (COPY != 0) {
       __pipeline_wait_prior(0);
     } else {
       uint16_t* const A = As + b * Tile::A_ELEMS;
@@ -384,22 +403,30 @@ void tc_product(float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64
   const int forced = g_tile.load();
   const int tile = forced ? forced : product_tile_for(M, N);
   if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vec = K % 8 == 0 && (!W_ROWS_ARE_K || N % 8 == 0) && aligned(x) && aligned(w);
+  const int copy = tc_copy_bytes(x, w, K, N, W_ROWS_ARE_K);
   const dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
   if (tile == 128) {
     constexpr int T = TcTile<128, 128>::THREADS;
-    if (vec) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, true>), grid, T)(y, x, w, M, K, N, accumulate);
-    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, false>), grid, T)(y, x, w, M, K, N, accumulate);
+    if (copy == 16) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 16>), grid, T)(y, x, w, M, K, N, accumulate);
+    else if (copy == 4) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 4>), grid, T)(y, x, w, M, K, N, accumulate);
+    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 0>), grid, T)(y, x, w, M, K, N, accumulate);
   } else {
     constexpr int T = TcTile<64, 64>::THREADS;
-    if (vec) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, true>), grid, T)(y, x, w, M, K, N, accumulate);
-    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, false>), grid, T)(y, x, w, M, K, N, accumulate);
+    if (copy == 16) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 16>), grid, T)(y, x, w, M, K, N, accumulate);
+    else if (copy == 4) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 4>), grid, T)(y, x, w, M, K, N, accumulate);
+    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 0>), grid, T)(y, x, w, M, K, N, accumulate);
   }
   check_launch(what);
 }
 
 }  // namespace
+
+int tc_copy_bytes(const void* x, const void* w, int64_t K, int64_t N, bool w_rows_are_k) {
+  auto aligned = [x, w](uintptr_t a) { return reinterpret_cast<uintptr_t>(x) % a == 0 && reinterpret_cast<uintptr_t>(w) % a == 0; };
+  if (K % 8 == 0 && (!w_rows_are_k || N % 8 == 0) && aligned(16)) return 16;
+  if (K % 2 == 0 && (!w_rows_are_k || N % 2 == 0) && aligned(4)) return 4;
+  return 0;
+}
 
 int product_tile_for(int64_t M, int64_t N) {
   // the large tile where it makes at least one block per multiprocessor; the small one spreads smaller products

@@ -82,7 +82,7 @@ void bench(int cc, const std::string& device_name) {
       emulated ? std::vector<Shape>{{64, 256, 256, "tiny (emulator)"}, {32, 256, 688, "tiny (emulator)"}, {32, 172, 256, "tiny, in not a multiple of 8 (emulator)"}}
                : std::vector<Shape>{{2048, 4096, 4096, "LLaMA-7B q/k/v/o"}, {2048, 4096, 11008, "LLaMA-7B gate/up"}, {2048, 11008, 4096, "LLaMA-7B down"},
                                     {512, 4096, 4096, "LLaMA-7B q/k/v/o, 512 tokens"},
-                                    // pruned to 5B (layers 4-29): LLM-Pruner's 7,444 channels, rows read element by element,
+                                    // pruned to 5B (layers 4-29): LLM-Pruner's 7,444 channels, rows read 4 bytes at a time,
                                     // against --round-to 8's 7,440, read 16 bytes at a time
                                     {2048, 7444, 4096, "5B-pruned down, 7,444 channels"}, {2048, 7440, 4096, "5B-pruned down, 7,440 (--round-to 8)"}};
   const Peak peak = emulated ? Peak{0, nullptr} : bf16_peak(device_name);

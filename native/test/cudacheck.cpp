@@ -52,6 +52,15 @@ std::vector<int> tiles_for(int64_t T, int64_t in, int64_t out) {
 }
 std::string tile_name(int tile) { return tile ? std::to_string(tile) : "auto"; }
 
+// how the tensor-core kernel moves these operands (cu::tc_copy_bytes), for a row's name; every way it has is
+// recorded, and check_tc_copies fails unless the rows covered all three
+int g_tc_copies_seen = 0;  // bit 0: element loads, bit 1: 4-byte copies, bit 2: 16-byte copies
+std::string tc_copies(const void* x, const void* w, int64_t K, int64_t N, bool w_rows_are_k) {
+  const int b = cu::tc_copy_bytes(x, w, K, N, w_rows_are_k);
+  g_tc_copies_seen |= b == 16 ? 4 : b == 4 ? 2 : 1;
+  return b == 16 ? ", 16-byte copies" : b == 4 ? ", 4-byte copies" : ", element loads";
+}
+
 void check_matmul(Backend& cpu) {
   struct Case { int64_t T, in, out; bool acc; };
   const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, false}, {37, 101, 203, true}, {64, 2048, 5632, false}, {5, 0, 7, false},
@@ -79,7 +88,8 @@ void check_matmul_bf16(Backend& cpu, int cc) {
   // the tensor-core kernel's cases: both block tiles; 16-byte loads (in a multiple of 8) and element loads; K
   // steps cut short; several blocks in both directions; rows and columns past the edge
   const Case cases[] = {{1, 288, 768, false},  {64, 288, 768, false},  {37, 101, 203, true}, {64, 2048, 5632, false},
-                        {3, 17, 1, false},     {300, 200, 264, true},  {129, 72, 136, false}, {130, 101, 130, true}};
+                        {3, 17, 1, false},     {300, 200, 264, true},  {129, 72, 136, false}, {130, 101, 130, true},
+                        {45, 130, 98, true}};  // in even, not a multiple of 8: 4-byte copies
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
@@ -104,26 +114,39 @@ void check_matmul_bf16(Backend& cpu, int cc) {
         note(name.c_str(), shape(c.T, c.in, c.out, c.acc), "n/a (sm_" + std::to_string(cc) + " has no bf16 tensor cores)");
         continue;
       }
+      const std::string how = p.path == cu::Bf16Path::TensorCores ? tc_copies(dxb.p, dwb.p, c.in, c.out, false) : "";
       Dev<float> dy(y0);
       {
         ForcedTile forced(p.tile);
         cu::matmul_forward_bf16(dy.p, dxb.p, dwb.p, c.T, c.in, c.out, c.acc, p.path);
       }
       auto got = dy.get();
-      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs bf16 in", got, ref_rounded, kF32);
-      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + " vs fp32 in", got, ref_f32, kBf16);
+      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + how + " vs bf16 in", got, ref_rounded, kF32);
+      report(name.c_str(), shape(c.T, c.in, c.out, c.acc) + how + " vs fp32 in", got, ref_f32, kBf16);
     }
-    // operands that are not 16-byte aligned (in a multiple of 8): the kernel reads them element by element
+    // operands that are not 16-byte aligned (in a multiple of 8): one element past an aligned address the
+    // kernel reads them element by element, two past it by 4-byte copies
     if (cc >= 80 && c.in % 8 == 0 && c.T > 1 && tiles_for(c.T, c.in, c.out).size() > 1) {
-      std::vector<uint16_t> xo(1, 0), wo(1, 0);  // one element before each: the allocations are aligned, these are not
-      xo.insert(xo.end(), xb.begin(), xb.end());
-      wo.insert(wo.end(), wb.begin(), wb.end());
-      Dev<uint16_t> xs(xo), ws(wo);
-      Dev<float> dy(y0);
-      cu::matmul_forward_bf16(dy.p, xs.p + 1, ws.p + 1, c.T, c.in, c.out, c.acc, cu::Bf16Path::TensorCores);
-      report("matmul_bf16 wmma", shape(c.T, c.in, c.out, c.acc) + " x, W at odd addresses", dy.get(), ref_rounded, kF32);
+      for (int off : {1, 2}) {
+        std::vector<uint16_t> xo(size_t(off), 0), wo(size_t(off), 0);  // the allocations are aligned, these are not
+        xo.insert(xo.end(), xb.begin(), xb.end());
+        wo.insert(wo.end(), wb.begin(), wb.end());
+        Dev<uint16_t> xs(xo), ws(wo);
+        Dev<float> dy(y0);
+        const std::string how = tc_copies(xs.p + off, ws.p + off, c.in, c.out, false);
+        cu::matmul_forward_bf16(dy.p, xs.p + off, ws.p + off, c.T, c.in, c.out, c.acc, cu::Bf16Path::TensorCores);
+        report("matmul_bf16 wmma", shape(c.T, c.in, c.out, c.acc) + " x, W " + (off == 1 ? "at odd addresses" : "4 bytes past 16") + how, dy.get(),
+               ref_rounded, kF32);
+      }
     }
   }
+}
+
+// every way the tensor-core kernel moves its operands ran in the rows above (an sm_80+ device)
+void check_tc_copies(int cc) {
+  if (cc < 80) return;
+  const std::vector<float> seen = {float(g_tc_copies_seen & 1), float((g_tc_copies_seen >> 1) & 1), float((g_tc_copies_seen >> 2) & 1)};
+  report("matmul wmma copies", "element loads, 4-byte and 16-byte copies all run", seen, std::vector<float>{1, 1, 1}, 0.0);
 }
 
 // fp32 x with bf16 W (the backend's bf16 weights): against the CPU on the bf16 W, with x rounded to bf16
@@ -131,7 +154,7 @@ void check_matmul_bf16(Backend& cpu, int cc) {
 void check_matmul_bf16w(Backend& cpu, int cc) {
   struct Case { int64_t T, in, out; bool acc; };
   const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}, {70, 130, 97, true},
-                        {200, 136, 264, true}, {130, 130, 97, false}};
+                        {200, 136, 264, true}, {130, 130, 97, false}, {45, 130, 98, true}};
   for (const Case& c : cases) {
     if (left_out_for_races(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
@@ -150,7 +173,8 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
     if (cc >= 80) {
       Dev<float> dy(y0);
       cu::matmul_forward_bf16w(dy.p, dx.p, dw.p, c.T, c.in, c.out, c.acc, scratch.p, cu::Bf16Path::TensorCores);
-      report("matmul_bf16w wmma", shape(c.T, c.in, c.out, c.acc) + " vs bf16 W and x", dy.get(), ref_tc, kF32);
+      report("matmul_bf16w wmma", shape(c.T, c.in, c.out, c.acc) + tc_copies(scratch.p, dw.p, c.in, c.out, false) + " vs bf16 W and x", dy.get(), ref_tc,
+             kF32);
     }
     auto g = randf(size_t(c.T * c.out)), dx0 = randf(size_t(c.T * c.in));
     const auto gr = rounded_bf16(g);
@@ -171,8 +195,9 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
         ForcedTile forced(tile);
         cu::matmul_backward_dx_bf16w(ddx.p, dg.p, dw.p, c.T, c.in, c.out, gscratch.p, cu::Bf16Path::TensorCores);
       }
-      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma " + tile_name(tile) + " dx += (bf16 dy)", ddx.get(), rdx_tc,
-             kF32);
+      // K is out and N is in here, W's rows run along k
+      report("matmul_bwd_dx_bf16w", shape(c.T, c.in, c.out, false) + " wmma " + tile_name(tile) + tc_copies(gscratch.p, dw.p, c.out, c.in, true) + " dx += (bf16 dy)",
+             ddx.get(), rdx_tc, kF32);
     }
   }
 }
@@ -424,6 +449,7 @@ int main(int argc, char** argv) {
     check_matmul(*cpu);
     check_matmul_bf16(*cpu, cc);
     check_matmul_bf16w(*cpu, cc);
+    check_tc_copies(cc);
     check_matmul_backward(*cpu);
     check_cublaslt(*cpu, cc);
     if (products_only) {
