@@ -282,10 +282,11 @@ void attention_forward_tc(float* out, const float* q, const KvView& kv, const in
   check_launch("attention_forward (tensor cores)");
 }
 
+int attention_splits(int n_ctx) { return (n_ctx + kAttentionSplitKeys - 1) / kAttentionSplitKeys; }
+
 int64_t attention_forward_scratch(int64_t T, int n_head, int hd, int n_ctx) {
   if (T < 1 || T > kTileRows || n_ctx < 2 * kAttentionSplitKeys) return 0;
-  const int64_t splits = (int64_t(n_ctx) + kAttentionSplitKeys - 1) / kAttentionSplitKeys;
-  return splits * T * n_head * (hd + 2);
+  return int64_t(attention_splits(n_ctx)) * T * n_head * (hd + 2);
 }
 
 void attention_forward(float* out, const float* q, const KvView& kv, const int* pos, const int* slot, int64_t T, int n_head, int n_kv,
@@ -293,7 +294,7 @@ void attention_forward(float* out, const float* q, const KvView& kv, const int* 
   if (!attention_args("attention_forward", 1, T, n_head, n_kv, hd, tile::usable(hd), tile::kNeeds, kTileRows)) return;
   const float scale = 1.f / sqrtf(float(hd));
   if (scratch && attention_forward_scratch(T, n_head, hd, kv.n_ctx) > 0) {  // decoding over a long cache: split
-    const int splits = (kv.n_ctx + kAttentionSplitKeys - 1) / kAttentionSplitKeys;
+    const int splits = attention_splits(kv.n_ctx);
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(splits));
     if (kv.bf16)
       TAILOR_LAUNCH(attention_split_kernel<uint16_t>, grid, kTileThreads)(scratch, q, kv.k16(), kv.v16(), pos, slot, int(T), n_head, n_kv, hd,

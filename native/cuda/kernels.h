@@ -114,6 +114,8 @@ void attention_forward(float* out, const float* q, const KvView& kv, const int* 
 // unless T ≤ 8 and n_ctx ≥ 2·kAttentionSplitKeys (then a split per kAttentionSplitKeys positions)
 int64_t attention_forward_scratch(int64_t T, int n_head, int hd, int n_ctx);
 constexpr int kAttentionSplitKeys = 256;
+// the key splits of a split attention_forward over a cache of n_ctx positions a slot
+int attention_splits(int n_ctx);
 
 // the same on bf16 tensor cores (the backend's bf16 mode, for prompts): q and the cached k, v rounded to bf16,
 // p rounded to bf16 for P·V, scores and sums in fp32; blocks of 64 tokens of one slot (others: the fp32 path).

@@ -161,7 +161,7 @@ void bench(int cc, const std::string& device_name) {
     if (split) {
       const double mss = time_ms([&] { cu::attention_forward(o.p, q.p, kv, gp.p, gs.p, Tq, n_head, n_kv, hd, scratch); }, emulated ? 1 : 50);
       std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  split in %d (%.0f GB/s; one block a head: %.2f×)\n",
-                  (long long)Tq, n_ctx, mss, (n_ctx + cu::kAttentionSplitKeys - 1) / cu::kAttentionSplitKeys, bytes / mss / 1e6, ms / mss);
+                  (long long)Tq, n_ctx, mss, cu::attention_splits(n_ctx), bytes / mss / 1e6, ms / mss);
     }
     const double ms16 = time_ms([&] { cu::attention_forward(o.p, q.p, kv16, gp.p, gs.p, Tq, n_head, n_kv, hd, scratch); }, emulated ? 1 : Tq == 1 ? 50 : 3);
     std::printf("attention 32/8 hd=128 T=%-4lld at the end of %d positions  %8.3f ms  bf16 cache%s (KV %.0f MB: %.0f GB/s if read once)\n",

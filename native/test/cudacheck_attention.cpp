@@ -63,7 +63,7 @@ void check_attention(Backend& cpu) {
       std::vector<float> poison(gout.n, std::nanf(""));  // every output must be written by the merge
       cu::to_device(gout.p, poison.data(), poison.size() * sizeof(float));
       cu::attention_forward(gout.p, gq.p, view, gp.p, gs.p, T, c.n_head, c.n_kv, c.hd, scratch.p);
-      report("attention_forward", what + ", " + std::to_string((c.n_ctx + cu::kAttentionSplitKeys - 1) / cu::kAttentionSplitKeys) + " splits",
+      report("attention_forward", what + ", " + std::to_string(cu::attention_splits(c.n_ctx)) + " splits",
              gout.get(), expect, kF32);
     };
     report("kv_store", c.name, gkc.get(), rk, 0.0);
