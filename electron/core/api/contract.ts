@@ -18,6 +18,8 @@ export interface WireError { code: ErrorCode; message: string; field?: string }
 export type ModelFormat = 'hf' | 'gguf' | 'llama2c';
 export type ImportanceMethod = 'taylor' | 'taylor-vector' | 'taylor-second' | 'magnitude' | 'magnitude-l2' | 'wanda-sp' | 'random';
 export const IMPORTANCE_METHODS: readonly ImportanceMethod[] = ['taylor', 'taylor-vector', 'taylor-second', 'magnitude', 'magnitude-l2', 'wanda-sp', 'random'];
+/** The largest prune.roundTo: a pruned layer keeps its MLP channels in multiples of 1 to 1024. */
+export const MAX_ROUND_TO = 1024;
 export type ExportFormat = 'gguf' | 'hf' | 'peft';
 export type ExportDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
 export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';

@@ -1,8 +1,7 @@
 // validate.ts — the back end's check of every payload that crosses the contract, before anything acts on
 // it: types, ranges, enums, string lengths, absolute paths without NUL bytes, no unknown fields. A bad
 // payload is refused with E_PAYLOAD naming the field. Pure (no Node), so it runs in main and serve alike.
-import { CHANNELS, IMPORTANCE_METHODS, LORA_TARGETS, type Channel, type Req } from './contract.js';
-import { MAX_ROUND_TO } from '../prune/plan.js';
+import { CHANNELS, IMPORTANCE_METHODS, LORA_TARGETS, MAX_ROUND_TO, type Channel, type Req } from './contract.js';
 
 export class PayloadError extends Error {
   readonly code = 'E_PAYLOAD' as const;

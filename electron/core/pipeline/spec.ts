@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineError } from '../engine/errors.js';
-import { MAX_ROUND_TO } from '../prune/plan.js';
+import { MAX_ROUND_TO } from '../api/contract.js';
 import { METHODS, type ImportanceMethod } from '../prune/prune.js';
 import { placeholders, type PromptTemplate } from '../tasks/index.js';
 import { LORA_TARGETS, type LoraTarget } from '../train/lora.js';

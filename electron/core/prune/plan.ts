@@ -3,6 +3,7 @@
 // local ratios (keep ⌊n·(1−ratio)⌋ groups in every chosen layer), and honest parameter accounting —
 // the pruning ratio is not the share of parameters removed. Instant for any model size: this is what
 // the wizard shows while the ratio slider moves.
+import { MAX_ROUND_TO } from '../api/contract.js';
 import { EngineError } from '../engine/errors.js';
 
 export interface LayerShape { nHead: number; nKvHead: number; ffn: number }
@@ -75,9 +76,6 @@ export function parseLayerRange(s: string, nLayers: number): [number, number] {
 }
 
 const inRange = (l: number, r: [number, number] | null) => r !== null && l >= r[0] && l <= r[1];
-
-/** The largest roundTo (PruneScope): kept MLP channels in multiples of 1 to 1024. */
-export const MAX_ROUND_TO = 1024;
 
 /**
  * The channels a pruned layer of `ffn` keeps when its ratio leaves `keep`: `keep` rounded up to a multiple

@@ -1,7 +1,7 @@
 // spec.ts — the wizard's pure spec logic: defaults, per-step validation (field → message), the readable
 // summary, and turning a stored run's spec (or a draft) back into a complete SpecInput.
 import type { ExportDtype, ImportanceMethod, LoraSettings, ModelEntry, SpecInput, TaskRef, TemplateChoice } from '../../../electron/core/api/contract';
-import { IMPORTANCE_METHODS, LORA_TARGETS } from '../../../electron/core/api/contract';
+import { IMPORTANCE_METHODS, LORA_TARGETS, MAX_ROUND_TO } from '../../../electron/core/api/contract';
 import { fmtParams } from '../lib/format';
 
 export const STEPS = [
@@ -93,7 +93,7 @@ export function normalizeSpec(raw: unknown): SpecInput {
       calibSamples: num(pr.calibSamples, 10),
       calibSeqLen: num(pr.calibSeqLen, 64),
       global: pr.global === true,
-      roundTo: isInt(pr.roundTo, 1) && (pr.roundTo as number) <= 1024 ? (pr.roundTo as number) : 1,
+      roundTo: isInt(pr.roundTo, 1) && (pr.roundTo as number) <= MAX_ROUND_TO ? (pr.roundTo as number) : 1,
     },
     lora: {
       rank: num(lo.rank, 8), alpha: num(lo.alpha, 16), lr: num(lo.lr, 2e-4), epochs: num(lo.epochs, 2), batch: num(lo.batch, 8),
