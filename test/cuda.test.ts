@@ -18,7 +18,7 @@ import { DEFAULT_TRAIN, Trainer } from '../electron/core/train/trainer.js';
 import { promptCompletionExamples } from '../electron/core/train/data.js';
 import { REPO_ROOT, shared } from './helpers/paths.js';
 import { type Sanitizer, sanitizerBuildAsync } from './helpers/sanitizers.js';
-import { type Finished, runAsync } from './helpers/spawn.js';
+import { type Finished, runAsync, startedOnce } from './helpers/spawn.js';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'electron', 'core', 'cli', 'main.js');
 const CUDACHECK = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck');
@@ -230,22 +230,15 @@ test('the CUDA emulator keeps CUDA semantics: barriers, shuffles, atomics, launc
 
 // the emulator harness as sm_80 and as sm_75: each run is one thread, so both start with the first of their
 // two tests and run side by side on the machine's two cores; each test awaits its own
-const emulatorRuns = new Map<string, Promise<Finished>>();
-function emulatorRun(cc: '80' | '75'): Promise<Finished> {
-  let r = emulatorRuns.get(cc);
-  if (!r) {
-    // sm_80: every row, stories260K and the random GQA model, products through the emulated cuBLASLt; sm_75 (no
-    // bf16 tensor cores): the random model, cuBLASLt off, so whole models also run on our own kernels alone
-    const args = cc === '80' ? ['--model', HF, '--random-model', '--golden', shared('fixtures', 'golden', 'stories260K.json')] : ['--random-model'];
-    r = runAsync(CUDACHECK_EMU, args, {
-      timeoutMs: 400_000,
-      env: { ...process.env, TAILOR_CUEMU_CC: cc, TAILOR_CUBLASLT: cc === '80' ? '1' : '0', CUEMU_LAUNCH_LOG: LAUNCH_LOG },
-    });
-    r.catch(() => {}); // (awaited by its test; this keeps a spawn failure from being unhandled meanwhile)
-    emulatorRuns.set(cc, r);
-  }
-  return r;
-}
+const emulatorRun = startedOnce((cc: '80' | '75'): Promise<Finished> => {
+  // sm_80: every row, stories260K and the random GQA model, products through the emulated cuBLASLt; sm_75 (no
+  // bf16 tensor cores): the random model, cuBLASLt off, so whole models also run on our own kernels alone
+  const args = cc === '80' ? ['--model', HF, '--random-model', '--golden', shared('fixtures', 'golden', 'stories260K.json')] : ['--random-model'];
+  return runAsync(CUDACHECK_EMU, args, {
+    timeoutMs: 400_000,
+    env: { ...process.env, TAILOR_CUEMU_CC: cc, TAILOR_CUBLASLT: cc === '80' ? '1' : '0', CUEMU_LAUNCH_LOG: LAUNCH_LOG },
+  });
+});
 
 for (const cc of ['80', '75'] as const) {
   test(`CUDA kernels, whole models, LoRA training and pruning statistics on the CPU emulator as sm_${cc} (tailor_cudacheck_emu)`, { skip: ON_EMULATOR }, async (t) => {
@@ -472,20 +465,12 @@ test('LoRA training on the CUDA backend follows the CPU loss curve (GPU machines
 // its output, stdout and stderr together. Each run is one thread: the two ASan runs go side by side, and the
 // ThreadSanitizer tree builds while they do (the two trees' builds and runs were half of this file's time)
 type TreeRun = (exe: string, args: string[], env: Record<string, string>) => Promise<{ status: number | null; out: string }>;
-const trees = new Map<Sanitizer, Promise<TreeRun>>();
 const TREE_TARGETS: Record<Sanitizer, string[]> = { asan: ['tailor_cudacheck_emu'], tsan: ['tailor_cuemu_selftest', 'tailor_cudacheck_emu'] };
-function sanitizerTree(kind: Sanitizer): Promise<TreeRun> {
-  let tree = trees.get(kind);
-  if (!tree) {
-    tree = sanitizerBuildAsync(kind, TREE_TARGETS[kind]).then((run) => async (exe: string, args: string[], env: Record<string, string>) => {
-      const r = await run(exe, args, env);
-      return { status: r.status, out: r.stdout + r.stderr };
-    });
-    tree.catch(() => {}); // (awaited by its test; this keeps a failed build from being unhandled meanwhile)
-    trees.set(kind, tree);
-  }
-  return tree;
-}
+const sanitizerTree = startedOnce((kind: Sanitizer): Promise<TreeRun> =>
+  sanitizerBuildAsync(kind, TREE_TARGETS[kind]).then((run) => async (exe: string, args: string[], env: Record<string, string>) => {
+    const r = await run(exe, args, env);
+    return { status: r.status, out: r.stdout + r.stderr };
+  }));
 
 test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, async (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a

@@ -27,3 +27,21 @@ export function runAsync(file: string, args: string[], opts: { env?: NodeJS.Proc
     });
   });
 }
+
+/**
+ * `start` memoized by key: the first call for a key starts it, later calls get the same promise. For work a
+ * test starts for itself and for a later test (to run beside it on the other core); each awaits its own. A
+ * rejection is marked handled until then, so that a failure waiting for its test is not an unhandled one.
+ */
+export function startedOnce<K, V>(start: (key: K) => Promise<V>): (key: K) => Promise<V> {
+  const started = new Map<K, Promise<V>>();
+  return (key) => {
+    let p = started.get(key);
+    if (!p) {
+      p = start(key);
+      p.catch(() => {});
+      started.set(key, p);
+    }
+    return p;
+  };
+}
