@@ -25,6 +25,8 @@ const { calibrationFromText, pruneModel, writePruned } = await import('../electr
 const { exportModel } = await import('../electron/core/export/export.js');
 const { randomModel } = await import('../electron/core/formats/model-tensors.js');
 const { writeHfFolder } = await import('../electron/core/formats/safetensors-write.js');
+const { Library } = await import('../electron/core/service/library.js');
+const { History } = await import('../electron/core/history/db.js');
 
 const HF = shared('models', 'stories260K-hf');
 const GGUF = shared('models', 'stories260K', 'stories260K.gguf');
@@ -270,6 +272,16 @@ test('bf16 weights keep the KV cache in bf16 where the tensor cores take the hea
     assert.equal(info(dir), 'bf16 (bf16 weights), 256 bytes per token (256 KiB for the 1,024-token context)');
     assert.equal(info(HF), 'fp32 (bf16 weights, but the tensor-core attention takes head dims 16, 32, 48, 64, 80, 96, 112, 128, not 8), 1.25 KiB per token (640 KiB for the 512-token context)');
     assert.equal(info(dir, { TAILOR_CUEMU_CC: '75' }), 'fp32 (bf16 weights, but this device has no bf16 tensor-core attention), 512 bytes per token (512 KiB for the 1,024-token context)');
+    // the app's Models screen: each model's fp32 cache, and its bf16 one where this device keeps it so
+    const h = History.open(path.join(dir, 'history.db'));
+    try {
+      const lib = new Library(h);
+      assert.deepEqual((await lib.add(dir)).kvCache, { bytesPerToken: 512, bf16BytesPerToken: 256 });
+      assert.deepEqual((await lib.add(HF)).kvCache, { bytesPerToken: 1280, bf16BytesPerToken: null });
+      assert.deepEqual((await lib.list()).map((m) => m.kvCache.bf16BytesPerToken), [256, null]);
+    } finally {
+      h.close();
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

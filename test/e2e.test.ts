@@ -112,6 +112,8 @@ async function wizardFinish(name: string, lora: { epochs: string; trainshots: st
 test('refused inputs: a malformed task file and an impossible ratio show clear messages, and the database stays clean; the keyboard reaches the navigation', async () => {
   await tid('model-item').first().waitFor();
   await shot('01-models');
+  // the bundled model's KV cache: 5 layers × 4 KV heads × head dim 8, keys and values in fp32 (no GPU here)
+  assert.equal(String(await tid('model-kv').textContent()).replace(/\s+/g, ' ').trim(), '1.3 KiB per token, 640.0 KiB for the whole context (fp32)');
   const bad = path.join(dir, 'broken.csv');
   fs.writeFileSync(bad, 'review,label\n"great film,positive\nbad,negative\n');
   await tid('nav-wizard').click();

@@ -98,6 +98,8 @@ test('the model library: stories260K is there on first start; models are added w
     assert.equal(first[0].bundled, true);
     assert.equal(first[0].params, 260032);
     assert.deepEqual(first[0].layers[0], { nHead: 8, nKvHead: 4, ffn: 172 });
+    // 5 layers × 4 KV heads × head dim 8, keys and values in fp32; no device here to keep them in bf16
+    assert.deepEqual(first[0].kvCache, { bytesPerToken: 1280, bf16BytesPerToken: null });
     const m = await w.invoke('models.add', { path: shared('models', 'stories260K', 'stories260K.gguf') });
     assert.equal(m.format, 'gguf');
     assert.equal(m.tokenizer !== null, true);

@@ -65,6 +65,10 @@ export interface ModelEntry {
   uniform: boolean;
   /** what kind of tokenizer came with it, or null */
   tokenizer: string | null;
+  /** the keys and values a generation or scoring call caches per token, every layer's: fp32 on the CPU and
+   * wherever bf16 is not taken; bf16BytesPerToken where this machine's CUDA device keeps them in bf16 with bf16
+   * weights (compute.weights 'bf16' and a head size its tensor-core attention takes), else null */
+  kvCache: { bytesPerToken: number; bf16BytesPerToken: number | null };
   bundled: boolean;
   addedAt: number;
 }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelEntry, ModelSource } from '../api/contract.js';
 import { packageRoot } from '../cli/version.js';
-import { inspectModel, Model, type ModelInfo } from '../engine/engine.js';
+import { describeBackend, inspectModel, kvCacheOf, Model, type ModelInfo } from '../engine/engine.js';
 import type { History } from '../history/db.js';
 import type { PipelineSpec } from '../pipeline/spec.js';
 import { archFromHfConfig, paramCount, type ArchConfig } from '../prune/plan.js';
@@ -17,13 +17,16 @@ export const BUNDLED_MODEL = () => path.join(packageRoot(), 'resources', 'models
 
 type StoredInfo = Omit<ModelInfo, 'path' | 'hostWeights' | 'hostResidentBytes'>;
 
-function entryOf(row: { id: string; path: string; name: string; bundled: boolean; info: unknown; added_at: number }): ModelEntry {
+// kvBf16HeadDims: the head sizes this machine's device keeps its KV cache in bf16 for, with bf16 weights
+function entryOf(row: { id: string; path: string; name: string; bundled: boolean; info: unknown; added_at: number }, kvBf16HeadDims: number[]): ModelEntry {
   const i = row.info as StoredInfo;
+  const bf16 = kvCacheOf({ ...i, kvBf16HeadDims });
   const uniform = i.layers.every((l) => l.nHead === i.layers[0].nHead && l.nKvHead === i.layers[0].nKvHead && l.ffn === i.layers[0].ffn);
   return {
     id: row.id, name: row.name, path: row.path, format: i.format, architecture: i.architecture, params: i.nParams, dim: i.dim, nLayers: i.nLayers,
     headDim: i.headDim, vocabSize: i.vocabSize, contextLength: i.contextLength, layers: i.layers.map((l) => ({ nHead: l.nHead, nKvHead: l.nKvHead, ffn: l.ffn })),
     uniform, tokenizer: i.tokenizer, bundled: row.bundled, addedAt: row.added_at,
+    kvCache: { bytesPerToken: kvCacheOf({ ...i, kvBf16HeadDims: [] }).bytesPerToken, bf16BytesPerToken: bf16.dtype === 'bf16' ? bf16.bytesPerToken : null },
   };
 }
 
@@ -72,7 +75,15 @@ function ensureExists(p: string, field: string): void {
 }
 
 export class Library {
+  // what a load with bf16 weights would run on here (the backend 'auto' picks), asked once: its bf16 KV head sizes
+  private kvBf16: Promise<number[]> | null = null;
+
   constructor(private readonly history: History) {}
+
+  private kvBf16HeadDims(): Promise<number[]> {
+    this.kvBf16 ??= describeBackend({ backend: 'auto', weights: 'bf16' }).then((b) => b.kvBf16HeadDims, () => []);
+    return this.kvBf16;
+  }
 
   /** Adds the bundled model on first start (and keeps its entry current). */
   async ensureBundled(): Promise<void> {
@@ -82,20 +93,22 @@ export class Library {
     await this.add(p, { bundled: true, name: 'stories260K (bundled)' });
   }
 
-  list(): ModelEntry[] {
-    return this.history.listModels().map(entryOf);
+  async list(): Promise<ModelEntry[]> {
+    const kv = await this.kvBf16HeadDims();
+    return this.history.listModels().map((row) => entryOf(row, kv));
   }
 
   async add(p: string, o: { bundled?: boolean; name?: string } = {}): Promise<ModelEntry> {
     ensureExists(p, 'path');
     const name = o.name ?? (path.basename(p).replace(/\.(gguf|bin)$/i, '') || p);
     const fromConfig = infoFromHfConfig(p);
-    if (fromConfig) return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info: fromConfig }));
+    const kv = await this.kvBf16HeadDims();
+    if (fromConfig) return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info: fromConfig }), kv);
     // GGUF and llama2.c: the file's own header, checked as a load checks it, without decoding its weights
     const { path: _p, ...file } = await inspectModel(p);
     void _p;
     const info: StoredInfo = { ...file, backend: 'cpu', threads: 0, backendKind: 'cpu', backendRequested: 'auto', backendAutoPick: 'cpu', backendNote: 'shapes read from the file; not loaded yet', kvBf16HeadDims: [] };
-    return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }));
+    return entryOf(this.history.upsertModel({ path: p, name, bundled: !!o.bundled, info }), kv);
   }
 
   remove(id: string): boolean {
