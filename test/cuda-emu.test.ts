@@ -194,14 +194,14 @@ test("the KV cache holds what a call needs: scoring each token's keys and values
       const res = await m.score(ss);
       return { extra: deviceMemory()!.peak - base, res };
     });
-    // 41 sequences of 640 tokens in all, in one batch: padded to the longest they would hold 41 × 400 positions
-    const seqs = [seq(400), ...Array.from({ length: 40 }, () => seq(6))];
+    // 41 sequences of 540 tokens in all, in one batch: padded to the longest they would hold 41 × 300 positions
+    const seqs = [seq(300), ...Array.from({ length: 40 }, () => seq(6))];
     const mixed = await scoringPeak(seqs);
-    const two = await scoringPeak([seq(400), seq(240)]);
-    assert.equal(mixed.extra, two.extra, `41 sequences of 640 tokens take what 2 of 640 take (padding would add ${(41 - 2) * 400 * kvPerPosition} bytes)`);
-    // 320 tokens more add their activations and one layer's keys and values, not every layer's
+    const two = await scoringPeak([seq(300), seq(240)]);
+    assert.equal(mixed.extra, two.extra, `41 sequences of 540 tokens take what 2 of 540 take (padding would add ${(41 - 2) * 300 * kvPerPosition} bytes)`);
+    // 220 tokens more add their activations and one layer's keys and values, not every layer's
     const fewer = await scoringPeak([seq(300), seq(20)]);  // each call has a sequence ≥ 256: the same logits block
-    const perToken = (two.extra - fewer.extra) / 320;
+    const perToken = (two.extra - fewer.extra) / 220;
     assert.ok(perToken > actPerToken + kvPerPosition / 2 && perToken < actPerToken + 2 * kvPerPosition,  // (allocations round to 512 bytes)
       `a token costs its activations (${actPerToken} bytes) and one layer's keys and values (${kvPerPosition}), not every layer's (${layers.length * kvPerPosition}): ${perToken} bytes`);
     const scored = mixed.res;
