@@ -91,12 +91,12 @@ __global__ void __launch_bounds__(TTHREADS, 2)
   const int64_t a_step = A_K1 ? TK : TK * sak, b_step = B_K1 ? TK : TK * sbk;                 // from a step to the next
   float pa[R], pb[R];  // the next step's share, global memory → registers (R / W loads of W elements)
   auto load = [&](int64_t k0) {
+    const TA* qa = a_next;  // load j's first element: walked a load at a time (fewer live 64-bit addresses than
+    const TB* qb = b_next;  // a_next + j·a_js for every j)
 #pragma unroll
-    for (int j = 0; j < R / W; j++) {
+    for (int j = 0; j < R / W; j++, qa += a_js, qb += b_js) {
       const bool ina = A_K1 ? m0 + am + j * A_JS < M && k0 + ak < K : m0 + am < M && k0 + ak + j * A_JS < K;
       const bool inb = B_K1 ? n0 + bn + j * B_JS < N && k0 + bk < K : n0 + bn < N && k0 + bk + j * B_JS < K;
-      const TA* const qa = a_next + j * a_js;
-      const TB* const qb = b_next + j * b_js;
       if constexpr (VEC) {
         load_float4(reinterpret_cast<const float*>(ina ? qa : A), ina, pa + W * j);
         load_float4(reinterpret_cast<const float*>(inb ? qb : B), inb, pb + W * j);
