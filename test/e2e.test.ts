@@ -113,7 +113,7 @@ test('refused inputs: a malformed task file and an impossible ratio show clear m
   await tid('model-item').first().waitFor();
   await shot('01-models');
   // the bundled model's KV cache: 5 layers × 4 KV heads × head dim 8, keys and values in fp32 (no GPU here)
-  assert.equal(String(await tid('model-kv').textContent()).replace(/\s+/g, ' ').trim(), '1.3 KiB per token, 640.0 KiB for the whole context (fp32)');
+  assert.equal(String(await tid('model-kv').textContent()).replace(/\s+/g, ' ').trim(), '640.0 KiB fp32, 1.3 KiB a token');
   const bad = path.join(dir, 'broken.csv');
   fs.writeFileSync(bad, 'review,label\n"great film,positive\nbad,negative\n');
   await tid('nav-wizard').click();
