@@ -398,8 +398,17 @@ __global__ void __launch_bounds__(TcTile<BM, BN>::THREADS, 2)
 #endif
 }
 
-// y[M, N] (+)= x[M, K] · (W_ROWS_ARE_K ? W[K, N] : W[N, K]ᵀ) on the tensor cores: picks the tile and whether
-// the operands can be read 16 bytes at a time
+// the tensor-core kernel of one block tile for operands moved `copy` bytes at a time (tc_copy_bytes)
+template <int BM, int BN, bool W_ROWS_ARE_K>
+void launch_tc(int copy, dim3 grid, float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64_t K, int64_t N, bool accumulate) {
+  constexpr int T = TcTile<BM, BN>::THREADS;
+  if (copy == 16) TAILOR_LAUNCH((matmul_bf16_tc_kernel<BM, BN, W_ROWS_ARE_K, 16>), grid, T)(y, x, w, M, K, N, accumulate);
+  else if (copy == 4) TAILOR_LAUNCH((matmul_bf16_tc_kernel<BM, BN, W_ROWS_ARE_K, 4>), grid, T)(y, x, w, M, K, N, accumulate);
+  else TAILOR_LAUNCH((matmul_bf16_tc_kernel<BM, BN, W_ROWS_ARE_K, 0>), grid, T)(y, x, w, M, K, N, accumulate);
+}
+
+// y[M, N] (+)= x[M, K] · (W_ROWS_ARE_K ? W[K, N] : W[N, K]ᵀ) on the tensor cores: picks the tile and how the
+// operands reach shared memory (16- or 4-byte asynchronous copies, or element by element)
 template <bool W_ROWS_ARE_K>
 void tc_product(float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64_t K, int64_t N, bool accumulate, const char* what) {
   const int forced = g_tile.load();
@@ -407,17 +416,8 @@ void tc_product(float* y, const uint16_t* x, const uint16_t* w, int64_t M, int64
   if (ceil_div(M, tile) > 65535) fail(ErrorCode::UNSUPPORTED, std::string(what) + ": more than " + std::to_string(65535 * tile) + " rows in one call");
   const int copy = tc_copy_bytes(x, w, K, N, W_ROWS_ARE_K);
   const dim3 grid(ceil_div(N, tile), ceil_div(M, tile));
-  if (tile == 128) {
-    constexpr int T = TcTile<128, 128>::THREADS;
-    if (copy == 16) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 16>), grid, T)(y, x, w, M, K, N, accumulate);
-    else if (copy == 4) TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 4>), grid, T)(y, x, w, M, K, N, accumulate);
-    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<128, 128, W_ROWS_ARE_K, 0>), grid, T)(y, x, w, M, K, N, accumulate);
-  } else {
-    constexpr int T = TcTile<64, 64>::THREADS;
-    if (copy == 16) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 16>), grid, T)(y, x, w, M, K, N, accumulate);
-    else if (copy == 4) TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 4>), grid, T)(y, x, w, M, K, N, accumulate);
-    else TAILOR_LAUNCH((matmul_bf16_tc_kernel<64, 64, W_ROWS_ARE_K, 0>), grid, T)(y, x, w, M, K, N, accumulate);
-  }
+  if (tile == 128) launch_tc<128, 128, W_ROWS_ARE_K>(copy, grid, y, x, w, M, K, N, accumulate);
+  else launch_tc<64, 64, W_ROWS_ARE_K>(copy, grid, y, x, w, M, K, N, accumulate);
   check_launch(what);
 }
 
