@@ -68,6 +68,9 @@ fi
 
 # ---- 1. build ----
 . native/test/gpu-arch.sh  # CUDA_ARCHS: this GPU's architecture only (the lent minutes are few)
+# the tests check engineInfo's architectures against what this build asked for, not the shipped five
+TAILOR_TEST_CUDA_ARCHS=$CUDA_ARCHS
+export TAILOR_TEST_CUDA_ARCHS
 # no emulator build where a GPU is (its tests skip under TAILOR_TEST_GPU=1); a development machine without one
 # keeps it, so that running this script there leaves its build as npm test expects it
 CUEMU=ON
