@@ -375,6 +375,25 @@ for (const cc of ['80', '75'] as const) {
 // need more than the 65,536 registers an SM gives one block (registers go to a warp in units of 256), or more than
 // 48 KiB of static shared memory, is refused on a GPU ("too many resources requested for launch"): here it fails,
 // before a GPU's minutes are spent on it. Every compiled kernel must also have been launched (none unchecked).
+// test:gpu measures the 7B memory plan (docs/memory-plan.md) with tailor_cudacheck --memory-plan 7b on the GPU;
+// the same code (a random model bound in bf16, one LoRA step, a Taylor pass, an evaluation batch with a shared
+// prefix, the allocator's accounting of each) runs here on the emulator at its tiny shape, so that it cannot
+// rot where no GPU is
+test('the memory plan\'s measurement (tailor_cudacheck --memory-plan) on the emulator at its tiny shape: every part measured', { skip: ON_EMULATOR }, async (t) => {
+  assert.ok(fs.existsSync(CUDACHECK_EMU), `${CUDACHECK_EMU} is built (npm run build:native)`);
+  const r = await runAsync(CUDACHECK_EMU, ['--memory-plan', 'tiny'], { timeoutMs: 120_000, env: { ...process.env, TAILOR_CUBLASLT: '0' } });
+  const out = r.stdout + r.stderr;
+  for (const l of out.trimEnd().split('\n')) t.diagnostic(l);
+  assert.equal(r.status, 0, `tailor_cudacheck_emu --memory-plan tiny failed:\n${out}`);
+  assert.match(out, /^memory plan: one LoRA step, loss \d+\.\d+, /m);
+  assert.match(out, /^memory plan: evaluation batch of 250 computed tokens over 400 positions \(150 shared\)/m);
+  for (const part of ['weights \\(bf16, norms fp32\\)', 'LoRA params \\+ grads', 'one training step above', 'Taylor importance pass', 'evaluation batch, all included']) {
+    const m = new RegExp(`^${part}.*?\\s(\\d+\\.\\d+)\\s+-$`, 'm').exec(out);
+    assert.ok(m, `${part}: a measured line`);
+    assert.ok(Number(m[1]) > 0, `${part}: measured ${m[1]} GiB`);
+  }
+});
+
 test("every CUDA kernel fits the hardware's per-block limits at every architecture built (ptxas's registers and shared memory, the emulator's block sizes)", (t) => {
   if (ON_EMULATOR) return t.skip(ON_EMULATOR);
   if (!fs.existsSync(RESOURCES)) return t.skip(`no ${RESOURCES}: the engine was built without CUDA (nvcc)`);

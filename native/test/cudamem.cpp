@@ -106,8 +106,7 @@ int memory_plan_run(int device, const std::string& which) {
     std::printf("memory plan: one LoRA step, loss %.4f, %.2f s (%.0f tokens/s)\n", st.loss, step_s, double(s.batch * s.seq) / step_s);
   }
   // one Taylor importance pass (10 × 64 calibration tokens, as in the plan)
-  std::vector<Example> calib(data.begin(), data.begin() + 1);
-  calib.clear();
+  std::vector<Example> calib;
   for (int b = 0; b < 10; b++) {
     Example e;
     for (int t = 0; t <= 64; t++) e.ids.push_back(int(rng() % uint32_t(s.vocab)));
