@@ -8,6 +8,8 @@
 // is not a test, and a machine without a GPU has nothing to measure. Exit 1 when a part failed to run.
 //
 //   node dist/bench/gpu-bench.js [--steps 10] [--models 15M,110M] [--batch B] [--seq-len T] [--parts matmul,train,bf16]
+//                                [--cudacheck PATH]   (the harness for the products; default native/build/tailor_cudacheck;
+//                                                      the tests rehearse this script with the emulator's, tailor_cudacheck_emu)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -50,7 +52,7 @@ function main(): number {
   let failed = 0;
 
   if (parts.has('matmul')) {
-    const exe = path.join(root, 'native', 'build', 'tailor_cudacheck');
+    const exe = a.has('cudacheck') ? path.resolve(a.get('cudacheck')!) : path.join(root, 'native', 'build', 'tailor_cudacheck');
     md.push('', '## Matrix products (tailor_cudacheck --bench-only)', '');
     if (!fs.existsSync(exe)) {
       md.push(`not run: ${exe} is missing (build with \`npm run build:native -- --CDTAILOR_CUDA=ON\`)`);

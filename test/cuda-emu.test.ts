@@ -578,10 +578,12 @@ test("npm run test:gpu's device branches, rehearsed with the emulator as the GPU
     assert.match(l, /^ok /, l);
     assert.doesNotMatch(l, /# SKIP/, `${name}: ran its device branch`);
   }
-  // and its benchmark's device branch (gpu-bench → train-bench --backend cuda → the table), at a size the
-  // emulator does in seconds: LoRA on bf16 weights, 2×32 tokens, one timed step (no PyTorch here: Tailor's side alone)
+  // and its benchmark's device branch, at sizes the emulator does in seconds: the products' table (the emulator's
+  // harness, its tiny shapes), and LoRA on bf16 weights through train-bench --backend cuda, 2×32 tokens, one
+  // timed step (no PyTorch here: Tailor's side alone)
   const out2 = tempDir('tailor-gpu-bench-');
-  const b = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'bench', 'gpu-bench.js'), '--parts', 'bf16', '--models', '260K', '--steps', '1', '--batch', '2', '--seq-len', '32'], {
+  const harness = path.join(REPO_ROOT, 'native', 'build', 'tailor_cudacheck_emu');
+  const b = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'bench', 'gpu-bench.js'), '--parts', 'matmul,bf16', '--cudacheck', harness, '--models', '260K', '--steps', '1', '--batch', '2', '--seq-len', '32'], {
     encoding: 'utf8',
     timeout: 120_000,
     maxBuffer: 1 << 24,
@@ -591,10 +593,13 @@ test("npm run test:gpu's device branches, rehearsed with the emulator as the GPU
   assert.equal(b.status, 0, `gpu-bench.js with the emulator as the GPU:\n${bout.slice(-4000)}`);
   const md = fs.readFileSync(path.join(out2, 'gpu-bench.md'), 'utf8');
   assert.match(md, /^Device 0: Tailor CUDA emulator \(CPU\) \(sm 8\.0, /m);
+  assert.match(md, /^\| matmul_forward_bf16, tensor-core kernel, tile 128 \(picked\) \| 64 × 256 × 256 \| tiny \(emulator\) \| \d+\.\d+ \| /m, 'the products\' table');
+  assert.match(md, /^\| bf16 tensor cores \(attention_tc\) \| 1 × 64, 2\/2, 64 \| /m, 'the training attention\'s table');
+  assert.match(md, /^attention 32\/8 hd=128 T=32 .* bf16 tensor cores/m, 'the inference attention lines');
   assert.match(md, /^\| stories260K \| 260K \| 2×32 \| 1 \| \d+\.\d \| /m, 'a measured Tailor-CUDA tok/s');
   assert.match(md, /backend cuda \(device 0, .*bf16 weights/);
-  const json = JSON.parse(fs.readFileSync(path.join(out2, 'gpu-bench.json'), 'utf8')) as { bf16?: unknown };
-  assert.ok(json.bf16, 'the bf16 part in the JSON');
+  const json = JSON.parse(fs.readFileSync(path.join(out2, 'gpu-bench.json'), 'utf8')) as { bf16?: unknown; matmul?: unknown };
+  assert.ok(json.bf16 && json.matmul, 'both parts in the JSON');
   // what it also wrote under out/gpu-bench/ (the benchmark's own record) is not this test's to keep
   for (const f of /^written: (.*)$/m.exec(b.stdout ?? '')?.[1].split(', ') ?? []) if (f.startsWith('out/')) fs.rmSync(path.join(REPO_ROOT, f), { force: true });
 });
