@@ -542,9 +542,12 @@ async function main(): Promise<void> {
     for (const { m, tailor, torch } of rows) {
       if (!tailor) continue;
       out.push(
-        `* ${m.name}: Tailor ${fmt(tailor.loss0, 4)} (first training step ${fmt(Number(tailor.firstStepLoss), 4)})` +
+        `* ${m.name}: Tailor ${fmt(tailor.loss0, 4)}` +
           (torch ? `, PyTorch ${fmt(torch.loss0, 4)} (Δ ${fmt(Math.abs(tailor.loss0 - torch.loss0), 5)})` : '') +
-          `; last timed-step loss Tailor ${fmt(tailor.losses.at(-1) ?? NaN, 4)}` +
+          // the steps' losses are not comparable across the two: Tailor's trainer shuffles the rows (seed 0), PyTorch
+          // takes them in order (its warm-up step is rows [0, B): the base loss above)
+          `; training on each side's own batch order (Tailor's trainer shuffles the rows, PyTorch takes them in order): ` +
+          `first step Tailor ${fmt(Number(tailor.firstStepLoss), 4)}, last timed step Tailor ${fmt(tailor.losses.at(-1) ?? NaN, 4)}` +
           (torch ? `, PyTorch ${fmt(torch.losses.at(-1) ?? NaN, 4)}` : ''),
       );
     }
