@@ -172,6 +172,8 @@ test('the whole wizard with two ratios: live progress, the recovery table, Histo
   assert.equal(await rows.count(), 2);
   assert.match(String(await rows.first().textContent()), /story_cloze/);
   await tid('run-heatmap').first().waitFor();
+  // where it computed: this machine has no GPU, so 'auto' ran on the CPU
+  assert.match(String(await tid('run-compute').textContent()), /^Computed on cpu \(/);
   await shot('06-run-done', true);
   // the run in the history, with the same numbers the database holds
   const rec = server.workbench.history.getRun(runId).results.filter((r) => r.phase === 'recovery');
