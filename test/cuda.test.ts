@@ -369,12 +369,6 @@ for (const cc of ['80', '75'] as const) {
   });
 }
 
-// What the emulator cannot see: each kernel's registers and static shared memory against the hardware's per-block
-// limits, for every architecture built. The build files ptxas's account of every kernel (nvcc --resource-usage,
-// native/build/cuda-resources/); the emulator runs above logged the block size of every launch. A block whose warps
-// need more than the 65,536 registers an SM gives one block (registers go to a warp in units of 256), or more than
-// 48 KiB of static shared memory, is refused on a GPU ("too many resources requested for launch"): here it fails,
-// before a GPU's minutes are spent on it. Every compiled kernel must also have been launched (none unchecked).
 // test:gpu measures the 7B memory plan (docs/memory-plan.md) with tailor_cudacheck --memory-plan 7b on the GPU;
 // the same code (a random model bound in bf16, one LoRA step, a Taylor pass, an evaluation batch with a shared
 // prefix, the allocator's accounting of each) runs here on the emulator at its tiny shape, so that it cannot
@@ -394,6 +388,12 @@ test('the memory plan\'s measurement (tailor_cudacheck --memory-plan) on the emu
   }
 });
 
+// What the emulator cannot see: each kernel's registers and static shared memory against the hardware's per-block
+// limits, for every architecture built. The build files ptxas's account of every kernel (nvcc --resource-usage,
+// native/build/cuda-resources/); the emulator runs above logged the block size of every launch. A block whose warps
+// need more than the 65,536 registers an SM gives one block (registers go to a warp in units of 256), or more than
+// 48 KiB of static shared memory, is refused on a GPU ("too many resources requested for launch"): here it fails,
+// before a GPU's minutes are spent on it. Every compiled kernel must also have been launched (none unchecked).
 test("every CUDA kernel fits the hardware's per-block limits at every architecture built (ptxas's registers and shared memory, the emulator's block sizes)", (t) => {
   if (ON_EMULATOR) return t.skip(ON_EMULATOR);
   if (!fs.existsSync(RESOURCES)) return t.skip(`no ${RESOURCES}: the engine was built without CUDA (nvcc)`);
