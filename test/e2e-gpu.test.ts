@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
 
 const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node');
@@ -16,37 +16,23 @@ const built = fs.existsSync(EMU);
 const skip = built ? false : `the emulator addon is not built (${EMU})`;
 if (built) process.env.TAILOR_ADDON = EMU;
 // imported after TAILOR_ADDON is set: the server's engine loads the addon it names
-const { startServer } = await import('../electron/core/serve/server.js');
+const { SHOTS, openWorkbenchPage } = await import('./helpers/workbench-page.js');
 const { randomModel } = await import('../electron/core/formats/model-tensors.js');
 const { writeHfFolder } = await import('../electron/core/formats/safetensors-write.js');
 
-const CHROMIUM = process.env.TAILOR_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(REPO_ROOT, 'out', 'e2e-screens');
 const dir = tempDir('tailor-e2e-gpu-');
-let server: Awaited<ReturnType<typeof startServer>>;
-let browser: Browser;
+let wb: Awaited<ReturnType<typeof openWorkbenchPage>> | undefined;
 let page: Page;
-const problems: string[] = [];
 
 before(async () => {
   if (!built) return;
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`the end-to-end tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set TAILOR_CHROMIUM)`);
-  if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'renderer', 'index.html'))) throw new Error('the renderer is not built (npm run build)');
-  fs.mkdirSync(SHOTS, { recursive: true });
-  server = await startServer({ host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'history.sqlite'), dataDir: path.join(dir, 'data'), staticDir: path.join(REPO_ROOT, 'dist', 'renderer') });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1024, height: 700 }, colorScheme: 'light' });
-  page.on('pageerror', (e) => problems.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  await page.goto(server.url);
+  wb = await openWorkbenchPage(dir);
+  page = wb.page;
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
-  assert.deepEqual(problems, [], 'no errors in the page');
+  await wb?.close();
+  assert.deepEqual(wb?.problems ?? [], [], 'no errors in the page');
 });
 
 // Conditions run in the page as functions (the page's CSP forbids eval), self-contained; this file compiles
@@ -122,7 +108,7 @@ test('a run on CUDA with bf16 weights from the wizard: the review offers the dev
   const peaks = await page.locator('details.times tbody tr td:nth-child(3)').allInnerTexts();
   assert.ok(peaks.length >= 3 && peaks.every((p) => /^\d+(\.\d)? (B|KiB|MiB)$/.test(p)), `a GPU peak per stage: ${peaks.join(', ')}`);
   // the history holds the same: the run's spec asked for CUDA and bf16, its report names the device
-  const run = server.workbench.history.getRun(runId);
+  const run = wb!.server.workbench.history.getRun(runId);
   assert.deepEqual((run.spec as { compute?: unknown }).compute, { backend: 'cuda', weights: 'bf16' });
   await page.screenshot({ path: path.join(SHOTS, 'gpu-03-run-done.png'), fullPage: true });
 });

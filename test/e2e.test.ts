@@ -7,31 +7,19 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { startServer, type Server } from '../electron/core/serve/server.js';
+import type { Page } from 'playwright-core';
+import type { Server } from '../electron/core/serve/server.js';
 import { REPO_ROOT, tempDir } from './helpers/paths.js';
+import { SHOTS, openWorkbenchPage, type WorkbenchPage } from './helpers/workbench-page.js';
 
-const CHROMIUM = process.env.TAILOR_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(REPO_ROOT, 'out', 'e2e-screens');
 const dir = tempDir('tailor-e2e-');
+let wb: WorkbenchPage | undefined;
 let server: Server;
-let browser: Browser;
 let page: Page;
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`the end-to-end tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set TAILOR_CHROMIUM)`);
-  if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'renderer', 'index.html'))) throw new Error('the renderer is not built (npm run build)');
-  fs.mkdirSync(SHOTS, { recursive: true });
-  server = await startServer({ host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'history.sqlite'), dataDir: path.join(dir, 'data'), staticDir: path.join(REPO_ROOT, 'dist', 'renderer') });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1024, height: 700 }, colorScheme: 'light' });
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  after(() => assert.deepEqual(problems, [], 'no errors in the page'));
-  await page.goto(server.url);
+  wb = await openWorkbenchPage(dir);
+  ({ server, page } = wb);
 });
 
 // a test that fails mid-run must not leave its run going into the next test (which would see E_BUSY)
@@ -42,8 +30,8 @@ afterEach(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
+  await wb?.close();
+  assert.deepEqual(wb?.problems ?? [], [], 'no errors in the page');
 });
 
 // Conditions that run in the page are functions (playwright calls them without eval, which the page's CSP
