@@ -16,7 +16,7 @@ const built = fs.existsSync(EMU);
 const skip = built ? false : `the emulator addon is not built (${EMU})`;
 if (built) process.env.TAILOR_ADDON = EMU;
 // imported after TAILOR_ADDON is set: the server's engine loads the addon it names
-const { SHOTS, openWorkbenchPage } = await import('./helpers/workbench-page.js');
+const { SHOTS, openWorkbenchPage, wizardToPruning } = await import('./helpers/workbench-page.js');
 const { randomModel } = await import('../electron/core/formats/model-tensors.js');
 const { writeHfFolder } = await import('../electron/core/formats/safetensors-write.js');
 
@@ -60,15 +60,7 @@ test('with a usable device: the navigation names it, and the Models screen gives
 });
 
 test('a run on CUDA with bf16 weights from the wizard: the review offers the device, the run computes there, and its report says so with each stage\'s GPU peak', { skip }, async () => {
-  await tid('nav-wizard').click();
-  await tid('wizard-reset').click();
-  await page.locator('[data-testid=wizard-model-option][value$="stories260K"]').check();  // the bundled one
-  await tid('wizard-next').click();
-  await tid('wizard-task-story_cloze').check();
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=prompt]');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+  await wizardToPruning(page);
   // one ratio (the default two, less the second); everything small, as the emulator computes slowly
   await page.getByRole('button', { name: 'Remove ratio 0.5' }).click();
   assert.equal(await tid('prune-ratio-chip').count(), 1);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Server } from '../electron/core/serve/server.js';
 import { REPO_ROOT, tempDir } from './helpers/paths.js';
-import { SHOTS, openWorkbenchPage, type WorkbenchPage } from './helpers/workbench-page.js';
+import { SHOTS, openWorkbenchPage, wizardToPruning, type WorkbenchPage } from './helpers/workbench-page.js';
 
 const dir = tempDir('tailor-e2e-');
 let wb: WorkbenchPage | undefined;
@@ -56,19 +56,6 @@ const runIdOfScreen = async () => String(await tid('run-screen').getAttribute('d
 async function runStatus(expected: RegExp, timeout = 240_000): Promise<string> {
   await page.waitForFunction((re) => new RegExp(re).test((globalThis as unknown as { document: Doc }).document.querySelector('[data-testid=run-status]')?.textContent ?? ''), expected.source, { timeout, polling: 250 });
   return String(await tid('run-status').textContent());
-}
-
-/** From the Models screen: the wizard with the bundled model and story_cloze chosen, at the pruning step. */
-async function wizardToPruning(): Promise<void> {
-  await tid('nav-wizard').click();
-  await tid('wizard-reset').click();
-  await tid('wizard-model-option').first().check();
-  await tid('wizard-next').click();
-  await tid('wizard-task-story_cloze').check();
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=prompt]');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
 }
 
 async function wizardFinish(name: string, lora: { epochs: string; trainshots: string; rank?: string }): Promise<string> {
@@ -143,7 +130,7 @@ test('refused inputs: a malformed task file and an impossible ratio show clear m
 
 test('the whole wizard with two ratios: live progress, the recovery table, History, compare with a second run', async () => {
   await page.reload();
-  await wizardToPruning();
+  await wizardToPruning(page);
   assert.deepEqual(await tid('prune-ratio-chip').allTextContents().then((t) => t.map((s) => s.replace(/[^\d.]/g, ''))), ['0.2', '0.5']);
   assert.match(String(await tid('prune-plan-params').textContent()), /211,072/);
   // kept MLP channels in multiples of 8: the live plan keeps 144 a layer instead of 137, and back
@@ -217,7 +204,7 @@ test('the Playground streams a generation; Export writes a GGUF and refuses to o
 });
 
 test('cancel a running tailoring run, then resume it to the end', async () => {
-  await wizardToPruning();
+  await wizardToPruning(page);
   await page.getByRole('button', { name: 'Remove ratio 0.5' }).click();
   const runId = await wizardFinish('e2e cancel', { epochs: '6', trainshots: '200' });
   await page.waitForSelector('[data-stage="lora ratio=0.2"][data-status=running]', { timeout: 60_000 });

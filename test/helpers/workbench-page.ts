@@ -41,3 +41,17 @@ export async function openWorkbenchPage(dir: string): Promise<WorkbenchPage> {
     },
   };
 }
+
+/** From any screen: the wizard, reset, with the bundled stories260K and story_cloze chosen, at the pruning step. */
+export async function wizardToPruning(page: Page): Promise<void> {
+  const tid = (id: string) => page.getByTestId(id);
+  await tid('nav-wizard').click();
+  await tid('wizard-reset').click();
+  await page.locator('[data-testid=wizard-model-option][value$="stories260K"]').check();
+  await tid('wizard-next').click();
+  await tid('wizard-task-story_cloze').check();
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prompt]');
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
+}
