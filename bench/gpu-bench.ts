@@ -2,7 +2,8 @@
 // kernels as a share of the device's dense bf16 peak (tailor_cudacheck --bench-only), then LoRA training and
 // the importance pass on Tailor's CUDA backend side by side with PyTorch on the same GPU, model and batches
 // (train-bench.js --backend cuda), in fp32 and then on bf16 base weights (--weights bf16). Prints the tables and writes them, with the raw JSON, to
-// out/gpu-bench/gpu-bench-<time>.{md,json} (out/ is gitignored) and, when OUT is set, to $OUT/gpu-bench.{md,json}.
+// out/gpu-bench/gpu-bench-<time>.{md,json} (out/ is gitignored) and, when OUT is set, to $OUT/gpu-bench.{md,json},
+// after each part as well as at the end (so a run that test:gpu stops at its deadline keeps what it finished).
 //
 // Without a usable CUDA device it prints "no CUDA device: … — benchmark skipped" and exits 0: the benchmark
 // is not a test, and a machine without a GPU has nothing to measure. Exit 1 when a part failed to run.
@@ -50,6 +51,22 @@ function main(): number {
   ];
   const json: Record<string, unknown> = { date: new Date().toISOString(), device: dev, cuda: { ...c, devices: undefined }, commit };
   let failed = 0;
+  // written again after each part, so that a run stopped at test:gpu's deadline keeps the parts it finished
+  const dir = path.join(root, 'out', 'gpu-bench');
+  const base = path.join(dir, `gpu-bench-${stamp}`);
+  const save = (footer: string): string => {
+    const text = [...md, '', footer].join('\n') + '\n';
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(`${base}.md`, text);
+    fs.writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
+    if (process.env.OUT) {
+      fs.mkdirSync(process.env.OUT, { recursive: true });
+      fs.writeFileSync(path.join(process.env.OUT, 'gpu-bench.md'), text);
+      fs.writeFileSync(path.join(process.env.OUT, 'gpu-bench.json'), JSON.stringify(json, null, 2) + '\n');
+    }
+    return text;
+  };
+  const partial = () => save(`(unfinished: ${((Date.now() - t0) / 1000).toFixed(0)} s so far; the parts above are complete)`);
 
   if (parts.has('matmul')) {
     const exe = a.has('cudacheck') ? path.resolve(a.get('cudacheck')!) : path.join(root, 'native', 'build', 'tailor_cudacheck');
@@ -79,6 +96,7 @@ function main(): number {
         md.push('', `tailor_cudacheck exited ${r.error ? String(r.error) : r.status}:`, '```', out.trim().split('\n').slice(-20).join('\n'), '```');
       }
     }
+    partial();
   }
 
   // LoRA training (and, in fp32, the importance pass) against PyTorch: fp32 on both sides, then bf16 base weights
@@ -106,23 +124,12 @@ function main(): number {
       json[run.part] = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
       fs.rmSync(jsonFile, { force: true });
     }
+    partial();
   }
 
-  md.push('', `(${((Date.now() - t0) / 1000).toFixed(0)} s; \`node dist/bench/gpu-bench.js\`, part of \`npm run test:gpu\`; see bench/README.md, "GPU (CUDA backend)".)`);
-  const text = md.join('\n') + '\n';
+  const text = save(`(${((Date.now() - t0) / 1000).toFixed(0)} s; \`node dist/bench/gpu-bench.js\`, part of \`npm run test:gpu\`; see bench/README.md, "GPU (CUDA backend)".)`);
   console.log('\n' + text);
-  const dir = path.join(root, 'out', 'gpu-bench');
-  fs.mkdirSync(dir, { recursive: true });
-  const base = path.join(dir, `gpu-bench-${stamp}`);
-  fs.writeFileSync(`${base}.md`, text);
-  fs.writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
-  const written = [`${path.relative(root, base)}.md`, `${path.relative(root, base)}.json`];
-  if (process.env.OUT) {
-    fs.mkdirSync(process.env.OUT, { recursive: true });
-    fs.writeFileSync(path.join(process.env.OUT, 'gpu-bench.md'), text);
-    fs.writeFileSync(path.join(process.env.OUT, 'gpu-bench.json'), JSON.stringify(json, null, 2) + '\n');
-    written.push('$OUT/gpu-bench.{md,json}');
-  }
+  const written = [`${path.relative(root, base)}.md`, `${path.relative(root, base)}.json`, ...(process.env.OUT ? ['$OUT/gpu-bench.{md,json}'] : [])];
   console.log(`written: ${written.join(', ')}`);
   return failed ? 1 : 0;
 }

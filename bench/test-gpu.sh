@@ -27,6 +27,11 @@ LOG=out/test-gpu.log
 : >"$LOG"
 say() { echo "$*" | tee -a "$LOG"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
+# seconds left before TEST_GPU_DEADLINE (560 from the start, under a lent machine's 600-second call): every step's
+# timeout is cut to it, so that the logs reach $OUT before the call is killed whatever hangs
+left() { echo $(( ${TEST_GPU_DEADLINE:-560} - ($(date +%s) - start) )); }
+# a step's timeout: its own limit ($1 s), or what is left before the deadline if less (at least 10 s)
+limit() { l=$(left); [ "$l" -lt "$1" ] && echo $(( l > 10 ? l : 10 )) || echo "$1"; }
 
 # ---- Node: the one on PATH, else the packed one ----
 if ! command -v node >/dev/null 2>&1; then
@@ -116,17 +121,18 @@ say "== cuBLASLt: $CUBLASLT_NOTE"
 say "== CUDA tests (node --test dist/test/cuda.test.js)"
 # the GPU's tests only: the emulator rows (minutes of CPU, and run by every npm test) skip, saying so
 # (TAILOR_TEST_GPU=1); a hung kernel must not eat the session
-(TAILOR_TEST_GPU=1 timeout 300 node --test --test-reporter=spec dist/test/cuda.test.js 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
+(TAILOR_TEST_GPU=1 timeout "$(limit 300)" node --test --test-reporter=spec dist/test/cuda.test.js 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
 trc=$(cat out/.test-gpu-rc)
 say "== CUDA tests: $([ "$trc" -eq 0 ] && echo passed || echo "FAILED (exit $trc)") ($(elapsed) so far)"
 
 # ---- 3. the GPU benchmark ----
 say "== GPU benchmark (node dist/bench/gpu-bench.js)"
-(timeout 360 node dist/bench/gpu-bench.js "$@" 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
+(timeout "$(limit 360)" node dist/bench/gpu-bench.js "$@" 2>&1; echo $? >out/.test-gpu-rc) | tee -a "$LOG"
 brc=$(cat out/.test-gpu-rc)
 rm -f out/.test-gpu-rc
 bench="ok"
 [ "$brc" -ne 0 ] && bench="FAILED (exit $brc)"
+[ "$brc" -eq 124 ] && bench="stopped at the deadline (exit 124; the parts it finished are in out/gpu-bench/ and \$OUT)"
 tail -5 "$LOG" | grep -q "benchmark skipped$" && bench="skipped (no CUDA device)"
 
 # ---- 4. what gpu-check.sh adds, while the session's time lasts (TEST_GPU_DEADLINE seconds from the start,
@@ -134,7 +140,6 @@ tail -5 "$LOG" | grep -q "benchmark skipped$" && bench="skipped (no CUDA device)
 # on a LLaMA-7B-shaped model, then compute-sanitizer's memcheck over the kernel rows. A GPU lent once gets
 # everything from this one call; each part is skipped, saying so, when too little time is left ----
 extras=""
-left() { echo $(( ${TEST_GPU_DEADLINE:-560} - ($(date +%s) - start) )); }
 CHECK=native/build/tailor_cudacheck
 if [ "$bench" != "skipped (no CUDA device)" ] && [ -x "$CHECK" ]; then
   if [ "$(left)" -ge 90 ]; then
