@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import type { Model as M } from '../electron/core/engine/engine.js';
 import { maxAbsDiff } from './helpers/golden.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+import { nestedTestEnv } from './helpers/spawn.js';
 
 const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node');
 const built = fs.existsSync(EMU);
@@ -558,8 +559,7 @@ test('a model larger than the device is a clear E_OOM with the numbers and the a
 // CLI's --backend cuda, engineInfo's devices) run; no GPU is in CI, so here they run with the emulator as that
 // GPU, as test:gpu would run them (TAILOR_TEST_GPU=1, the built architectures named), so that a lent GPU's
 // few minutes are not lost to a branch that never ran
-// (NODE_TEST_CONTEXT, set for this file by the runner, would make the inner run report to us in its binary form)
-const { NODE_TEST_CONTEXT: _ctx, ...testEnv } = process.env;
+const testEnv = nestedTestEnv(process.env);
 test("npm run test:gpu's device branches, rehearsed with the emulator as the GPU: cuda.test.js passes with none of them skipped, and the GPU benchmark writes its table", { skip: !built }, (t) => {
   const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', path.join(REPO_ROOT, 'dist', 'test', 'cuda.test.js')], {
     encoding: 'utf8',

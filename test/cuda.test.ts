@@ -154,11 +154,11 @@ test("backend 'cuda' is a clear E_UNSUPPORTED without a device (never a crash); 
 });
 
 test('tailor --backend: info shows the backend and the CUDA status; without a device cuda fails clearly on info, generate, perplexity, eval', () => {
-  const onGpu = engineInfo().cuda.available;
+  const c = engineInfo().cuda;
+  const onGpu = c.available;
   const info = tailor('info', HF, '--backend', 'auto');
   assert.equal(info.code, 0, info.err);
   assert.match(info.out, onGpu ? /^backend\s+cuda \(.*\), \d+ threads \(--backend auto: chose CUDA\)$/m : /^backend\s+cpu \(.*\), \d+ threads \(--backend auto: CUDA not available\)$/m);
-  const c = engineInfo().cuda;
   assert.match(info.out, c.built ? new RegExp(`^cuda\\s+built for sm ${c.architectures} \\(CUDA \\d+\\.\\d+\\)[;,] `, 'm') : /^cuda\s+not available: not built with CUDA/m);
   const js = tailor('info', HF, '--json');
   assert.equal(js.code, 0, js.err);

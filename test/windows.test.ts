@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { hostileCases, validCases } from './helpers/hostile.js';
 import { golden } from './helpers/golden.js';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+import { nestedTestEnv } from './helpers/spawn.js';
 
 const CXX = 'x86_64-w64-mingw32-g++-posix';
 const OBJDUMP = 'x86_64-w64-mingw32-objdump';
@@ -149,9 +150,7 @@ test('the Windows addon in Windows\' node.exe under Wine: the engine\'s TypeScri
   // files, merges, full fine-tuning), each run in process by node.exe (its stdout a file: Wine gives a Windows
   // Node no pipe it can write to); those that need better-sqlite3 (built for Linux) or llama.cpp (the Linux
   // build) are not among them
-  // (without NODE_TEST_CONTEXT, which would make it report to this runner in its binary protocol)
-  const childEnv: NodeJS.ProcessEnv = { ...WINE_ENV, TAILOR_ADDON: path.join(BUILD, 'tailor.node') };
-  delete childEnv.NODE_TEST_CONTEXT;
+  const childEnv = nestedTestEnv({ ...WINE_ENV, TAILOR_ADDON: path.join(BUILD, 'tailor.node') });
   // [file, the tests of it to run (all when null), how many]: train's `tailor finetune` test records its run in
   // the history, so it is left out (a pattern applies under --test, which then runs the file in a child)
   const TRAIN = '^(prompt/completion|answer-only LoRA|LoRA on TinyStories|the same seed|a cancelled run|PEFT adapters|a merged model|the importance pass|full fine-tuning)';

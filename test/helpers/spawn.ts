@@ -45,3 +45,10 @@ export function startedOnce<K, V>(start: (key: K) => Promise<V>): (key: K) => Pr
     return p;
   };
 }
+
+/** `env` without NODE_TEST_CONTEXT: the runner sets it for a test file's process, and a `node --test` started from
+ * a test with it would report to this runner in its binary protocol instead of printing its results. */
+export function nestedTestEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_TEST_CONTEXT: _ctx, ...rest } = env;
+  return rest;
+}
