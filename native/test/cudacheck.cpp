@@ -10,9 +10,10 @@
 // dense bf16 peak, attention); they are printed, never checked. --bench-only prints them without the checks.
 // --golden JSON: the first model's golden file (bf16 argmax rows); --memory-plan 7b|tiny: cudamem.cpp alone;
 // --products: the matrix-product rows alone (our kernels and cuBLASLt; the emulator's ASan run uses it).
-// --races: the rows up to 5M multiply-adds (the emulator's ThreadSanitizer run, see cudacheck.h).
+// --races: the rows up to 5M multiply-adds (the emulator's ThreadSanitizer run); --memcheck: up to 50M (its
+// AddressSanitizer run); see cudacheck.h.
 //   tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model] [--products]
-//                    [--memory-plan 7b|tiny] [--races]
+//                    [--memory-plan 7b|tiny] [--races | --memcheck]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -67,7 +68,7 @@ void check_matmul(Backend& cpu) {
                         {130, 1000, 1, true}, {300, 200, 264, true}};
   cu::lt_set_enabled(0);  // our kernel, at both block tiles (cuBLASLt's rows are check_cublaslt's)
   for (const Case& c : cases) {
-    if (left_out_for_races(c.T * c.in * c.out)) continue;
+    if (left_out_for_sanitizer(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     auto ref = y0;
     cpu.matmul_forward(ref.data(), x.data(), w.data(), c.T, c.in, c.out, c.acc);
@@ -91,7 +92,7 @@ void check_matmul_bf16(Backend& cpu, int cc) {
                         {3, 17, 1, false},     {300, 200, 264, true},  {129, 72, 136, false}, {130, 101, 130, true},
                         {45, 130, 98, true}};  // in even, not a multiple of 8: 4-byte copies
   for (const Case& c : cases) {
-    if (left_out_for_races(c.T * c.in * c.out)) continue;
+    if (left_out_for_sanitizer(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     const auto xb = bf16_vector(x), wb = bf16_vector(w);
     const auto xr = bf16_floats(xb), wr = bf16_floats(wb);  // the bf16 values as floats
@@ -156,7 +157,7 @@ void check_matmul_bf16w(Backend& cpu, int cc) {
   const Case cases[] = {{1, 288, 768, false}, {64, 288, 768, true}, {37, 101, 203, true}, {3, 17, 1, false}, {70, 130, 97, true},
                         {200, 136, 264, true}, {130, 130, 97, false}, {45, 130, 98, true}};
   for (const Case& c : cases) {
-    if (left_out_for_races(c.T * c.in * c.out)) continue;
+    if (left_out_for_sanitizer(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), y0 = randf(size_t(c.T * c.out));
     const auto wb = bf16_vector(w);
     const auto wr = bf16_floats(wb), xr = rounded_bf16(x);
@@ -208,7 +209,7 @@ void check_matmul_backward(Backend& cpu) {
                         {150, 136, 260, true, true}, {9, 1, 20, true, true}};
   cu::lt_set_enabled(0);  // our kernel, at both block tiles
   for (const Case& c : cases) {
-    if (left_out_for_races(c.T * c.in * c.out)) continue;
+    if (left_out_for_sanitizer(c.T * c.in * c.out)) continue;
     auto x = randf(size_t(c.T * c.in)), w = randf(size_t(c.out * c.in), 0.05f), dy = randf(size_t(c.T * c.out));
     auto dx0 = randf(size_t(c.T * c.in)), dw0 = randf(size_t(c.out * c.in), 0.01f);
     auto rdx = dx0, rdw = dw0;
@@ -389,9 +390,9 @@ void check_losses(Backend& cpu) {
 
 // ---- training ops (train.cu) against the float templates of train_ops.h ----
 
-// the summary line's note on the rows --races left out
-std::string races_note() {
-  return race_limit > 0 ? " (" + std::to_string(left_out) + " larger rows left out for the race run)" : "";
+// the summary line's note on the rows --races or --memcheck left out
+std::string left_out_note() {
+  return row_work_limit > 0 ? " (" + std::to_string(left_out) + " larger cases left out for the sanitizer)" : "";
 }
 
 }  // namespace
@@ -409,13 +410,14 @@ int main(int argc, char** argv) {
     else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
     else if (a == "--random-model") random_model = true;
     else if (a == "--products") products_only = true;  // the matrix-product rows alone (our kernels and cuBLASLt)
-    else if (a == "--races") race_limit = 5'000'000;  // the ThreadSanitizer build's run: the smaller rows
+    else if (a == "--races") row_work_limit = 5'000'000;     // the ThreadSanitizer build's run: the smaller rows
+    else if (a == "--memcheck") row_work_limit = 50'000'000;  // the AddressSanitizer build's: all but the LLaMA-sized
     else if (a == "--golden" && i + 1 < argc) golden = argv[++i];              // golden JSON of the first --model (bf16 argmax rows)
     else if (a == "--memory-plan" && i + 1 < argc) memory_plan = argv[++i];  // 7b | tiny: docs/memory-plan.md measured
     else {
       std::fprintf(stderr,
                    "usage: tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model] "
-                   "[--memory-plan 7b|tiny] [--products] [--races]\n");
+                   "[--memory-plan 7b|tiny] [--products] [--races | --memcheck]\n");
       return 2;
     }
   }
@@ -453,7 +455,7 @@ int main(int argc, char** argv) {
     check_matmul_backward(*cpu);
     check_cublaslt(*cpu, cc);
     if (products_only) {
-      std::printf("\n%d checks, %d failed (the matrix products only)%s\n", checks, failures, races_note().c_str());
+      std::printf("\n%d checks, %d failed (the matrix products only)%s\n", checks, failures, left_out_note().c_str());
       return failures ? 1 : 0;
     }
     check_rmsnorm(*cpu);
@@ -468,7 +470,7 @@ int main(int argc, char** argv) {
       std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
       check_whole_models(models, random_model, device, golden);
     }
-    std::printf("\n%d checks, %d failed%s\n", checks, failures, races_note().c_str());
+    std::printf("\n%d checks, %d failed%s\n", checks, failures, left_out_note().c_str());
     if (do_bench) bench(cc, dev->name);
   } catch (const EngineError& e) {
     std::printf("\nerror (%s): %s\n", error_code_name(e.code()), e.what());
