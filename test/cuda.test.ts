@@ -544,9 +544,9 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
   // one byte between barriers, one writing, is reported whatever order the fibers happened to run in
   const tree = await sanitizerTree('tsan');
   const run = (exe: string, args: string[]) => tree(exe, args, { TAILOR_CUBLASLT: '0', TSAN_OPTIONS: 'halt_on_error=0' });
-  // every kernel of native/cuda on the harness's smaller rows (our kernels: cuBLASLt off), the longest run, beside
-  // the detector's own checks
-  const kernels = run('tailor_cudacheck_emu', ['--races']);
+  // every kernel of native/cuda on the harness's smaller rows (our kernels: cuBLASLt off), in two halves side by
+  // side (each run is one thread; whole, it was the longest run), beside the detector's own checks
+  const halves = [run('tailor_cudacheck_emu', ['--races', '--half', '1']), run('tailor_cudacheck_emu', ['--races', '--half', '2'])];
   // the detector: each missing barrier is reported in its kernel, each correctly ordered twin is not
   const demos: [string, string | null][] = [
     ['no-barrier', 'neighbour_kernel<false>'],
@@ -579,11 +579,14 @@ test('every CUDA kernel under ThreadSanitizer on the emulator: no data race (rac
       assert.equal(r.status, 0, r.out.slice(-2000));
     }
   }
-  const h = await kernels;
-  const at = h.out.indexOf('ThreadSanitizer');
-  assert.equal(at, -1, h.out.slice(Math.max(0, at - 200), at + 4000));
-  assert.equal(h.status, 0, h.out.slice(-4000));
-  const summary = h.out.match(/\n(\d+) checks, 0 failed \((\d+) larger cases left out for the sanitizer\)\n/);
-  assert.ok(summary, h.out.slice(-2000));
-  t.diagnostic(`${summary[1]} kernel rows under ThreadSanitizer, no race (${summary[2]} larger cases left out); ${demos.filter((d) => d[1]).length} planted races all reported`);
+  let rows = 0, leftOut = 0;
+  for (const [i, h] of (await Promise.all(halves)).entries()) {
+    const at = h.out.indexOf('ThreadSanitizer');
+    assert.equal(at, -1, h.out.slice(Math.max(0, at - 200), at + 4000));
+    assert.equal(h.status, 0, h.out.slice(-4000));
+    const summary = h.out.match(new RegExp(`\\n(\\d+) checks, 0 failed \\(half ${i + 1} of the rows\\) \\((\\d+) larger cases left out for the sanitizer\\)\\n`));
+    assert.ok(summary, h.out.slice(-2000));
+    rows += Number(summary[1]), leftOut += Number(summary[2]);
+  }
+  t.diagnostic(`${rows} kernel rows under ThreadSanitizer, no race (${leftOut} larger cases left out); ${demos.filter((d) => d[1]).length} planted races all reported`);
 });

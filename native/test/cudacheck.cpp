@@ -10,10 +10,12 @@
 // dense bf16 peak, attention); they are printed, never checked. --bench-only prints them without the checks.
 // --golden JSON: the first model's golden file (bf16 argmax rows); --memory-plan 7b|tiny: cudamem.cpp alone;
 // --products: the matrix-product rows alone (our kernels and cuBLASLt; the emulator's ASan run uses it).
+// --half 1|2: one half of the rows (1: the products, norms, RoPE and inference attention; 2: the rest and the
+// whole models), so that two processes of a sanitizer build, one thread each, run them side by side.
 // --races: the rows up to 5M multiply-adds (the emulator's ThreadSanitizer run); --memcheck: up to 50M (its
 // AddressSanitizer run); see cudacheck.h.
-//   tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model] [--products]
-//                    [--memory-plan 7b|tiny] [--races | --memcheck]
+//   tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model]
+//                    [--products | --half 1|2] [--memory-plan 7b|tiny] [--races | --memcheck]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -400,6 +402,7 @@ std::string left_out_note() {
 int main(int argc, char** argv) {
   int device = 0;
   bool do_bench = false, bench_only = false, random_model = false, products_only = false;
+  int half = 0;
   std::vector<std::string> models;
   std::string golden, memory_plan;
   for (int i = 1; i < argc; i++) {
@@ -410,6 +413,7 @@ int main(int argc, char** argv) {
     else if (a == "--model" && i + 1 < argc) models.push_back(argv[++i]);
     else if (a == "--random-model") random_model = true;
     else if (a == "--products") products_only = true;  // the matrix-product rows alone (our kernels and cuBLASLt)
+    else if (a == "--half" && i + 1 < argc) half = std::atoi(argv[++i]);  // 1 | 2: that half of the rows
     else if (a == "--races") row_work_limit = 5'000'000;     // the ThreadSanitizer build's run: the smaller rows
     else if (a == "--memcheck") row_work_limit = 50'000'000;  // the AddressSanitizer build's: all but the LLaMA-sized
     else if (a == "--golden" && i + 1 < argc) golden = argv[++i];              // golden JSON of the first --model (bf16 argmax rows)
@@ -417,9 +421,13 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: tailor_cudacheck [--device N] [--bench | --bench-only] [--model PATH]... [--golden JSON] [--random-model] "
-                   "[--memory-plan 7b|tiny] [--products] [--races | --memcheck]\n");
+                   "[--memory-plan 7b|tiny] [--products | --half 1|2] [--races | --memcheck]\n");
       return 2;
     }
+  }
+  if (half < 0 || half > 2 || (half && products_only)) {
+    std::fprintf(stderr, "tailor_cudacheck: --half takes 1 or 2, and not with --products\n");
+    return 2;
   }
   CudaStatus st = cuda_devices(true);
   std::printf("tailor_cudacheck: CUDA runtime %s, driver %s, kernels for sm %s\n", cuda_version_string(st.runtime_version).c_str(),
@@ -448,29 +456,35 @@ int main(int argc, char** argv) {
     BackendOptions bo;
     auto cpu = make_cpu_backend(bo);
     std::printf("%-22s %-44s %11s %11s %9s  %s\n", "op", ("case (reference: " + cpu->name() + ")").c_str(), "max abs", "rel", "tol", "");
-    check_matmul(*cpu);
-    check_matmul_bf16(*cpu, cc);
-    check_matmul_bf16w(*cpu, cc);
-    check_tc_copies(cc);
-    check_matmul_backward(*cpu);
-    check_cublaslt(*cpu, cc);
-    if (products_only) {
-      std::printf("\n%d checks, %d failed (the matrix products only)%s\n", checks, failures, left_out_note().c_str());
-      return failures ? 1 : 0;
+    if (half != 2) {
+      check_matmul(*cpu);
+      check_matmul_bf16(*cpu, cc);
+      check_matmul_bf16w(*cpu, cc);
+      check_tc_copies(cc);
+      check_matmul_backward(*cpu);
+      check_cublaslt(*cpu, cc);
+      if (products_only) {
+        std::printf("\n%d checks, %d failed (the matrix products only)%s\n", checks, failures, left_out_note().c_str());
+        return failures ? 1 : 0;
+      }
+      check_rmsnorm(*cpu);
+      check_rope(*cpu);
+      check_attention_ops(*cpu);
     }
-    check_rmsnorm(*cpu);
-    check_rope(*cpu);
-    check_attention_ops(*cpu);
-    check_pointwise(*cpu);
-    check_losses(*cpu);
-    check_training_ops(*cpu, *make_cuda_backend(device));
-    check_transfers();
-    cu::device_synchronize();
-    if (!models.empty() || random_model) {
-      std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
-      check_whole_models(models, random_model, device, golden);
+    if (half != 1) {
+      rng.seed(20240601);  // the second half's inputs whether or not the first half ran
+      check_pointwise(*cpu);
+      check_losses(*cpu);
+      check_training_ops(*cpu, *make_cuda_backend(device));
+      check_transfers();
+      cu::device_synchronize();
+      if (!models.empty() || random_model) {
+        std::printf("\nwhole models, CPU backend against the CUDA backend (%s):\n", cpu->name().c_str());
+        check_whole_models(models, random_model, device, golden);
+      }
     }
-    std::printf("\n%d checks, %d failed%s\n", checks, failures, left_out_note().c_str());
+    const std::string which = half ? " (half " + std::to_string(half) + " of the rows)" : "";
+    std::printf("\n%d checks, %d failed%s%s\n", checks, failures, which.c_str(), left_out_note().c_str());
     if (do_bench) bench(cc, dev->name);
   } catch (const EngineError& e) {
     std::printf("\nerror (%s): %s\n", error_code_name(e.code()), e.what());
