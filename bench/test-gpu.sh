@@ -32,6 +32,16 @@ elapsed() { echo "$(( $(date +%s) - start )) s"; }
 left() { echo $(( ${TEST_GPU_DEADLINE:-560} - ($(date +%s) - start) )); }
 # a step's timeout: its own limit ($1 s), or what is left before the deadline if less (at least 10 s)
 limit() { l=$(left); [ "$l" -lt "$1" ] && echo $(( l > 10 ? l : 10 )) || echo "$1"; }
+# the logs go to $OUT however the script ends (a failed or stopped build's log most of all)
+copy_out() {
+  if [ -n "${OUT:-}" ] && mkdir -p "$OUT"; then
+    cp "$LOG" "$OUT/test-gpu.log" 2>/dev/null
+    cp out/test-gpu-build.log "$OUT/test-gpu-build.log" 2>/dev/null
+    cp out/test-gpu-memcheck.log "$OUT/test-gpu-memcheck.log" 2>/dev/null
+  fi
+  return 0
+}
+trap copy_out EXIT
 
 # ---- Node: the one on PATH, else the packed one ----
 if ! command -v node >/dev/null 2>&1; then
@@ -86,7 +96,8 @@ else
   if command -v npm >/dev/null 2>&1 && [ -f node_modules/cmake-js/package.json ]; then
     say "== build: npm run build:native -- --CDTAILOR_CUDA=ON --CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS --CDTAILOR_CUEMU=$CUEMU && npm run build:ts"
     build_with() {
-      (npm run build:native -- --CDTAILOR_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "--CDTAILOR_CUEMU=$CUEMU" >out/test-gpu-build.log 2>&1 && npm run build:ts >>out/test-gpu-build.log 2>&1
+      (timeout "$(limit 300)" npm run build:native -- --CDTAILOR_CUDA=ON "--CDCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "--CDTAILOR_CUEMU=$CUEMU" >out/test-gpu-build.log 2>&1 &&
+        timeout "$(limit 120)" npm run build:ts >>out/test-gpu-build.log 2>&1
         echo $? >out/.test-gpu-rc)
     }
   else
@@ -100,13 +111,15 @@ else
       (cmake -S native -B native/build $GEN -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS" "-DTAILOR_CUEMU=$CUEMU" -DCMAKE_JS_VERSION=8.0.0 \
         "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$PWD/native/build/Release" "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include" \
         -DCMAKE_JS_SRC= -DCMAKE_JS_LIB= -DCMAKE_CXX_FLAGS=-DBUILDING_NODE_EXTENSION >out/test-gpu-build.log 2>&1 &&
-        cmake --build native/build -j "$(nproc)" >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
+        timeout "$(limit 300)" cmake --build native/build -j "$(nproc)" >>out/test-gpu-build.log 2>&1; echo $? >out/.test-gpu-rc)
     }
   fi
   build_with
-  if [ "$(cat out/.test-gpu-rc)" -ne 0 ]; then
+  rc=$(cat out/.test-gpu-rc)
+  if [ "$rc" -ne 0 ]; then
     tail -40 out/test-gpu-build.log | tee -a "$LOG"
-    say "== build FAILED (out/test-gpu-build.log)"
+    if [ "$rc" -eq 124 ]; then say "== build stopped by its time limit (exit 124; out/test-gpu-build.log; a rerun goes on from what it built)"
+    else say "== build FAILED (exit $rc; out/test-gpu-build.log)"; fi
     exit 1
   fi
   grep "Tailor:" out/test-gpu-build.log | tee -a "$LOG"
@@ -166,10 +179,5 @@ if [ "$bench" != "skipped (no CUDA device)" ] && [ -x "$CHECK" ]; then
   fi
 fi
 say "== test:gpu done in $(elapsed): tests $([ "$trc" -eq 0 ] && echo passed || echo FAILED), benchmark $bench${extras:+;$extras} (log: $LOG)"
-if [ -n "${OUT:-}" ] && mkdir -p "$OUT"; then
-  cp "$LOG" "$OUT/test-gpu.log" 2>/dev/null
-  cp out/test-gpu-build.log "$OUT/test-gpu-build.log" 2>/dev/null
-  cp out/test-gpu-memcheck.log "$OUT/test-gpu-memcheck.log" 2>/dev/null
-fi
 [ "$trc" -ne 0 ] && exit "$trc"
 exit "$brc"
