@@ -510,8 +510,8 @@ const sanitizerTree = startedOnce((kind: Sanitizer): Promise<TreeRun> =>
 test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-of-bounds access (memcheck without a GPU)', { timeout: 900_000, skip: ON_EMULATOR }, async (t) => {
   // device memory is host memory on the emulator, allocated to the byte: a kernel reading or writing past a
   // buffer is a heap-buffer-overflow report; our own kernels (cuBLASLt off), and the products with it on.
-  // --memcheck leaves out the LLaMA-sized rows (T=64 in=2048 out=5632): their paths are the smaller rows'
-  // (tiles, 16-byte copies), they took half of each run, and the emulator's plain run above computes them
+  // --memcheck leaves out the two LLaMA-sized cases (T=64 in=2048 out=5632, fp32 and bf16): their paths are the
+  // smaller cases' (tiles, 16-byte copies), they took half of each run, and the emulator's plain run computes them
   const run = await sanitizerTree('asan');
   sanitizerTree('tsan'); // the next test's tree, built while the runs below use a core each
   // the harness under the sanitizers: no report, a clean exit, its output
@@ -530,11 +530,13 @@ test('every CUDA kernel under AddressSanitizer + UBSan on the emulator: no out-o
   const [out, lout] = await Promise.all([sanitized(['--memcheck'], '0'), sanitized(['--products', '--memcheck'], '1')]);
   const summary = out.match(/\n(\d+) checks, 0 failed \((\d+) larger cases left out for the sanitizer\)\n/);
   assert.ok(summary, out.slice(-2000));
+  assert.equal(summary[2], '2', 'the two LLaMA-sized cases are all that --memcheck leaves out');
   t.diagnostic(`${summary[1]} kernel rows under AddressSanitizer + UBSan, no report (${summary[2]} LLaMA-sized cases left out)`);
   assert.match(lout, /^cuBLASLt\s+active /m);
   assert.match(lout, /^cuBLASLt calls\s+.*ok \(all ran\)$/m);
   const ls = lout.match(/\n(\d+) checks, 0 failed \(the matrix products only\) \((\d+) larger cases left out for the sanitizer\)\n/);
   assert.ok(ls, lout.slice(-2000));
+  assert.equal(ls[2], '2', lout.slice(-2000));
   t.diagnostic(`${ls[1]} matrix-product rows with cuBLASLt on under AddressSanitizer + UBSan, no report (${ls[2]} left out)`);
 });
 
