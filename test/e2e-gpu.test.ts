@@ -10,13 +10,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { REPO_ROOT, shared, tempDir } from './helpers/paths.js';
+// (types only: erased, so the helper module is first loaded below, once TAILOR_ADDON is set)
+import type { PageDoc } from './helpers/workbench-page.js';
 
 const EMU = path.join(REPO_ROOT, 'native', 'build', 'Release', 'tailor_emu.node');
 const built = fs.existsSync(EMU);
 const skip = built ? false : `the emulator addon is not built (${EMU})`;
 if (built) process.env.TAILOR_ADDON = EMU;
 // imported after TAILOR_ADDON is set: the server's engine loads the addon it names
-const { SHOTS, openWorkbenchPage, wizardToPruning } = await import('./helpers/workbench-page.js');
+const { SHOTS, openWorkbenchPage, runStatus, wizardToPruning, wizardToReview } = await import('./helpers/workbench-page.js');
 const { randomModel } = await import('../electron/core/formats/model-tensors.js');
 const { writeHfFolder } = await import('../electron/core/formats/safetensors-write.js');
 
@@ -35,9 +37,6 @@ after(async () => {
   assert.deepEqual(wb?.problems ?? [], [], 'no errors in the page');
 });
 
-// Conditions run in the page as functions (the page's CSP forbids eval), self-contained; this file compiles
-// without the DOM's types, hence the cast to this shape.
-type Doc = { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): { length: number } };
 const tid = (id: string) => page.getByTestId(id);
 const text = async (id: string) => String(await tid(id).first().textContent()).replace(/\s+/g, ' ').trim();
 
@@ -53,8 +52,8 @@ test('with a usable device: the navigation names it, and the Models screen gives
   fs.copyFileSync(shared('models', 'stories260K-hf', 'tokenizer.model'), path.join(hd16, 'tokenizer.model'));
   await tid('models-add-path').fill(hd16);
   await tid('models-add').click();
-  await page.waitForFunction(() => (globalThis as unknown as { document: Doc }).document.querySelectorAll('[data-testid=model-item]').length === 2, undefined, { polling: 100 });
-  await page.waitForFunction(() => /in bf16/.test((globalThis as unknown as { document: Doc }).document.querySelector('[data-testid=model-kv]')?.textContent ?? ''), undefined, { polling: 100 });
+  await page.waitForFunction(() => (globalThis as unknown as { document: PageDoc }).document.querySelectorAll('[data-testid=model-item]').length === 2, undefined, { polling: 100 });
+  await page.waitForFunction(() => /in bf16/.test((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=model-kv]')?.textContent ?? ''), undefined, { polling: 100 });
   assert.equal(await text('model-kv'), '512.0 KiB fp32, 512 B a token bf16 weights on this GPU: 256.0 KiB in bf16, 256 B a token');
   await page.screenshot({ path: path.join(SHOTS, 'gpu-01-models.png') });
 });
@@ -66,18 +65,7 @@ test('a run on CUDA with bf16 weights from the wizard: the review offers the dev
   assert.equal(await tid('prune-ratio-chip').count(), 1);
   await tid('prune-calib-samples').fill('2');
   await tid('prune-calib-seqlen').fill('32');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=lora]');
-  await tid('lora-epochs').fill('1');
-  await tid('lora-trainshots').fill('2');
-  await tid('lora-batch').fill('2');
-  await tid('lora-maxlen').fill('48');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=eval]');
-  await tid('eval-limit').fill('2');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=review]');
-  await tid('review-name').fill('on the device');
+  await wizardToReview(page, 'on the device', { epochs: '1', trainshots: '2', batch: '2', maxlen: '48' }, '2');
   // a usable device: 'auto' says it will be CUDA, CUDA is offered and no reason is shown, bf16 weights can be chosen
   assert.match(await tid('review-backend').locator('option[value=auto]').innerText(), /CUDA here/);
   assert.equal(await tid('review-backend').locator('option[value=cuda]').isDisabled(), false);
@@ -91,8 +79,7 @@ test('a run on CUDA with bf16 weights from the wizard: the review offers the dev
   await tid('wizard-start').click();
   await tid('run-screen').waitFor();
   const runId = String(await tid('run-screen').getAttribute('data-run-id'));
-  await page.waitForFunction(() => /done|failed|cancelled/.test((globalThis as unknown as { document: Doc }).document.querySelector('[data-testid=run-status]')?.textContent ?? ''), undefined, { timeout: 300_000, polling: 250 });
-  assert.match(await text('run-status'), /done/, 'the run finished');
+  assert.match(await runStatus(page, /done|failed|cancelled/, 300_000), /done/, 'the run finished');
   assert.match(await text('run-compute'), /^Computed on cuda \(device 0, Tailor CUDA emulator \(CPU\), sm_80, bf16 weights/);
   // where the time and the GPU memory went: a GPU peak for every stage
   await page.locator('details.times summary').click();

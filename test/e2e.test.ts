@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Server } from '../electron/core/serve/server.js';
 import { REPO_ROOT, tempDir } from './helpers/paths.js';
-import { SHOTS, openWorkbenchPage, wizardToPruning, type WorkbenchPage } from './helpers/workbench-page.js';
+import { SHOTS, openWorkbenchPage, runStatus, wizardToPruning, wizardToReview, type PageDoc, type WorkbenchPage } from './helpers/workbench-page.js';
 
 const dir = tempDir('tailor-e2e-');
 let wb: WorkbenchPage | undefined;
@@ -34,10 +34,6 @@ after(async () => {
   assert.deepEqual(wb?.problems ?? [], [], 'no errors in the page');
 });
 
-// Conditions that run in the page are functions (playwright calls them without eval, which the page's CSP
-// forbids), written self-contained (only their own text reaches the page); this file compiles without
-// the DOM's types, hence the cast to this shape.
-type Doc = { querySelector(s: string): { textContent: string | null } | null };
 /** Screenshots a screen in the light and the dark theme, checking that nothing overflows the 1024-px width. */
 async function shot(name: string, fullPage = false): Promise<void> {
   const overflow = await page.evaluate(() => {
@@ -53,23 +49,8 @@ async function shot(name: string, fullPage = false): Promise<void> {
 const tid = (id: string) => page.getByTestId(id);
 const runIdOfScreen = async () => String(await tid('run-screen').getAttribute('data-run-id'));
 
-async function runStatus(expected: RegExp, timeout = 240_000): Promise<string> {
-  await page.waitForFunction((re) => new RegExp(re).test((globalThis as unknown as { document: Doc }).document.querySelector('[data-testid=run-status]')?.textContent ?? ''), expected.source, { timeout, polling: 250 });
-  return String(await tid('run-status').textContent());
-}
-
 async function wizardFinish(name: string, lora: { epochs: string; trainshots: string; rank?: string }): Promise<string> {
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=lora]');
-  await tid('lora-epochs').fill(lora.epochs);
-  await tid('lora-trainshots').fill(lora.trainshots);
-  if (lora.rank) await tid('lora-rank').fill(lora.rank);
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=eval]');
-  await tid('eval-limit').fill('40');
-  await tid('wizard-next').click();
-  await page.waitForSelector('[data-testid=wizard-body][data-step=review]');
-  await tid('review-name').fill(name);
+  await wizardToReview(page, name, lora, '40');
   // where it computes: auto by default; CUDA offered only with a usable device, else its reason is shown
   assert.equal(await tid('review-backend').inputValue(), 'auto');
   const cudaOption = tid('review-backend').locator('option[value=cuda]');
@@ -135,14 +116,14 @@ test('the whole wizard with two ratios: live progress, the recovery table, Histo
   assert.match(String(await tid('prune-plan-params').textContent()), /211,072/);
   // kept MLP channels in multiples of 8: the live plan keeps 144 a layer instead of 137, and back
   await tid('prune-round-to').selectOption('8');
-  await page.waitForFunction(() => /217,792/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
+  await page.waitForFunction(() => /217,792/.test((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
   await tid('prune-round-to').selectOption('1');
-  await page.waitForFunction(() => /211,072/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
+  await page.waitForFunction(() => /211,072/.test((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
   await shot('04-wizard-pruning');
   const runId = await wizardFinish('e2e first', { epochs: '1', trainshots: '60' });
   await page.waitForSelector('[data-testid=run-stage][data-status=running]', { timeout: 60_000 });
   await shot('05-run-live');
-  assert.match(await runStatus(/done/), /done/);
+  assert.match(await runStatus(page, /done/), /done/);
   const rows = tid('run-recovery-row');
   assert.equal(await rows.count(), 2);
   assert.match(String(await rows.first().textContent()), /story_cloze/);
@@ -168,7 +149,7 @@ test('the whole wizard with two ratios: live progress, the recovery table, Histo
   await page.waitForSelector('[data-testid=wizard-body][data-step=prune]');
   const second = await wizardFinish('e2e second', { epochs: '1', trainshots: '60', rank: '4' });
   assert.notEqual(second, runId);
-  await runStatus(/done/);
+  await runStatus(page, /done/);
   await tid('nav-history').click();
   for (const id of [runId, second]) await page.locator(`[data-testid=history-row][data-run-id="${id}"] [data-testid=history-select]`).check();
   await tid('history-compare').click();
@@ -183,7 +164,7 @@ test('the Playground streams a generation; Export writes a GGUF and refuses to o
   await tid('playground-prompt').fill('Once upon a time');
   await tid('playground-max-tokens').fill('40');
   await tid('playground-generate').click();
-  await page.waitForFunction(() => ((globalThis as unknown as { document: Doc }).document.querySelector('[data-testid=playground-output-a]')?.textContent ?? '').trim().length > 20, undefined, { timeout: 30_000 });
+  await page.waitForFunction(() => ((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=playground-output-a]')?.textContent ?? '').trim().length > 20, undefined, { timeout: 30_000 });
   await tid('playground-stats-a').waitFor();
   await shot('09-playground');
   await tid('nav-export').click();
@@ -212,12 +193,12 @@ test('cancel a running tailoring run, then resume it to the end', async () => {
   await tid('run-loss-chart').waitFor();
   await tid('run-cancel').click();
   await tid('run-resume').waitFor({ timeout: 5_000 });
-  assert.match(await runStatus(/cancelled/, 5_000), /cancelled/);
+  assert.match(await runStatus(page, /cancelled/, 5_000), /cancelled/);
   assert.equal(server.workbench.history.getRun(runId).status, 'cancelled');
   await shot('11-run-cancelled');
   await tid('run-resume').click();
   await page.waitForSelector('[data-stage="baseline"][data-status=done]');
-  assert.match(await runStatus(/done/), /done/);
+  assert.match(await runStatus(page, /done/), /done/);
   assert.equal(server.workbench.history.getRun(runId).status, 'done');
   await shot('12-run-resumed-done');
 });
@@ -231,6 +212,6 @@ test('a draft with a round-to of its own (64, from a CLI spec) opens at the prun
   assert.equal(await tid('prune-round-to').inputValue(), '64');
   assert.equal((await tid('prune-round-to').locator('option:checked').innerText()).trim(), 'multiples of 64');
   // 137 channels a layer at ratio 0.2, rounded up past the layer's 172: its largest multiple of 64, 128
-  await page.waitForFunction(() => /202,432/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
+  await page.waitForFunction(() => /202,432/.test((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=prune-plan-params]')?.textContent ?? ''));
   await tid('wizard-reset').click();
 });

@@ -42,6 +42,32 @@ export async function openWorkbenchPage(dir: string): Promise<WorkbenchPage> {
   };
 }
 
+/** The page's document as the conditions that run in it see it: they are functions (playwright calls them without
+ * eval, which the page's CSP forbids), self-contained, and the tests compile without the DOM's types, hence a cast
+ * of globalThis to this shape. */
+export type PageDoc = { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): { length: number } };
+
+/** Waits until the run screen's status matches `expected`, and returns it. */
+export async function runStatus(page: Page, expected: RegExp, timeout = 240_000): Promise<string> {
+  await page.waitForFunction((re) => new RegExp(re).test((globalThis as unknown as { document: PageDoc }).document.querySelector('[data-testid=run-status]')?.textContent ?? ''), expected.source, { timeout, polling: 250 });
+  return String(await page.getByTestId('run-status').textContent());
+}
+
+/** From the pruning step: the LoRA step's fields given (by their test ids' suffix: lora-epochs is `epochs`), the
+ * evaluation's item limit, at the review step with the run named `name`. */
+export async function wizardToReview(page: Page, name: string, lora: Record<string, string>, evalLimit: string): Promise<void> {
+  const tid = (id: string) => page.getByTestId(id);
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=lora]');
+  for (const [field, value] of Object.entries(lora)) await tid(`lora-${field}`).fill(value);
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=eval]');
+  await tid('eval-limit').fill(evalLimit);
+  await tid('wizard-next').click();
+  await page.waitForSelector('[data-testid=wizard-body][data-step=review]');
+  await tid('review-name').fill(name);
+}
+
 /** From any screen: the wizard, reset, with the bundled stories260K and story_cloze chosen, at the pruning step. */
 export async function wizardToPruning(page: Page): Promise<void> {
   const tid = (id: string) => page.getByTestId(id);
